@@ -1,0 +1,85 @@
+"""Typed access to a room's pycrdt document, validated against `canvas.schema`.
+
+Used by the server (HTTP reads), the headless client and the agent. Invalid entries written
+by some other peer are skipped on read, never raised: one bad stroke must not blind a reader
+to the rest of the room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pycrdt import Array, Doc, Map
+from pydantic import ValidationError
+
+from .schema import MESSAGES, STROKES, Message, Stroke
+
+
+class CanvasDoc:
+    """A pycrdt `Doc` seen as a canvas: a map of strokes and a list of chat messages."""
+
+    def __init__(self, doc: Doc | None = None) -> None:
+        self.doc = doc if doc is not None else Doc()
+        self.strokes_map: Map = self.doc.get(STROKES, type=Map)
+        self.messages_array: Array = self.doc.get(MESSAGES, type=Array)
+
+    # reading
+
+    def strokes(self) -> list[Stroke]:
+        out = []
+        for value in self.strokes_map.values():
+            stroke = _parse(Stroke, value)
+            if stroke is not None:
+                out.append(stroke)
+        out.sort(key=lambda s: (s.t, s.id))
+        return out
+
+    def stroke(self, stroke_id: str) -> Stroke | None:
+        value = self.strokes_map.get(stroke_id)
+        return _parse(Stroke, value) if value is not None else None
+
+    def stroke_ids(self) -> list[str]:
+        return list(self.strokes_map.keys())
+
+    def messages(self) -> list[Message]:
+        return [m for m in (_parse(Message, v) for v in self.messages_array) if m is not None]
+
+    # writing: each call is one transaction, so peers see it as one update
+
+    def add_strokes(self, strokes: Iterable[Stroke], origin: object = None) -> None:
+        with self.doc.transaction(origin=origin):
+            for s in strokes:
+                self.strokes_map[s.id] = s.to_doc()
+
+    def erase(self, ids: Iterable[str], origin: object = None) -> int:
+        n = 0
+        with self.doc.transaction(origin=origin):
+            for i in ids:
+                if i in self.strokes_map:
+                    del self.strokes_map[i]
+                    n += 1
+        return n
+
+    def post(self, message: Message, origin: object = None) -> None:
+        with self.doc.transaction(origin=origin):
+            self.messages_array.append(message.to_doc())
+
+    def apply(self, adds: Iterable[Stroke] = (), erases: Iterable[str] = (), messages: Iterable[Message] = (), origin: object = None) -> None:
+        """Apply a batch of changes as ONE transaction (an agent run's writes land this way)."""
+        with self.doc.transaction(origin=origin):
+            for s in adds:
+                self.strokes_map[s.id] = s.to_doc()
+            for i in erases:
+                if i in self.strokes_map:
+                    del self.strokes_map[i]
+            for m in messages:
+                self.messages_array.append(m.to_doc())
+
+
+def _parse(model, value):  # type: ignore[no-untyped-def]
+    if not isinstance(value, dict):
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None

@@ -1,0 +1,108 @@
+"""The room document's schema: the one definition browsers, agents and Yjs peers agree on.
+
+SCHEMA.md beside this file is the prose version for people and other languages; when one
+changes, change the other. Everything that reads or writes the document goes through these
+models, so a malformed stroke from any peer is caught at the edge instead of deep inside
+rendering or an agent's run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+STROKES = "strokes"
+"""Root `Y.Map`: stroke id -> stroke object (plain JSON, written once)."""
+
+MESSAGES = "messages"
+"""Root `Y.Array`: chat entries, oldest first."""
+
+MAX_POINTS = 10_000
+"""Points in one stroke. Long pen strokes are split by the client well before this."""
+
+MAX_TEXT = 8_000
+"""Characters in one chat message."""
+
+Kind = Literal["human", "agent"]
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex[:16]
+
+
+class Stroke(BaseModel):
+    """One pen stroke: a polyline of (x, y, pressure) triplets in canvas units."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]")
+    color: str = "#1e1e1e"
+    width: float = Field(default=4.0, gt=0, le=200)
+    author: str = Field(default="anonymous", max_length=80)
+    kind: Kind = "human"
+    run: str | None = None
+    t: int = Field(default_factory=now_ms)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("stroke id must be 1-80 chars of [A-Za-z0-9_.:-]")
+        return v
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not _COLOR.match(v):
+            raise ValueError("color must look like #rrggbb")
+        return v.lower()
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v: list[float]) -> list[float]:
+        if len(v) % 3 != 0 or not v:
+            raise ValueError("points must be a non-empty flat list of x, y, pressure triplets")
+        if len(v) // 3 > MAX_POINTS:
+            raise ValueError(f"a stroke holds at most {MAX_POINTS} points")
+        for i in range(2, len(v), 3):
+            if not 0.0 <= v[i] <= 1.0:
+                raise ValueError("pressure must be between 0 and 1")
+        if any(x != x or x in (float("inf"), float("-inf")) for x in v):
+            raise ValueError("points must be finite numbers")
+        return v
+
+    def xy(self) -> list[tuple[float, float]]:
+        """The points as (x, y) pairs, pressure dropped."""
+        p = self.points
+        return [(p[i], p[i + 1]) for i in range(0, len(p), 3)]
+
+    def to_doc(self) -> dict:
+        """The plain JSON object stored in the `strokes` map (no nulls)."""
+        return self.model_dump(exclude_none=True)
+
+
+class Message(BaseModel):
+    """A chat entry: people's prompts, agents' status lines and replies."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(default_factory=lambda: new_id("m"))
+    author: str = Field(max_length=80)
+    kind: Kind = "human"
+    text: str = Field(max_length=MAX_TEXT)
+    t: int = Field(default_factory=now_ms)
+    run: str | None = None
+
+    def to_doc(self) -> dict:
+        return self.model_dump(exclude_none=True)
