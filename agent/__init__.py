@@ -1,0 +1,1 @@
+"""Code Mode agent: the model writes JavaScript that runs in agent.sandbox."""

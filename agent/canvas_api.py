@@ -1,0 +1,302 @@
+"""THE canvas JavaScript API, defined once as sandbox Capabilities.
+
+Why one definition: the TypeScript declarations and docs the model reads (`codemode.search`),
+the argument validation the sandbox does, and the handlers that touch the room all come from
+the `Capability` objects below, so they cannot drift apart.
+
+Why a session per sandbox run: handlers read a snapshot of the room taken when the run starts
+(plus the run's own pending writes) and BUFFER writes. `CanvasSession.commit` applies the
+buffer to the room in ONE transaction only after the run succeeded, so a failed run writes
+nothing and other peers see an agent's drawing appear at once, attributed to its run id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.sandbox import Capability, CapabilityError
+from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
+from canvas.geometry import BBox, bbox
+from canvas.schema import MAX_POINTS, MAX_TEXT
+
+Grant = Literal["read", "write"]
+
+
+class Quotas(BaseModel):
+    """Per-run write budget: a runaway loop must hit a clear error, not flood the room."""
+
+    max_strokes: int = 200
+    max_points: int = 20_000
+    max_erases: int = 500
+    max_messages: int = 5
+
+
+# ---- types the model sees -------------------------------------------------------------
+
+
+class Box(BaseModel):
+    """Axis-aligned box in canvas units (y grows downwards)."""
+
+    model_config = ConfigDict(extra="forbid")
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+class StrokeFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    box: Box | None = Field(default=None, description="only strokes whose bbox intersects this box")
+    author: str | None = Field(default=None, description="only strokes by this author name")
+    kind: Literal["human", "agent"] | None = Field(default=None, description="only strokes drawn by humans or by agents")
+
+
+class StrokeView(BaseModel):
+    id: str
+    points: list[list[float]] = Field(description="[[x, y], ...] in drawing order")
+    pressure: list[float] | None = Field(default=None, description="per-point pressure 0..1, only when it varies")
+    color: str
+    width: float
+    author: str
+    kind: Literal["human", "agent"]
+    run: str | None = None
+    bbox: Box
+
+
+class StrokesParams(BaseModel):
+    filter: StrokeFilter | None = None
+
+
+class StrokeParams(BaseModel):
+    id: str
+
+
+class NoParams(BaseModel):
+    pass
+
+
+class DrawSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: list[list[float]] = Field(description="[[x, y], ...] or [[x, y, pressure], ...]; at least 1 point")
+    color: str = Field(default="#1e1e1e", description="#rrggbb")
+    width: float = Field(default=4.0, description="stroke width in canvas units, 0 < width <= 200")
+
+
+class DrawParams(BaseModel):
+    stroke: DrawSpec
+
+
+class EraseParams(BaseModel):
+    id: str
+
+
+class SayParams(BaseModel):
+    text: str
+
+
+# ---- the capabilities (the API reference is generated from these) ----------------------
+
+STROKES_CAP = Capability(
+    name="canvas.strokes",
+    params=StrokesParams,
+    returns=list[StrokeView],
+    doc="All strokes in the room (as of the start of this run, plus this run's own drawing), "
+    "oldest first. Optional filter: {box: {x0,y0,x1,y1}, author, kind}. Each stroke has raw "
+    "points [[x,y],...] and its bbox, so you can analyse shapes with ordinary code.",
+    example="const s = canvas.strokes();\nconst long = s.filter(k => Math.hypot(k.bbox.x1 - k.bbox.x0, k.bbox.y1 - k.bbox.y0) > 200);",
+)
+STROKE_CAP = Capability(
+    name="canvas.stroke",
+    params=StrokeParams,
+    returns=StrokeView | None,
+    doc="One stroke by id, or null if there is none.",
+    example="const s = canvas.stroke(id); if (s) console.log(s.points.length);",
+)
+BOUNDS_CAP = Capability(
+    name="canvas.bounds",
+    params=NoParams,
+    returns=Box | None,
+    doc="The box around every stroke in the room, or null when the canvas is empty.",
+    example="const b = canvas.bounds(); // {x0, y0, x1, y1}",
+)
+DRAW_CAP = Capability(
+    name="canvas.draw",
+    params=DrawParams,
+    returns=str,
+    doc="Draw one stroke (a polyline through the points) and return its new id. Needs write "
+    "access. Drawing is buffered: it reaches the room, in one step, when the run succeeds; "
+    "if the run throws, nothing is drawn. Close a shape by repeating its first point.",
+    example="const pts = [];\nfor (let i = 0; i <= 32; i++) { const a = i / 32 * 2 * Math.PI; pts.push([cx + r * Math.cos(a), cy + r * Math.sin(a)]); }\ncanvas.draw({points: pts, color: '#d33', width: 4});",
+)
+ERASE_CAP = Capability(
+    name="canvas.erase",
+    params=EraseParams,
+    returns=bool,
+    doc="Erase a stroke by id; true if it existed. Needs write access. Buffered like draw.",
+    example="for (const s of canvas.strokes({kind: 'agent'})) canvas.erase(s.id);",
+)
+SAY_CAP = Capability(
+    name="canvas.say",
+    params=SayParams,
+    returns=None,
+    doc="Post a short chat message to the room (shown when the run succeeds). Needs write access.",
+    example="canvas.say('Done: drew a circle at (120, 80).');",
+)
+
+READ_CAPS: tuple[Capability, ...] = (STROKES_CAP, STROKE_CAP, BOUNDS_CAP)
+WRITE_CAPS: tuple[Capability, ...] = (DRAW_CAP, ERASE_CAP, SAY_CAP)
+ALL_CAPS: tuple[Capability, ...] = READ_CAPS + WRITE_CAPS
+
+
+def capabilities(grant: Grant) -> tuple[Capability, ...]:
+    return ALL_CAPS if grant == "write" else READ_CAPS
+
+
+# ---- one run's view of the room --------------------------------------------------------
+
+
+def view(stroke: Stroke) -> dict[str, Any]:
+    """The JSON a stroke is shown as in JS (pairs instead of flat triplets)."""
+    p = stroke.points
+    pressures = p[2::3]
+    b = bbox(p)
+    out: dict[str, Any] = {
+        "id": stroke.id,
+        "points": [[p[i], p[i + 1]] for i in range(0, len(p), 3)],
+        "color": stroke.color,
+        "width": stroke.width,
+        "author": stroke.author,
+        "kind": stroke.kind,
+        "bbox": {"x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1},
+    }
+    if len(set(pressures)) > 1:
+        out["pressure"] = pressures
+    if stroke.run:
+        out["run"] = stroke.run
+    return out
+
+
+class CanvasSession:
+    """Snapshot + write buffer for one sandbox run; `commit` makes the buffer one transaction."""
+
+    def __init__(self, snapshot: list[Stroke], *, author: str, run_id: str, grant: Grant, quotas: Quotas | None = None) -> None:
+        self.author = author
+        self.run_id = run_id
+        self.grant: Grant = grant
+        self.quotas = quotas or Quotas()
+        self._strokes: dict[str, Stroke] = {s.id: s for s in snapshot}
+        self.added: list[Stroke] = []
+        self.erased: list[str] = []
+        self.said: list[Message] = []
+        self._points = 0
+
+    @classmethod
+    def of(cls, doc: CanvasDoc, **kw: Any) -> CanvasSession:
+        return cls(doc.strokes(), **kw)
+
+    # handlers ------------------------------------------------------------------------
+
+    def strokes(self, params: StrokesParams) -> list[dict[str, Any]]:
+        f = params.filter
+        out = []
+        for s in self._strokes.values():
+            if f is not None:
+                if f.author is not None and s.author != f.author:
+                    continue
+                if f.kind is not None and s.kind != f.kind:
+                    continue
+                if f.box is not None and not bbox(s.points).intersects(BBox(f.box.x0, f.box.y0, f.box.x1, f.box.y1)):
+                    continue
+            out.append(view(s))
+        return out
+
+    def stroke(self, params: StrokeParams) -> dict[str, Any] | None:
+        s = self._strokes.get(params.id)
+        return view(s) if s is not None else None
+
+    def bounds(self, params: NoParams) -> dict[str, float] | None:
+        boxes = [bbox(s.points) for s in self._strokes.values()]
+        if not boxes:
+            return None
+        return {"x0": min(b.x0 for b in boxes), "y0": min(b.y0 for b in boxes), "x1": max(b.x1 for b in boxes), "y1": max(b.y1 for b in boxes)}
+
+    def draw(self, params: DrawParams) -> str:
+        spec = params.stroke
+        q = self.quotas
+        if len(self.added) >= q.max_strokes:
+            raise CapabilityError(f"quota: at most {q.max_strokes} strokes per run; draw fewer, larger strokes or split the work over several runs")
+        if not spec.points:
+            raise CapabilityError("canvas.draw: points must hold at least one [x, y] point")
+        if len(spec.points) > MAX_POINTS:
+            raise CapabilityError(f"canvas.draw: a stroke holds at most {MAX_POINTS} points; split it")
+        if self._points + len(spec.points) > q.max_points:
+            raise CapabilityError(f"quota: at most {q.max_points} points per run; use fewer points per stroke (a circle needs ~32)")
+        flat: list[float] = []
+        for pt in spec.points:
+            if len(pt) not in (2, 3):
+                raise CapabilityError("canvas.draw: each point is [x, y] or [x, y, pressure]")
+            flat.extend((pt[0], pt[1], pt[2] if len(pt) == 3 else 0.5))
+        if len(spec.points) == 1:
+            flat.extend(flat[:3])  # a dot: one zero-length segment renders everywhere
+        try:
+            stroke = Stroke(id=new_id("a"), points=flat, color=spec.color, width=spec.width, author=self.author, kind="agent", run=self.run_id, t=now_ms())
+        except ValidationError as e:
+            raise CapabilityError("canvas.draw: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
+        self._points += len(spec.points)
+        self.added.append(stroke)
+        self._strokes[stroke.id] = stroke
+        return stroke.id
+
+    def erase(self, params: EraseParams) -> bool:
+        if len(self.erased) >= self.quotas.max_erases:
+            raise CapabilityError(f"quota: at most {self.quotas.max_erases} erases per run")
+        s = self._strokes.pop(params.id, None)
+        if s is None:
+            return False
+        if any(a.id == s.id for a in self.added):
+            self.added = [a for a in self.added if a.id != s.id]
+        else:
+            self.erased.append(s.id)
+        return True
+
+    def say(self, params: SayParams) -> None:
+        if len(self.said) >= self.quotas.max_messages:
+            raise CapabilityError(f"quota: at most {self.quotas.max_messages} messages per run")
+        text = params.text.strip()
+        if not text:
+            raise CapabilityError("canvas.say: text is empty")
+        self.said.append(Message(author=self.author, kind="agent", text=text[:MAX_TEXT], run=self.run_id))
+        return None
+
+    # wiring --------------------------------------------------------------------------
+
+    def grants(self) -> list[tuple[Capability, Callable[[Any], Any]]]:
+        handlers: dict[str, Callable[[Any], Any]] = {
+            "canvas.strokes": self.strokes,
+            "canvas.stroke": self.stroke,
+            "canvas.bounds": self.bounds,
+            "canvas.draw": self.draw,
+            "canvas.erase": self.erase,
+            "canvas.say": self.say,
+        }
+        return [(cap, handlers[cap.name]) for cap in capabilities(self.grant)]
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.added or self.erased or self.said)
+
+    def commit(self, doc: CanvasDoc) -> None:
+        """Apply the buffered writes as ONE transaction (call only after a successful run)."""
+        if self.dirty:
+            doc.apply(self.added, self.erased, self.said, origin=("agent", self.run_id))
+
+
+def undo_run(doc: CanvasDoc, run_id: str) -> list[str]:
+    """Erase every stroke a run drew, in one transaction. Returns the erased ids."""
+    ids = [s.id for s in doc.strokes() if s.run == run_id]
+    if ids:
+        doc.erase(ids, origin=("undo", run_id))
+    return ids

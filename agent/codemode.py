@@ -1,0 +1,226 @@
+"""Code Mode: the model gets two tools, `search` (the API reference) and `execute` (run JS).
+
+Why: instead of one JSON tool per canvas function, the model writes a small JavaScript
+program against typed declarations and it runs, with exactly the granted capabilities, in the
+sandbox. Loops, geometry and sequencing happen in code, in one round trip. Everything the
+model reads about the API is generated from `agent.canvas_api`, never written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
+from agent.sandbox import Capability, Limits, Sandbox
+
+RESULT_CHARS = 4_000
+CONSOLE_CHARS = 2_000
+
+SYSTEM_PROMPT = """\
+You are {name}, an AI peer in "{room}", a shared multiplayer drawing canvas. People draw pen \
+strokes and chat; you see the same room state they do and act on it by writing JavaScript.
+
+The room: a set of strokes (polylines of points) and a chat. Coordinates are canvas units: \
+x grows to the right, y grows DOWNWARDS (like a screen); a stroke's bbox is {{x0, y0, x1, y1}} \
+with x0 <= x1 and y0 <= y1. Strokes carry no meaning but their geometry, author and kind \
+(human or agent): to understand a drawing, analyse the raw points in code.
+
+Tools:
+- search(query): look up the `canvas` API (TypeScript declarations, docs, examples). Search \
+before your first execute if you are unsure of a signature.
+- execute(code): run a JavaScript program in a sandbox where the global `canvas` object is \
+the API. It has no network, no DOM and no timers; calls are synchronous (no await needed). \
+The value of the program's last expression (or a top-level `return`) is sent back to you, \
+with console.log output, the calls made, and any error. Each execute sees the room as it is \
+when it starts. Your drawing is applied to the room in one step when the program finishes \
+without error; if it throws, nothing is written, so fix it and execute again.
+
+Access: {access}
+
+How to work: read the strokes, compute what you need with ordinary code (geometry, \
+clustering, bounding boxes), then draw. Prefer one program that does the whole job. Keep \
+returned values small (summaries, not whole stroke lists). Finish with a short plain-text \
+reply for the chat (one or two sentences: what you saw and what you did). Be concise.
+"""
+
+ACCESS_WRITE = "read and write (canvas.draw, canvas.erase, canvas.say are available)."
+ACCESS_READ = "read-only. canvas.draw/erase/say are NOT available; answer in your reply text."
+
+TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "search",
+        "description": "Search the canvas JavaScript API reference (TypeScript declarations, docs, examples). "
+        "Empty query lists every declaration.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "keywords, e.g. 'draw circle' or 'strokes filter'"}},
+            "required": ["query"],
+        },
+    },
+    {
+        "name": "execute",
+        "description": "Run JavaScript in the sandbox with the global `canvas` API. Returns the last expression's value, "
+        "console output, the capability calls made, and any error. Writes are applied only if the program succeeds.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "a JavaScript program"}},
+            "required": ["code"],
+        },
+    },
+]
+
+
+def system_prompt(*, name: str, room: str, grant: Grant) -> str:
+    return SYSTEM_PROMPT.format(name=name, room=room, access=ACCESS_WRITE if grant == "write" else ACCESS_READ)
+
+
+# ---- search -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    text: str
+    keywords: str
+
+
+_GUIDE = [
+    Section(
+        "Coordinates and stroke shape",
+        "Canvas units; x right, y DOWN. A stroke: {id, points: [[x,y],...], pressure?, color, width, author, kind, run?, bbox}. "
+        "Length of a stroke: sum of Math.hypot between consecutive points. A stroke is near-horizontal when its bbox is "
+        "much wider than tall, near-vertical when much taller than wide.",
+        "coordinates units y down axis bbox box shape geometry length horizontal vertical point",
+    ),
+    Section(
+        "Example: summarise the room",
+        "```js\nconst s = canvas.strokes();\n({count: s.length, bounds: canvas.bounds(),\n  strokes: s.map(k => ({id: k.id, kind: k.kind, n: k.points.length, bbox: k.bbox}))})\n```",
+        "summary summarise overview look see read list strokes bounds example",
+    ),
+    Section(
+        "Example: draw shapes",
+        "```js\nfunction circle(cx, cy, r, n = 40) { const p = []; for (let i = 0; i <= n; i++) { const a = 2 * Math.PI * i / n; p.push([cx + r * Math.cos(a), cy + r * Math.sin(a)]); } return p; }\n"
+        "const id = canvas.draw({points: circle(100, 100, 30), color: '#1e1e1e', width: 4});\n"
+        "canvas.draw({points: [[0, 0], [50, 50]]}); // a line\nid\n```",
+        "draw circle line shape polygon rectangle example write",
+    ),
+    Section(
+        "Errors and limits",
+        "A thrown error (or a TypeError for bad arguments) aborts the run and nothing is written. Each run has a time limit "
+        "(a few seconds) and quotas on strokes and points drawn; quota errors say which. Keep results small.",
+        "error errors limit limits quota timeout throw typeerror",
+    ),
+]
+
+
+def _sections(caps: tuple[Capability, ...]) -> list[Section]:
+    out = []
+    for cap in caps:
+        out.append(Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()))
+    return out + _GUIDE
+
+
+class Reference:
+    """The searchable API reference for a grant, generated from its capabilities."""
+
+    def __init__(self, grant: Grant) -> None:
+        self.caps = capabilities(grant)
+        self.sections = _sections(self.caps)
+        from agent.sandbox import declarations
+
+        self.declarations = declarations(list(self.caps))
+
+    def search(self, query: str, limit: int = 4) -> str:
+        words = [w for w in re.findall(r"[a-z0-9_.]+", (query or "").lower()) if len(w) > 1]
+        if not words:
+            return "```ts\n" + self.declarations + "\n```\nSearch a name (e.g. 'draw') for docs and examples."
+        scored = []
+        for i, s in enumerate(self.sections):
+            hay = (s.title + " " + s.keywords + " " + s.text).lower()
+            score = sum(3 if w in s.title.lower() else 1 for w in words if w in hay)
+            if score:
+                scored.append((-score, i, s))
+        scored.sort()
+        if not scored:
+            missing = "" if len(self.caps) == len(ALL_CAPS) else " (this run is read-only: draw/erase/say are not granted)"
+            return f"No match for {query!r}{missing}. All declarations:\n```ts\n{self.declarations}\n```"
+        return "\n\n".join(f"## {s.title}\n{s.text}" for _, _, s in scored[:limit])
+
+
+# ---- execute ------------------------------------------------------------------------
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n] + f"… [{len(text) - n} more chars cut]"
+
+
+def _as_dict(x: Any) -> Any:
+    return x.model_dump() if hasattr(x, "model_dump") else x
+
+
+def compact_record(record: Any, session: CanvasSession, committed: bool) -> dict[str, Any]:
+    """What the model sees after an execute: small, and saying what to do next."""
+    console = record.console if isinstance(record.console, str) else "\n".join(map(str, record.console or []))
+    calls = [_as_dict(c) for c in (record.calls or [])]
+    counts: dict[str, int] = {}
+    for c in calls:
+        name = c.get("name") or c.get("fn") or c.get("capability") or "?" if isinstance(c, dict) else str(c)
+        counts[name] = counts.get(name, 0) + 1
+    out: dict[str, Any] = {"ok": bool(record.ok)}
+    if record.ok:
+        out["result"] = _clip(json.dumps(record.result, default=str), RESULT_CHARS) if record.result is not None else None
+    if console:
+        out["console"] = _clip(console, CONSOLE_CHARS)
+    out["calls"] = counts
+    if record.ok:
+        if committed:
+            out["written"] = {"drawn": [s.id for s in session.added], "erased": len(session.erased), "said": len(session.said)}
+            out["next"] = "Applied to the room. Reply to the user, or execute again to check or adjust."
+        else:
+            out["next"] = "Nothing was written. Reply to the user, or execute again."
+    else:
+        err = _as_dict(record.error) or {}
+        out["error"] = {"kind": err.get("kind"), "message": _clip(str(err.get("message")), 1000)}
+        out["next"] = _hint(str(err.get("kind")), str(err.get("message")))
+    return out
+
+
+def _hint(kind: str, message: str) -> str:
+    base = "Nothing was written to the room. "
+    if "quota" in message:
+        return base + "Draw fewer strokes/points per run (simplify shapes), then execute again."
+    if kind == "timeout" or "timeout" in message.lower() or "interrupted" in message.lower():
+        return base + "The program ran too long: avoid unbounded loops and heavy work, then execute again."
+    if kind in ("memory", "oom") or "memory" in message.lower():
+        return base + "The program used too much memory: keep data small, then execute again."
+    if "TypeError" in message or kind == "type":
+        return base + "Check argument shapes with search('<function name>'), then execute again."
+    return base + "Fix the error (search the API if needed) and execute again."
+
+
+class CodeMode:
+    """Runs the model's code for one room/grant; keeps one `Sandbox` for many runs."""
+
+    def __init__(self, sandbox: Sandbox | None = None, limits: Limits | None = None) -> None:
+        self.sandbox = sandbox or Sandbox()
+        self.limits = limits
+        self._refs: dict[str, Reference] = {}
+
+    def reference(self, grant: Grant) -> Reference:
+        if grant not in self._refs:
+            self._refs[grant] = Reference(grant)
+        return self._refs[grant]
+
+    async def execute(self, code: str, session: CanvasSession, commit: Any) -> tuple[dict[str, Any], Any]:
+        """Run `code` against `session`; on success call `commit(session)` (one transaction).
+
+        Returns (compact record for the model, the sandbox RunRecord)."""
+        record = await self.sandbox.run(code, grants=session.grants(), limits=self.limits)
+        committed = False
+        if record.ok and session.dirty:
+            commit(session)
+            committed = True
+        return compact_record(record, session, committed), record

@@ -1,0 +1,215 @@
+"""The model loop: prompt -> (search | execute)* -> reply, with the `anthropic` SDK.
+
+Why a separate module: the loop knows nothing about websockets or HTTP. It gets a prompt, a
+way to take a fresh room snapshot and a way to commit writes, and fills in an `AgentRun`.
+Every failure (no key, model unreachable, garbage reply, bad tool input, turn/token caps)
+ends as a readable reply and an error in the run record, never as an exception that could
+take a server down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.canvas_api import CanvasSession, Quotas
+from agent.codemode import TOOLS, CodeMode, system_prompt
+from agent.runs import AgentRun
+from canvas import CanvasDoc, now_ms
+
+log = logging.getLogger("inhabit.agent")
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class ModelSettings(BaseModel):
+    """Caps per run. Read from the environment so a deployment can tune without code."""
+
+    model: str = DEFAULT_MODEL
+    max_turns: int = 8
+    max_tokens: int = 4096
+    """Output tokens per model call."""
+    max_total_tokens: int = 200_000
+    """Input + output tokens per run; the loop stops past this."""
+    timeout_s: float = 120.0
+    max_retries: int = 1
+
+    @classmethod
+    def from_env(cls) -> ModelSettings:
+        env = os.environ
+        s = cls(model=env.get("INHABIT_MODEL") or DEFAULT_MODEL)
+        for field, var in (("max_turns", "INHABIT_MAX_TURNS"), ("max_total_tokens", "INHABIT_MAX_RUN_TOKENS")):
+            if env.get(var, "").isdigit():
+                setattr(s, field, int(env[var]))
+        return s
+
+
+def has_credentials() -> bool:
+    return bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+
+
+NO_KEY = "The agent has no model access: set ANTHROPIC_API_KEY (and optionally ANTHROPIC_BASE_URL) for the server, then ask again."
+
+
+class ModelLoop:
+    """Drives one run. `snapshot()` returns the room now; `commit(session)` applies a run's writes."""
+
+    def __init__(self, code_mode: CodeMode, settings: ModelSettings | None = None, client: Any = None) -> None:
+        self.code_mode = code_mode
+        self.settings = settings or ModelSettings.from_env()
+        self._client = client
+
+    def client(self) -> Any:
+        if self._client is None:
+            from anthropic import AsyncAnthropic  # the SDK reads ANTHROPIC_BASE_URL itself
+
+            self._client = AsyncAnthropic(timeout=self.settings.timeout_s, max_retries=self.settings.max_retries)
+        return self._client
+
+    async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> AgentRun:
+        s = self.settings
+        run.status, run.started, run.model = "running", now_ms(), s.model
+        if not has_credentials():
+            return _fail(run, NO_KEY)
+        system = system_prompt(name=name, room=run.room, grant=run.grant)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}"}]
+        executed_ok = 0
+        attempted = 0
+        reply = ""
+        for _turn in range(s.max_turns):
+            if run.tokens.input + run.tokens.output >= s.max_total_tokens:
+                run.errors.append(f"token cap reached ({s.max_total_tokens} tokens per run)")
+                break
+            try:
+                resp = await self.client().messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=TOOLS, messages=messages)
+            except Exception as e:  # noqa: BLE001 - any SDK/network failure becomes a readable reply
+                return _fail(run, _describe_api_error(e))
+            try:
+                content = list(resp.content)
+                usage = resp.usage
+                run.tokens.input += int(getattr(usage, "input_tokens", 0) or 0)
+                run.tokens.output += int(getattr(usage, "output_tokens", 0) or 0)
+                run.tokens.turns += 1
+                blocks = [_block(b) for b in content]
+            except Exception as e:  # noqa: BLE001
+                return _fail(run, f"The model sent a reply the agent could not read ({type(e).__name__}: {e}).")
+            messages.append({"role": "assistant", "content": blocks})
+            uses = [b for b in blocks if b.get("type") == "tool_use"]
+            text = "\n".join(b.get("text", "") for b in blocks if b.get("type") == "text").strip()
+            if not uses:
+                reply = text
+                break
+            results = []
+            for use in uses:
+                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas)
+                if use.get("name") == "execute":
+                    attempted += 1
+                    executed_ok += 0 if is_error else 1
+                results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": out, "is_error": is_error})
+            messages.append({"role": "user", "content": results})
+        else:
+            run.errors.append(f"turn cap reached ({s.max_turns} model calls per run)")
+        if executed_ok:
+            run.status = "done"  # something ran (later hiccups are in run.errors)
+        elif attempted or run.errors or not reply:
+            run.status = "failed"  # every program failed, the model misbehaved, or nothing came back
+        else:
+            run.status = "done"  # a plain answer, no code needed
+        run.reply = reply or (run.errors[-1] if run.errors else "(no reply)")
+        run.finished = now_ms()
+        return run
+
+    async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None) -> tuple[str, bool]:
+        tool, args = use.get("name"), use.get("input")
+        if not isinstance(args, dict):
+            args = {}
+        if tool == "search":
+            q = args.get("query", "")
+            if not isinstance(q, str):
+                return _bad_input(run, "search needs {\"query\": string}")
+            return self.code_mode.reference(run.grant).search(q), False
+        if tool == "execute":
+            code = args.get("code")
+            if not isinstance(code, str) or not code.strip():
+                return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
+            run.code.append(code)
+            session = CanvasSession.of(doc(), author=name, run_id=run.id, grant=run.grant, quotas=quotas)
+
+            def _commit(sess: CanvasSession) -> None:
+                commit(sess)
+                run.strokes.extend(s.id for s in sess.added)
+                run.erased.extend(sess.erased)
+
+            try:
+                compact, record = await self.code_mode.execute(code, session, _commit)
+            except Exception as e:  # noqa: BLE001 - a sandbox fault must not kill the run loop
+                log.exception("sandbox failure")
+                run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
+                return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}), True
+            run.calls.extend(_call_dicts(record))
+            if not compact["ok"]:
+                err = compact["error"]
+                run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+            return json.dumps(compact), not compact["ok"]
+        return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
+
+
+def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:
+    run.errors.append("malformed tool input: " + msg)
+    return msg, True
+
+
+def _call_dicts(record: Any, preview: int = 400) -> list[dict[str, Any]]:
+    """The run's capability calls for the record, with big arguments/results cut to a preview."""
+    out = []
+    for c in record.calls or []:
+        d = c.model_dump() if hasattr(c, "model_dump") else c
+        d = dict(d) if isinstance(d, dict) else {"call": str(d)}
+        for key in ("args", "result"):
+            if key in d:
+                text = json.dumps(d[key], default=str)
+                if len(text) > preview:
+                    d[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
+        out.append(d)
+    return out
+
+
+def _block(b: Any) -> dict[str, Any]:
+    """An SDK content block as a plain request dict (what we send back next turn)."""
+    t = getattr(b, "type", None)
+    if t == "text":
+        return {"type": "text", "text": str(b.text)}
+    if t == "tool_use":
+        return {"type": "tool_use", "id": str(b.id), "name": str(b.name), "input": b.input if isinstance(b.input, dict) else {}}
+    if hasattr(b, "model_dump"):
+        return b.model_dump(exclude_none=True)
+    raise TypeError(f"unexpected content block {b!r}")
+
+
+def _describe_api_error(e: Exception) -> str:
+    import anthropic
+
+    if isinstance(e, anthropic.APIConnectionError):
+        return f"The agent could not reach the model API ({os.environ.get('ANTHROPIC_BASE_URL') or 'api.anthropic.com'}): {type(e).__name__}. Try again later."
+    if isinstance(e, anthropic.AuthenticationError):
+        return "The model API rejected the agent's API key (ANTHROPIC_API_KEY)."
+    if isinstance(e, anthropic.APIStatusError):
+        return f"The model API answered with an error (HTTP {e.status_code}): {_short(str(e))}"
+    if isinstance(e, anthropic.APIResponseValidationError | json.JSONDecodeError):
+        return f"The model sent a reply the agent could not read ({type(e).__name__})."
+    return f"The model call failed ({type(e).__name__}: {_short(str(e))})."
+
+
+def _short(s: str, n: int = 300) -> str:
+    return s if len(s) <= n else s[:n] + "…"
+
+
+def _fail(run: AgentRun, msg: str) -> AgentRun:
+    run.errors.append(msg)
+    run.status, run.reply, run.finished = "failed", msg, now_ms()
+    return run

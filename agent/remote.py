@@ -1,0 +1,59 @@
+"""Run one JavaScript file against a LIVE room (`inhabit exec FILE.js --room URL`).
+
+Why: the same capabilities, session and one-transaction commit the agent uses, driven by a
+person instead of a model — the quickest way to try a program against a real canvas, and a
+check that the API is usable by hand. The room URL is the websocket URL a browser would use:
+`ws://host:port/rooms/NAME?token=...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from agent.canvas_api import CanvasSession, Grant, Quotas
+from canvas import new_id
+
+
+def parse_room_url(url: str) -> tuple[str, str, str | None]:
+    """`ws://h:p/rooms/NAME?token=T` -> (`ws://h:p/rooms`, NAME, T). http(s) is accepted too."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or "/" not in parts.path.strip("/"):
+        raise ValueError(f"room URL must look like ws://host:port/rooms/NAME?token=..., not {url!r}")
+    base, _, name = parts.path.rstrip("/").rpartition("/")
+    token = (parse_qs(parts.query).get("token") or [None])[0]
+    return f"{scheme}://{parts.netloc}{base}", name, token
+
+
+async def exec_in_room(code: str, room_url: str, *, grant: Grant = "read", name: str = "exec", limits: Any = None, quotas: Quotas | None = None) -> dict[str, Any]:
+    """Connect, run `code` on a snapshot, commit its writes in one transaction if it succeeded."""
+    from agent.sandbox import Sandbox
+    from server.client import CanvasClient
+
+    ws_base, room, token = parse_room_url(room_url)
+    client = await CanvasClient.connect(ws_base, room, token=token, name=name, kind="agent")
+    try:
+        session = CanvasSession.of(client.doc, author=name, run_id=new_id("exec-"), grant=grant, quotas=quotas)
+        record = await Sandbox(workers=1).run(code, grants=session.grants(), limits=limits)
+        out = record.model_dump() if hasattr(record, "model_dump") else dict(record)
+        if record.ok and session.dirty:
+            if getattr(client, "read_only", None):
+                raise PermissionError(f"the server made this connection read-only: {client.read_only}")
+            session.commit(client.doc)
+            out["written"] = {"run": session.run_id, "drawn": [s.id for s in session.added], "erased": session.erased, "said": len(session.said)}
+            await _flush(client)
+        return out
+    finally:
+        await client.close()
+
+
+async def _flush(client: Any, timeout: float = 5.0) -> None:
+    """Give the client's sender a chance to put our update on the wire before closing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    await asyncio.sleep(0.05)
+    while getattr(client, "_out", None) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)

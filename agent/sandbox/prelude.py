@@ -1,0 +1,107 @@
+"""JavaScript evaluated once at boot, before the snapshot.
+
+WHY: everything guest code could tamper with (JSON, Error, Reflect, String.prototype...) is
+captured here, before any guest code exists. The raw host function is deleted from the
+global object and survives only in these closures, so guest code can never call it with
+forged ids, and capability functions are non-writable properties of frozen namespaces.
+The completion value is [install, serialize, describe, unwrap], held by the host as value boxes.
+"""
+
+PRELUDE = r"""
+(function () {
+  "use strict";
+  const raw = globalThis.__inhabit_h;
+  delete globalThis.__inhabit_h;
+  const G = globalThis, O = Object;
+  const defineProperty = O.defineProperty, freeze = O.freeze, getOwn = O.getOwnPropertyDescriptor;
+  const apply = Reflect.apply, stringify = JSON.stringify, parse = JSON.parse;
+  const Str = String, Err = Error, TErr = TypeError;
+  const sliceStr = String.prototype.slice, charCodeAt = String.prototype.charCodeAt;
+  const split = String.prototype.split;
+
+  // Errors the host throws are created here and registered host-side by identity.
+  function hostErr(msg, isType) {
+    const e = isType ? new TErr(msg) : new Err(msg);
+    raw(-1, e);
+    return e;
+  }
+  function fmt(a) {
+    if (typeof a === "string") return a;
+    try {
+      if (a !== null && typeof a === "object" && a instanceof Err) {
+        return Str(a.stack ? Str(a.name) + ": " + Str(a.message) + "\n" + Str(a.stack) : Str(a.name) + ": " + Str(a.message));
+      }
+      if (typeof a === "function" || typeof a === "symbol" || typeof a === "bigint") return Str(a);
+      const s = stringify(a);
+      if (s !== undefined) return s;
+    } catch (e) {}
+    try { return Str(a); } catch (e) { return "[unprintable]"; }
+  }
+  function mkLog(level) {
+    return function log(...args) {
+      let s = level;
+      for (let i = 0; i < args.length; i++) s += (i ? " " : "") + fmt(args[i]);
+      raw(-2, s);
+    };
+  }
+  const con = freeze({ log: mkLog("0"), info: mkLog("0"), debug: mkLog("0"),
+                       warn: mkLog("1"), error: mkLog("2") });
+  defineProperty(G, "console", { value: con, writable: false, enumerable: false, configurable: false });
+
+  function makeFn(id0, name) {
+    const id = id0 | 0;  // an int-tagged JSValue: the host reads it straight from memory
+    const f = { [name]: function (...args) {
+      let json;
+      try { json = stringify(args); }
+      catch (e) { throw hostErr(name + ": arguments must be JSON-serialisable (" + fmt(e) + ")", true); }
+      const r = raw(id, json);
+      const tag = apply(charCodeAt, r, [0]);
+      const body = apply(sliceStr, r, [1]);
+      if (tag === 48) return body.length ? parse(body) : undefined;
+      throw hostErr(body, tag === 50);
+    } }[name];
+    return freeze(f);
+  }
+
+  function install(spec) {
+    const list = parse(spec), spaces = [];
+    for (let i = 0; i < list.length; i++) {
+      const parts = apply(split, list[i][0], ["."]);
+      let obj = G;
+      for (let j = 0; j < parts.length - 1; j++) {
+        const d = getOwn(obj, parts[j]);
+        if (d) { obj = d.value; continue; }
+        const ns = {};
+        defineProperty(obj, parts[j], { value: ns, writable: false, enumerable: j > 0, configurable: false });
+        spaces.push(ns);
+        obj = ns;
+      }
+      const last = parts[parts.length - 1];
+      defineProperty(obj, last, { value: makeFn(list[i][1], list[i][0]), writable: false,
+                                  enumerable: true, configurable: false });
+    }
+    for (let i = spaces.length - 1; i >= 0; i--) freeze(spaces[i]);
+  }
+
+  // An async (top-level await) eval resolves to a {value} wrapper of the completion value.
+  function unwrap(w) { return w === undefined || w === null ? undefined : w.value; }
+  function serialize(v) {
+    if (v === undefined) return "";
+    const s = stringify(v);
+    return s === undefined ? "" : s;
+  }
+
+  function describe(e) {
+    try {
+      if (e !== null && typeof e === "object" && e instanceof Err) {
+        return stringify({ name: Str(e.name), message: Str(e.message),
+                           stack: e.stack === undefined ? "" : Str(e.stack) });
+      }
+      return stringify({ name: typeof e, message: fmt(e), stack: "" });
+    } catch (x) {
+      return '{"name":"unknown","message":"[unprintable thrown value]","stack":""}';
+    }
+  }
+  return [install, serialize, describe, unwrap];
+})()
+"""

@@ -1,0 +1,238 @@
+"""Executes one program in one fresh VM and turns everything that happens into a RunRecord.
+
+WHY here and not in vm.py: vm.py knows the wasm ABI; this module knows policy (limits,
+error kinds, call tracing). Every way a run can end is mapped to exactly one error kind,
+decided from host-side facts (trap codes, host-registered error identities, counters),
+never from what a guest-made object claims to be.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel
+from wasmtime import TrapCode
+
+from .abi import WasmTrap
+from .capability import ArgumentError, CapabilityError, Grants, RawJSON
+from .engine import deadline_ticks
+from .models import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats
+from .vm import VM, Snapshot
+
+PENDING, FULFILLED, REJECTED = 0, 1, 2
+CALL_PREVIEW = 2048  # bytes of a call's args/result kept in the trace
+STORE_SLACK = 16 << 20  # linear memory beyond QuickJS's own limit (fragmentation, stack)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = pydantic_core.from_json
+_to_json = functools.partial(pydantic_core.to_json, inf_nan_mode="null")  # Rust: ~10x json.dumps
+_now = time.perf_counter
+_LEVEL = {"0": "", "1": "warn: ", "2": "error: "}
+
+
+class Abort(Exception):
+    """Raised inside a host callback to stop the VM (becomes a trap)."""
+
+
+def _clip(raw: str) -> str:
+    return raw[:CALL_PREVIEW] + f"…(truncated, {len(raw)} chars)"
+
+
+class Run:
+    """Host side of one run: capability dispatch, console, limits, trace."""
+
+    def __init__(self, grants: Grants, limits: Limits) -> None:
+        self.caps = list(grants)
+        self.limits = limits
+        self.console_lines: list[str] = []
+        self.console_size = 0
+        self.trace: list[tuple[str, Any, Any, float, str | None]] = []
+        self.host_errors: dict[int, str] = {}
+        self.last_error: str | None = None
+        self.abort: RunError | None = None
+
+    # ---- Host protocol (called from inside wasm) ------------------------------------
+    def call(self, cap_id: int, args_json: str) -> bytes:
+        if cap_id >= len(self.caps):
+            return self._fail("1", f"unknown capability #{cap_id}")
+        cap, handler = self.caps[cap_id]
+        if len(self.trace) >= self.limits.max_calls:
+            self._abort("quota", f"capability call limit exceeded ({self.limits.max_calls} calls)")
+        t0 = _now()
+        args: Any = args_json
+        try:
+            parsed = _loads(args_json)
+            args = parsed if len(args_json) <= CALL_PREVIEW else _clip(args_json)
+            out = handler(cap.parse_args(parsed))
+            if isinstance(out, BaseModel):
+                out = out.model_dump(mode="json")
+            body = b"" if out is None else out.encode() if type(out) is RawJSON else _to_json(out)
+        except ArgumentError as e:
+            self.trace.append((cap.name, args, None, time.perf_counter() - t0, f"TypeError: {e}"))
+            return self._fail("2", str(e))
+        except CapabilityError as e:
+            msg = f"{cap.name}: {e}"
+            self.trace.append((cap.name, args, None, time.perf_counter() - t0, msg))
+            return self._fail("1", msg)
+        except Abort:
+            raise
+        except Exception as e:  # a handler bug must not leak host internals into the guest
+            self.trace.append((cap.name, args, None, time.perf_counter() - t0,
+                               f"internal error: {type(e).__name__}: {e}"))
+            return self._fail("1", f"{cap.name}: internal error")
+        self.trace.append((cap.name, args, out if len(body) <= CALL_PREVIEW else _clip(body.decode()),
+                           _now() - t0, None))
+        return b"0" + body
+
+    def _fail(self, status: str, msg: str) -> bytes:
+        self.last_error = ("TypeError: " if status == "2" else "") + msg
+        return (status + msg).encode("utf-8", "surrogatepass")
+
+    def register_error(self, obj_ptr: int) -> None:
+        if self.last_error is not None:
+            self.host_errors[obj_ptr] = self.last_error
+            self.last_error = None
+
+    def console(self, line: str) -> None:
+        self._out(_LEVEL.get(line[:1], "") + line[1:])
+
+    def stdout(self, text: str) -> None:
+        self._out(text.rstrip("\n"))
+
+    def _out(self, text: str) -> None:
+        n = len(text.encode("utf-8", "surrogatepass")) + 1
+        if self.console_size + n > self.limits.console_bytes:
+            room = self.limits.console_bytes - self.console_size
+            if room > 0:
+                self.console_lines.append(text.encode("utf-8", "ignore")[:room].decode("utf-8", "ignore"))
+            self.console_size = self.limits.console_bytes
+            self._abort("output", f"console output exceeded {self.limits.console_bytes} bytes")
+        self.console_size += n
+        self.console_lines.append(text)
+
+    def _abort(self, kind: ErrorKind, message: str) -> None:
+        self.abort = RunError(kind=kind, message=message)
+        raise Abort(message)
+
+    # ---- the run --------------------------------------------------------------------
+    def execute(self, snap: Snapshot, code: str) -> RunRecord:
+        t0 = time.perf_counter()
+        lim = self.limits
+        vm = VM.restore(snap, memory_limit_bytes=len(snap.memory) + lim.memory_bytes + STORE_SLACK)
+        vm.host = self
+        result: Any = None
+        error: RunError | None = None
+        start_ms = 0.0
+        try:
+            vm.store.set_epoch_deadline(deadline_ticks(lim.timeout_s))
+            x = vm.x
+            x["qjs_set_memory_limit"](lim.memory_bytes)
+            x["qjs_set_max_stack_size"](min(lim.stack_bytes, snap.stack_pointer - (128 << 10)))
+            install, _, _, unwrap = snap.fns
+            spec = _dumps([[c.name, i] for i, (c, _) in enumerate(self.caps)])
+            if x["qjs_is_exception"](vm.call(install, vm.new_string(spec))):
+                raise RuntimeError("capability install failed")
+            start_ms = (time.perf_counter() - t0) * 1e3
+            deadline = t0 + lim.timeout_s
+            p = vm.eval(code)
+            if x["qjs_is_exception"](p):
+                error = self._describe(vm, x["qjs_get_exception"](), syntax=True)
+            else:
+                error = self._settle(vm, p, deadline)
+                if error is None:
+                    v = vm.call(unwrap, x["qjs_promise_result"](p))
+                    if x["qjs_is_promise"](v):  # a promise as completion value is awaited too
+                        error = self._settle(vm, v, deadline)
+                        v = x["qjs_promise_result"](v)
+                if error is None:
+                    error = self._drain(vm, deadline)  # fire-and-forget jobs still run
+                if error is None:
+                    result, error = self._serialize(vm, v)
+        except WasmTrap as t:
+            inner = vm.pending_error
+            error = self.abort or self._trap_error(inner if isinstance(inner, WasmTrap) else t)
+        except Abort:
+            error = self.abort
+        finally:
+            peak = vm.mem.size()
+            vm.close()
+        wall = (time.perf_counter() - t0) * 1e3
+        return RunRecord(
+            ok=error is None, result=result if error is None else None, error=error,
+            console=self.console_lines,
+            calls=[CallRecord.model_construct(name=n, args=a, result=r, ms=round(dt * 1e3, 4), error=e)
+                   for n, a, r, dt, e in self.trace],
+            stats=RunStats(wall_ms=round(wall, 3), start_ms=round(start_ms, 3), memory_peak_bytes=peak,
+                           calls=len(self.trace), console_bytes=self.console_size))
+
+    def _settle(self, vm: VM, p: int, deadline: float) -> RunError | None:
+        """Run jobs until promise `p` settles; a rejection becomes the run's error."""
+        x = vm.x
+        while x["qjs_promise_state"](p) == PENDING:
+            if not x["qjs_is_job_pending"]():
+                return RunError(kind="timeout", message="the program awaited a promise that can never settle")
+            if time.perf_counter() > deadline:
+                return RunError(kind="timeout", message=f"timed out after {self.limits.timeout_s:g} s")
+            x["qjs_execute_pending_job"]()
+        if x["qjs_promise_state"](p) == REJECTED:
+            return self._describe(vm, x["qjs_promise_result"](p))
+        return None
+
+    def _drain(self, vm: VM, deadline: float) -> RunError | None:
+        x = vm.x
+        while x["qjs_is_job_pending"]():
+            if time.perf_counter() > deadline:
+                return RunError(kind="timeout", message=f"timed out after {self.limits.timeout_s:g} s")
+            x["qjs_execute_pending_job"]()
+        return None
+
+    def _serialize(self, vm: VM, v: int) -> tuple[Any, RunError | None]:
+        x, lim = vm.x, self.limits
+        s = vm.call(vm.snap.fns[1], v)  # type: ignore[union-attr]
+        if x["qjs_is_exception"](s):
+            err = self._describe(vm, x["qjs_get_exception"]())
+            if err.kind == "js":
+                err.message = "result is not JSON-serialisable: " + err.message
+            return None, err
+        raw = vm.read_string(s)
+        if len(raw.encode("utf-8", "surrogatepass")) > lim.result_bytes:
+            return None, RunError(kind="output", message=f"result exceeded {lim.result_bytes} bytes")
+        return (_loads(raw) if raw else None), None
+
+    def _trap_error(self, t: WasmTrap) -> RunError:
+        if t.code == TrapCode.INTERRUPT:
+            return RunError(kind="timeout", message=f"timed out after {self.limits.timeout_s:g} s")
+        if t.code == TrapCode.STACK_OVERFLOW:
+            return RunError(kind="stack", message="stack limit exceeded (wasm call stack exhausted)")
+        return RunError(kind="memory", message=f"the VM stopped: {str(t).splitlines()[0]}")
+
+    def _describe(self, vm: VM, exc_box: int, syntax: bool = False) -> RunError:
+        """Classify an exception value; host-thrown errors are recognised by identity."""
+        x = vm.x
+        ptr = vm.object_ptr(exc_box)
+        if ptr and ptr in self.host_errors:
+            return RunError(kind="capability", message=self.host_errors[ptr])
+        try:
+            d = vm.call(vm.snap.fns[2], exc_box)  # type: ignore[union-attr]
+            info = json.loads(vm.read_string(d)) if not x["qjs_is_exception"](d) else {}
+        except WasmTrap:
+            raise
+        except Exception:
+            info = {}
+        name, msg = str(info.get("name", "Error")), str(info.get("message", "unknown error"))
+        stack = str(info.get("stack", ""))[:4096]
+        kind: ErrorKind = "js"
+        if syntax and name == "SyntaxError":
+            kind = "syntax"
+        elif name == "InternalError" and "out of memory" in msg or (not info and vm.mem.size() > self.limits.memory_bytes):
+            kind = "memory"
+        elif name in ("RangeError", "InternalError") and ("stack" in msg.lower()):
+            kind = "stack"
+        label = f"{name}: {msg}" if name not in ("string", "number", "object", "boolean", "undefined", "bigint", "symbol") else f"uncaught {name}: {msg}"
+        if kind == "memory":
+            label = f"memory limit exceeded ({self.limits.memory_bytes} bytes): {label}"
+        elif kind == "stack":
+            label = f"stack limit exceeded: {label}"
+        return RunError(kind=kind, message=label, stack=stack)

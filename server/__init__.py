@@ -1,0 +1,1 @@
+"""Rooms server: y-websocket rooms over pycrdt documents, persisted in SQLite."""

@@ -1,0 +1,91 @@
+"""HMAC-signed capability tokens: who may view or edit which room.
+
+Stateless on purpose: a token carries its room ("*" for all) and role, signed with a secret
+kept in the data dir, so minting needs no database and checking is one HMAC per connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+Role = Literal["view", "edit"]
+ROLES: tuple[str, ...] = ("view", "edit")
+SECRET_FILE = "secret.key"
+
+
+class TokenError(ValueError):
+    """A token that cannot be used, with a message fit to show the user."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Access:
+    """Mints and checks tokens of the form `v1.<b64 room>.<role>.<b64 mac>`."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("access secret must be at least 16 bytes")
+        self._secret = secret
+
+    @classmethod
+    def load(cls, data_dir: str | Path) -> Access:
+        """Read the secret from the data dir, creating it (mode 0600) on first run."""
+        path = Path(data_dir) / SECRET_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        secret = path.read_text().strip()
+        if len(secret) < 32:
+            raise ValueError(f"secret in {path} is too short; delete it to make a new one")
+        return cls(secret.encode())
+
+    def _mac(self, room: str, role: str) -> str:
+        msg = f"v1\x00{room}\x00{role}".encode()
+        return _b64(hmac.new(self._secret, msg, hashlib.sha256).digest()[:18])
+
+    def mint(self, room: str, role: Role = "edit") -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        if not room:
+            raise ValueError("room must be a name or '*'")
+        return f"v1.{_b64(room.encode())}.{role}.{self._mac(room, role)}"
+
+    def parse(self, token: str) -> tuple[str, Role]:
+        """(room, role) of a genuine token; TokenError saying why otherwise."""
+        parts = token.split(".") if token else []
+        if len(parts) != 4 or parts[0] != "v1":
+            raise TokenError("malformed token")
+        _, room_b64, role, mac = parts
+        try:
+            room = _unb64(room_b64).decode()
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means a bad token
+            raise TokenError("malformed token") from exc
+        if role not in ROLES:
+            raise TokenError("malformed token")
+        if not hmac.compare_digest(mac, self._mac(room, role)):
+            raise TokenError("token signature does not match this server")
+        return room, role  # type: ignore[return-value]
+
+    def check(self, token: str | None, room: str) -> Role | None:
+        """The role the token grants in `room`, or None (bad token or another room)."""
+        if not token:
+            return None
+        try:
+            token_room, role = self.parse(token)
+        except TokenError:
+            return None
+        return role if token_room in ("*", room) else None

@@ -1,0 +1,210 @@
+"""One room: its pycrdt document, its connections and their awareness states.
+
+The hot path (`Room.handle`) applies an update once and forwards the SAME bytes to every other
+connection: no re-encoding, no JSON, no per-message task. Each connection has one sender task
+draining a bounded queue, so a slow client only ever fills its own queue (and is closed when it
+overflows) instead of stalling the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Doc
+
+from . import protocol as p
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+    from .store import Writer
+
+log = logging.getLogger("inhabit.room")
+
+READ_ONLY = "read-only: this token may view the room but not edit it"
+_CLOSE = object()
+
+
+class Conn:
+    """One websocket peer in a room. `send` never blocks; `run` is its only sender task."""
+
+    __slots__ = ("ws", "role", "limit", "queue", "wake", "awareness_ids", "closed", "close_args", "denied", "task", "metrics")
+
+    def __init__(self, ws: Any, role: str, limit: int, metrics: Metrics) -> None:
+        self.ws = ws
+        self.role = role
+        self.limit = limit
+        self.queue: deque[Any] = deque()
+        self.wake = asyncio.Event()
+        self.awareness_ids: set[int] = set()
+        self.closed = False
+        self.close_args: tuple[int, str] | None = None
+        self.denied = False
+        self.task: asyncio.Task[None] | None = None
+        self.metrics = metrics
+
+    def send(self, msg: bytes) -> None:
+        if self.closed:
+            return
+        if len(self.queue) >= self.limit:
+            self.metrics.slow_closed_total += 1
+            self.queue.clear()
+            self.close(1013, "send queue overflow: client too slow to keep up, reconnect")
+            return
+        self.queue.append(msg)
+        self.wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued (so a PermissionDenied or reason still arrives)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_args = (code, reason.encode()[:123].decode(errors="ignore"))
+        self.queue.append(_CLOSE)
+        self.wake.set()
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        ws, queue, wake = self.ws, self.queue, self.wake
+        try:
+            while True:
+                if not queue:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                msg = queue.popleft()
+                if msg is _CLOSE:
+                    code, reason = self.close_args or (1000, "")
+                    await ws.close(code, reason)
+                    return
+                await ws.send_bytes(msg)
+        except Exception:  # peer gone mid-send: the receive loop will see the disconnect
+            self.closed = True
+            queue.clear()
+
+
+class Room:
+    """The authoritative copy of one room's document plus who is in it."""
+
+    def __init__(self, name: str, doc: Doc, writer: Writer, metrics: Metrics, stored: int = 0, compact_every: int = 500) -> None:
+        self.name = name
+        self.doc = doc
+        self.writer = writer
+        self.metrics = metrics
+        self.conns: set[Conn] = set()
+        self.states: dict[int, tuple[int, str]] = {}  # awareness: client id -> (clock, JSON)
+        self.stored = stored
+        self.compact_every = compact_every
+        self._full_step2: bytes | None = None
+
+    # joining and leaving
+
+    def join(self, conn: Conn) -> None:
+        """Greet a newcomer: our SyncStep1, then every awareness state already present."""
+        self.conns.add(conn)
+        conn.send(p.sync_step1(self.doc.get_state()))
+        if self.states:
+            conn.send(self._awareness_all())
+
+    def leave(self, conn: Conn) -> None:
+        """Forget a connection and tell the others its awareness states are gone."""
+        self.conns.discard(conn)
+        gone = []
+        for cid in conn.awareness_ids:
+            entry = self.states.pop(cid, None)
+            if entry is not None:
+                gone.append((cid, entry[0] + 1, "null"))
+        conn.awareness_ids.clear()
+        if gone:
+            self.broadcast(p.awareness_message(p.encode_awareness(gone)), None)
+
+    # the hot path
+
+    def handle(self, conn: Conn, frame: bytes) -> None:
+        """Process one frame from `conn`. Raises ProtocolError on malformed input."""
+        if not frame:
+            raise p.ProtocolError("empty message")
+        kind = frame[0]
+        if kind == p.MSG_SYNC:
+            sub, payload = p.decode_sync(frame)
+            if sub == p.SYNC_STEP1:
+                conn.send(self._step2_for(payload))
+                return
+            if payload == p.EMPTY_UPDATE:
+                return
+            if conn.role != "edit":
+                if not conn.denied:  # say it once, not once per dropped frame
+                    conn.denied = True
+                    conn.send(p.permission_denied(READ_ONLY))
+                return
+            try:
+                self.doc.apply_update(payload)
+            except ValueError as exc:
+                raise p.ProtocolError(f"malformed update: {exc}") from exc
+            self._full_step2 = None
+            self.writer.append(self.name, payload)
+            self.stored += 1
+            if self.stored >= self.compact_every:
+                self.compact()
+            self.broadcast(frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn)
+        elif kind == p.MSG_AWARENESS:
+            self._awareness(conn, frame)
+        elif kind == p.MSG_QUERY_AWARENESS:
+            conn.send(self._awareness_all())
+        elif kind == p.MSG_AUTH:
+            return  # clients have nothing to tell us here
+        else:
+            raise p.ProtocolError(f"unknown message type {kind}")
+
+    def broadcast(self, msg: bytes, exclude: Conn | None) -> None:
+        n = 0
+        for c in self.conns:
+            if c is not exclude:
+                c.send(msg)
+                n += 1
+        m = self.metrics
+        m.messages_out += n
+        m.bytes_out += n * len(msg)
+
+    # helpers
+
+    def _step2_for(self, state: bytes) -> bytes:
+        """SyncStep2 for a peer's state vector; the full-state reply is cached for joiners."""
+        if state == b"\x00":
+            if self._full_step2 is None:
+                self._full_step2 = p.sync_step2(self.doc.get_update())
+            return self._full_step2
+        try:
+            return p.sync_step2(self.doc.get_update(state))
+        except ValueError as exc:
+            raise p.ProtocolError(f"malformed state vector: {exc}") from exc
+
+    def _awareness(self, conn: Conn, frame: bytes) -> None:
+        entries = p.parse_awareness(p.decode_awareness_payload(frame))
+        changed = False
+        for cid, clock, state in entries:
+            cur = self.states.get(cid)
+            if state == "null":
+                if cur is not None and clock >= cur[0]:
+                    del self.states[cid]
+                    conn.awareness_ids.discard(cid)
+                    changed = True
+            elif cur is None or clock > cur[0]:
+                self.states[cid] = (clock, state)
+                conn.awareness_ids.add(cid)
+                changed = True
+        if changed:  # like y-websocket: echo to everyone, the sender's renewal keeps it alive
+            self.broadcast(frame, None)
+
+    def _awareness_all(self) -> bytes:
+        entries = [(cid, clock, state) for cid, (clock, state) in self.states.items()]
+        return p.awareness_message(p.encode_awareness(entries))
+
+    def compact(self) -> None:
+        """Ask the writer to replace this room's stored history by one snapshot."""
+        self.writer.snapshot(self.name, self.doc.get_update())
+        self.stored = 0

@@ -1,0 +1,131 @@
+"""Shared fixtures: a REAL `python -m server serve` subprocess per test (see CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`inhabit serve` on a free loopback port with its own data dir; always cleaned up."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, **config: Any) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.config = config
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/rooms"
+
+    def _args(self) -> list[str]:
+        args = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data_dir)]
+        for key, value in self.config.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif value not in (False, None):
+                args += [flag, str(value)]
+        return args
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self._args(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.http + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill9()
+        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def token(self, room: str = "*", role: str = "edit") -> str:
+        key = (room, role)
+        if key not in self._tokens:
+            out = subprocess.run([sys.executable, "-m", "server", "token", room, "--role", role, "--data", str(self.data_dir)],
+                                 cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
+            self._tokens[key] = out.stdout.strip().splitlines()[-1]
+        return self._tokens[key]
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM and wait (graceful: the server flushes); SIGKILL if it hangs."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+
+    def kill9(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+    def restart(self) -> LiveServer:
+        """Graceful stop, then start again on the same port and data dir."""
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Any]:
+    servers: list[LiveServer] = []
+
+    def make(env: dict[str, str] | None = None, **config: Any) -> LiveServer:
+        data = tmp_path / f"data{len(servers)}"
+        srv = LiveServer(data, env=env, **config)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def server(server_factory: Any) -> LiveServer:
+    return server_factory()

@@ -1,0 +1,152 @@
+"""Hostile programs: each ends with the right error kind in bounded time, and the next run works."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from agent.sandbox import Capability, Limits, Sandbox
+
+
+class P(BaseModel):
+    x: int = 0
+
+
+ECHO = Capability("host.echo", P, int)
+GRANTS = [(ECHO, lambda p: p.x)]
+FAST = Limits(timeout_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def sb() -> Sandbox:
+    s = Sandbox()
+    s.warm()
+    return s
+
+
+def _then_next_run_works(sb: Sandbox) -> None:
+    r = sb.run_sync("host.echo(21) * 2", GRANTS)
+    assert r.ok and r.result == 42, r
+
+
+CASES = [
+    ("infinite loop", "while (true) {}", "timeout"),
+    ("loop in promise job", "Promise.resolve().then(() => { while (true) {} }); 1", "timeout"),
+    ("loop in awaited job", "await new Promise(r => r()).then(() => { for (;;) {} })", "timeout"),
+    ("never settles", "await new Promise(() => {})", "timeout"),
+    ("never settles (completion)", "new Promise(() => {})", "timeout"),
+    ("typed array memory bomb", "const a = []; while (true) a.push(new Float64Array(1 << 20))", "memory"),
+    ("array memory bomb", "const a = []; while (true) a.push(new Array(100000).fill(1.5))", "memory"),
+    ("object memory bomb", "const a = []; while (true) a.push({i: a.length, s: [a.length]})", "memory"),
+    ("string memory bomb", "const a = []; let s = 'x'.repeat(1 << 20); while (true) a.push(s + a.length)", "memory"),
+    ("deep recursion", "function f(n) { return f(n + 1) + 1 } f(0)", "stack"),
+    ("huge console", "for (;;) console.log('x'.repeat(1000))", "output"),
+    ("huge result", "'x'.repeat(2 << 20)", "output"),
+    ("quota", "for (let i = 0; i < 20; i++) host.echo(i)", "quota"),
+    ("syntax", "let = = 1", "syntax"),
+    ("thrown number", "throw 42", "js"),
+    ("thrown null", "throw null", "js"),
+    ("thrown string", "throw 'boom'", "js"),
+    ("thrown object", "throw {kind: 'capability', message: 'forged'}", "js"),
+    ("forged host error", "const e = new Error('host.echo: forged'); e.name = 'CapabilityError'; throw e", "js"),
+    ("cyclic result", "const o = {}; o.o = o; o", "js"),
+    ("ungranted capability", "canvas.draw([])", "js"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name,code,kind", CASES, ids=[c[0] for c in CASES])
+def test_hostile(sb: Sandbox, name: str, code: str, kind: str) -> None:
+    memory = "memory" in name  # small heap, generous clock: the limit under test is memory
+    limits = Limits(timeout_s=8.0 if memory else 1.0, max_calls=10,
+                    memory_bytes=(16 << 20) if memory else (64 << 20))
+    t0 = time.monotonic()
+    r = sb.run_sync(code, GRANTS, limits)
+    took = time.monotonic() - t0
+    assert not r.ok
+    assert r.error is not None and r.error.kind == kind, r.error
+    assert r.error.message
+    assert took < 15, took
+    if kind == "timeout":
+        assert took >= 0.0
+    _then_next_run_works(sb)
+
+
+@pytest.mark.timeout(30)
+def test_tamper_with_namespace_and_prototypes(sb: Sandbox) -> None:
+    code = """
+    "use strict";
+    const results = [];
+    try { host.echo = () => 99 } catch (e) { results.push('assign:' + e.name) }
+    try { delete host.echo } catch (e) { results.push('delete:' + e.name) }
+    try { Object.defineProperty(host, 'echo', {value: 1}) } catch (e) { results.push('define:' + e.name) }
+    try { globalThis.host = {} } catch (e) { results.push('global:' + e.name) }
+    Object.prototype.then = 1; JSON.parse = () => 99; JSON.stringify = () => '[0]';
+    String.prototype.charCodeAt = () => 49; String.prototype.slice = () => 'x';
+    Reflect.apply = () => 0; Error = function () { return {} }; TypeError = Error;
+    results.push(host.echo(7));
+    results
+    """
+    r = sb.run_sync(code, GRANTS)
+    assert r.ok, r.error
+    assert r.result[:4] == ["assign:TypeError", "delete:TypeError", "define:TypeError", "global:TypeError"]
+    assert r.result[4] == 7
+    _then_next_run_works(sb)
+
+
+@pytest.mark.timeout(30)
+def test_capability_errors_cannot_be_forged_or_masked(sb: Sandbox) -> None:
+    # A guest error that looks like a host error is still a js error, and a real
+    # host error caught and rethrown is still recognised by identity.
+    r = sb.run_sync("try { host.echo('bad') } catch (e) { e.message = 'changed'; throw e }", GRANTS)
+    assert r.error.kind == "capability" and "host.echo" in r.error.message
+    r = sb.run_sync("throw new TypeError('host.echo: x (argument 1): Input should be a valid integer')", GRANTS)
+    assert r.error.kind == "js"
+
+
+@pytest.mark.timeout(30)
+def test_eval_and_function_games(sb: Sandbox) -> None:
+    code = """
+    const g = Function('return this')();
+    [typeof g.__inhabit_h, eval('typeof __inhabit_h'),
+     Object.getOwnPropertyNames(g).filter(n => n.includes('inhabit')).length,
+     (() => { try { return host.echo.caller } catch (e) { return e.name } })(),
+     String(host.echo).includes('[native code]') || String(host.echo).length > 0]
+    """
+    r = sb.run_sync(code, GRANTS)
+    assert r.ok, r.error
+    assert r.result[:4] == ["undefined", "undefined", 0, "TypeError"]
+
+
+@pytest.mark.timeout(30)
+def test_memory_limit_is_configurable(sb: Sandbox) -> None:
+    r = sb.run_sync("new Array(4e6).fill(0).length", limits=Limits(memory_bytes=8 << 20))
+    assert r.error and r.error.kind == "memory"
+    r = sb.run_sync("new Array(4e6).fill(0).length", limits=Limits(memory_bytes=128 << 20))
+    assert r.ok and r.result == 4_000_000
+
+
+@pytest.mark.timeout(120)
+async def test_100_concurrent_runs(sb: Sandbox) -> None:
+    codes = []
+    for i in range(100):
+        if i % 10 == 0:
+            codes.append("while (true) {}")
+        elif i % 10 == 1:
+            codes.append("function f() { return f() } f()")
+        else:
+            codes.append(f"let s = 0; for (let k = 0; k < 1000; k++) s += host.echo(k % 3); s + {i}")
+    t0 = time.monotonic()
+    records = await asyncio.gather(*(
+        sb.run(c, GRANTS, Limits(timeout_s=1.0 if i % 10 < 2 else 20.0)) for i, c in enumerate(codes)))
+    assert time.monotonic() - t0 < 60
+    for i, r in enumerate(records):
+        if i % 10 == 0:
+            assert r.error.kind == "timeout"
+        elif i % 10 == 1:
+            assert r.error.kind == "stack"
+        else:
+            assert r.ok and r.result == 999 + i, (i, r.error)
+    _then_next_run_works(sb)

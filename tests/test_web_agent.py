@@ -1,0 +1,47 @@
+"""Browser + agent: a prompt typed in the panel runs (scripted model), shows status/code/calls, and Undo run erases it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from model_server import ModelServer
+from test_web import ARTIFACTS, browser, open_page, web_build  # noqa: F401  (fixtures)
+
+CIRCLE_JS = r"""
+const pts = [];
+for (let i = 0; i <= 40; i++) { const a = i / 40 * 2 * Math.PI; pts.push([400 + 120 * Math.cos(a), 330 + 120 * Math.sin(a)]); }
+canvas.draw({ points: pts, color: '#1971c2', width: 6 });
+canvas.draw({ points: [[340, 300], [360, 300]], color: '#1e1e1e', width: 10 });
+"""
+
+
+@pytest.fixture
+def model() -> Any:
+    ms = ModelServer().start()
+    yield ms
+    ms.stop()
+
+
+def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model: Any, browser: Any) -> None:  # noqa: F811
+    room = "webagent"
+    model.script(room, [{"tool": "execute", "input": {"code": CIRCLE_JS}}, {"text": "Drew a face-ish circle."}])
+    server = server_factory(env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "test", "INHABIT_MODEL": "scripted-model"})
+    a = open_page(browser, server, room)
+    b = open_page(browser, server, room)
+    a.fill("[data-testid=prompt-input]", "@agent draw a circle")
+    a.click("[data-testid=prompt-send]")
+    run = a.locator("[data-testid=run]").first
+    run.wait_for(timeout=20000)
+    a.wait_for_selector("[data-testid=run] [data-testid=run-status][data-status=done]", timeout=30000)
+    b.wait_for_function("window.__inhabit.strokes().size === 2")
+    run_id = run.get_attribute("data-run-id")
+    assert all(s["run"] == run_id and s["kind"] == "agent" for s in b.evaluate("Array.from(window.__inhabit.strokes().values())"))
+    run.locator("[data-testid=run-code] summary").click()
+    assert "canvas.draw" in run.locator("[data-testid=run-code]").inner_text()
+    assert a.locator("[data-testid=message][data-kind=agent]").count() >= 1
+    a.wait_for_timeout(200)
+    a.screenshot(path=str(ARTIFACTS / "web-agent-run.png"))
+    run.locator("[data-testid=run-undo]").click()
+    b.wait_for_function("window.__inhabit.strokes().size === 0")

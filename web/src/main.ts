@@ -1,0 +1,122 @@
+// Composition root: wires document, connection, renderer, input and UI together.
+import * as Y from 'yjs'
+import { readConfig } from './config'
+import { loadIdentity } from './identity'
+import { connect } from './connection'
+import { Camera } from './camera'
+import { StrokeStore } from './store'
+import { Renderer } from './renderer'
+import { ToolState } from './tools'
+import { createHistory } from './history'
+import { attachInput } from './input'
+import { mountToolbar } from './toolbar'
+import { mountPresence } from './presence'
+import { mountChat } from './chat'
+import { whoami } from './api'
+import { strokesOf, undoRun, commitStroke } from './ops'
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
+
+const cfg = readConfig()
+const me = loadIdentity()
+const doc = new Y.Doc()
+const conn = connect(cfg, doc)
+const { provider } = conn
+const awareness = provider.awareness
+awareness.setLocalState({ user: { name: me.name, color: me.color, kind: 'human' }, cursor: null, drawing: null })
+
+document.title = `${cfg.room} · inhabit`
+$('room-name').textContent = cfg.room
+
+const camera = new Camera()
+const store = new StrokeStore(strokesOf(doc) as unknown as Y.Map<unknown>)
+const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store)
+const tools = new ToolState()
+const history = createHistory(doc)
+
+const presence = mountPresence({
+  awareness, camera, layer: $('cursors'), avatars: $('avatars'), requestRender: () => renderer.request(),
+})
+renderer.overlays = () => presence.liveInks()
+attachInput({
+  stage: $('stage'), doc, awareness, camera, renderer, store, tools,
+  author: () => me.name,
+  onStrokeDone: () => history.boundary(),
+})
+mountToolbar($('toolbar'), tools, history)
+const chat = mountChat({
+  doc, cfg, me: () => me,
+  list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: $<HTMLTextAreaElement>('prompt-input'),
+})
+
+// ---- connection indicator & read-only mode ---------------------------------
+const connEl = $('conn')
+const LABEL = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
+const showState = (s: keyof typeof LABEL, detail?: string) => {
+  connEl.dataset.state = s
+  connEl.querySelector('.label')!.textContent = LABEL[s]
+  connEl.title = detail ? `${LABEL[s]}: ${detail}` : LABEL[s]
+  if (s === 'denied') setReadOnly(true, 'You do not have access to this room. Check your link.')
+}
+conn.onState(showState)
+showState(conn.state())
+
+let readOnly = false
+function setReadOnly(ro: boolean, why?: string) {
+  readOnly = ro
+  document.body.classList.toggle('readonly', ro)
+  const banner = $('readonly-banner')
+  banner.hidden = !ro
+  banner.innerHTML = `<strong>View only.</strong> ${why ?? 'This link lets you watch the room, but not draw or chat.'}`
+  tools.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
+  chat.setReadOnly(ro)
+}
+conn.onDenied((reason) => {
+  console.info('inhabit: server refused a change:', reason)
+  if (!readOnly) setReadOnly(true)
+})
+whoami(cfg).then((w) => {
+  if (!w) return
+  if (w.role === 'view') setReadOnly(true)
+  else if (w.role === 'none') showState('denied')
+})
+
+// ---- zoom indicator ---------------------------------------------------------
+const zoomEl = $('zoom')
+zoomEl.classList.add('ui')
+const showZoom = () => { zoomEl.textContent = `${Math.round(camera.z * 100)}%` }
+camera.onChange(showZoom)
+showZoom()
+zoomEl.onclick = () => { const { w, h } = renderer.size; camera.zoomAt(w / 2, h / 2, 1 / camera.z) }
+
+$('panel-toggle').onclick = () => document.body.classList.toggle('panel-hidden')
+
+// ---- test / debug hooks -----------------------------------------------------
+const pct = (a: number[], p: number) => {
+  if (!a.length) return 0
+  const s = [...a].sort((x, y) => x - y)
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!
+}
+;(window as any).__inhabit = {
+  doc, provider, awareness, camera, renderer, store, tools, history, config: cfg, me,
+  Y,
+  strokes: () => strokesOf(doc),
+  readOnly: () => readOnly,
+  connection: () => conn.state(),
+  undoRun: (run: string) => undoRun(doc, run),
+  commitStroke: (s: Parameters<typeof commitStroke>[1]) => commitStroke(doc, s),
+  resetFrameTimes: () => { renderer.frameTimes = [] },
+  stats: () => ({
+    strokes: store.entries.size,
+    visible: renderer.lastVisible,
+    pathsBuilt: store.pathsBuilt,
+    frames: renderer.frames,
+    lastFrameMs: renderer.frameTimes[renderer.frameTimes.length - 1] ?? 0,
+    frameTimes: renderer.frameTimes.slice(),
+    p50: pct(renderer.frameTimes, 0.5),
+    p95: pct(renderer.frameTimes, 0.95),
+    max: Math.max(0, ...renderer.frameTimes),
+    synced: provider.synced,
+    camera: { x: camera.x, y: camera.y, z: camera.z },
+  }),
+}

@@ -1,0 +1,62 @@
+// Local mirror of the 'strokes' Y.Map: validated entries, spatial index, Path2D cache.
+// Incremental: only keys named in a Y event are (re)built.
+import * as Y from 'yjs'
+import { isStroke, type Stroke } from './schema'
+import { strokeBBox, type BBox } from './geometry'
+import { GridIndex } from './spatial'
+import { inkPath } from './paths'
+
+export interface Entry { stroke: Stroke; bbox: BBox; seq: number; path: Path2D | null }
+
+export class StrokeStore {
+  readonly entries = new Map<string, Entry>()
+  readonly index = new GridIndex(512)
+  pathsBuilt = 0
+  private seq = 0
+  private listeners = new Set<(dirty: BBox[] | null) => void>()
+
+  constructor(readonly map: Y.Map<unknown>) {
+    for (const [k, v] of map) this.put(k, v)
+    map.observe((ev) => {
+      const dirty: BBox[] = []
+      for (const key of ev.keysChanged) {
+        const old = this.entries.get(key)
+        if (old) { dirty.push(old.bbox); this.drop(key) }
+        const v = map.get(key)
+        if (v !== undefined) { const e = this.put(key, v); if (e) dirty.push(e.bbox) }
+      }
+      this.emit(dirty)
+    })
+  }
+
+  onChange(fn: (dirty: BBox[] | null) => void) { this.listeners.add(fn) }
+  private emit(d: BBox[] | null) { for (const fn of this.listeners) fn(d) }
+
+  private put(key: string, v: unknown): Entry | null {
+    if (!isStroke(v, key)) return null
+    const e: Entry = { stroke: v, bbox: strokeBBox(v.points, v.width), seq: this.seq++, path: null }
+    this.entries.set(key, e)
+    this.index.insert(key, e.bbox)
+    return e
+  }
+
+  private drop(key: string) {
+    this.entries.delete(key)
+    this.index.remove(key)
+  }
+
+  /** Path2D for an entry, built on first use and cached per stroke id. */
+  path(e: Entry): Path2D {
+    if (!e.path) { e.path = inkPath(e.stroke); this.pathsBuilt++ }
+    return e.path
+  }
+
+  /** Entries intersecting `view`, in arrival order (painter's order). */
+  visible(view: BBox): Entry[] {
+    const ids = this.index.query(view)
+    const out: Entry[] = []
+    for (const id of ids) { const e = this.entries.get(id); if (e) out.push(e) }
+    out.sort((a, b) => a.seq - b.seq)
+    return out
+  }
+}

@@ -1,0 +1,93 @@
+// Floating toolbar: tools, palette, widths, undo/redo; keyboard shortcuts.
+import { ICONS } from './icons'
+import { PALETTE, WIDTHS, type Tool, type ToolState } from './tools'
+import type { History } from './history'
+
+export function mountToolbar(root: HTMLElement, tools: ToolState, history: History) {
+  root.classList.add('ui')
+  const btn = (cls: string, html: string, title: string, testid: string) => {
+    const b = document.createElement('button')
+    b.className = cls
+    b.innerHTML = html
+    b.title = title
+    b.setAttribute('aria-label', title)
+    b.dataset.testid = testid
+    return b
+  }
+  const group = (cls = '') => { const g = document.createElement('div'); g.className = 'group ' + cls; root.append(g); return g }
+
+  const gTools = group()
+  const toolBtns = new Map<Tool, HTMLButtonElement>()
+  for (const [t, title, key] of [['draw', 'Draw', 'P'], ['erase', 'Eraser', 'E'], ['pan', 'Hand (hold Space)', 'H']] as const) {
+    const b = btn('tool', ICONS[t], `${title} — ${key}`, `tool-${t}`)
+    b.onclick = () => tools.set({ tool: t })
+    toolBtns.set(t, b)
+    gTools.append(b)
+  }
+
+  const gColors = group('colors')
+  const colorBtns = PALETTE.map((c) => {
+    const b = btn('swatch', '', `Colour ${c}`, `color-${c.slice(1)}`)
+    b.style.setProperty('--c', c)
+    b.onclick = () => tools.set({ color: c, tool: 'draw' })
+    gColors.append(b)
+    return [c, b] as const
+  })
+
+  const gWidths = group('widths')
+  const widthBtns = WIDTHS.map(({ label, w }) => {
+    const b = btn('width', `<span class="bar" style="height:${Math.max(2, Math.min(12, w / 2.5))}px"></span>`, `Width ${label}`, `width-${label}`)
+    b.onclick = () => tools.set({ width: w, tool: tools.tool === 'pan' ? 'draw' : tools.tool })
+    gWidths.append(b)
+    return [w, b] as const
+  })
+
+  const gHist = group()
+  const undo = btn('tool', ICONS.undo, 'Undo — Ctrl+Z', 'undo')
+  const redo = btn('tool', ICONS.redo, 'Redo — Ctrl+Shift+Z', 'redo')
+  undo.onclick = () => history.undo()
+  redo.onclick = () => history.redo()
+  gHist.append(undo, redo)
+
+  const lock = document.createElement('div')
+  lock.className = 'lock'
+  lock.innerHTML = `${ICONS.lock}<span>View only</span>`
+  lock.dataset.testid = 'readonly-badge'
+  root.append(lock)
+
+  const sync = () => {
+    const ro = tools.readOnly
+    root.classList.toggle('readonly', ro)
+    for (const [t, b] of toolBtns) {
+      b.classList.toggle('active', t === tools.tool)
+      b.disabled = ro && t !== 'pan'
+    }
+    for (const [c, b] of colorBtns) { b.classList.toggle('active', c === tools.color); b.disabled = ro }
+    for (const [w, b] of widthBtns) { b.classList.toggle('active', w === tools.width); b.disabled = ro }
+    undo.disabled = ro || !history.canUndo()
+    redo.disabled = ro || !history.canRedo()
+    document.body.dataset.tool = tools.tool
+  }
+  tools.onChange(sync)
+  history.onChange(sync)
+  sync()
+
+  window.addEventListener('keydown', (e) => {
+    const t = e.target as HTMLElement
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return
+    const mod = e.ctrlKey || e.metaKey
+    if (mod && e.key.toLowerCase() === 'z') {
+      e.preventDefault()
+      if (tools.readOnly) return
+      if (e.shiftKey) history.redo(); else history.undo()
+      return
+    }
+    if (mod && e.key.toLowerCase() === 'y') { e.preventDefault(); if (!tools.readOnly) history.redo(); return }
+    if (mod || e.altKey) return
+    const k = e.key.toLowerCase()
+    if (k === 'p' || k === 'd' || k === 'b') tools.set({ tool: tools.readOnly ? 'pan' : 'draw' })
+    else if (k === 'e') tools.set({ tool: tools.readOnly ? 'pan' : 'erase' })
+    else if (k === 'h') tools.set({ tool: 'pan' })
+    else if (k >= '1' && k <= '8' && !tools.readOnly) tools.set({ color: PALETTE[Number(k) - 1]!, tool: 'draw' })
+  })
+}
