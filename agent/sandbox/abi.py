@@ -96,7 +96,7 @@ def make_trap(message: str) -> int:
 
 # An import callback gets (env, caller, raw_args_and_results*, n) and returns 0 or a trap.
 # Declared with plain integer types so ctypes builds no POINTER objects per call.
-_CB_RAW = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+CB_RAW = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 _new_raw = ffi.dll["wasmtime_func_new_unchecked"]
 _new_raw.restype = None
 _new_raw.argtypes = None
@@ -125,7 +125,7 @@ def unchecked_callback(fn: Callable[[int, int], int],
                 on_error(env or 0, e)  # e.g. a nested call's epoch trap: keep its real cause
             return make_trap(f"host error: {type(e).__name__}: {e}")
 
-    return _CB_RAW(tramp)
+    return CB_RAW(tramp)
 
 
 def params(addr: int, n: int) -> tuple[int, ...]:

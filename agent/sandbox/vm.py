@@ -142,11 +142,23 @@ def _on_cb_error(env: int, exc: BaseException) -> None:
         vm.pending_error = exc
 
 
+def _host_call_tramp(env, caller, a, nargs):  # noqa: ANN001
+    """host_call, hand-inlined (one Python frame less on the hottest path)."""
+    try:
+        argc, argv = _ARGC_ARGV(_string_at(a + 48, 20))
+        _I32_AT(a).value = _VMS[env].on_host_call(argc, argv)
+        return 0
+    except BaseException as e:  # never unwind through wasm frames
+        _on_cb_error(env or 0, e)
+        return abi.make_trap(f"host error: {type(e).__name__}: {e}")
+
+
 # Long-lived ctypes callbacks shared by every store; `env` selects the VM.
 _CBS = {name: abi.unchecked_callback(fn, _on_cb_error) for name, fn in {
-    "host_call": _cb_host_call, "zero": _cb_zero, "none": _cb_none, "clock": _cb_clock,
+    "zero": _cb_zero, "none": _cb_none, "clock": _cb_clock,
     "random": _cb_random, "fd_write": _cb_fd_write, "nosys": _cb_nosys, "fdstat": _cb_fdstat,
 }.items()}
+_CBS["host_call"] = abi.CB_RAW(_host_call_tramp)
 
 # (module, name) -> (params, results, callback) in the module's import order.
 _IMPORTS = {
