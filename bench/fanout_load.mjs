@@ -27,6 +27,8 @@ const now = () => performance.timeOrigin + performance.now()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const opts = JSON.parse(process.argv[2] || '{}')
 const log = (...a) => process.stderr.write(a.join(' ') + '\n')
+// stdout is an async pipe: wait until a (large) line is flushed before process.exit()
+const emit = (line) => new Promise((resolve) => process.stdout.write(line + '\n', resolve))
 
 const COLORS = ['#e03131', '#1971c2', '#2f9e44', '#f08c00', '#7048e8', '#0c8599']
 
@@ -244,7 +246,7 @@ async function fanout () {
     eventLoopLagMaxMs: lagInWindow,
     lat
   }
-  process.stdout.write(`RESULT ${JSON.stringify(out)}\n`)
+  await emit(`RESULT ${JSON.stringify(out)}`)
   for (const c of cl) c.close()
   rl.close()
   await sleep(200)
@@ -293,7 +295,7 @@ async function join () {
     await sleep(100)
   }
   pop.close()
-  process.stdout.write(`RESULT ${JSON.stringify({ room, strokes, checkSize, populateS, times, opens, recvs, updateBytes, wireBytes, extensions: pop.extensions })}\n`)
+  await emit(`RESULT ${JSON.stringify({ room, strokes, checkSize, populateS, times, opens, recvs, updateBytes, wireBytes, extensions: pop.extensions })}`)
   await sleep(200)
   process.exit(0)
 }

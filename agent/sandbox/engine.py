@@ -17,7 +17,7 @@ from pathlib import Path
 import wasmtime
 
 TICK_S = 0.005  # epoch granularity: a timeout fires within ~5 ms of its deadline
-MAX_WASM_STACK = 1 << 20  # native wasm stack (must stay <= async_stack_size 2 MiB)
+MAX_WASM_STACK = 2 << 20  # native wasm stack (must stay <= async_stack_size, 2 MiB)
 
 _CONFIG_KEY = f"epoch=1;may_move=0;wasm_stack={MAX_WASM_STACK};cow=1"
 

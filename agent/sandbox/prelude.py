@@ -55,10 +55,10 @@ PRELUDE = r"""
       try { json = stringify(args); }
       catch (e) { throw hostErr(name + ": arguments must be JSON-serialisable (" + fmt(e) + ")", true); }
       const r = raw(id, json);
-      const tag = apply(charCodeAt, r, [0]);
-      const body = apply(sliceStr, r, [1]);
-      if (tag === 48) return body.length ? parse(body) : undefined;
-      throw hostErr(body, tag === 50);
+      if (typeof r === "string") return r.length ? parse(r) : undefined;
+      // Failure: the host returned undefined; fetch "<1|2><message>" (2 = bad arguments).
+      const e = raw(-3, "");
+      throw hostErr(apply(sliceStr, e, [1]), apply(charCodeAt, e, [0]) === 50);
     } }[name];
     return freeze(f);
   }

@@ -33,7 +33,8 @@ TAG_INT, TAG_STRING, TAG_OBJECT = 0, -7, -1
 class Host(Protocol):
     """What a VM calls back into (one per run)."""
 
-    def call(self, cap_id: int, args_json: str) -> bytes: ...  # status byte + body
+    def call(self, cap_id: int, args_json: str) -> bytes | None: ...  # JSON, or None = failed
+    def failure(self) -> bytes: ...  # b"1<message>" (capability error) or b"2<message>" (TypeError)
     def console(self, line: str) -> None: ...  # may raise to abort the run
     def register_error(self, obj_ptr: int) -> None: ...
     def stdout(self, text: str) -> None: ...
@@ -381,7 +382,11 @@ class VM:
                     args = bytes(view[sp + off:sp + off + n]).decode("latin-1")
             else:
                 args = self.read_string(a1)
-            return self.new_string_bytes(self.host.call(cap, args))
+            out = self.host.call(cap, args)
+            if out is not None:
+                return self.new_string_bytes(out)
+        elif cap == -3:
+            return self.new_string_bytes(self.host.failure())
         if cap == -2:
             self.host.console(self.read_string(a1))
         elif cap == -1:
