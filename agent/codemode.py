@@ -171,7 +171,8 @@ def compact_record(record: Any, session: CanvasSession, committed: bool) -> dict
         counts[name] = counts.get(name, 0) + 1
     out: dict[str, Any] = {"ok": bool(record.ok)}
     if record.ok:
-        out["result"] = _clip(json.dumps(record.result, default=str), RESULT_CHARS) if record.result is not None else None
+        text = json.dumps(record.result, default=str)
+        out["result"] = record.result if len(text) <= RESULT_CHARS else _clip(text, RESULT_CHARS) + " (result cut: return a smaller summary)"
     if console:
         out["console"] = _clip(console, CONSOLE_CHARS)
     out["calls"] = counts
@@ -183,7 +184,10 @@ def compact_record(record: Any, session: CanvasSession, committed: bool) -> dict
             out["next"] = "Nothing was written. Reply to the user, or execute again."
     else:
         err = _as_dict(record.error) or {}
-        out["error"] = {"kind": err.get("kind"), "message": _clip(str(err.get("message")), 1000)}
+        message = _clip(str(err.get("message")), 1000)
+        if session.grant == "read" and "not a function" in message:
+            message += " (this run is read-only: canvas.draw, canvas.erase and canvas.say are not granted)"
+        out["error"] = {"kind": err.get("kind"), "message": message}
         out["next"] = _hint(str(err.get("kind")), str(err.get("message")))
     return out
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from agent.codemode import CodeMode
-from agent.peer import AgentPeer
+from agent.peer import AgentPeer, addressed
 from agent.runs import RunStore
 
 log = logging.getLogger("inhabit.agent")
@@ -117,7 +117,8 @@ class AgentPlugin:
         except Exception as e:  # noqa: BLE001
             log.exception("starting agent peer for %s", room)
             return _err(503, f"could not start the agent for this room: {type(e).__name__}: {e}")
-        run = peer.submit(text.strip(), author=author[:80], grant="write" if role == "edit" else "read", source="http")
+        text = addressed(text, self.name) or text.strip()
+        run = peer.submit(text, author=author[:80], grant="write" if role == "edit" else "read", source="http")
         return JSONResponse({"run": run.id, "grant": run.grant}, status_code=202)
 
     async def list_runs(self, request: Request) -> JSONResponse:

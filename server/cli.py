@@ -40,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         app, host=config.host, port=config.port, log_level=args.log_level, lifespan="on",
         ws="websockets-sansio", ws_max_size=config.max_message + 1024,
         ws_ping_interval=config.ping_interval, ws_ping_timeout=config.ping_interval,
+        ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -63,6 +63,7 @@ class CanvasClient:
         self.read_only: str | None = None
         """The server's PermissionDenied reason, once it has told us we cannot write."""
         self.error: ClientError | None = None
+        self._failed = asyncio.Event()
         self._ws: Any = None
         self._applying = False
         self._out: deque[bytes] = deque()
@@ -82,7 +83,7 @@ class CanvasClient:
         self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._renew())]
-        failed = loop.create_task(self._wait_error())
+        failed = loop.create_task(self._failed.wait())
         synced = loop.create_task(self.synced.wait())
         try:
             done, _ = await asyncio.wait({failed, synced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -94,13 +95,11 @@ class CanvasClient:
             raise self.error or ClientError(None, f"no sync within {timeout} s")
         return self
 
-    async def _wait_error(self) -> None:
-        while self.error is None:
-            await self._changed_or(0.05)
-
     async def _changed_or(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
 
     # public API
 
@@ -211,6 +210,7 @@ class CanvasClient:
                 code, reason = (rcvd.code, rcvd.reason) if rcvd else (None, "connection lost")
                 if code is not None and (code in NO_RETRY or 4400 <= code < 4500):
                     self.error = ClientError(code, reason)
+                    self._failed.set()
                     self._changed.set()
                     return
             except asyncio.CancelledError:

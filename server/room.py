@@ -70,6 +70,7 @@ class Conn:
 
     async def _run(self) -> None:
         ws, queue, wake = self.ws, self.queue, self.wake
+        send = ws._send  # raw ASGI send: skips Starlette's per-call state checks on the hot path
         try:
             while True:
                 if not queue:
@@ -81,7 +82,7 @@ class Conn:
                     code, reason = self.close_args or (1000, "")
                     await ws.close(code, reason)
                     return
-                await ws.send_bytes(msg)
+                await send({"type": "websocket.send", "bytes": msg})
         except Exception:  # peer gone mid-send: the receive loop will see the disconnect
             self.closed = True
             queue.clear()

@@ -101,8 +101,9 @@ async def room_endpoint(ws: WebSocket) -> None:
                 task.cancel()
             else:  # let the queued close frame go out, but never wait on a dead peer for long
                 try:
-                    await asyncio.wait_for(asyncio.shield(task), 2.0)
-                except (asyncio.TimeoutError, Exception):
+                    async with asyncio.timeout(2.0):
+                        await asyncio.shield(task)
+                except Exception:
                     task.cancel()
         if ws.application_state == WebSocketState.CONNECTED:
             try:

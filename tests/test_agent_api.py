@@ -42,7 +42,7 @@ async def test_reads_are_plain_data(code_mode):
     doc = room()
     compact, record, _ = await run(code_mode, doc, "const s = canvas.strokes(); ({n: s.length, first: s[0], b: canvas.bounds(), one: canvas.stroke('s2').author, none: canvas.stroke('nope'), mine: canvas.strokes({author: 'bob'}).length, box: canvas.strokes({box: {x0: 0, y0: 0, x1: 6, y1: 6}}).map(k => k.id)})")
     assert record.ok, record.error
-    res = json.loads(compact["result"])
+    res = compact["result"]
     assert res["n"] == 3 and res["one"] == "ann" and res.get("none") is None and res["mine"] == 1 and res["box"] == ["s0"]
     assert res["first"]["points"] == [[0, 0], [5, 20]] and res["first"]["pressure"] == [0.5, 0.7]
     assert res["first"]["bbox"] == {"x0": 0, "y0": 0, "x1": 5, "y1": 20}
@@ -54,7 +54,7 @@ async def test_writes_land_in_one_transaction_tagged_with_the_run(code_mode):
     seen = transactions(doc)
     compact, record, session = await run(code_mode, doc, "const a = canvas.draw({points: [[0,0],[10,10]], color: '#FF0000'}); const b = canvas.draw({points: [[5,5,0.2]]}); canvas.erase('s0'); canvas.say('hi'); canvas.strokes().length")
     assert record.ok, record.error
-    assert json.loads(compact["result"]) == 4  # reads see the run's own pending writes
+    assert compact["result"] == 4  # reads see the run's own pending writes
     assert len(seen) == 1
     added = [doc.stroke(i) for i in compact["written"]["drawn"]]
     assert all(s is not None and s.kind == "agent" and s.run == "run-1" and s.author == "agent" for s in added)
@@ -87,7 +87,7 @@ async def test_read_grant_has_no_write_functions(code_mode):
     doc = room()
     compact, record, _ = await run(code_mode, doc, "[typeof canvas.draw, typeof canvas.erase, typeof canvas.say, canvas.strokes().length]", grant="read")
     assert record.ok, record.error
-    assert json.loads(compact["result"]) == ["undefined", "undefined", "undefined", 3]
+    assert compact["result"] == ["undefined", "undefined", "undefined", 3]
 
 
 def test_reference_is_generated_from_the_capabilities():

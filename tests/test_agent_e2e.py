@@ -292,7 +292,7 @@ FAILURES = {
     "garbage2": ([{"raw": '{"hello": "world"}', "status": 200}], "could not read"),
     "badinput": ([{"tool": "execute", "input": {"source": 42}}, {"tool": "nonsense", "input": {}}, {"text": "I am confused."}], "malformed tool input"),
     "error500": ([{"raw": '{"type": "error", "error": {"type": "api_error", "message": "overloaded"}}', "status": 500}], "HTTP 500"),
-    "readonly": ([{"tool": "execute", "input": {"code": "canvas.draw({points: [[1, 1], [50, 50]]})"}}, {"text": "Cannot draw."}], "canvas"),
+    "readonly": ([{"tool": "execute", "input": {"code": "canvas.draw({points: [[1, 1], [50, 50]]})"}}, {"text": "Cannot draw."}], "read-only"),
 }
 
 

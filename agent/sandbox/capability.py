@@ -36,6 +36,7 @@ class Capability:
     _fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _required: int = field(init=False, repr=False, compare=False)
     _validate: Callable[[Any], BaseModel] = field(init=False, repr=False, compare=False)
+    _fast: tuple[Callable[[list[Any]], dict[str, Any]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         parts = self.name.split(".")
@@ -46,9 +47,15 @@ class Capability:
         object.__setattr__(self, "_fields", names)
         object.__setattr__(self, "_required", len(req))
         object.__setattr__(self, "_validate", self.params.__pydantic_validator__.validate_python)
+        object.__setattr__(self, "_fast", _dict_builders(names))
 
     # ---- validation ----------------------------------------------------------------
     def parse_args(self, args: list[Any]) -> BaseModel:
+        if type(args) is list and len(args) < len(self._fast):  # hot path: same checks, cheaper
+            try:
+                return self._validate(self._fast[len(args)](args))
+            except ValidationError as e:
+                raise self._arg_error(e) from None
         if not isinstance(args, list):
             raise ArgumentError(f"{self.name}: arguments must be positional")
         if len(args) > len(self._fields):
@@ -57,14 +64,17 @@ class Capability:
         try:
             return self._validate(dict(zip(self._fields, args)))
         except ValidationError as e:
-            msgs = []
-            for err in e.errors()[:3]:
-                loc = err.get("loc") or ()
-                where = ".".join(str(p) for p in loc) if loc else "arguments"
-                idx = self._fields.index(loc[0]) + 1 if loc and loc[0] in self._fields else None
-                pos = f" (argument {idx})" if idx else ""
-                msgs.append(f"{where}{pos}: {err['msg']}")
-            raise ArgumentError(f"{self.name}: " + "; ".join(msgs)) from None
+            raise self._arg_error(e) from None
+
+    def _arg_error(self, e: ValidationError) -> ArgumentError:
+        msgs = []
+        for err in e.errors()[:3]:
+            loc = err.get("loc") or ()
+            where = ".".join(str(p) for p in loc) if loc else "arguments"
+            idx = self._fields.index(loc[0]) + 1 if loc and loc[0] in self._fields else None
+            pos = f" (argument {idx})" if idx else ""
+            msgs.append(f"{where}{pos}: {err['msg']}")
+        return ArgumentError(f"{self.name}: " + "; ".join(msgs))
 
     # ---- documentation -------------------------------------------------------------
     def signature(self) -> str:
@@ -112,6 +122,16 @@ class Capability:
         if self.example:
             out += ["", "```js", self.example.strip(), "```"]
         return "\n".join(out).rstrip() + "\n"
+
+
+def _dict_builders(names: tuple[str, ...]) -> tuple[Callable[[list[Any]], dict[str, Any]], ...]:
+    """builders[k](args) == dict(zip(names, args)) for len(args) == k, as a dict display
+    (~4x cheaper than dict(zip(...)) on the per-call hot path)."""
+    out = []
+    for k in range(len(names) + 1):
+        body = ", ".join(f"{names[i]!r}: a[{i}]" for i in range(k))
+        out.append(eval(f"lambda a: {{{body}}}", {}))  # names are repr()-quoted: no injection
+    return tuple(out)
 
 
 def declarations(caps: Iterable[Capability]) -> str:

@@ -37,21 +37,77 @@ class Abort(Exception):
 
 
 _CALL_FIELDS = set(CallRecord.model_fields)
-_set = object.__setattr__
+
+
+_new = object.__new__
+_d_set = BaseModel.__dict__["__dict__"].__set__  # slot setters: cheaper than object.__setattr__
+_fs_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_ex_set = BaseModel.__dict__["__pydantic_extra__"].__set__
+_pr_set = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _call_record(name: str, args: Any, result: Any, dt: float, error: str | None) -> CallRecord:
     """CallRecord without validation (values are host-made): model_construct costs ~2 µs."""
-    m = CallRecord.__new__(CallRecord)
-    _set(m, "__dict__", {"name": name, "args": args, "result": result, "ms": round(dt * 1e3, 4), "error": error})
-    _set(m, "__pydantic_fields_set__", _CALL_FIELDS)
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
+    if type(result) is _Body:
+        result = _clip_body(result)
+    if type(args) is str:  # the raw JSON of arguments that parsed and validated
+        args = _loads(args) if len(args) <= CALL_PREVIEW else _clip(args)
+    elif type(args) is _Val:
+        args = args.v
+    m = _new(CallRecord)
+    _d_set(m, {"name": name, "args": args, "result": result, "ms": round(dt * 1e3, 4), "error": error})
+    _fs_set(m, _CALL_FIELDS)
+    _ex_set(m, None)
+    _pr_set(m, None)
     return m
 
 
 def _clip(raw: str) -> str:
     return raw[:CALL_PREVIEW] + f"…(truncated, {len(raw)} chars)"
+
+
+class _Val:
+    """Trace args already in final form (a failed call)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+
+class _Body:
+    """A large encoded result kept as-is in the trace; clipped only when the record is built."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+def _clip_body(b: "_Body") -> str:
+    body = b.body
+    if body.isascii():  # the common case: no full decode just to count characters
+        return body[:CALL_PREVIEW].decode("ascii") + f"…(truncated, {len(body)} chars)"
+    return _clip(body.decode("utf-8", "surrogatepass"))
+
+
+_inf = float("inf")
+
+
+def _encode(out: Any) -> bytes:
+    """A handler result as JSON bytes (scalars without a trip through pydantic-core)."""
+    t = type(out)
+    if t is float:
+        return repr(out).encode() if -_inf < out < _inf else b"null"
+    if t is int:
+        return str(out).encode()
+    if t is bool:
+        return b"true" if out else b"false"
+    if out is None:
+        return b""
+    if t is RawJSON:
+        return out.encode()
+    return _to_json(out)
 
 
 class Run:
@@ -62,7 +118,9 @@ class Run:
         self.limits = limits
         self.console_lines: list[str] = []
         self.console_size = 0
-        self.trace: list[tuple[str, Any, Any, float, str | None]] = []
+        # Flat: name, args, result, seconds, error per call (see _records).
+        self.trace: list[Any] = []
+        self._trace_cap = 5 * limits.max_calls
         self.host_errors: dict[int, str] = {}
         self.last_error: str | None = None
         self.abort: RunError | None = None
@@ -73,7 +131,8 @@ class Run:
         if cap_id >= len(self.caps):
             return self._fail("1", f"unknown capability #{cap_id}")
         cap, handler = self.caps[cap_id]
-        if len(self.trace) >= self.limits.max_calls:
+        trace = self.trace
+        if len(trace) >= self._trace_cap:
             self._abort("quota", f"capability call limit exceeded ({self.limits.max_calls} calls)")
         t0 = _now()
         args: Any = args_json
@@ -83,22 +142,22 @@ class Run:
             out = handler(cap.parse_args(parsed))
             if isinstance(out, BaseModel):
                 out = out.model_dump(mode="json")
-            body = b"" if out is None else out.encode() if type(out) is RawJSON else _to_json(out)
+            body = _encode(out)
         except ArgumentError as e:
-            self.trace.append((cap.name, args, None, time.perf_counter() - t0, f"TypeError: {e}"))
+            trace.extend((cap.name, _Val(args), None, _now() - t0, f"TypeError: {e}"))
             return self._fail("2", str(e))
         except CapabilityError as e:
             msg = f"{cap.name}: {e}"
-            self.trace.append((cap.name, args, None, time.perf_counter() - t0, msg))
+            trace.extend((cap.name, _Val(args), None, _now() - t0, msg))
             return self._fail("1", msg)
         except Abort:
             raise
         except Exception as e:  # a handler bug must not leak host internals into the guest
-            self.trace.append((cap.name, args, None, time.perf_counter() - t0,
-                               f"internal error: {type(e).__name__}: {e}"))
+            trace.extend((cap.name, _Val(args), None, _now() - t0, f"internal error: {type(e).__name__}: {e}"))
             return self._fail("1", f"{cap.name}: internal error")
-        self.trace.append((cap.name, args, out if len(body) <= CALL_PREVIEW else _clip(body.decode()),
-                           _now() - t0, None))
+        # Lazy: the raw args JSON (a str: no GC-tracked object survives the call) is parsed
+        # again, and a large result clipped, only when the RunRecord is built.
+        trace.extend((cap.name, args_json, out if len(body) <= CALL_PREVIEW else _Body(body), _now() - t0, None))
         return body
 
     def _fail(self, status: str, msg: str) -> None:
@@ -181,9 +240,13 @@ class Run:
         return RunRecord(
             ok=error is None, result=result if error is None else None, error=error,
             console=self.console_lines,
-            calls=[_call_record(n, a, r, dt, e) for n, a, r, dt, e in self.trace],
+            calls=self._records(),
             stats=RunStats(wall_ms=round(wall, 3), start_ms=round(start_ms, 3), memory_peak_bytes=peak,
-                           calls=len(self.trace), console_bytes=self.console_size))
+                           calls=len(self.trace) // 5, console_bytes=self.console_size))
+
+    def _records(self) -> list[CallRecord]:
+        t = self.trace
+        return [_call_record(t[i], t[i + 1], t[i + 2], t[i + 3], t[i + 4]) for i in range(0, len(t), 5)]
 
     def _settle(self, vm: VM, p: int, deadline: float) -> RunError | None:
         """Run jobs until promise `p` settles; a rejection becomes the run's error."""

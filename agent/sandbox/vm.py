@@ -56,7 +56,6 @@ class Snapshot:
 _ARGV = struct.Struct("<II").unpack_from
 _JSV = struct.Struct("<ii").unpack_from  # NaN-boxed JSValue: payload, tag
 _U32 = struct.Struct("<I").unpack_from
-_memmove = ctypes.memmove
 _VMS: dict[int, "VM"] = {}
 _ids = iter(range(1, 1 << 62))
 _ids_lock = threading.Lock()
@@ -143,11 +142,20 @@ def _on_cb_error(env: int, exc: BaseException) -> None:
         vm.pending_error = exc
 
 
+# The raw argument/result buffer wasmtime hands a callback lives in host memory at an address
+# that varies per call; a memoryview over the user address space reads/writes it with struct
+# instead of building two ctypes objects per call. Only addresses wasmtime passes are touched.
+_LO = 1 << 16
+_HOSTMEM = memoryview((ctypes.c_ubyte * ((1 << 47) - _LO)).from_address(_LO)).cast("B")
+_ARGC_ARGV_AT = struct.Struct("<i12xi").unpack_from
+_RESULT_INTO = struct.Struct("<i").pack_into
+
+
 def _host_call_tramp(env, caller, a, nargs):  # noqa: ANN001
     """host_call, hand-inlined (one Python frame less on the hottest path)."""
     try:
-        argc, argv = _ARGC_ARGV(_string_at(a + 48, 20))
-        _I32_AT(a).value = _VMS[env].on_host_call(argc, argv)
+        argc, argv = _ARGC_ARGV_AT(_HOSTMEM, a + (48 - _LO))
+        _RESULT_INTO(_HOSTMEM, a - _LO, _VMS[env].on_host_call(argc, argv))
         return 0
     except BaseException as e:  # never unwind through wasm frames
         _on_cb_error(env or 0, e)
@@ -239,7 +247,7 @@ class VM:
         self.snap: Snapshot | None = None
         self.pending_error: BaseException | None = None  # first exception raised in a callback
         self._new_string = self.x["qjs_new_string"]
-        self._scratch = self._scratch_addr = 0
+        self._scratch = 0
 
     def close(self) -> None:
         _VMS.pop(self.id, None)
@@ -283,7 +291,7 @@ class VM:
         vm._sp.set_value(vm.store, wasmtime.Val.i32(snap.stack_pointer))
         vm.x["qjs_set_runtime_and_context"](snap.runtime_ptr, snap.context_ptr)
         vm.snap = snap
-        vm._scratch, vm._scratch_addr = snap.scratch, vm.mem.base + snap.scratch
+        vm._scratch = snap.scratch
         return vm
 
     # ---- values ------------------------------------------------------------------
@@ -293,9 +301,10 @@ class VM:
 
     def new_string_bytes(self, data: bytes) -> int:
         n = len(data)
-        if self._scratch_addr and n <= SCRATCH:
-            _memmove(self._scratch_addr, data, n)
-            return self._new_string.call2(self._scratch, n)
+        sc = self._scratch
+        if sc and n <= SCRATCH:
+            self.mem.view[sc:sc + n] = data
+            return self._new_string.call2(sc, n)
         snap = self.snap
         p = self.x["wasm_malloc"](len(data) + 1)
         if not p:
@@ -376,14 +385,20 @@ class VM:
             if stag == TAG_STRING and off is not None:
                 hdr = _U32(view, sp)[0]
                 n = hdr & 0x7FFFFFFF
+                sp += off
                 if hdr >> 31:
-                    args = bytes(view[sp + off:sp + off + 2 * n]).decode("utf-16-le", "surrogatepass")
+                    args = str(view[sp:sp + 2 * n], "utf-16-le", "surrogatepass")
                 else:
-                    args = bytes(view[sp + off:sp + off + n]).decode("latin-1")
+                    args = str(view[sp:sp + n], "latin-1")
             else:
                 args = self.read_string(a1)
             out = self.host.call(cap, args)
             if out is not None:
+                n = len(out)
+                sc = self._scratch
+                if sc and n <= SCRATCH:  # one wasm call: copy into the scratch buffer, make a string
+                    view[sc:sc + n] = out
+                    return self._new_string.call2(sc, n)
                 return self.new_string_bytes(out)
         elif cap == -3:
             return self.new_string_bytes(self.host.failure())
