@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
@@ -54,6 +55,8 @@ class AgentPeer:
         self._queue: asyncio.Queue[AgentRun] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.busy = False
+        self.last_active = time.monotonic()
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class AgentPeer:
     async def _work(self) -> None:
         while True:
             run = await self._queue.get()
+            self.busy = True
             try:
                 await self._run(run)
             except Exception as e:  # noqa: BLE001 - one bad run must not stop the agent
@@ -117,6 +121,15 @@ class AgentPeer:
                 run.status, run.reply = "failed", f"internal error: {type(e).__name__}: {e}"
                 run.errors.append(run.reply)
                 self._say(f"Sorry, that failed: {run.reply} (run {run.id})", run.id)
+            finally:
+                self.busy = False
+                self.last_active = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last run ended (0 while working or with prompts queued)."""
+        if self.busy or not self._queue.empty():
+            return 0.0
+        return time.monotonic() - self.last_active
 
     async def _run(self, run: AgentRun) -> None:
         self._say(f"On it: “{_short(run.prompt)}” (run {run.id})", run.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from typing import Any
 
@@ -41,9 +42,12 @@ def _err(status: int, msg: str) -> JSONResponse:
 class AgentPlugin:
     """`routes` + `startup`/`shutdown`, as `server.app.create_app(config, plugins)` expects."""
 
-    def __init__(self, config: Any = None, *, name: str = "agent") -> None:
+    def __init__(self, config: Any = None, *, name: str = "agent", idle_s: float | None = None) -> None:
         self.config = config
         self.name = name
+        self.idle_s = idle_s if idle_s is not None else float(os.environ.get("INHABIT_AGENT_IDLE_S") or 300)
+        """A hosted peer leaves its room after this long without prompts, so the room can unload."""
+        self._reaper: asyncio.Task[None] | None = None
         self.runs = RunStore()
         self.peers: dict[str, AgentPeer] = {}
         self._starting: dict[str, asyncio.Lock] = {}
@@ -60,8 +64,21 @@ class AgentPlugin:
         self.app = app
         if self.config is None:
             self.config = app.state.config
+        self._reaper = asyncio.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, self.idle_s / 2))
+            for room, peer in list(self.peers.items()):
+                if peer.idle_for() > self.idle_s:
+                    async with self._starting.setdefault(room, asyncio.Lock()):
+                        if self.peers.get(room) is peer and peer.idle_for() > self.idle_s:
+                            del self.peers[room]
+                            await peer.close()
 
     async def shutdown(self, app: Any) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         peers, self.peers = list(self.peers.values()), {}
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
 

@@ -383,7 +383,7 @@ async def test_real_model_takes_a_turn(server_factory):
     alice = await connect(server, room, "alice")
     try:
         alice.doc.add_strokes(board_strokes())
-        r = await post_prompt(server, room, "We are playing noughts and crosses on this board; I am X. Your move: draw an O.")
+        r = await post_prompt(server, room, "@agent your move (I played X)")
         run = await wait_run(server, room, r.json()["run"], timeout=240)
         assert run["status"] == "done", run
         await alice.wait_for(lambda: all(alice.doc.stroke(i) for i in run["strokes"]), 10)
@@ -395,3 +395,22 @@ async def test_real_model_takes_a_turn(server_factory):
         assert cell_of(cx, cy) not in (None, (0, 0)), (cx, cy, run["code"])
     finally:
         await alice.close()
+
+
+async def test_idle_hosted_agent_leaves_the_room(server_factory, model_server):
+    room = "idle"
+    model_server.script(room, [{"text": "Hello!"}])
+    server = server_factory(env={**scripted_env(model_server), "INHABIT_AGENT_IDLE_S": "1"})
+    watcher = await connect(server, room, "eve", role="view")
+    try:
+        r = await post_prompt(server, room, "@agent hi")
+        run = await wait_run(server, room, r.json()["run"])
+        assert run["status"] == "done" and run["reply"] == "Hello!"
+        agents = lambda: [s for s in watcher.awareness().values() if (s.get("user") or {}).get("kind") == "agent"]  # noqa: E731
+        await watcher.wait_for(lambda: agents(), 10)
+        await watcher.wait_for(lambda: not agents(), 15)
+        # a new prompt brings it back
+        r = await post_prompt(server, room, "@agent hi again")
+        assert (await wait_run(server, room, r.json()["run"]))["status"] == "done"
+    finally:
+        await watcher.close()
