@@ -33,8 +33,8 @@ Tools:
 before your first execute if you are unsure of a signature.
 - execute(code): run a JavaScript program in a sandbox where the global `canvas` object is \
 the API. It has no network, no DOM and no timers; calls are synchronous (no await needed). \
-The value of the program's last expression (or a top-level `return`) is sent back to you, \
-with console.log output, the calls made, and any error. Each execute sees the room as it is \
+The value of the program's last expression is sent back to you (there is no top-level \
+`return`; end with an expression such as `({{found, drawn}})`), with console.log output, the calls made, and any error. Each execute sees the room as it is \
 when it starts. Your drawing is applied to the room in one step when the program finishes \
 without error; if it throws, nothing is written, so fix it and execute again.
 

@@ -141,7 +141,6 @@ class AgentPeer:
             if run.errors and run.reply not in run.errors:
                 text += f" ({run.errors[-1]})"
         self._say(f"{_short(text, 1500)} (run {run.id})", run.id)
-        self._presence(None)
 
     def _commit(self, session: CanvasSession) -> None:
         session.commit(self.doc)
@@ -166,6 +165,7 @@ class AgentPeer:
         run = self.runs.get(self.room, run_id)
         if run is not None:
             run.undone = True
+        self._say(f"Undid run {run_id}: erased {len(ids)} stroke(s).", run_id)
         return ids
 
 
