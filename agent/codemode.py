@@ -120,7 +120,8 @@ def _sections(caps: tuple[Capability, ...]) -> list[Section]:
     out = []
     for cap in caps:
         out.append(Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()))
-    return out + _GUIDE
+    writes = any(c.name == "canvas.draw" for c in caps)
+    return out + [g for g in _GUIDE if writes or "canvas.draw" not in g.text]
 
 
 class Reference:

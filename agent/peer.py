@@ -106,7 +106,8 @@ class AgentPeer:
                         continue  # our own lines and echoed HTTP prompts
                     prompt = addressed(m.text, self.name)
                     if prompt is not None:
-                        self.submit(prompt, author=m.author, grant="write", source="chat")
+                        grant: Grant = "read" if getattr(self.client, "read_only", None) else "write"  # a view-token peer cannot write
+                        self.submit(prompt, author=m.author, grant=grant, source="chat")
             except Exception:  # noqa: BLE001
                 log.exception("agent watcher")
 
