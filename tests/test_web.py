@@ -140,13 +140,21 @@ def test_view_only_page_cannot_draw_and_says_so(server: Any, browser: Any) -> No
     assert "view only" in banner.inner_text().lower()
     assert viewer.locator("[data-testid=readonly-badge]").is_visible()
     assert viewer.locator("[data-testid=tool-draw]").is_disabled()
-    assert viewer.locator("[data-testid=prompt-input]").is_disabled()
+    # A viewer may still ask the agent; the run it starts is read-only, and plain chat is not sent.
+    viewer.fill("[data-testid=prompt-input]", "just chatting")
+    viewer.press("[data-testid=prompt-input]", "Enter")
+    with viewer.expect_response(lambda r: "/prompts" in r.url) as answer:
+        viewer.fill("[data-testid=prompt-input]", "@agent what is on the canvas?")
+        viewer.press("[data-testid=prompt-input]", "Enter")
+    assert answer.value.status == 202 and answer.value.json()["grant"] == "read"
     draw(viewer, 300, 500)
     viewer.keyboard.press("e")
     draw(viewer, 200, 300)
     viewer.wait_for_timeout(500)
     assert viewer.evaluate("window.__inhabit.strokes().size") == 1
     assert editor.evaluate("window.__inhabit.strokes().size") == 1
+    texts = editor.evaluate("window.__inhabit.doc.getArray('messages').toArray().map(m => m.text)")
+    assert "just chatting" not in texts
     viewer.screenshot(path=str(ARTIFACTS / "web-view-only.png"))
 
 

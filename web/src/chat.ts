@@ -162,7 +162,9 @@ export function mountChat(d: Deps) {
   // ---- prompt box -------------------------------------------------------
   const submit = async () => {
     const text = input.value.trim()
-    if (!text || readOnly) return
+    if (!text) return
+    // Viewers may still ask the agent: the server grants such a run read-only access.
+    if (readOnly && !AGENT_RE.test(text)) { input.placeholder = 'View only — only @agent questions can be sent'; return }
     input.value = ''
     const author = d.me().name
     if (AGENT_RE.test(text)) {
@@ -170,12 +172,12 @@ export function mountChat(d: Deps) {
       try {
         const { run, status } = await sendPrompt(d.cfg, text, author)
         // On success the agent echoes the prompt into 'messages' (with its run id) itself.
-        if (!run) {
+        if (!run && !readOnly) {
           if (status !== 404 && status !== 405) console.warn('inhabit: prompt endpoint answered', status)
           postMessage(doc, { author, kind: 'human', text })
         }
       } catch {
-        postMessage(doc, { author, kind: 'human', text })
+        if (!readOnly) postMessage(doc, { author, kind: 'human', text })
       } finally { form.classList.remove('sending') }
     } else {
       postMessage(doc, { author, kind: 'human', text })
@@ -189,9 +191,7 @@ export function mountChat(d: Deps) {
   return {
     setReadOnly(ro: boolean) {
       readOnly = ro
-      input.disabled = ro
-      form.querySelector('button')!.disabled = ro
-      input.placeholder = ro ? 'View only — chatting is disabled' : 'Chat, or type @agent to ask the agent to draw…'
+      input.placeholder = ro ? 'View only — ask @agent a question (it may read, not draw)' : 'Chat, or type @agent to ask the agent to draw…'
       for (const id of runs.keys()) updateCard(id)
     },
     refreshRun: (id: string) => poll(id),
