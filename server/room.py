@@ -98,6 +98,7 @@ class Room:
         self.metrics = metrics
         self.conns: set[Conn] = set()
         self.states: dict[int, tuple[int, str]] = {}  # awareness: client id -> (clock, JSON)
+        self.owners: dict[int, Conn] = {}  # awareness client id -> the connection that first announced it
         self.stored = stored
         self.compact_every = compact_every
         self._full_step2: bytes | None = None
@@ -115,7 +116,11 @@ class Room:
         """Forget a connection and tell the others its awareness states are gone."""
         self.conns.discard(conn)
         gone = []
+        owners = self.owners
         for cid in conn.awareness_ids:
+            if owners.get(cid) is not conn:
+                continue
+            del owners[cid]
             entry = self.states.pop(cid, None)
             if entry is not None:
                 gone.append((cid, entry[0] + 1, "null"))
@@ -185,21 +190,41 @@ class Room:
             raise p.ProtocolError(f"malformed state vector: {exc}") from exc
 
     def _awareness(self, conn: Conn, frame: bytes) -> None:
+        """Apply an awareness update; a connection may only speak for the client ids it owns.
+
+        A client id belongs to the first live connection that announced it (until that
+        connection leaves). Entries for ids owned by another live connection are dropped, so
+        nobody can spoof or remove someone else's presence; the rest is applied and echoed.
+        """
         entries = p.parse_awareness(p.decode_awareness_payload(frame))
+        owners, states = self.owners, self.states
         changed = False
-        for cid, clock, state in entries:
-            cur = self.states.get(cid)
+        forged = False
+        kept = []
+        for entry in entries:
+            cid, clock, state = entry
+            owner = owners.get(cid)
+            if owner is not conn:
+                if owner is not None and not owner.closed:
+                    forged = True  # someone else's presence: not ours to change
+                    continue
+                if state == "null" and (owner is None or cid not in states):
+                    continue  # removing what nobody holds: nothing to do, nothing to claim
+                if owner is not None:  # its owner is on its way out: hand the id over
+                    owner.awareness_ids.discard(cid)
+                owners[cid] = conn
+                conn.awareness_ids.add(cid)
+            kept.append(entry)
+            cur = states.get(cid)
             if state == "null":
                 if cur is not None and clock >= cur[0]:
-                    del self.states[cid]
-                    conn.awareness_ids.discard(cid)
+                    del states[cid]
                     changed = True
             elif cur is None or clock > cur[0]:
-                self.states[cid] = (clock, state)
-                conn.awareness_ids.add(cid)
+                states[cid] = (clock, state)
                 changed = True
         if changed:  # like y-websocket: echo to everyone, the sender's renewal keeps it alive
-            self.broadcast(frame, None)
+            self.broadcast(p.awareness_message(p.encode_awareness(kept)) if forged else frame, None)
 
     def _awareness_all(self) -> bytes:
         entries = [(cid, clock, state) for cid, (clock, state) in self.states.items()]
