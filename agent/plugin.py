@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from agent.codemode import CodeMode
 from agent.peer import AgentPeer, addressed
 from agent.runs import RunStore
+from agent.runstore import RunDB
 
 log = logging.getLogger("inhabit.agent")
 
@@ -64,6 +66,9 @@ class AgentPlugin:
         self.app = app
         if self.config is None:
             self.config = app.state.config
+        data = getattr(self.config, "data", None)
+        if data is not None and self.runs.db is None:  # run records survive restarts (agent/runstore.py)
+            self.runs = RunStore(self.runs.per_room, db=await asyncio.to_thread(RunDB, Path(data) / "runs.sqlite3", self.runs.per_room))
         self._reaper = asyncio.create_task(self._reap())
 
     async def _reap(self) -> None:
@@ -81,6 +86,7 @@ class AgentPlugin:
             self._reaper.cancel()
         peers, self.peers = list(self.peers.values()), {}
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        self.runs.close()  # writes what is pending; blocking, but only once at shutdown
 
     # helpers ---------------------------------------------------------------------------
 

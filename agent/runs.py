@@ -4,16 +4,37 @@ Why: every agent action must be observable and undoable — the record holds the
 asked, with which grant, every piece of code executed, every capability call, the strokes it
 added (the undo set), token usage and errors. Bounded per room so a busy room cannot grow
 memory without limit.
+
+Durability (optional): given a `RunDB` (`agent/runstore.py`, the server's `<data>/runs.sqlite3`),
+the store writes a record whenever its status, reply, finish time or undo flag changes, and
+reads a room's records back on its first lookup, so runs and their undo survive a restart.
+Changes are coalesced to one write per event-loop tick and serialised on the loop (cheap),
+and the SQLite work runs on one writer thread, never on the loop. Without a `RunDB`
+(`inhabit agent` standalone) it is memory-only, exactly as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
-from typing import Any, Literal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from canvas import new_id, now_ms
+
+if TYPE_CHECKING:
+    from agent.runstore import RunDB
+
+log = logging.getLogger("inhabit.agent")
+
+WATCHED = frozenset({"status", "reply", "finished", "undone"})
+"""Assigning one of these fields tells the store to persist the record (strokes, code and calls
+are appended before the run's final status/finished assignment, so they are included)."""
+INTERRUPTED = "the server stopped before this run finished"
 
 Status = Literal["queued", "running", "done", "failed"]
 
@@ -44,6 +65,14 @@ class AgentRun(BaseModel):
     created: int = Field(default_factory=now_ms)
     started: int | None = None
     finished: int | None = None
+    _listener: Callable[[AgentRun], None] | None = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in WATCHED:
+            listener = self._listener
+            if listener is not None:
+                listener(self)
 
     def summary(self) -> dict[str, Any]:
         """The list view: no code or calls."""
@@ -51,24 +80,125 @@ class AgentRun(BaseModel):
 
 
 class RunStore:
-    """In-memory runs, newest last, at most `per_room` per room (oldest finished ones dropped)."""
+    """Runs, newest last, at most `per_room` per room (oldest finished ones dropped); persisted
+    to `db` when one is given."""
 
-    def __init__(self, per_room: int = 200) -> None:
+    def __init__(self, per_room: int = 200, db: RunDB | None = None) -> None:
         self.per_room = per_room
+        self.db = db
         self._rooms: dict[str, OrderedDict[str, AgentRun]] = {}
+        self._dirty: dict[str, AgentRun] = {}
+        self._deleted: list[str] = []
+        self._scheduled = False
+        self._closed = False
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-runs") if db is not None else None
+
+    def _room(self, room: str, create: bool = False) -> OrderedDict[str, AgentRun] | None:
+        runs = self._rooms.get(room)
+        if runs is not None or self.db is None:
+            if runs is None and create:
+                runs = self._rooms[room] = OrderedDict()
+            return runs
+        loaded: OrderedDict[str, AgentRun] = OrderedDict()
+        for data in self.db.load(room):  # one small indexed read per room per process
+            try:
+                run = AgentRun.model_validate_json(data)
+            except ValidationError:
+                log.warning("skipping an unreadable run record in room %s", room)
+                continue
+            if run.status in ("queued", "running"):  # its worker died with the old process
+                run.status = "failed"
+                run.errors.append(INTERRUPTED)
+                run.reply = run.reply or INTERRUPTED
+                run.finished = run.finished or now_ms()
+                self._dirty[run.id] = run
+            run._listener = self._changed
+            loaded[run.id] = run
+        if self._dirty:
+            self._schedule()
+        if loaded or create:
+            self._rooms[room] = loaded
+            return loaded
+        return None
 
     def add(self, run: AgentRun) -> AgentRun:
-        runs = self._rooms.setdefault(run.room, OrderedDict())
+        runs = self._room(run.room, create=True)
+        assert runs is not None
         runs[run.id] = run
         while len(runs) > self.per_room:
             oldest = next((k for k, r in runs.items() if r.status in ("done", "failed")), None)
             if oldest is None:
                 break
-            del runs[oldest]
+            gone = runs.pop(oldest)
+            if self.db is not None:
+                gone._listener = None
+                self._dirty.pop(oldest, None)
+                self._deleted.append(oldest)
+        if self.db is not None:
+            run._listener = self._changed
+            self._changed(run)
         return run
 
     def get(self, room: str, run_id: str) -> AgentRun | None:
-        return self._rooms.get(room, {}).get(run_id)
+        return (self._room(room) or {}).get(run_id)
 
     def list(self, room: str) -> list[AgentRun]:
-        return list(self._rooms.get(room, {}).values())
+        return list((self._room(room) or {}).values())
+
+    # persistence -----------------------------------------------------------------------
+
+    def _changed(self, run: AgentRun) -> None:
+        if run._listener is not None:
+            self._dirty[run.id] = run
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._scheduled or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush_soon)
+
+    def _take(self) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+        upserts = [(r.id, r.room, r.status, r.model_dump_json()) for r in self._dirty.values()]
+        deletes, self._deleted = self._deleted, []
+        self._dirty.clear()
+        return upserts, deletes
+
+    def _write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
+        try:
+            assert self.db is not None
+            self.db.write(upserts, deletes)
+        except Exception:  # noqa: BLE001 - losing a history row must never break a run
+            log.exception("writing %d run record(s)", len(upserts))
+
+    def _flush_soon(self) -> None:
+        self._scheduled = False
+        if self._closed or self._writer is None:
+            return
+        upserts, deletes = self._take()
+        if upserts or deletes:
+            self._writer.submit(self._write, upserts, deletes)
+
+    def flush(self) -> None:
+        """Write every pending change now and wait for it (blocking; for shutdown and sync use)."""
+        if self._writer is None or self._closed:
+            return
+        upserts, deletes = self._take()
+        if upserts or deletes:
+            self._writer.submit(self._write, upserts, deletes).result()
+        else:
+            self._writer.submit(lambda: None).result()  # wait for earlier writes
+
+    def close(self) -> None:
+        if self._writer is None or self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        assert self.db is not None
+        self.db.close()

@@ -1,0 +1,79 @@
+"""Durable agent run records: one small SQLite file, `<data>/runs.sqlite3`.
+
+Why a separate database and not the room store (`server/store.py`): run records are agent
+observability (what a prompt made the agent do, so people can inspect and undo it), not
+document state. The room store holds exactly the CRDT updates a room applied and nothing
+else; mixing rows of another kind into it would couple the agent to server internals and to
+its compaction. This file depends on nothing but sqlite3, and losing it loses history, never
+drawings (undo works from the run id tagged on the strokes in the document).
+
+Layout: one row per run, the record as JSON, `seq` for insertion order. WAL +
+synchronous=NORMAL like the room store. Writes happen on one writer thread (see
+`agent.runs.RunStore`), reads once per room on first lookup.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    room TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_room ON runs (room, seq);
+"""
+
+
+class RunDB:
+    """Synchronous, thread-safe access to the runs database."""
+
+    def __init__(self, path: str | Path, per_room: int = 200) -> None:
+        self.path = Path(path)
+        self.per_room = per_room
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def load(self, room: str) -> list[str]:
+        """The room's newest `per_room` records (JSON), oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, self.per_room)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
+        """Upsert `(id, room, status, json)` rows and delete ids, in one transaction; then trim
+        each touched room to its newest `per_room` rows (finished ones go first)."""
+        rooms = {u[1] for u in upserts}
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO runs (id, room, status, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+                    upserts,
+                )
+                db.executemany("DELETE FROM runs WHERE id = ?", [(d,) for d in deletes])
+                for room in rooms:
+                    db.execute(
+                        "DELETE FROM runs WHERE room = ? AND status IN ('done', 'failed') AND seq NOT IN "
+                        "(SELECT seq FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?)",
+                        (room, room, self.per_room),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
