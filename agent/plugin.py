@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,11 @@ from agent.codemode import CodeMode
 from agent.peer import AgentPeer, addressed
 from agent.runs import RunStore
 from agent.runstore import RunDB
+from server.access import role_of
 
 log = logging.getLogger("inhabit.agent")
 
 MAX_PROMPT = 4_000
-ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.query_params.get("token")
 
 
 def _err(status: int, msg: str) -> JSONResponse:
@@ -90,14 +82,6 @@ class AgentPlugin:
 
     # helpers ---------------------------------------------------------------------------
 
-    def _role(self, request: Request, room: str) -> str | None:
-        if not ROOM_NAME.match(room):
-            return None
-        state = request.app.state
-        if getattr(state.config, "open", False):
-            return "edit"
-        return state.access.check(_token(request), room)
-
     def _ws_base(self, request: Request) -> str:
         cfg = request.app.state.config
         host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "", "localhost") else cfg.host
@@ -122,7 +106,7 @@ class AgentPlugin:
 
     async def prompt(self, request: Request) -> JSONResponse:
         room = request.path_params["name"]
-        role = self._role(request, room)
+        role = role_of(request, room)
         if role is None:
             return _err(401, "a view or edit token for this room is required")
         try:
@@ -146,13 +130,13 @@ class AgentPlugin:
 
     async def list_runs(self, request: Request) -> JSONResponse:
         room = request.path_params["name"]
-        if self._role(request, room) is None:
+        if role_of(request, room) is None:
             return _err(401, "a view or edit token for this room is required")
         return JSONResponse({"runs": [r.summary() for r in self.runs.list(room)]})
 
     async def get_run(self, request: Request) -> JSONResponse:
         room = request.path_params["name"]
-        if self._role(request, room) is None:
+        if role_of(request, room) is None:
             return _err(401, "a view or edit token for this room is required")
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
@@ -161,7 +145,7 @@ class AgentPlugin:
 
     async def undo(self, request: Request) -> JSONResponse:
         room = request.path_params["name"]
-        if self._role(request, room) != "edit":
+        if role_of(request, room) != "edit":
             return _err(403, "undo needs an edit token for this room")
         run = self.runs.get(room, request.path_params["run"])
         if run is None:

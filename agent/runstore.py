@@ -4,7 +4,7 @@ Why a separate database and not the room store (`server/store.py`): run records 
 observability (what a prompt made the agent do, so people can inspect and undo it), not
 document state. The room store holds exactly the CRDT updates a room applied and nothing
 else; mixing rows of another kind into it would couple the agent to server internals and to
-its compaction. This file depends on nothing but sqlite3, and losing it loses history, never
+its compaction. It shares only the connection set-up (`server.store.open_sqlite`); losing it loses history, never
 drawings (undo works from the run id tagged on the strokes in the document).
 
 Layout: one row per run, the record as JSON, `seq` for insertion order. WAL +
@@ -14,9 +14,10 @@ synchronous=NORMAL like the room store. Writes happen on one writer thread (see
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
+
+from server.store import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -36,12 +37,8 @@ class RunDB:
     def __init__(self, path: str | Path, per_room: int = 200) -> None:
         self.path = Path(path)
         self.per_room = per_room
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_sqlite(self.path, SCHEMA)
 
     def load(self, room: str) -> list[str]:
         """The room's newest `per_room` records (JSON), oldest first."""

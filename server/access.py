@@ -10,9 +10,12 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
+
+from starlette.requests import HTTPConnection
 
 Role = Literal["view", "edit"]
 ROLES: tuple[str, ...] = ("view", "edit")
@@ -89,3 +92,25 @@ class Access:
         except TokenError:
             return None
         return role if token_room in ("*", room) else None
+
+
+ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def token_of(conn: HTTPConnection) -> str | None:
+    """The token a request or websocket carries: `?token=` or `Authorization: Bearer`."""
+    token = conn.query_params.get("token")
+    if token:
+        return token
+    auth = conn.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def role_of(conn: HTTPConnection, room: str) -> Role | None:
+    """The caller's role in `room` ('edit' when the server runs with auth off), or None."""
+    if not ROOM_NAME.match(room):
+        return None
+    state = conn.app.state
+    if state.config.open:
+        return "edit"
+    return state.access.check(token_of(conn), room)

@@ -20,12 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
 
-from .access import Access
+from .access import ROOM_NAME, Access, role_of
 from .config import ServerConfig
 from .metrics import Metrics
 from .rooms import RoomManager
 from .store import Store, Writer
-from .websocket import ROOM_NAME, room_endpoint
+from .websocket import room_endpoint
 
 log = logging.getLogger("inhabit.app")
 
@@ -33,27 +33,13 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 DB_FILE = "inhabit.db"
 
 
-def http_token(request: Request) -> str | None:
-    token = request.query_params.get("token")
-    if token:
-        return token
-    auth = request.headers.get("authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
-
-
-def http_role(request: Request, room: str) -> str | None:
-    """The caller's role in `room` (HTTP routes): 'edit' when auth is off."""
-    state = request.app.state
-    if state.config.open:
-        return "edit"
-    return state.access.check(http_token(request), room)
 
 
 def _room_or_error(request: Request) -> tuple[str, Response | None]:
     name = request.path_params["name"]
     if not ROOM_NAME.match(name):
         return name, JSONResponse({"error": "room name must be 1-64 characters of A-Z a-z 0-9 _ -"}, 400)
-    if http_role(request, name) is None:
+    if role_of(request, name) is None:
         return name, JSONResponse({"error": "missing, invalid or wrong-room token"}, 401)
     return name, None
 
@@ -71,7 +57,7 @@ async def whoami(request: Request) -> Response:
     name, err = _room_or_error(request)
     if err:
         return err
-    return JSONResponse({"room": name, "role": http_role(request, name)})
+    return JSONResponse({"room": name, "role": role_of(request, name)})
 
 
 async def healthz(request: Request) -> Response:

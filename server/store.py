@@ -42,17 +42,25 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A WAL-mode connection in autocommit mode (we BEGIN ourselves), usable from any thread
+    under the caller's lock. synchronous=NORMAL: a committed row survives a process crash
+    (kill -9), which is the durability promise; an OS crash may lose the last commits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db
+
+
 class Store:
     """Synchronous, thread-safe access to the database (call it from a worker thread)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_sqlite(self.path, SCHEMA)
 
     def load(self, room: str) -> tuple[list[bytes], int]:
         """(blobs to apply in order, number of update rows after the snapshot)."""

@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from .access import ROOM_NAME, token_of
 from .protocol import ProtocolError
 from .room import Conn
 
 log = logging.getLogger("inhabit.ws")
 
-ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def token_of(ws: WebSocket) -> str | None:
-    token = ws.query_params.get("token")
-    if token:
-        return token
-    auth = ws.headers.get("authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
 async def refuse(ws: WebSocket, code: int, reason: str) -> None:

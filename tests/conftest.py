@@ -129,3 +129,41 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(server_factory: Any) -> LiveServer:
     return server_factory()
+
+
+# ---- browser (Playwright for Python driving Debian's Chromium, installed by bin/dev) -------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def web_build() -> None:
+    subprocess.run(["node", "web/build.mjs"], cwd=ROOT, check=True, timeout=120)
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+def browser(web_build: None) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run the tests through `bin/dev test`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+# ---- a scripted Messages-API server on loopback (tests/model_server.py) ---------------------
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    from model_server import ModelServer
+
+    ms = ModelServer().start()
+    yield ms
+    ms.stop()

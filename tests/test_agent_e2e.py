@@ -114,13 +114,6 @@ def cell_box(r: int, c: int) -> tuple[float, float, float, float]:
 # ---- fixtures and helpers ---------------------------------------------------------------
 
 
-@pytest.fixture
-def model_server():
-    ms = ModelServer().start()
-    yield ms
-    ms.stop()
-
-
 def scripted_env(ms: ModelServer) -> dict[str, str]:
     # a fake key and a loopback base URL: scripted tests can never reach the real API
     return {"ANTHROPIC_BASE_URL": ms.url, "ANTHROPIC_API_KEY": "test", "INHABIT_MODEL": "scripted-model"}

@@ -2,73 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-pw = pytest.importorskip("playwright.sync_api")
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
-
-
-@pytest.fixture(scope="session")
-def web_build() -> None:
-    subprocess.run(["node", "web/build.mjs"], cwd=ROOT, check=True, timeout=120)
-    ARTIFACTS.mkdir(exist_ok=True)
-
-
-@pytest.fixture
-def browser(web_build: None) -> Iterator[Any]:
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def open_page(browser: Any, server: Any, room: str, role: str = "edit", synced: bool = True) -> Any:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(f"{server.http}/?room={room}&token={server.token(room, role)}")
-    if synced:
-        page.wait_for_function("window.__inhabit && window.__inhabit.provider.synced", timeout=15000)
-    return page
-
-
-def draw(page: Any, x: float, y: float, n: int = 25, dx: float = 6, amp: float = 30) -> None:
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for i in range(1, n):
-        page.mouse.move(x + i * dx, y + amp * math.sin(i / 4))
-    page.mouse.up()
-
-
-def strokes(page: Any) -> list[dict]:
-    return page.evaluate("Array.from(window.__inhabit.strokes().values())")
-
-
-def canvas_has_ink(page: Any, x: int, y: int, w: int, h: int) -> bool:
-    """True if any pixel in the region is clearly darker than the background."""
-    return page.evaluate(
-        """([x, y, w, h]) => {
-            const c = document.getElementById('canvas'); const d = devicePixelRatio;
-            const px = c.getContext('2d').getImageData(x * d, y * d, w * d, h * d).data;
-            for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] < 450) return true;
-            return false }""",
-        [x, y, w, h],
-    )
+from pages import ARTIFACTS, canvas_has_ink, draw, open_page, strokes
 
 
 def test_two_pages_draw_and_see_each_other(server: Any, browser: Any) -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from model_server import ModelServer
-from test_web import ARTIFACTS, browser, open_page, web_build  # noqa: F401  (fixtures)
+from pages import ARTIFACTS, open_page
 
 CIRCLE_JS = r"""
 const pts = [];
@@ -17,17 +14,10 @@ canvas.draw({ points: [[340, 300], [360, 300]], color: '#1e1e1e', width: 10 });
 """
 
 
-@pytest.fixture
-def model() -> Any:
-    ms = ModelServer().start()
-    yield ms
-    ms.stop()
-
-
-def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model: Any, browser: Any) -> None:  # noqa: F811
+def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model_server: Any, browser: Any) -> None:
     room = "webagent"
-    model.script(room, [{"tool": "execute", "input": {"code": CIRCLE_JS}}, {"text": "Drew a face-ish circle."}])
-    server = server_factory(env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "test", "INHABIT_MODEL": "scripted-model"})
+    model_server.script(room, [{"tool": "execute", "input": {"code": CIRCLE_JS}}, {"text": "Drew a face-ish circle."}])
+    server = server_factory(env={"ANTHROPIC_BASE_URL": model_server.url, "ANTHROPIC_API_KEY": "test", "INHABIT_MODEL": "scripted-model"})
     a = open_page(browser, server, room)
     b = open_page(browser, server, room)
     a.fill("[data-testid=prompt-input]", "@agent draw a circle")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from test_web import ARTIFACTS, browser, open_page, web_build  # noqa: F401  (fixtures)
+from pages import ARTIFACTS, open_page
 
 N = 10_000
 
@@ -43,7 +43,7 @@ PAN = """async ([frames, dx, dy]) => {
 }"""
 
 
-def test_pan_frame_time_with_10k_strokes(server: Any, browser: Any) -> None:  # noqa: F811
+def test_pan_frame_time_with_10k_strokes(server: Any, browser: Any) -> None:
     writer = open_page(browser, server, "perf")
     assert writer.evaluate(SEED, [N, 1000]) == N
     viewer = open_page(browser, server, "perf")

@@ -14,7 +14,7 @@ from typing import Callable
 
 import wasmtime
 from wasmtime import _bindings as ffi
-from wasmtime import Func, FuncType, Store, ValType
+from wasmtime import Func, FuncType, Store
 
 _RAW = ffi.wasmtime_val_raw_t
 _trap_new = ffi._wasmtime_trap_new

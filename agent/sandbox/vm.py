@@ -305,7 +305,6 @@ class VM:
         if sc and n <= SCRATCH:
             self.mem.view[sc:sc + n] = data
             return self._new_string.call2(sc, n)
-        snap = self.snap
         p = self.x["wasm_malloc"](len(data) + 1)
         if not p:
             raise MemoryError("wasm_malloc failed")
