@@ -24,7 +24,7 @@ from canvas import CanvasDoc, now_ms
 
 log = logging.getLogger("inhabit.agent")
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5"
 
 
 class ModelSettings(BaseModel):
