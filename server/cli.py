@@ -38,6 +38,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"open in a browser: {url}", flush=True)
     uvicorn.run(
         app, host=config.host, port=config.port, log_level=args.log_level, lifespan="on",
+        loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
         ws="websockets-sansio", ws_max_size=config.max_message + 1024,
         ws_ping_interval=config.ping_interval, ws_ping_timeout=config.ping_interval,
         ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here

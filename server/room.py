@@ -28,20 +28,9 @@ _CLOSE = object()
 
 
 class Conn:
-    """One websocket peer in a room. `send` never blocks.
+    """One websocket peer in a room. `send` never blocks; `run` is its only sender task."""
 
-    Fast path (uvicorn's websockets-sansio protocol, found behind the ASGI `send`): messages
-    queued during one event-loop turn are framed (one message per frame) and written with ONE
-    `transport.write` from a `call_soon` callback, with no task wake-up and no coroutine per
-    message. Only when the transport is paused (slow reader), or to send a close frame, does a
-    drain task run, through the raw ASGI send. Elsewhere (e.g. the test client) `run` is the
-    connection's only sender task.
-    """
-
-    __slots__ = (
-        "ws", "role", "limit", "queue", "wake", "awareness_ids", "closed", "close_args", "denied", "task",
-        "metrics", "proto", "scheduled", "loop",
-    )
+    __slots__ = ("ws", "role", "limit", "queue", "wake", "awareness_ids", "closed", "close_args", "denied", "task", "metrics")
 
     def __init__(self, ws: Any, role: str, limit: int, metrics: Metrics) -> None:
         self.ws = ws
@@ -55,9 +44,6 @@ class Conn:
         self.denied = False
         self.task: asyncio.Task[None] | None = None
         self.metrics = metrics
-        self.proto: Any = None
-        self.scheduled = False
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, msg: bytes) -> None:
         if self.closed:
@@ -68,11 +54,7 @@ class Conn:
             self.close(1013, "send queue overflow: client too slow to keep up, reconnect")
             return
         self.queue.append(msg)
-        if self.proto is None:
-            self.wake.set()
-        elif not self.scheduled and self.task is None:
-            self.scheduled = True
-            self.loop.call_soon(self._flush)  # type: ignore[union-attr]
+        self.wake.set()
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued (so a PermissionDenied or reason still arrives)."""
@@ -81,62 +63,10 @@ class Conn:
         self.closed = True
         self.close_args = (code, reason.encode()[:123].decode(errors="ignore"))
         self.queue.append(_CLOSE)
-        if self.proto is None:
-            self.wake.set()
-        elif self.task is None and self.loop is not None:
-            self.task = self.loop.create_task(self._drain())
+        self.wake.set()
 
     def start(self) -> None:
-        self.loop = loop = asyncio.get_running_loop()
-        proto = _sansio_protocol(self.ws._send)
-        if proto is None:
-            self.task = loop.create_task(self._run())
-        else:
-            self.proto = proto
-            if self.queue and self.task is None:
-                self.scheduled = True
-                loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """Write everything queued so far: one frame per message, one transport write."""
-        self.scheduled = False
-        if self.closed or self.task is not None:
-            return  # the drain task owns the queue (or the peer is gone)
-        proto, queue = self.proto, self.queue
-        if proto.disconnected or proto.close_sent:
-            self.closed = True
-            queue.clear()
-            return
-        if not proto.writable.is_set():  # slow reader: wait for the transport to drain
-            self.task = self.loop.create_task(self._drain())  # type: ignore[union-attr]
-            return
-        ws_conn = proto.conn
-        try:
-            while queue:
-                ws_conn.send_binary(queue.popleft())
-            out = ws_conn.data_to_send()
-            if out:
-                proto.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        except Exception:  # peer gone mid-send: the receive loop will see the disconnect
-            self.closed = True
-            queue.clear()
-
-    async def _drain(self) -> None:
-        """Slow path: send through the raw ASGI send (which waits while the transport is paused)."""
-        queue, send = self.queue, self.ws._send
-        try:
-            while queue:
-                msg = queue.popleft()
-                if msg is _CLOSE:
-                    code, reason = self.close_args or (1000, "")
-                    await self.ws.close(code, reason)
-                    return
-                await send({"type": "websocket.send", "bytes": msg})
-        except Exception:
-            self.closed = True
-            queue.clear()
-            return
-        self.task = None  # caught up: back to the fast path
+        self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         ws, queue, wake = self.ws, self.queue, self.wake
@@ -156,26 +86,6 @@ class Conn:
         except Exception:  # peer gone mid-send: the receive loop will see the disconnect
             self.closed = True
             queue.clear()
-
-
-def _sansio_protocol(send: Any) -> Any:
-    """uvicorn's websockets-sansio protocol behind an ASGI `send` (unwrapping Starlette's
-    pass-through `sender` closures), or None when serving under anything else."""
-    try:
-        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-    except ImportError:
-        return None
-    for _ in range(8):
-        owner = getattr(send, "__self__", None)
-        if isinstance(owner, WebSocketsSansIOProtocol):
-            return owner if send.__func__ is WebSocketsSansIOProtocol.send else None
-        cells = getattr(send, "__closure__", None) or ()
-        inner = [c.cell_contents for c in cells if getattr(c, "cell_contents", None) is not None and callable(c.cell_contents)]
-        inner = [f for f in inner if getattr(f, "__name__", "") in ("send", "sender")]
-        if len(inner) != 1:
-            return None
-        send = inner[0]
-    return None
 
 
 class Room:

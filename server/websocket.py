@@ -86,10 +86,9 @@ async def room_endpoint(ws: WebSocket) -> None:
         room.leave(conn)
         rooms.release(room)
         task = conn.task
-        if conn.close_args is None:  # peer left: nothing more to send
-            conn.closed = True
         if task is not None:
-            if conn.close_args is None:
+            if conn.close_args is None:  # peer left: nothing more to send
+                conn.closed = True
                 task.cancel()
             else:  # let the queued close frame go out, but never wait on a dead peer for long
                 try:
