@@ -19,14 +19,11 @@ from server.client import CanvasClient
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "tests" / "js" / "yjs_peer.mjs"
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("node") is None or not (ROOT / "node_modules" / "y-websocket").exists(),
-                       reason="node or node_modules/y-websocket missing"),
-]
+pytestmark = pytest.mark.timeout(60)
 
 
 async def run_peer(srv, room: str, write_id: str, wait_id: str, timeout_ms: int = 10_000) -> dict:
+    assert shutil.which("node") and (ROOT / "node_modules" / "y-websocket").exists(), "run the tests through `bin/dev test` (installs node_modules)"
     proc = await asyncio.create_subprocess_exec(
         "node", str(PEER), srv.ws, room, srv.token(), write_id, wait_id, str(timeout_ms),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
