@@ -83,6 +83,7 @@ def test_view_only_page_cannot_draw_and_says_so(server: Any, browser: Any) -> No
         viewer.fill("[data-testid=prompt-input]", "@agent what is on the canvas?")
         viewer.press("[data-testid=prompt-input]", "Enter")
     assert answer.value.status == 202 and answer.value.json()["grant"] == "read"
+    viewer.locator("[data-testid=prompt-input]").blur()  # keyboard shortcuts go to the canvas again
     draw(viewer, 300, 500)
     viewer.keyboard.press("e")
     draw(viewer, 200, 300)

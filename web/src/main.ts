@@ -67,7 +67,7 @@ function setReadOnly(ro: boolean, why?: string) {
   document.body.classList.toggle('readonly', ro)
   const banner = $('readonly-banner')
   banner.hidden = !ro
-  banner.innerHTML = `<strong>View only.</strong> ${why ?? 'This link lets you watch the room, but not draw or chat.'}`
+  banner.innerHTML = `<strong>View only.</strong> ${why ?? 'Watch, or ask @agent — drawing and chat are off.'}`
   tools.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
   chat.setReadOnly(ro)
 }
