@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.sandbox import Capability, CapabilityError
+from agent.sandbox import Binding, Capability, CapabilityError
 from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
 from canvas.geometry import BBox, bbox
 from canvas.schema import MAX_POINTS, MAX_TEXT
 
 Grant = Literal["read", "write"]
+"""What a run may do to the room: read it, or read and write it (run records carry it too)."""
 
 
 class Quotas(BaseModel):
@@ -273,7 +274,7 @@ class CanvasSession:
 
     # wiring --------------------------------------------------------------------------
 
-    def grants(self) -> list[tuple[Capability, Callable[[Any], Any]]]:
+    def bindings(self) -> list[Binding]:
         handlers: dict[str, Callable[[Any], Any]] = {
             "canvas.strokes": self.strokes,
             "canvas.stroke": self.stroke,

@@ -223,9 +223,13 @@ class CodeMode:
         """Run `code` against `session`; on success call `commit(session)` (one transaction).
 
         Returns (compact record for the model, the sandbox RunRecord)."""
-        record = await self.sandbox.run(code, grants=session.grants(), limits=self.limits)
+        record = await self.sandbox.run(code, bindings=session.bindings(), limits=self.limits)
         committed = False
         if record.ok and session.dirty:
             commit(session)
             committed = True
         return compact_record(record, session, committed), record
+
+    def close(self) -> None:
+        """Stop the sandbox's worker threads (at shutdown)."""
+        self.sandbox.close()

@@ -19,10 +19,11 @@ from typing import Any
 
 from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
 from agent.codemode import CodeMode
-from agent.model import ModelLoop, ModelSettings
+from agent.loop import ModelLoop, ModelSettings
 from agent.runs import AgentRun, RunStore
-from canvas import CanvasDoc, Message
+from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
+from wire.client import CanvasClient
 
 log = logging.getLogger("inhabit.agent")
 
@@ -50,7 +51,7 @@ class AgentPeer:
         self.code_mode = code_mode or CodeMode()
         self.loop = ModelLoop(self.code_mode, settings)
         self.quotas = quotas
-        self.client: Any = None
+        self.client: CanvasClient | None = None
         self._seen: set[str] = set()
         self._queue: asyncio.Queue[AgentRun] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -61,8 +62,6 @@ class AgentPeer:
     # lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> AgentPeer:
-        from server.client import CanvasClient
-
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=AGENT_COLOR)
         self._seen = {m.id for m in self.doc.messages()}  # only prompts that arrive after we joined
         self._presence(None)
@@ -108,7 +107,7 @@ class AgentPeer:
                     if prompt is not None:
                         grant: Grant = "read" if getattr(self.client, "read_only", None) else "write"  # a view-token peer cannot write
                         self.submit(prompt, author=m.author, grant=grant, source="chat")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("agent watcher")
 
     async def _work(self) -> None:
@@ -117,12 +116,13 @@ class AgentPeer:
             self.busy = True
             try:
                 await self._run(run)
-            except Exception as e:  # noqa: BLE001 - one bad run must not stop the agent
+            except Exception as e:
                 log.exception("agent run %s", run.id)
                 run.status, run.reply = "failed", f"internal error: {type(e).__name__}: {e}"
                 run.errors.append(run.reply)
                 self._say(f"Sorry, that failed: {run.reply} (run {run.id})", run.id)
             finally:
+                self.runs.save(run)
                 self.busy = False
                 self.last_active = time.monotonic()
 
@@ -134,6 +134,8 @@ class AgentPeer:
 
     async def _run(self, run: AgentRun) -> None:
         self._say(f"On it: “{_short(run.prompt)}” (run {run.id})", run.id)
+        run.status, run.started = "running", now_ms()
+        self.runs.save(run)
         await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas)
         if run.status == "done":
             text = run.reply or "Done."
@@ -158,7 +160,7 @@ class AgentPeer:
             state["cursor"] = {"x": at[0], "y": at[1]}
         try:
             self.client.set_awareness(state)
-        except Exception:  # noqa: BLE001 - presence is cosmetic
+        except Exception:
             log.debug("awareness update failed", exc_info=True)
 
     def undo(self, run_id: str) -> list[str]:
@@ -166,6 +168,7 @@ class AgentPeer:
         run = self.runs.get(self.room, run_id)
         if run is not None:
             run.undone = True
+            self.runs.save(run)
         self._say(f"Undid run {run_id}: erased {len(ids)} stroke(s).", run_id)
         return ids
 
@@ -175,9 +178,9 @@ def _short(s: str, n: int = 120) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-async def run_forever(ws_base: str, room: str, *, token: str | None, name: str) -> None:
+async def run_forever(ws_base: str, room: str, *, token: str | None, name: str, settings: ModelSettings | None = None) -> None:
     """`inhabit agent`: join a room and answer prompts until interrupted."""
-    peer = await AgentPeer(ws_base, room, token=token, name=name).start()
+    peer = await AgentPeer(ws_base, room, token=token, name=name, settings=settings).start()
     print(f"agent {name!r} joined {ws_base}/{room}; address it in chat with @agent or @{name}", flush=True)
     try:
         await asyncio.Event().wait()

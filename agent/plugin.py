@@ -2,66 +2,90 @@
 
 Why hosted peers connect over the websocket (to the server's own URL, with an internally
 minted edit token) instead of touching room objects: the agent stays a peer like any other,
-so this plugin depends only on the public contracts (`app.state.access`, `app.state.config`,
-`server.client.CanvasClient`), never on room internals.
+so this plugin depends only on the `Host` it is handed at start-up (settings and token
+authority), the shared token lookup (`common.access`) and the headless client
+(`wire.client`), never on room internals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from agent.codemode import CodeMode
+from agent.http import PromptAccepted, PromptRequest, RunList, UndoResult
+from agent.loop import ModelSettings
 from agent.peer import AgentPeer, addressed
+from agent.rundb import RunDB
 from agent.runs import RunStore
-from agent.runstore import RunDB
-from server.access import role_of
+from common.access import role_of
 
 log = logging.getLogger("inhabit.agent")
 
 MAX_PROMPT = 4_000
+RUNS_DB = "runs.sqlite3"
 
 
-def _err(status: int, msg: str) -> JSONResponse:
+def _err(status: int, msg: str) -> Response:
     return JSONResponse({"error": msg}, status_code=status)
 
 
-class AgentPlugin:
-    """`routes` + `startup`/`shutdown`, as `server.app.create_app(config, plugins)` expects."""
+def _json(model: Any, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
-    def __init__(self, config: Any = None, *, name: str = "agent", idle_s: float | None = None) -> None:
-        self.config = config
+
+class AgentPlugin:
+    """The agent as a `server.plugin.Plugin`: prompt and run routes, one hosted peer per room."""
+
+    def __init__(self, *, model: ModelSettings | None = None, idle_s: float = 300.0, name: str = "agent") -> None:
         self.name = name
-        self.idle_s = idle_s if idle_s is not None else float(os.environ.get("INHABIT_AGENT_IDLE_S") or 300)
+        self.model = model or ModelSettings()
+        self.idle_s = idle_s
         """A hosted peer leaves its room after this long without prompts, so the room can unload."""
-        self._reaper: asyncio.Task[None] | None = None
         self.runs = RunStore()
         self.peers: dict[str, AgentPeer] = {}
         self._starting: dict[str, asyncio.Lock] = {}
-        self._code_mode: CodeMode | None = None
-        self.app: Any = None
-        self.routes: list[BaseRoute] = [
+        self._code_mode = CodeMode()
+        self._reaper: asyncio.Task[None] | None = None
+        self._host: Any = None
+        self._routes: list[BaseRoute] = [
             Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
         ]
 
-    async def startup(self, app: Any) -> None:
-        self.app = app
-        if self.config is None:
-            self.config = app.state.config
-        data = getattr(self.config, "data", None)
-        if data is not None and self.runs.db is None:  # run records survive restarts (agent/runstore.py)
-            self.runs = RunStore(self.runs.per_room, db=await asyncio.to_thread(RunDB, Path(data) / "runs.sqlite3", self.runs.per_room))
+    # the Plugin interface ----------------------------------------------------------------
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]:
+        return self._routes
+
+    async def startup(self, host: Any) -> None:
+        """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
+        self._host = host
+        db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
+        self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
         self._reaper = asyncio.create_task(self._reap())
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        peers, self.peers = list(self.peers.values()), {}
+        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        self.runs.close()  # writes what is pending; blocking, but only once at shutdown
+        self._code_mode.close()
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        return {"agent_peers": (len(self.peers), "Hosted agent peers resident in rooms.")}
+
+    # hosted peers ------------------------------------------------------------------------
 
     async def _reap(self) -> None:
         while True:
@@ -73,83 +97,65 @@ class AgentPlugin:
                             del self.peers[room]
                             await peer.close()
 
-    async def shutdown(self, app: Any) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-        peers, self.peers = list(self.peers.values()), {}
-        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
-        self.runs.close()  # writes what is pending; blocking, but only once at shutdown
-
-    # helpers ---------------------------------------------------------------------------
-
-    def _ws_base(self, request: Request) -> str:
-        cfg = request.app.state.config
-        host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "", "localhost") else cfg.host
-        port = cfg.port or (request.url.port or 80)
-        return f"ws://{host}:{port}/rooms"
-
-    async def peer(self, request: Request, room: str) -> AgentPeer:
-        """The room's hosted agent, started (and connected) on first use."""
-        lock = self._starting.setdefault(room, asyncio.Lock())
-        async with lock:
+    async def peer(self, room: str) -> AgentPeer:
+        """The room's hosted agent, started (and connected over the websocket) on first use."""
+        async with self._starting.setdefault(room, asyncio.Lock()):
             peer = self.peers.get(room)
             if peer is None:
-                if self._code_mode is None:
-                    self._code_mode = CodeMode()
-                state = request.app.state
-                token = None if getattr(state.config, "open", False) else state.access.mint(room, "edit")
-                peer = await AgentPeer(self._ws_base(request), room, token=token, name=self.name, runs=self.runs, code_mode=self._code_mode).start()
-                self.peers[room] = peer
+                settings = self._host.settings
+                token = None if settings.open else self._host.access.mint(room, "edit")
+                peer = AgentPeer(settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
+                                 code_mode=self._code_mode, settings=self.model)
+                self.peers[room] = await peer.start()
             return peer
 
     # routes ----------------------------------------------------------------------------
 
-    async def prompt(self, request: Request) -> JSONResponse:
+    async def prompt(self, request: Request) -> Response:
         room = request.path_params["name"]
         role = role_of(request, room)
         if role is None:
             return _err(401, "a view or edit token for this room is required")
         try:
-            body = await request.json()
-        except Exception:  # noqa: BLE001
+            body = PromptRequest.model_validate_json(await request.body())
+        except ValueError:
             return _err(400, 'body must be JSON: {"text": "..."}')
-        text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(text, str) or not text.strip():
+        text = body.text
+        if not text.strip():
             return _err(400, 'body must be JSON: {"text": "..."}')
         if len(text) > MAX_PROMPT:
             return _err(413, f"prompt longer than {MAX_PROMPT} characters")
-        author = body.get("author") if isinstance(body.get("author"), str) else "http"
+        author = body.author or "http"
         try:
-            peer = await self.peer(request, room)
-        except Exception as e:  # noqa: BLE001
+            peer = await self.peer(room)
+        except Exception as e:
             log.exception("starting agent peer for %s", room)
             return _err(503, f"could not start the agent for this room: {type(e).__name__}: {e}")
         text = addressed(text, self.name) or text.strip()
         run = peer.submit(text, author=author[:80], grant="write" if role == "edit" else "read", source="http")
-        return JSONResponse({"run": run.id, "grant": run.grant}, status_code=202)
+        return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
 
-    async def list_runs(self, request: Request) -> JSONResponse:
+    async def list_runs(self, request: Request) -> Response:
         room = request.path_params["name"]
         if role_of(request, room) is None:
             return _err(401, "a view or edit token for this room is required")
-        return JSONResponse({"runs": [r.summary() for r in self.runs.list(room)]})
+        return _json(RunList(runs=[r.summary() for r in self.runs.list(room)]))
 
-    async def get_run(self, request: Request) -> JSONResponse:
+    async def get_run(self, request: Request) -> Response:
         room = request.path_params["name"]
         if role_of(request, room) is None:
             return _err(401, "a view or edit token for this room is required")
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
             return _err(404, "no such run in this room")
-        return JSONResponse(run.model_dump())
+        return _json(run)
 
-    async def undo(self, request: Request) -> JSONResponse:
+    async def undo(self, request: Request) -> Response:
         room = request.path_params["name"]
         if role_of(request, room) != "edit":
             return _err(403, "undo needs an edit token for this room")
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
             return _err(404, "no such run in this room")
-        peer = await self.peer(request, room)
-        erased = peer.undo(run.id)
-        return JSONResponse({"run": run.id, "erased": erased})
+        peer = await self.peer(room)
+        return _json(UndoResult(run=run.id, erased=peer.undo(run.id)))

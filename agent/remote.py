@@ -8,12 +8,13 @@ check that the API is usable by hand. The room URL is the websocket URL a browse
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from agent.canvas_api import CanvasSession, Grant, Quotas
+from agent.sandbox import Limits, Sandbox
 from canvas import new_id
+from wire.client import CanvasClient
 
 
 def parse_room_url(url: str) -> tuple[str, str, str | None]:
@@ -27,33 +28,20 @@ def parse_room_url(url: str) -> tuple[str, str, str | None]:
     return f"{scheme}://{parts.netloc}{base}", name, token
 
 
-async def exec_in_room(code: str, room_url: str, *, grant: Grant = "read", name: str = "exec", limits: Any = None, quotas: Quotas | None = None) -> dict[str, Any]:
+async def exec_in_room(code: str, room_url: str, *, grant: Grant = "read", name: str = "exec", limits: Limits | None = None, quotas: Quotas | None = None) -> dict[str, Any]:
     """Connect, run `code` on a snapshot, commit its writes in one transaction if it succeeded."""
-    from agent.sandbox import Sandbox
-    from server.client import CanvasClient
-
     ws_base, room, token = parse_room_url(room_url)
     client = await CanvasClient.connect(ws_base, room, token=token, name=name, kind="agent")
     try:
         session = CanvasSession.of(client.doc, author=name, run_id=new_id("exec-"), grant=grant, quotas=quotas)
-        record = await Sandbox(workers=1).run(code, grants=session.grants(), limits=limits)
-        out = record.model_dump() if hasattr(record, "model_dump") else dict(record)
+        record = await Sandbox(workers=1).run(code, bindings=session.bindings(), limits=limits)
+        out = record.model_dump()
         if record.ok and session.dirty:
-            if getattr(client, "read_only", None):
+            if client.read_only:
                 raise PermissionError(f"the server made this connection read-only: {client.read_only}")
             session.commit(client.doc)
             out["written"] = {"run": session.run_id, "drawn": [s.id for s in session.added], "erased": session.erased, "said": len(session.said)}
-            await _flush(client)
+            await client.flush()
         return out
     finally:
         await client.close()
-
-
-async def _flush(client: Any, timeout: float = 5.0) -> None:
-    """Give the client's sender a chance to put our update on the wire before closing."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    await asyncio.sleep(0.05)
-    while getattr(client, "_out", None) and loop.time() < deadline:
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)

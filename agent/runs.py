@@ -5,11 +5,11 @@ asked, with which grant, every piece of code executed, every capability call, th
 added (the undo set), token usage and errors. Bounded per room so a busy room cannot grow
 memory without limit.
 
-Durability (optional): given a `RunDB` (`agent/runstore.py`, the server's `<data>/runs.sqlite3`),
-the store writes a record whenever its status, reply, finish time or undo flag changes, and
-reads a room's records back on its first lookup, so runs and their undo survive a restart.
-Changes are coalesced to one write per event-loop tick and serialised on the loop (cheap),
-and the SQLite work runs on one writer thread, never on the loop. Without a `RunDB`
+Durability (optional): given a `RunDB` (`agent/rundb.py`, the server's `<data>/runs.sqlite3`),
+the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
+starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
+and their undo survive a restart. Saves are coalesced to one write per event-loop tick, and
+the SQLite work runs on one writer thread, never on the loop. Without a `RunDB`
 (`inhabit agent` standalone) it is memory-only, exactly as before.
 """
 
@@ -18,25 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from agent.canvas_api import Grant
+from agent.sandbox import CallRecord
 from canvas import new_id, now_ms
 
 if TYPE_CHECKING:
-    from agent.runstore import RunDB
+    from agent.rundb import RunDB
 
 log = logging.getLogger("inhabit.agent")
 
-WATCHED = frozenset({"status", "reply", "finished", "undone"})
-"""Assigning one of these fields tells the store to persist the record (strokes, code and calls
-are appended before the run's final status/finished assignment, so they are included)."""
 INTERRUPTED = "the server stopped before this run finished"
 
 Status = Literal["queued", "running", "done", "failed"]
+Source = Literal["chat", "http", "cli"]
 
 
 class Tokens(BaseModel):
@@ -51,10 +50,10 @@ class AgentRun(BaseModel):
     status: Status = "queued"
     prompt: str
     author: str = "anonymous"
-    grant: Literal["read", "write"] = "read"
-    source: Literal["chat", "http", "cli"] = "chat"
+    grant: Grant = "read"
+    source: Source = "chat"
     code: list[str] = Field(default_factory=list, description="every JavaScript program executed, in order")
-    calls: list[dict[str, Any]] = Field(default_factory=list, description="capability calls made by the executed code")
+    calls: list[CallRecord] = Field(default_factory=list, description="capability calls made by the executed code")
     strokes: list[str] = Field(default_factory=list, description="ids of strokes the run added (undo erases these)")
     erased: list[str] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
@@ -65,18 +64,29 @@ class AgentRun(BaseModel):
     created: int = Field(default_factory=now_ms)
     started: int | None = None
     finished: int | None = None
-    _listener: Callable[[AgentRun], None] | None = PrivateAttr(default=None)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name in WATCHED:
-            listener = self._listener
-            if listener is not None:
-                listener(self)
-
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RunSummary:
         """The list view: no code or calls."""
-        return self.model_dump(include={"id", "room", "status", "prompt", "author", "grant", "source", "strokes", "tokens", "errors", "undone", "created", "finished", "reply"})
+        return RunSummary.model_validate(self.model_dump(include=set(RunSummary.model_fields)))
+
+
+class RunSummary(BaseModel):
+    """One entry of `GET /rooms/{name}/runs`: a run without its code and calls."""
+
+    id: str
+    room: str
+    status: Status
+    prompt: str
+    author: str
+    grant: Grant
+    source: Source
+    strokes: list[str]
+    tokens: Tokens
+    errors: list[str]
+    undone: bool
+    created: int
+    finished: int | None = None
+    reply: str | None = None
 
 
 class RunStore:
@@ -112,7 +122,6 @@ class RunStore:
                 run.reply = run.reply or INTERRUPTED
                 run.finished = run.finished or now_ms()
                 self._dirty[run.id] = run
-            run._listener = self._changed
             loaded[run.id] = run
         if self._dirty:
             self._schedule()
@@ -129,14 +138,11 @@ class RunStore:
             oldest = next((k for k, r in runs.items() if r.status in ("done", "failed")), None)
             if oldest is None:
                 break
-            gone = runs.pop(oldest)
+            runs.pop(oldest)
             if self.db is not None:
-                gone._listener = None
                 self._dirty.pop(oldest, None)
                 self._deleted.append(oldest)
-        if self.db is not None:
-            run._listener = self._changed
-            self._changed(run)
+        self.save(run)
         return run
 
     def get(self, room: str, run_id: str) -> AgentRun | None:
@@ -147,8 +153,9 @@ class RunStore:
 
     # persistence -----------------------------------------------------------------------
 
-    def _changed(self, run: AgentRun) -> None:
-        if run._listener is not None:
+    def save(self, run: AgentRun) -> None:
+        """Persist `run` as it is now (soon, off the loop); a no-op without a database."""
+        if self.db is not None and run.id in (self._rooms.get(run.room) or {}):
             self._dirty[run.id] = run
             self._schedule()
 
@@ -173,7 +180,7 @@ class RunStore:
         try:
             assert self.db is not None
             self.db.write(upserts, deletes)
-        except Exception:  # noqa: BLE001 - losing a history row must never break a run
+        except Exception:
             log.exception("writing %d run record(s)", len(upserts))
 
     def _flush_soon(self) -> None:

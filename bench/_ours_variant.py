@@ -1,4 +1,4 @@
-"""Run `python -m server ...` with uvicorn options overridden, to test a tuning idea without
+"""Run `python -m inhabit ...` with uvicorn options overridden, to test a tuning idea without
 editing server/.  Usage (via fanout.py --ours-cmd):
 
     {python} bench/_ours_variant.py --no-deflate [--uvloop] -- serve --host 127.0.0.1 --port {port} --data {data} --open
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import uvicorn  # noqa: E402
+import uvicorn
 
 argv = sys.argv[1:]
 sep = argv.index("--")
@@ -29,7 +29,7 @@ def patched_run(app, **kw):  # type: ignore[no-untyped-def]
 
 
 uvicorn.run = patched_run
-from server.cli import main  # noqa: E402
+from inhabit.cli import main  # noqa: E402
 
 sys.argv = ["inhabit", *rest]
 sys.exit(main())

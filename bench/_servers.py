@@ -117,7 +117,7 @@ class Server:
         if self.tmp is not None:
             self.tmp.cleanup()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,7 +135,7 @@ def make_server(kind: str, log_dir: Path, ours_cmd: str | None = None) -> Server
     if ours_cmd:
         cmd = ours_cmd.format(port=port, data=tmp.name, python=PY).split()
     else:
-        cmd = [str(PY), "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
+        cmd = [str(PY), "-m", "inhabit", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--data", tmp.name, "--open"]
     srv = Server("ours", cmd, env, port, f"ws://127.0.0.1:{port}/rooms", log_dir / "ours-server.log")
     srv.tmp = tmp

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, Server, make_server, py_spy_available  # noqa: E402
+from _servers import ROOT, Server, make_server, py_spy_available
 
 LOAD = ROOT / "bench" / "fanout_load.mjs"
 
@@ -101,7 +101,7 @@ def run_fanout(srv: Server, args: argparse.Namespace, prefix: str, profile_dir: 
         time.sleep(max(0.0, m_end - time.time()))
         wall = time.time() - t_a
         srv_cpu = srv.cpu_seconds() - srv_cpu0
-        gen_cpu = [sum(p.cpu_times()[:2]) - c0 for p, c0 in zip(procs, gen_cpu0)]
+        gen_cpu = [sum(p.cpu_times()[:2]) - c0 for p, c0 in zip(procs, gen_cpu0, strict=True)]
         peak = srv.peak_rss
         results = wait_for("RESULT", args.drain + 60)
         if spy is not None:
@@ -250,7 +250,7 @@ def main() -> int:
                     help="clients do not offer permessage-deflate (default)")
     ap.add_argument("--profile", action="store_true", help="py-spy record our server during the window")
     ap.add_argument("--ours-cmd", default=None,
-                    help="override, e.g. '{python} -m server serve --host 127.0.0.1 --port {port} --data {data} --open'")
+                    help="override, e.g. '{python} -m inhabit serve --host 127.0.0.1 --port {port} --data {data} --open'")
     ap.add_argument("--repeat", type=int, default=1, help="alternate servers K times; tables show medians")
     ap.add_argument("--json", default=None, help="also write results as JSON here")
     args = ap.parse_args()

@@ -100,7 +100,7 @@ def ours(w: dict) -> dict:
         ts.append((time.perf_counter() - t) * 1e3)
         starts.append(r.stats.start_ms)
 
-    def best(code: str, n: int, clock=time.perf_counter) -> float:  # noqa: ANN001
+    def best(code: str, n: int, clock=time.perf_counter) -> float:
         b = float("inf")
         for _ in range(n):
             t = clock()

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.canvas_api import ALL_CAPS, CanvasSession, view  # noqa: E402
-from agent.codemode import TOOLS, system_prompt  # noqa: E402
-from canvas import Stroke  # noqa: E402
+from agent.canvas_api import ALL_CAPS, CanvasSession, view
+from agent.codemode import TOOLS, system_prompt
+from canvas import Stroke
 
 JSON_TOOLS_SYSTEM = (
     'You are agent, an AI peer in "room", a shared multiplayer drawing canvas. Canvas units, '
@@ -35,7 +35,7 @@ def counter():  # type: ignore[no-untyped-def]
 
         enc = tiktoken.get_encoding("cl100k_base")
         return (lambda s: len(enc.encode(s))), "tiktoken cl100k_base (proxy for Claude's tokenizer)"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return (lambda s: round(len(s) / 4)), "APPROXIMATE: chars / 4 (no offline tokenizer installed)"
 
 

@@ -1,16 +1,15 @@
-"""create_app: the Starlette application, its routes, and plugin wiring (see CONTRACTS.md).
+"""create_app: the rooms server as a Starlette application, with its routes and plugins.
 
-A plugin is any object with `routes` and optional `async startup(app)` / `async shutdown(app)`;
-the agent is one. It gets `app.state.config/access/rooms` and nothing else of ours.
+A plugin (`server.plugin.Plugin`) adds routes and start-up/shutdown hooks; the agent is one.
+It gets a `Host` (settings and token authority) and nothing of the rooms.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,10 +18,12 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
+from common.access import ROOM_NAME, Access, role_of
+from common.settings import Settings
 
-from .access import ROOM_NAME, Access, role_of
-from .config import ServerConfig
-from .metrics import Metrics
+from .http import StrokesResponse, WhoAmI
+from .metrics import Exporter, Metrics
+from .plugin import Host, Plugin
 from .rooms import RoomManager
 from .store import Store, Writer
 from .websocket import room_endpoint
@@ -31,8 +32,6 @@ log = logging.getLogger("inhabit.app")
 
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 DB_FILE = "inhabit.db"
-
-
 
 
 def _room_or_error(request: Request) -> tuple[str, Response | None]:
@@ -49,15 +48,17 @@ async def strokes(request: Request) -> Response:
     if err:
         return err
     room = await request.app.state.rooms.get(name)
-    doc = CanvasDoc(room.doc)
-    return JSONResponse({"room": name, "strokes": [s.model_dump(exclude_none=True) for s in doc.strokes()]})
+    body = StrokesResponse(room=name, strokes=CanvasDoc(room.doc).strokes())
+    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 async def whoami(request: Request) -> Response:
     name, err = _room_or_error(request)
     if err:
         return err
-    return JSONResponse({"room": name, "role": role_of(request, name)})
+    role = role_of(request, name)
+    assert role is not None  # checked by _room_or_error
+    return JSONResponse(WhoAmI(room=name, role=role).model_dump())
 
 
 async def healthz(request: Request) -> Response:
@@ -65,8 +66,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    state = request.app.state
-    return PlainTextResponse(state.metrics.render(state.rooms), media_type="text/plain; version=0.0.4")
+    return Response(request.app.state.exporter.render(), media_type="text/plain; version=0.0.4")
 
 
 async def index(request: Request) -> Response:
@@ -76,31 +76,29 @@ async def index(request: Request) -> Response:
     return PlainTextResponse("inhabit server is running, but the web app is not built: run `node web/build.mjs`.\n")
 
 
-def create_app(config: ServerConfig, plugins: Iterable[Any] = ()) -> Starlette:
-    plugins = list(plugins)
-    data = Path(config.data)
+def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
+    data = Path(settings.data)
     data.mkdir(parents=True, exist_ok=True)
     access = Access.load(data)
     store = Store(data / DB_FILE)
-    writer = Writer(store, config.flush_interval)
-    mets = Metrics()
-    rooms = RoomManager(store, writer, mets, config.unload_grace, config.compact_every)
+    writer = Writer(store, settings.flush_interval)
+    counters = Metrics()
+    rooms = RoomManager(store, writer, counters, settings.unload_grace, settings.compact_every)
+    host = Host(settings=settings, access=access)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
         for plugin in plugins:
-            if hasattr(plugin, "startup"):
-                await plugin.startup(app)
+            await plugin.startup(host)
         try:
             yield
         finally:
             for plugin in reversed(plugins):
-                if hasattr(plugin, "shutdown"):
-                    try:
-                        await plugin.shutdown(app)
-                    except Exception:
-                        log.exception("plugin shutdown failed")
+                try:
+                    await plugin.shutdown()
+                except Exception:
+                    log.exception("plugin shutdown failed")
             await rooms.close()
             store.close()
 
@@ -116,9 +114,9 @@ def create_app(config: ServerConfig, plugins: Iterable[Any] = ()) -> Starlette:
         routes.extend(plugin.routes)
     routes.append(Mount("/assets", app=StaticFiles(directory=WEB_DIST, check_dir=False), name="assets"))
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.config = config
+    app.state.settings = settings
     app.state.access = access
     app.state.rooms = rooms
-    app.state.store = store
-    app.state.metrics = mets
+    app.state.metrics = counters
+    app.state.exporter = Exporter(counters, rooms.gauges, writer.gauges, *(p.gauges for p in plugins))
     return app

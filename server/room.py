@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc
 
-from . import protocol as p
+from wire import protocol as p
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("inhabit.room")
 
-READ_ONLY = "read-only: this token may view the room but not edit it"
 _CLOSE = object()
 
 
@@ -49,9 +48,9 @@ class Conn:
         if self.closed:
             return
         if len(self.queue) >= self.limit:
-            self.metrics.slow_closed_total += 1
+            self.metrics.slow_closed += 1
             self.queue.clear()
-            self.close(1013, "send queue overflow: client too slow to keep up, reconnect")
+            self.close(p.Close.TOO_SLOW, "send queue overflow: client too slow to keep up, reconnect")
             return
         self.queue.append(msg)
         self.wake.set()
@@ -79,7 +78,7 @@ class Conn:
                     continue
                 msg = queue.popleft()
                 if msg is _CLOSE:
-                    code, reason = self.close_args or (1000, "")
+                    code, reason = self.close_args or (p.Close.NORMAL, "")
                     await ws.close(code, reason)
                     return
                 await send({"type": "websocket.send", "bytes": msg})
@@ -145,7 +144,7 @@ class Room:
             if conn.role != "edit":
                 if not conn.denied:  # say it once, not once per dropped frame
                     conn.denied = True
-                    conn.send(p.permission_denied(READ_ONLY))
+                    conn.send(p.permission_denied(p.READ_ONLY))
                 return
             try:
                 self.doc.apply_update(payload)

@@ -48,7 +48,7 @@ class RoomManager:
                 doc.apply_update(blob)
             room = Room(name, doc, self.writer, self.metrics, stored, self.compact_every)
             self.rooms[name] = room
-            self.metrics.rooms_loaded_total += 1
+            self.metrics.rooms_loaded += 1
             fut.set_result(room)
             self._schedule_unload(room)  # until somebody joins
             return room
@@ -86,8 +86,15 @@ class RoomManager:
         if room.stored:
             room.compact()  # leave a compact history behind; the writer commits it
         del self.rooms[name]
-        self.metrics.rooms_unloaded_total += 1
+        self.metrics.rooms_unloaded += 1
         log.info("unloaded room %s", name)
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        """For /metrics, read at scrape time."""
+        return {
+            "rooms": (len(self.rooms), "Rooms loaded in memory."),
+            "connections": (sum(len(r.conns) for r in self.rooms.values()), "Open websocket connections."),
+        }
 
     async def close(self) -> None:
         """Flush everything; called on shutdown."""

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from pycrdt import Doc
+from common.sqlite import open_sqlite, transaction
 
 log = logging.getLogger("inhabit.store")
 
@@ -42,18 +41,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 
-def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
-    """A WAL-mode connection in autocommit mode (we BEGIN ourselves), usable from any thread
-    under the caller's lock. synchronous=NORMAL: a committed row survives a process crash
-    (kill -9), which is the durability promise; an OS crash may lose the last commits."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(schema)
-    return db
-
-
 class Store:
     """Synchronous, thread-safe access to the database (call it from a worker thread)."""
 
@@ -70,73 +57,22 @@ class Store:
         blobs = ([snap[0]] if snap else []) + [r[0] for r in rows]
         return blobs, len(rows)
 
-    def load_doc(self, room: str) -> tuple[Doc, int]:
-        doc = Doc()
-        blobs, n = self.load(room)
-        for blob in blobs:
-            doc.apply_update(blob)
-        return doc, n
-
     def write(self, appends: list[tuple[str, bytes]], snapshots: dict[str, bytes]) -> None:
         """Replace the history of `snapshots`' rooms, then append updates; one transaction.
 
         A snapshot covers every update stored before it; `appends` are the ones after it.
         """
         now = int(time.time() * 1000)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for room, snap in snapshots.items():
-                    db.execute("DELETE FROM updates WHERE room = ?", (room,))
-                    db.execute(
-                        "INSERT INTO snapshots (room, data, saved_ms) VALUES (?, ?, ?) "
-                        "ON CONFLICT(room) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
-                        (room, snap, now),
-                    )
-                if appends:
-                    db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", appends)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def compact(self, room: str) -> int:
-        """Squash a room's stored history (room not loaded); returns rows squashed."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                snap = db.execute("SELECT data FROM snapshots WHERE room = ?", (room,)).fetchone()
-                rows = db.execute("SELECT id, data FROM updates WHERE room = ? ORDER BY id", (room,)).fetchall()
-                if not rows:
-                    db.execute("COMMIT")
-                    return 0
-                doc = Doc()
-                for blob in ([snap[0]] if snap else []) + [r[1] for r in rows]:
-                    doc.apply_update(blob)
-                db.execute("DELETE FROM updates WHERE room = ? AND id <= ?", (room, rows[-1][0]))
+        with self._lock, transaction(self._db) as db:
+            for room, snap in snapshots.items():
+                db.execute("DELETE FROM updates WHERE room = ?", (room,))
                 db.execute(
                     "INSERT INTO snapshots (room, data, saved_ms) VALUES (?, ?, ?) "
                     "ON CONFLICT(room) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
-                    (room, doc.get_update(), int(time.time() * 1000)),
+                    (room, snap, now),
                 )
-                db.execute("COMMIT")
-                return len(rows)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def rooms(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT room FROM snapshots UNION SELECT DISTINCT room FROM updates").fetchall()
-        return sorted(r[0] for r in rows)
-
-    def stats(self, room: str) -> dict[str, int]:
-        with self._lock:
-            n, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM updates WHERE room = ?", (room,)).fetchone()
-            snap = self._db.execute("SELECT LENGTH(data) FROM snapshots WHERE room = ?", (room,)).fetchone()
-        return {"updates": n, "update_bytes": size, "snapshot_bytes": snap[0] if snap else 0}
+            if appends:
+                db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", appends)
 
     def close(self) -> None:
         with self._lock:
@@ -182,6 +118,16 @@ class Writer:
     def lag(self) -> float:
         """Seconds the oldest unwritten update has waited."""
         return 0.0 if self._oldest is None else time.monotonic() - self._oldest
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        """For /metrics, read at scrape time."""
+        return {
+            "persistence_lag_seconds": (round(self.lag, 6), "Age of the oldest update not yet committed."),
+            "persistence_pending": (self.pending, "Updates and snapshots waiting for the writer."),
+            "persistence_last_flush_seconds": (round(self.last_flush_s, 6), "Duration of the last commit."),
+            "persistence_rows_written_total": (self.rows_written, "Update rows committed."),
+            "persistence_errors_total": (self.errors, "Failed commits (retried)."),
+        }
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a REAL `python -m server serve` subprocess per test (see CONTRACTS.md)."""
+"""Shared fixtures: a REAL `python -m inhabit serve` subprocess per test (see CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}/rooms"
 
     def _args(self) -> list[str]:
-        args = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data_dir)]
+        args = [sys.executable, "-m", "inhabit", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data_dir)]
         for key, value in self.config.items():
             flag = "--" + key.replace("_", "-")
             if value is True:
@@ -82,7 +82,7 @@ class LiveServer:
     def token(self, room: str = "*", role: str = "edit") -> str:
         key = (room, role)
         if key not in self._tokens:
-            out = subprocess.run([sys.executable, "-m", "server", "token", room, "--role", role, "--data", str(self.data_dir)],
+            out = subprocess.run([sys.executable, "-m", "inhabit", "token", room, "--role", role, "--data", str(self.data_dir)],
                                  cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
             self._tokens[key] = out.stdout.strip().splitlines()[-1]
         return self._tokens[key]

@@ -8,8 +8,8 @@ import pytest
 import websockets
 
 from canvas import Stroke
-from server.access import Access
-from server.client import CanvasClient, ClientError
+from common.access import Access
+from wire.client import CanvasClient, ClientError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 
-from test_agent_e2e import FINAL_TEXT, ROOT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
 from model_server import ModelServer
+from test_agent_e2e import FINAL_TEXT, ROOT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
 
 
 def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "inhabit", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
 
 
 async def test_exec_against_a_live_room(server, tmp_path):
@@ -55,7 +55,7 @@ async def test_agent_command_answers_chat_prompts(server_factory):
     try:
         alice.doc.add_strokes(board_strokes())
         env = {**os.environ, "PYTHONPATH": str(ROOT), **scripted_env(ms)}
-        proc = subprocess.Popen([sys.executable, "-m", "server", "agent", "--server", server.http, "--room", room, "--token", server.token(room, "edit"), "--name", "claude"],
+        proc = subprocess.Popen([sys.executable, "-m", "inhabit", "agent", "--server", server.http, "--room", room, "--token", server.token(room, "edit"), "--name", "claude"],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         await alice.wait_for(lambda: any((s.get("user") or {}).get("name") == "claude" for s in alice.awareness().values()), 20)
         from canvas import Message

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from model_server import ModelServer
 
 from canvas import Message, Stroke
-from model_server import ModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before any test touches the environment
@@ -120,7 +120,7 @@ def scripted_env(ms: ModelServer) -> dict[str, str]:
 
 
 async def connect(server, room: str, name: str, role: str = "edit"):
-    from server.client import CanvasClient
+    from wire.client import CanvasClient
 
     return await CanvasClient.connect(server.ws, room, token=server.token(room, role), name=name, kind="human")
 
@@ -249,7 +249,7 @@ async def _assert_o(observer, run: dict, events: list[dict], taken: set) -> tupl
     assert all(s.kind == "agent" and s.run == run["id"] and s.author == "agent" for s in strokes)
     xs = [p for s in strokes for p in s.points[0::3]]
     ys = [p for s in strokes for p in s.points[1::3]]
-    cells = {cell_of(x, y) for x, y in zip(xs, ys)}
+    cells = {cell_of(x, y) for x, y in zip(xs, ys, strict=True)}
     assert len(cells) == 1 and None not in cells, cells
     cell = cells.pop()
     assert cell not in taken, (cell, taken)
@@ -341,7 +341,7 @@ async def test_model_down_and_missing_key(server_factory):
             r = await post_prompt(server, room, "@agent your move")
             run = await wait_run(server, room, r.json()["run"])
             assert run["status"] == "failed" and any(expect in e for e in run["errors"]), run
-            await wait_chat(c, lambda m, rid=run["id"]: m.run == rid and expect in m.text)
+            await wait_chat(c, lambda m, rid=run["id"], want=expect: m.run == rid and want in m.text)
             assert fingerprint(c) == before
             async with httpx.AsyncClient() as http:
                 assert (await http.get(f"{server.http}/healthz")).status_code == 200

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-
 from test_agent_e2e import post_prompt, scripted_env, wait_run
 
 DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
@@ -32,7 +31,7 @@ async def _until(pred, timeout: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_run_records_and_undo_survive_restart(server_factory, model_server):  # noqa: F811
+async def test_run_records_and_undo_survive_restart(server_factory, model_server):
     room = "persist"
     model_server.script(room, [{"tool": "execute", "input": {"code": DRAW_JS}}, {"text": "Drew an X."}])
     server = server_factory(env=scripted_env(model_server))
@@ -68,14 +67,16 @@ async def test_run_records_and_undo_survive_restart(server_factory, model_server
 
 
 def test_store_is_bounded_on_disk_and_marks_interrupted_runs(tmp_path):
+    from agent.rundb import RunDB
     from agent.runs import INTERRUPTED, AgentRun, RunStore
-    from agent.runstore import RunDB
 
     store = RunStore(per_room=3, db=RunDB(tmp_path / "runs.sqlite3", per_room=3))
     runs = [store.add(AgentRun(room="r", prompt=str(i), status="done")) for i in range(5)]
     live = store.add(AgentRun(room="other", prompt="x"))
     live.status = "running"
     runs[4].undone = True
+    store.save(live)
+    store.save(runs[4])
     store.close()
 
     back = RunStore(per_room=3, db=RunDB(tmp_path / "runs.sqlite3", per_room=3))

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 import websockets
 
-from server import protocol as p
-from server.client import CanvasClient
+from wire import protocol as p
+from wire.client import CanvasClient
 
 pytestmark = pytest.mark.timeout(60)
 

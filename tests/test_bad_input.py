@@ -8,7 +8,7 @@ import pytest
 import websockets
 
 from canvas import Stroke
-from server.client import CanvasClient
+from wire.client import CanvasClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from canvas import Message, Stroke
-from server.client import CanvasClient
+from wire.client import CanvasClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from canvas import Stroke
-from server.client import CanvasClient
+from wire.client import CanvasClient
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "tests" / "js" / "yjs_peer.mjs"
@@ -30,7 +30,7 @@ async def run_peer(srv, room: str, write_id: str, wait_id: str, timeout_ms: int 
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_ms / 1000 + 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from canvas import Stroke
-from server.client import CanvasClient
+from wire.client import CanvasClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,10 +62,7 @@ async def test_awareness_appears_and_disappears_on_close(server):
         await b.wait_for(lambda: any(s.get("user", {}).get("name") == "alice" and s.get("cursor") == {"x": 3, "y": 4} for s in b.awareness().values()), 5)
         await a.wait_for(lambda: any(s.get("user", {}).get("name") == "bob" for s in a.awareness().values()), 5)
         # a closes its socket WITHOUT announcing removal: the server must remove it
-        a._closing = True
-        await a._ws.close()
-        for t in a._tasks:
-            t.cancel()
+        await a.abort()
         await b.wait_for(lambda: not any(s.get("user", {}).get("name") == "alice" for s in b.awareness().values()), 5)
     finally:
         await b.close()

@@ -40,7 +40,7 @@ def _fail(p: AddParams) -> None:
     raise CapabilityError("room is read-only")
 
 
-GRANTS = [(ADD, lambda p: p.a + p.b), (DRAW, lambda p: Point(x=p.points[0][0], y=len(p.points))),
+BINDINGS = [(ADD, lambda p: p.a + p.b), (DRAW, lambda p: Point(x=p.points[0][0], y=len(p.points))),
           (FAIL, _fail)]
 
 
@@ -78,7 +78,7 @@ def test_console_captured(sb: Sandbox) -> None:
 
 @pytest.mark.timeout(30)
 def test_capability_calls_traced(sb: Sandbox) -> None:
-    r = sb.run_sync("const p = canvas.draw([[3, 4], [5, 6]]); math.add(p.x, 2)", GRANTS)
+    r = sb.run_sync("const p = canvas.draw([[3, 4], [5, 6]]); math.add(p.x, 2)", BINDINGS)
     assert r.ok and r.result == 5
     assert [c.name for c in r.calls] == ["canvas.draw", "math.add"]
     assert r.calls[0].args == [[[3, 4], [5, 6]]]
@@ -90,21 +90,21 @@ def test_capability_calls_traced(sb: Sandbox) -> None:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("code", ["math.add('x')", "math.add()", "math.add(1, 2, 3)", "canvas.draw('nope')"])
 def test_bad_args_are_type_errors(sb: Sandbox, code: str) -> None:
-    r = sb.run_sync(f"try {{ {code}; 'no error' }} catch (e) {{ [e instanceof TypeError, e.message] }}", GRANTS)
+    r = sb.run_sync(f"try {{ {code}; 'no error' }} catch (e) {{ [e instanceof TypeError, e.message] }}", BINDINGS)
     assert r.ok
     is_type, msg = r.result
     assert is_type is True
     assert msg.startswith(code.split("(")[0] + ":")
-    uncaught = sb.run_sync(code, GRANTS)
+    uncaught = sb.run_sync(code, BINDINGS)
     assert uncaught.error and uncaught.error.kind == "capability"
     assert "TypeError" in uncaught.error.message
 
 
 @pytest.mark.timeout(30)
 def test_capability_error(sb: Sandbox) -> None:
-    r = sb.run_sync("try { canvas.fail(1) } catch (e) { [e instanceof Error, e.message] }", GRANTS)
+    r = sb.run_sync("try { canvas.fail(1) } catch (e) { [e instanceof Error, e.message] }", BINDINGS)
     assert r.result == [True, "canvas.fail: room is read-only"]
-    r = sb.run_sync("canvas.fail(1)", GRANTS)
+    r = sb.run_sync("canvas.fail(1)", BINDINGS)
     assert r.error.kind == "capability" and r.error.message == "canvas.fail: room is read-only"
     assert r.calls[0].error == "canvas.fail: room is read-only"
 
@@ -129,9 +129,9 @@ def test_isolation_between_runs(sb: Sandbox) -> None:
 
 @pytest.mark.timeout(30)
 def test_only_granted_capabilities_exist(sb: Sandbox) -> None:
-    r = sb.run_sync("[typeof canvas, typeof math, typeof __inhabit_h]", [GRANTS[0]])
+    r = sb.run_sync("[typeof canvas, typeof math, typeof __inhabit_h]", [BINDINGS[0]])
     assert r.result == ["undefined", "object", "undefined"]
-    r = sb.run_sync("canvas.draw([[1, 2]])", [GRANTS[0]])
+    r = sb.run_sync("canvas.draw([[1, 2]])", [BINDINGS[0]])
     assert r.error.kind == "js" and "canvas" in r.error.message
 
 
@@ -168,14 +168,14 @@ async def test_async_run_does_not_block_loop(sb: Sandbox) -> None:
 def test_cli_exec(tmp_path: Path) -> None:
     f = tmp_path / "p.js"
     f.write_text("console.log('hi'); await Promise.resolve(6 * 7)")
-    out = subprocess.run([sys.executable, "-m", "server", "exec", str(f)], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "inhabit", "exec", str(f)], cwd=ROOT,
                          capture_output=True, text=True, timeout=50)
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     assert rec["ok"] and rec["result"] == 42 and rec["console"] == ["hi"]
     f.write_text("while (true) {}")
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "server", "exec", str(f), "--timeout", "0.3"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "inhabit", "exec", str(f), "--timeout", "0.3"], cwd=ROOT,
                          capture_output=True, text=True, timeout=50)
     assert out.returncode == 1 and json.loads(out.stdout)["error"]["kind"] == "timeout"
     assert time.monotonic() - t0 < 20

@@ -15,7 +15,7 @@ class P(BaseModel):
 
 
 ECHO = Capability("host.echo", P, int)
-GRANTS = [(ECHO, lambda p: p.x)]
+BINDINGS = [(ECHO, lambda p: p.x)]
 FAST = Limits(timeout_s=1.0)
 
 
@@ -27,7 +27,7 @@ def sb() -> Sandbox:
 
 
 def _then_next_run_works(sb: Sandbox) -> None:
-    r = sb.run_sync("host.echo(21) * 2", GRANTS)
+    r = sb.run_sync("host.echo(21) * 2", BINDINGS)
     assert r.ok and r.result == 42, r
 
 
@@ -63,7 +63,7 @@ def test_hostile(sb: Sandbox, name: str, code: str, kind: str) -> None:
     limits = Limits(timeout_s=8.0 if memory else 1.0, max_calls=10,
                     memory_bytes=(16 << 20) if memory else (64 << 20))
     t0 = time.monotonic()
-    r = sb.run_sync(code, GRANTS, limits)
+    r = sb.run_sync(code, BINDINGS, limits)
     took = time.monotonic() - t0
     assert not r.ok
     assert r.error is not None and r.error.kind == kind, r.error
@@ -89,7 +89,7 @@ def test_tamper_with_namespace_and_prototypes(sb: Sandbox) -> None:
     results.push(host.echo(7));
     results
     """
-    r = sb.run_sync(code, GRANTS)
+    r = sb.run_sync(code, BINDINGS)
     assert r.ok, r.error
     assert r.result[:4] == ["assign:TypeError", "delete:TypeError", "define:TypeError", "global:TypeError"]
     assert r.result[4] == 7
@@ -100,9 +100,9 @@ def test_tamper_with_namespace_and_prototypes(sb: Sandbox) -> None:
 def test_capability_errors_cannot_be_forged_or_masked(sb: Sandbox) -> None:
     # A guest error that looks like a host error is still a js error, and a real
     # host error caught and rethrown is still recognised by identity.
-    r = sb.run_sync("try { host.echo('bad') } catch (e) { e.message = 'changed'; throw e }", GRANTS)
+    r = sb.run_sync("try { host.echo('bad') } catch (e) { e.message = 'changed'; throw e }", BINDINGS)
     assert r.error.kind == "capability" and "host.echo" in r.error.message
-    r = sb.run_sync("throw new TypeError('host.echo: x (argument 1): Input should be a valid integer')", GRANTS)
+    r = sb.run_sync("throw new TypeError('host.echo: x (argument 1): Input should be a valid integer')", BINDINGS)
     assert r.error.kind == "js"
 
 
@@ -115,7 +115,7 @@ def test_eval_and_function_games(sb: Sandbox) -> None:
      (() => { try { return host.echo.caller } catch (e) { return e.name } })(),
      String(host.echo).includes('[native code]') || String(host.echo).length > 0]
     """
-    r = sb.run_sync(code, GRANTS)
+    r = sb.run_sync(code, BINDINGS)
     assert r.ok, r.error
     assert r.result[:4] == ["undefined", "undefined", 0, "TypeError"]
 
@@ -140,7 +140,7 @@ async def test_100_concurrent_runs(sb: Sandbox) -> None:
             codes.append(f"let s = 0; for (let k = 0; k < 1000; k++) s += host.echo(k % 3); s + {i}")
     t0 = time.monotonic()
     records = await asyncio.gather(*(
-        sb.run(c, GRANTS, Limits(timeout_s=1.0 if i % 10 < 2 else 20.0)) for i, c in enumerate(codes)))
+        sb.run(c, BINDINGS, Limits(timeout_s=1.0 if i % 10 < 2 else 20.0)) for i, c in enumerate(codes)))
     assert time.monotonic() - t0 < 60
     for i, r in enumerate(records):
         if i % 10 == 0:

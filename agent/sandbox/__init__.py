@@ -1,7 +1,9 @@
-"""QuickJS-in-wasmtime sandbox for agent code (see docs/CONTRACTS.md, agent/sandbox)."""
-from .capability import Capability, CapabilityError, RawJSON, declarations, markdown
-from .models import CallRecord, Limits, RunError, RunRecord, RunStats
+"""QuickJS-in-wasmtime sandbox for agent code (see docs/CONTRACTS.md, agent/sandbox).
+
+Imports nothing of ours: it knows capabilities, limits and run records, not rooms or agents."""
+from .capability import Binding, Bindings, Capability, CapabilityError, RawJSON, declarations, markdown
+from .record import CallRecord, Limits, RunError, RunRecord, RunStats
 from .sandbox import Sandbox
 
-__all__ = ["Capability", "CapabilityError", "RawJSON", "declarations", "markdown", "Limits", "RunRecord",
-           "RunError", "CallRecord", "RunStats", "Sandbox"]
+__all__ = ["Binding", "Bindings", "Capability", "CapabilityError", "RawJSON", "declarations", "markdown", "Limits",
+           "RunRecord", "RunError", "CallRecord", "RunStats", "Sandbox"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 import wasmtime
-from wasmtime import _bindings as ffi
 from wasmtime import Func, FuncType, Store
+from wasmtime import _bindings as ffi
 
 _RAW = ffi.wasmtime_val_raw_t
 _trap_new = ffi._wasmtime_trap_new
@@ -102,7 +102,7 @@ _new_raw.restype = None
 _new_raw.argtypes = None
 
 
-def new_host_func(store: Store, fty: FuncType, cb: "ctypes._CFuncPtr", env: int) -> Func:
+def new_host_func(store: Store, fty: FuncType, cb: ctypes._CFuncPtr, env: int) -> Func:
     """Create an import from a module-level (long-lived) unchecked ctypes callback."""
     out = ffi.wasmtime_func_t()
     _new_raw(ctypes.cast(store._context(), ctypes.c_void_p), ctypes.cast(fty.ptr(), ctypes.c_void_p),
@@ -111,13 +111,13 @@ def new_host_func(store: Store, fty: FuncType, cb: "ctypes._CFuncPtr", env: int)
 
 
 def unchecked_callback(fn: Callable[[int, int], int],
-                       on_error: Callable[[int, BaseException], None] | None = None) -> "ctypes._CFuncPtr":
+                       on_error: Callable[[int, BaseException], None] | None = None) -> ctypes._CFuncPtr:
     """Wrap `fn(env, args_addr) -> 0|trap` as a wasmtime unchecked callback (keep a reference!).
 
     Raw slots are 16 bytes; parameter i's i32 is at args_addr + 16*i, the result goes in slot 0.
     """
 
-    def tramp(env, caller, args, nargs):  # noqa: ANN001
+    def tramp(env, caller, args, nargs):
         try:
             return fn(env or 0, args)
         except BaseException as e:  # never unwind through wasm frames

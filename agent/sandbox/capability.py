@@ -7,8 +7,9 @@ declaration the model writes code against, and Markdown docs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -62,7 +63,7 @@ class Capability:
             raise ArgumentError(f"{self.name}: expected at most {len(self._fields)} argument(s) "
                                 f"({', '.join(self._fields)}), got {len(args)}")
         try:
-            return self._validate(dict(zip(self._fields, args)))
+            return self._validate(dict(zip(self._fields, args, strict=False)))
         except ValidationError as e:
             raise self._arg_error(e) from None
 
@@ -82,14 +83,14 @@ class Capability:
         defs = schema.get("$defs", {})
         props = schema.get("properties", {})
         req = set(schema.get("required", []))
-        ps = [f"{n}{'' if n in req else '?'}: {_ts(props.get(n, {}), defs)}" for n in self._fields]
+        ps = [f"{n}{'' if n in req else '?'}: {ts_type(props.get(n, {}), defs)}" for n in self._fields]
         return f"{self.name.split('.')[-1]}({', '.join(ps)}): {self._returns_ts()}"
 
     def _returns_ts(self) -> str:
         if self.returns is None:
             return "void"
         s = TypeAdapter(self.returns).json_schema()
-        return _ts(s, s.get("$defs", {}))
+        return ts_type(s, s.get("$defs", {}))
 
     def declaration(self) -> str:
         """TypeScript `declare namespace` block for this capability alone."""
@@ -118,7 +119,7 @@ class Capability:
             p = schema.get("properties", {}).get(n, {})
             opt = "" if n in req else " (optional)"
             desc = f" — {p['description']}" if p.get("description") else ""
-            out.append(f"- `{n}`: `{_ts(p, defs)}`{opt}{desc}")
+            out.append(f"- `{n}`: `{ts_type(p, defs)}`{opt}{desc}")
         if self.example:
             out += ["", "```js", self.example.strip(), "```"]
         return "\n".join(out).rstrip() + "\n"
@@ -165,22 +166,25 @@ def markdown(caps: Iterable[Capability]) -> str:
     return "\n".join(c.markdown() for c in caps)
 
 
-def _ts(s: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> str:
-    """A pragmatic JSON-schema -> TypeScript type rendering."""
+def ts_type(s: dict[str, Any], defs: dict[str, Any], depth: int = 0, named: Callable[[str], str | None] | None = None) -> str:
+    """A pragmatic JSON-schema -> TypeScript type rendering. `$ref`s are inlined, unless
+    `named(def name)` gives a TypeScript name to use instead (generated interfaces do)."""
     if depth > 8:
         return "any"
     if "$ref" in s:
-        return _ts(defs.get(s["$ref"].split("/")[-1], {}), defs, depth + 1)
+        ref = s["$ref"].split("/")[-1]
+        name = named(ref) if named else None
+        return name or ts_type(defs.get(ref, {}), defs, depth + 1, named)
     if "enum" in s:
         return " | ".join(json.dumps(v) for v in s["enum"])
     if "const" in s:
         return json.dumps(s["const"])
     for key in ("anyOf", "oneOf"):
         if key in s:
-            return " | ".join(dict.fromkeys(_ts(x, defs, depth + 1) for x in s[key]))
+            return " | ".join(dict.fromkeys(ts_type(x, defs, depth + 1, named) for x in s[key]))
     t = s.get("type")
     if isinstance(t, list):
-        return " | ".join(_ts({**s, "type": x}, defs, depth + 1) for x in t)
+        return " | ".join(ts_type({**s, "type": x}, defs, depth + 1, named) for x in t)
     if t == "string":
         return "string"
     if t in ("number", "integer"):
@@ -191,20 +195,21 @@ def _ts(s: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> str:
         return "null"
     if t == "array":
         if "prefixItems" in s:
-            return "[" + ", ".join(_ts(x, defs, depth + 1) for x in s["prefixItems"]) + "]"
-        inner = _ts(s.get("items", {}), defs, depth + 1)
+            return "[" + ", ".join(ts_type(x, defs, depth + 1, named) for x in s["prefixItems"]) + "]"
+        inner = ts_type(s.get("items", {}), defs, depth + 1, named)
         return f"({inner})[]" if "|" in inner else f"{inner}[]"
     if t == "object" or "properties" in s:
         props = s.get("properties")
         if not props:
             ap = s.get("additionalProperties")
-            return f"Record<string, {_ts(ap, defs, depth + 1)}>" if isinstance(ap, dict) else "Record<string, any>"
+            return f"Record<string, {ts_type(ap, defs, depth + 1, named)}>" if isinstance(ap, dict) else "Record<string, any>"
         req = set(s.get("required", []))
-        body = "; ".join(f"{k}{'' if k in req else '?'}: {_ts(v, defs, depth + 1)}" for k, v in props.items())
+        body = "; ".join(f"{k}{'' if k in req else '?'}: {ts_type(v, defs, depth + 1, named)}" for k, v in props.items())
         return "{ " + body + " }"
     return "any"
 
 
 Handler = Callable[[Any], Any]
-Grant = tuple[Capability, Handler]
-Grants = Sequence[Grant]
+Binding = tuple[Capability, Handler]
+"""A capability handed to one run, bound to the handler that serves it."""
+Bindings = Sequence[Binding]

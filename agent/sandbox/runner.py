@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from wasmtime import TrapCode
 
 from .abi import WasmTrap
-from .capability import ArgumentError, CapabilityError, Grants, RawJSON
+from .capability import ArgumentError, Bindings, CapabilityError, RawJSON
 from .engine import deadline_ticks
-from .models import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats
+from .record import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats
 from .vm import VM, Snapshot
 
 PENDING, FULFILLED, REJECTED = 0, 1, 2
@@ -84,7 +84,7 @@ class _Body:
         self.body = body
 
 
-def _clip_body(b: "_Body") -> str:
+def _clip_body(b: _Body) -> str:
     body = b.body
     if body.isascii():  # the common case: no full decode just to count characters
         return body[:CALL_PREVIEW].decode("ascii") + f"…(truncated, {len(body)} chars)"
@@ -113,8 +113,8 @@ def _encode(out: Any) -> bytes:
 class Run:
     """Host side of one run: capability dispatch, console, limits, trace."""
 
-    def __init__(self, grants: Grants, limits: Limits) -> None:
-        self.caps = list(grants)
+    def __init__(self, bindings: Bindings, limits: Limits) -> None:
+        self.caps = list(bindings)
         self.limits = limits
         self.console_lines: list[str] = []
         self.console_size = 0

@@ -10,8 +10,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .capability import Grants
-from .models import Limits, RunRecord
+from .capability import Bindings
+from .record import Limits, RunRecord
 from .runner import Run
 from .vm import VM, Snapshot
 
@@ -40,14 +40,14 @@ class Sandbox:
         """Compile/load the module and build the snapshot now rather than on first run."""
         snapshot()
 
-    def run_sync(self, code: str, grants: Grants = (), limits: Limits | None = None) -> RunRecord:
-        return Run(grants, limits or self.limits).execute(snapshot(), code)
+    def run_sync(self, code: str, bindings: Bindings = (), limits: Limits | None = None) -> RunRecord:
+        return Run(bindings, limits or self.limits).execute(snapshot(), code)
 
-    async def run(self, code: str, grants: Grants = (), limits: Limits | None = None) -> RunRecord:
+    async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None) -> RunRecord:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inhabit-sandbox")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_sync, code, grants, limits)
+        return await loop.run_in_executor(self._pool, self.run_sync, code, bindings, limits)
 
     def close(self) -> None:
         if self._pool is not None:

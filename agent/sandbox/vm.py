@@ -56,7 +56,7 @@ class Snapshot:
 _ARGV = struct.Struct("<II").unpack_from
 _JSV = struct.Struct("<ii").unpack_from  # NaN-boxed JSValue: payload, tag
 _U32 = struct.Struct("<I").unpack_from
-_VMS: dict[int, "VM"] = {}
+_VMS: dict[int, VM] = {}
 _ids = iter(range(1, 1 << 62))
 _ids_lock = threading.Lock()
 
@@ -151,7 +151,7 @@ _ARGC_ARGV_AT = struct.Struct("<i12xi").unpack_from
 _RESULT_INTO = struct.Struct("<i").pack_into
 
 
-def _host_call_tramp(env, caller, a, nargs):  # noqa: ANN001
+def _host_call_tramp(env, caller, a, nargs):
     """host_call, hand-inlined (one Python frame less on the hottest path)."""
     try:
         argc, argv = _ARGC_ARGV_AT(_HOSTMEM, a + (48 - _LO))
@@ -202,7 +202,7 @@ _EXPORT_SLOTS = {
 _STR_CHARS: int | None = None  # offset of the characters in a flat JSString, if verified
 
 
-def _probe_string_layout(vm: "VM") -> None:
+def _probe_string_layout(vm: VM) -> None:
     """Verify (never assume) the JSString layout the fast string reader depends on."""
     global _STR_CHARS
     for off in (24, 16, 20, 28, 32):
@@ -239,7 +239,7 @@ class VM:
             fty, cb = _FTYPES[(imp.module, imp.name)]
             imports.append(abi.new_host_func(self.store, fty, _CBS[cb], self.id))
         inst = Instance(self.store, c.module, imports)
-        def ex(n: str):  # noqa: ANN202
+        def ex(n: str):
             return abi.export_get(self.store, inst, n)
         self.mem = abi.Mem(self.store, ex("memory"))  # type: ignore[arg-type]
         self._sp = ex("__stack_pointer")
@@ -254,7 +254,7 @@ class VM:
 
     # ---- lifecycle -------------------------------------------------------------
     @classmethod
-    def boot(cls) -> tuple["VM", Snapshot]:
+    def boot(cls) -> tuple[VM, Snapshot]:
         vm = cls(host=None)
         pristine = vm.mem.read(0, vm.mem.size())
         x = vm.x
@@ -283,7 +283,7 @@ class VM:
         return vm, snap
 
     @classmethod
-    def restore(cls, snap: Snapshot, memory_limit_bytes: int | None = None) -> "VM":
+    def restore(cls, snap: Snapshot, memory_limit_bytes: int | None = None) -> VM:
         vm = cls(host=None, memory_limit_bytes=memory_limit_bytes)
         vm.mem.grow_to(len(snap.memory))
         for off, data in snap.dirty:

@@ -26,8 +26,6 @@ from . import protocol as p
 
 log = logging.getLogger("inhabit.client")
 
-NO_RETRY = {1003, 1007, 1008, 1009}
-"""Close codes after which reconnecting would fail the same way (4400-4499 too)."""
 
 
 class ClientError(RuntimeError):
@@ -68,6 +66,8 @@ class CanvasClient:
         self._applying = False
         self._out: deque[bytes] = deque()
         self._out_wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._sending = False
         self._changed = asyncio.Event()
         self._callbacks: list[Callable[..., Any]] = []
         self._notify_scheduled = False
@@ -137,6 +137,22 @@ class CanvasClient:
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far has been handed to the socket."""
+        async with asyncio.timeout(timeout):
+            while self._out or self._sending:
+                self._drained.clear()
+                await self._drained.wait()
+
+    async def abort(self) -> None:
+        """Drop the connection without saying goodbye (no awareness removal), as a crashed
+        peer would; the server must clean up after us."""
+        self._closing = True
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        await self._stop_tasks()
+
     async def close(self) -> None:
         self._closing = True
         ws = self._ws
@@ -144,6 +160,9 @@ class CanvasClient:
             with contextlib.suppress(Exception):
                 await ws.send(p.awareness_message(p.encode_awareness([(self.client_id, self._aw.meta[self.client_id]["clock"] + 1, "null")])))
                 await ws.close()
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -208,7 +227,7 @@ class CanvasClient:
             except websockets.ConnectionClosed as exc:
                 rcvd = exc.rcvd
                 code, reason = (rcvd.code, rcvd.reason) if rcvd else (None, "connection lost")
-                if code is not None and (code in NO_RETRY or 4400 <= code < 4500):
+                if code is not None and (code in p.NO_RETRY or 4400 <= code < 4500):
                     self.error = ClientError(code, reason)
                     self._failed.set()
                     self._changed.set()
@@ -220,6 +239,7 @@ class CanvasClient:
             finally:
                 self._ws = None
                 self._out.clear()
+                self._drained.set()
             if not self.reconnect or self._closing:
                 return
             await asyncio.sleep(delay)
@@ -241,10 +261,15 @@ class CanvasClient:
         out, wake = self._out, self._out_wake
         while True:
             if not out:
+                self._drained.set()
                 wake.clear()
                 await wake.wait()
                 continue
-            await ws.send(out.popleft())
+            self._sending = True
+            try:
+                await ws.send(out.popleft())
+            finally:
+                self._sending = False
 
     def _handle(self, ws: Any, frame: bytes) -> None:
         kind = frame[0]

@@ -1,4 +1,4 @@
-"""The model loop: prompt -> (search | execute)* -> reply, with the `anthropic` SDK.
+"""The model loop (one agent run): prompt -> (search | execute)* -> reply, with the `anthropic` SDK.
 
 Why a separate module: the loop knows nothing about websockets or HTTP. It gets a prompt, a
 way to take a fresh room snapshot and a way to commit writes, and fills in an `AgentRun`.
@@ -20,15 +20,14 @@ from pydantic import BaseModel
 from agent.canvas_api import CanvasSession, Quotas
 from agent.codemode import TOOLS, CodeMode, system_prompt
 from agent.runs import AgentRun
+from agent.sandbox import CallRecord, RunRecord
 from canvas import CanvasDoc, now_ms
+from common.settings import DEFAULT_MODEL
 
 log = logging.getLogger("inhabit.agent")
 
-DEFAULT_MODEL = "claude-sonnet-5"
-
-
 class ModelSettings(BaseModel):
-    """Caps per run. Read from the environment so a deployment can tune without code."""
+    """Caps per run (the composition root fills them from `common.settings.Settings`)."""
 
     model: str = DEFAULT_MODEL
     max_turns: int = 8
@@ -38,15 +37,6 @@ class ModelSettings(BaseModel):
     """Input + output tokens per run; the loop stops past this."""
     timeout_s: float = 120.0
     max_retries: int = 1
-
-    @classmethod
-    def from_env(cls) -> ModelSettings:
-        env = os.environ
-        s = cls(model=env.get("INHABIT_MODEL") or DEFAULT_MODEL)
-        for field, var in (("max_turns", "INHABIT_MAX_TURNS"), ("max_total_tokens", "INHABIT_MAX_RUN_TOKENS")):
-            if env.get(var, "").isdigit():
-                setattr(s, field, int(env[var]))
-        return s
 
 
 def has_credentials() -> bool:
@@ -61,7 +51,7 @@ class ModelLoop:
 
     def __init__(self, code_mode: CodeMode, settings: ModelSettings | None = None, client: Any = None) -> None:
         self.code_mode = code_mode
-        self.settings = settings or ModelSettings.from_env()
+        self.settings = settings or ModelSettings()
         self._client = client
 
     def client(self) -> Any:
@@ -73,7 +63,7 @@ class ModelLoop:
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> AgentRun:
         s = self.settings
-        run.status, run.started, run.model = "running", now_ms(), s.model
+        run.status, run.started, run.model = "running", run.started or now_ms(), s.model
         if not has_credentials():
             return _fail(run, NO_KEY)
         system = system_prompt(name=name, room=run.room, grant=run.grant)
@@ -87,7 +77,7 @@ class ModelLoop:
                 break
             try:
                 resp = await self.client().messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=TOOLS, messages=messages)
-            except Exception as e:  # noqa: BLE001 - any SDK/network failure becomes a readable reply
+            except Exception as e:
                 return _fail(run, _describe_api_error(e))
             try:
                 content = list(resp.content)
@@ -96,7 +86,7 @@ class ModelLoop:
                 run.tokens.output += int(getattr(usage, "output_tokens", 0) or 0)
                 run.tokens.turns += 1
                 blocks = [_block(b) for b in content]
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 return _fail(run, f"The model sent a reply the agent could not read ({type(e).__name__}: {e}).")
             messages.append({"role": "assistant", "content": blocks})
             uses = [b for b in blocks if b.get("type") == "tool_use"]
@@ -147,11 +137,11 @@ class ModelLoop:
 
             try:
                 compact, record = await self.code_mode.execute(code, session, _commit)
-            except Exception as e:  # noqa: BLE001 - a sandbox fault must not kill the run loop
+            except Exception as e:
                 log.exception("sandbox failure")
                 run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
                 return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}), True
-            run.calls.extend(_call_dicts(record))
+            run.calls.extend(_call_records(record))
             if not compact["ok"]:
                 err = compact["error"]
                 run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
@@ -164,18 +154,16 @@ def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:
     return msg, True
 
 
-def _call_dicts(record: Any, preview: int = 400) -> list[dict[str, Any]]:
+def _call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
     """The run's capability calls for the record, with big arguments/results cut to a preview."""
     out = []
-    for c in record.calls or []:
-        d = c.model_dump() if hasattr(c, "model_dump") else c
-        d = dict(d) if isinstance(d, dict) else {"call": str(d)}
+    for call in record.calls:
+        cut: dict[str, Any] = {}
         for key in ("args", "result"):
-            if key in d:
-                text = json.dumps(d[key], default=str)
-                if len(text) > preview:
-                    d[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
-        out.append(d)
+            text = json.dumps(getattr(call, key), default=str)
+            if len(text) > preview:
+                cut[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
+        out.append(call.model_copy(update=cut) if cut else call)
     return out
 
 

@@ -1,39 +1,62 @@
-"""The y-websocket wire protocol: one message per websocket frame.
+"""The y-websocket wire protocol, in one place: message types, close codes, encoders, decoders.
 
-Encoding uses pycrdt's helpers (they are right). Decoding is our own because pycrdt's
-`Decoder` does no bounds checks: a truncated frame from a hostile client must become a clean
-`ProtocolError` (close 1007), never an IndexError deep inside a room or a silent truncation.
+One message per websocket frame. Encoding uses pycrdt's public helpers. Decoding is our own
+because pycrdt's `Decoder` does no bounds checks: a truncated frame from a hostile client
+must become a clean `ProtocolError` (close 1007), never an IndexError deep inside a room or a
+silent truncation.
 """
 
 from __future__ import annotations
 
-from pycrdt._sync import (
-    create_awareness_message,
-    create_sync_step1_message,
-    create_sync_step2_message,
-    create_update_message,
-    write_var_uint,
-)
+from enum import IntEnum
 
-MSG_SYNC = 0
-MSG_AWARENESS = 1
-MSG_AUTH = 2
+from pycrdt import YMessageType, YSyncMessageType, create_awareness_message, create_update_message, write_message, write_var_uint
+
+# Message types as plain ints (compared on every frame; an IntEnum compare costs more).
+MSG_SYNC = int(YMessageType.SYNC)
+MSG_AWARENESS = int(YMessageType.AWARENESS)
+MSG_AUTH = 2  # y-protocols auth: [2, 0 = PermissionDenied, reason]
 MSG_QUERY_AWARENESS = 3
 
-SYNC_STEP1 = 0
-SYNC_STEP2 = 1
-SYNC_UPDATE = 2
+SYNC_STEP1 = int(YSyncMessageType.SYNC_STEP1)
+SYNC_STEP2 = int(YSyncMessageType.SYNC_STEP2)
+SYNC_UPDATE = int(YSyncMessageType.SYNC_UPDATE)
 
 EMPTY_UPDATE = b"\x00\x00"
+"""A Yjs update that changes nothing (sent by some clients as their SyncStep2 to an empty server)."""
 
-__all__ = [
-    "ProtocolError", "read_var_uint", "read_var_bytes", "decode_sync", "decode_awareness_payload",
-    "parse_awareness", "encode_awareness", "permission_denied", "sync_step1", "sync_step2",
-    "sync_update", "awareness_message", "write_var_uint",
-]
 
-sync_step1 = create_sync_step1_message
-sync_step2 = create_sync_step2_message
+class Close(IntEnum):
+    """Websocket close codes the server sends; the close frame's reason says the rest."""
+
+    NORMAL = 1000
+    TEXT_FRAME = 1003  # text frames are not part of the protocol
+    MALFORMED = 1007  # a frame that does not decode
+    TOO_BIG = 1009  # a message over the size limit
+    INTERNAL = 1011  # our bug: the message that hit it is dropped, the room goes on
+    TOO_SLOW = 1013  # the client's send queue overflowed: reconnect
+    BAD_ROOM = 4400  # room name is not 1-64 of [A-Za-z0-9_-]
+    BAD_TOKEN = 4401  # missing or invalid token
+    WRONG_ROOM = 4403  # a genuine token for another room
+
+
+NO_RETRY = frozenset({Close.TEXT_FRAME, Close.MALFORMED, 1008, Close.TOO_BIG})
+"""Close codes after which reconnecting would fail the same way (as would 4400-4499)."""
+
+READ_ONLY = "read-only: this token may view the room but not edit it"
+"""The PermissionDenied reason a viewer gets (once) when it sends an update."""
+
+
+def sync_step1(state: bytes) -> bytes:
+    """`[0, 0, state vector]`: what I have; answer with what I lack."""
+    return bytes((MSG_SYNC, SYNC_STEP1)) + write_message(state)
+
+
+def sync_step2(update: bytes) -> bytes:
+    """`[0, 1, update]`: the answer to a SyncStep1."""
+    return bytes((MSG_SYNC, SYNC_STEP2)) + write_message(update)
+
+
 sync_update = create_update_message
 awareness_message = create_awareness_message
 

@@ -4,7 +4,7 @@ Why a separate database and not the room store (`server/store.py`): run records 
 observability (what a prompt made the agent do, so people can inspect and undo it), not
 document state. The room store holds exactly the CRDT updates a room applied and nothing
 else; mixing rows of another kind into it would couple the agent to server internals and to
-its compaction. It shares only the connection set-up (`server.store.open_sqlite`); losing it loses history, never
+its compaction. It shares only the SQLite set-up (`common.sqlite`); losing it loses history, never
 drawings (undo works from the run id tagged on the strokes in the document).
 
 Layout: one row per run, the record as JSON, `seq` for insertion order. WAL +
@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from server.store import open_sqlite
+from common.sqlite import open_sqlite, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,26 +50,19 @@ class RunDB:
         """Upsert `(id, room, status, json)` rows and delete ids, in one transaction; then trim
         each touched room to its newest `per_room` rows (finished ones go first)."""
         rooms = {u[1] for u in upserts}
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT INTO runs (id, room, status, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
-                    upserts,
+        with self._lock, transaction(self._db) as db:
+            db.executemany(
+                "INSERT INTO runs (id, room, status, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+                upserts,
+            )
+            db.executemany("DELETE FROM runs WHERE id = ?", [(d,) for d in deletes])
+            for room in rooms:
+                db.execute(
+                    "DELETE FROM runs WHERE room = ? AND status IN ('done', 'failed') AND seq NOT IN "
+                    "(SELECT seq FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?)",
+                    (room, room, self.per_room),
                 )
-                db.executemany("DELETE FROM runs WHERE id = ?", [(d,) for d in deletes])
-                for room in rooms:
-                    db.execute(
-                        "DELETE FROM runs WHERE room = ? AND status IN ('done', 'failed') AND seq NOT IN "
-                        "(SELECT seq FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?)",
-                        (room, room, self.per_room),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
     def close(self) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """HMAC-signed capability tokens: who may view or edit which room.
 
-Stateless on purpose: a token carries its room ("*" for all) and role, signed with a secret
+Shared by the rooms server and the agent's routes: one lookup for every HTTP route and the
+websocket. Stateless on purpose: a token carries its room ("*" for all) and role, signed with a secret
 kept in the data dir, so minting needs no database and checking is one HMAC per connection.
 """
 
@@ -23,7 +24,12 @@ SECRET_FILE = "secret.key"
 
 
 class TokenError(ValueError):
-    """A token that cannot be used, with a message fit to show the user."""
+    """A token that cannot be used, with a message fit to show the user and the websocket
+    close code that says why (4401 bad or missing token, 4403 a genuine token for another room)."""
+
+    def __init__(self, reason: str, code: int = 4401) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def _b64(data: bytes) -> str:
@@ -75,7 +81,7 @@ class Access:
         _, room_b64, role, mac = parts
         try:
             room = _unb64(room_b64).decode()
-        except Exception as exc:  # noqa: BLE001 - any decoding failure means a bad token
+        except Exception as exc:
             raise TokenError("malformed token") from exc
         if role not in ROLES:
             raise TokenError("malformed token")
@@ -83,15 +89,21 @@ class Access:
             raise TokenError("token signature does not match this server")
         return room, role  # type: ignore[return-value]
 
+    def role(self, token: str | None, room: str) -> Role:
+        """The role the token grants in `room`; TokenError (with its close code) otherwise."""
+        if not token:
+            raise TokenError("missing token: add ?token=... (see `inhabit token`)")
+        token_room, role = self.parse(token)
+        if token_room not in ("*", room):
+            raise TokenError(f"token is for another room, not '{room}'", 4403)
+        return role
+
     def check(self, token: str | None, room: str) -> Role | None:
         """The role the token grants in `room`, or None (bad token or another room)."""
-        if not token:
-            return None
         try:
-            token_room, role = self.parse(token)
+            return self.role(token, room)
         except TokenError:
             return None
-        return role if token_room in ("*", room) else None
 
 
 ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -111,6 +123,6 @@ def role_of(conn: HTTPConnection, room: str) -> Role | None:
     if not ROOM_NAME.match(room):
         return None
     state = conn.app.state
-    if state.config.open:
+    if state.settings.open:
         return "edit"
     return state.access.check(token_of(conn), room)

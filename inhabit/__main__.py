@@ -1,4 +1,4 @@
-"""`python -m server` = `inhabit`."""
+"""`python -m inhabit` = `inhabit`."""
 
 import sys
 

@@ -1,0 +1,60 @@
+"""The one settings model: every knob of `inhabit serve`, read once at start-up.
+
+Sources, strongest first: command-line flags (`inhabit/cli.py` maps each field to a flag),
+environment variables with the `INHABIT_` prefix (`INHABIT_PORT=9000`), then the defaults
+below, which are safe: loopback, auth on. Nothing else in the code reads the environment
+for our settings (the `anthropic` SDK reads its own `ANTHROPIC_*` variables).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-5"
+
+
+class Settings(BaseSettings):
+    """Everything `inhabit serve` can be told; a field's description is its `--help` line."""
+
+    model_config = SettingsConfigDict(env_prefix="INHABIT_", extra="ignore")
+
+    # where and how to listen
+    host: str = Field(default="127.0.0.1", description="interface to listen on")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port")
+    data: Path = Field(default=Path("./data"), description="data folder (databases, token secret)")
+    open: bool = Field(default=False, description="disable authentication: every peer edits (trusted networks only)")
+    public_url: str | None = Field(default=None, description="base URL printed for browsers, when behind a proxy")
+    log_level: str = Field(default="warning", description="uvicorn log level")
+
+    # rooms
+    max_message: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest websocket message in bytes (bigger: close 1009)")
+    unload_grace: float = Field(default=30.0, ge=0, description="seconds an empty room stays loaded")
+    compact_every: int = Field(default=500, ge=1, description="squash a room's stored history after this many updates")
+    flush_interval: float = Field(default=0.05, gt=0, le=0.1, description="seconds between store commits (<= 100 ms)")
+    send_queue: int = Field(default=1024, ge=8, description="messages queued for one connection before it is closed as too slow")
+    ping_interval: float = Field(default=20.0, gt=0, description="seconds between websocket keepalive pings")
+
+    # the hosted agent
+    model: str = Field(default=DEFAULT_MODEL, description="Messages API model the agent uses")
+    max_turns: int = Field(default=8, ge=1, description="model calls per agent run")
+    max_run_tokens: int = Field(default=200_000, ge=1, description="input + output tokens per agent run")
+    agent_idle_s: float = Field(default=300.0, gt=0, description="seconds a hosted agent stays in an idle room")
+
+    @property
+    def public_base(self) -> str:
+        """The base URL people open (`--public-url`, else this host and port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.loopback_host}:{self.port}"
+
+    @property
+    def internal_ws(self) -> str:
+        """Where in-process peers (the hosted agent) connect: this server, never the proxy."""
+        return f"ws://{self.loopback_host}:{self.port}/rooms"
+
+    @property
+    def loopback_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "", "localhost") else self.host

@@ -1,0 +1,154 @@
+"""`inhabit`: the command line. `serve`'s flags are generated from `common.settings.Settings`,
+so a setting is declared once and is a flag, an `INHABIT_` environment variable and a default
+at the same time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from common.access import Access
+from common.settings import Settings
+
+from .app import build_app, model_settings
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per settings field; unset flags stay out, so env and defaults apply."""
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=field.description)
+        else:
+            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(),
+                                help=f"{field.description} (default {field.default})")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    given = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    return Settings(**given)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        print(f"inhabit serve: bad settings:\n{exc}", file=sys.stderr)
+        return 2
+    app = build_app(settings)
+    base = settings.public_base
+    if settings.open:
+        url = f"{base}/?room=lobby"
+        print("WARNING: --open: authentication is OFF, anyone who can reach this port can edit.", flush=True)
+    else:
+        url = f"{base}/?room=lobby&token={app.state.access.mint('*', 'edit')}"
+    print(f"inhabit serving on {base}  (data: {settings.data})", flush=True)
+    print(f"open in a browser: {url}", flush=True)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on",
+        loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
+        ws="websockets-sansio", ws_max_size=settings.max_message + 1024,
+        ws_ping_interval=settings.ping_interval, ws_ping_timeout=settings.ping_interval,
+        ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    print(Access.load(args.data).mint(args.room, args.role))
+    return 0
+
+
+def read_code(path: str) -> str:
+    return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    """Run a file in a fresh sandbox (no grants), or against a live room's canvas API."""
+    from agent.remote import exec_in_room
+    from agent.sandbox import Limits, Sandbox
+
+    code = read_code(args.file)
+    limits = Limits(timeout_s=args.timeout, memory_bytes=int(args.memory * (1 << 20)))
+    if not args.room:
+        record = Sandbox(limits=limits).run_sync(code)
+        print(record.model_dump_json(indent=2))
+        return 0 if record.ok else 1
+    try:
+        out: dict[str, Any] = asyncio.run(exec_in_room(code, args.room, grant=args.grant, limits=limits))
+    except Exception as e:
+        print(f"inhabit exec: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2, default=str))
+    return 0 if out.get("ok") else 1
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from agent.loop import NO_KEY, has_credentials
+    from agent.peer import run_forever
+
+    base = args.server.rstrip("/")
+    if base.startswith("http"):
+        base = "ws" + base[4:]
+    ws_base = base if base.endswith("/rooms") else base + "/rooms"
+    if not has_credentials():
+        print(f"warning: {NO_KEY}", file=sys.stderr)
+    try:
+        asyncio.run(run_forever(ws_base, args.room, token=args.token, name=args.name, settings=model_settings(Settings())))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as e:
+        print(f"inhabit agent: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inhabit", description="A shared canvas for people and agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the server (flags may also be set as INHABIT_<NAME> variables)")
+    add_settings_flags(s)
+    s.set_defaults(func=serve)
+
+    t = sub.add_parser("token", help="print an access token")
+    t.add_argument("room", help="room name, or '*' for every room")
+    t.add_argument("--role", choices=("view", "edit"), default="edit")
+    t.add_argument("--data", default="./data")
+    t.set_defaults(func=token)
+
+    e = sub.add_parser("exec", help="run a JavaScript file in the sandbox, print the RunRecord")
+    e.add_argument("file", help="JavaScript file ('-' for stdin)")
+    e.add_argument("--timeout", type=float, default=2.0, metavar="S", help="wall-time limit (seconds)")
+    e.add_argument("--memory", type=float, default=64, metavar="MB", help="memory limit (MiB)")
+    e.add_argument("--room", default=None, metavar="URL", help="run against a live room: ws://host:port/rooms/NAME?token=...")
+    e.add_argument("--grant", choices=("read", "write"), default="read", help="canvas access for --room (default read)")
+    e.set_defaults(func=run_exec)
+
+    a = sub.add_parser("agent", help="run a Code Mode agent peer in a room (answers @agent prompts in chat)")
+    a.add_argument("--server", required=True, metavar="URL", help="server base URL, e.g. http://127.0.0.1:8000")
+    a.add_argument("--room", required=True, metavar="NAME")
+    a.add_argument("--token", default=None, help="edit token for the room (not needed with --open servers)")
+    a.add_argument("--name", default="agent", help="display name; prompts may address it as @NAME")
+    a.set_defaults(func=run_agent)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

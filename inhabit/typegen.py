@@ -1,0 +1,111 @@
+"""Generate the browser's TypeScript types from the pydantic models: `python -m inhabit.typegen`.
+
+Why: the document schema and the HTTP payloads are defined once, in Python; the page must not
+guess their shape. `tests/test_typegen.py` fails when the committed file is stale.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent.http import PromptAccepted, PromptRequest, RunList, UndoResult
+from agent.runs import AgentRun, RunSummary, Tokens
+from agent.sandbox import CallRecord
+from agent.sandbox.capability import ts_type
+from canvas import schema
+from server.http import StrokesResponse, WhoAmI
+
+OUT = Path(__file__).resolve().parent.parent / "web" / "src" / "types.gen.ts"
+
+Mode = Literal["validation", "serialization"]
+
+MODELS: list[tuple[type[BaseModel], Mode]] = [
+    # the document: what any peer may have written, so optional fields may be absent
+    (schema.Stroke, "validation"),
+    (schema.Message, "validation"),
+    # what the browser sends
+    (PromptRequest, "validation"),
+    # what the server answers: every field is present
+    (StrokesResponse, "serialization"),
+    (WhoAmI, "serialization"),
+    (PromptAccepted, "serialization"),
+    (CallRecord, "serialization"),
+    (Tokens, "serialization"),
+    (AgentRun, "serialization"),
+    (RunSummary, "serialization"),
+    (RunList, "serialization"),
+    (UndoResult, "serialization"),
+]
+
+CONSTANTS: dict[str, Any] = {
+    "STROKES": schema.STROKES,
+    "MESSAGES": schema.MESSAGES,
+    "MAX_POINTS": schema.MAX_POINTS,
+    "MAX_TEXT": schema.MAX_TEXT,
+}
+
+HEADER = "// GENERATED from the pydantic models by `python -m inhabit.typegen` — do not edit.\n"
+
+
+def _literal(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def _comment(text: str | None, indent: str) -> list[str]:
+    if not text:
+        return []
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    if len(lines) == 1:
+        return [f"{indent}/** {lines[0]} */"]
+    return [f"{indent}/**", *(f"{indent} * {ln}".rstrip() for ln in lines), f"{indent} */"]
+
+
+def interface(model: type[BaseModel], mode: Mode, exported: set[str]) -> str:
+    schema_ = model.model_json_schema(mode=mode)
+    defs = schema_.get("$defs", {})
+    properties = schema_.get("properties", {})
+    # what the server serializes has every field (None included); what peers write may omit some
+    required = set(properties) if mode == "serialization" else set(schema_.get("required", []))
+
+    def named(ref: str) -> str | None:
+        base = ref.removesuffix("-Input").removesuffix("-Output")
+        return base if base in exported else None
+
+    lines = _comment(model.__doc__, "")
+    lines.append(f"export interface {model.__name__} {{")
+    for name, prop in properties.items():
+        lines += _comment(prop.get("description"), "  ")
+        optional = "" if name in required else "?"
+        lines.append(f"  {name}{optional}: {ts_type(prop, defs, named=named)}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def render() -> str:
+    exported = {m.__name__ for m, _ in MODELS}
+    parts = [HEADER]
+    parts += [f"export const {k} = {_literal(v)}" for k, v in CONSTANTS.items()]
+    parts.append("")
+    parts += [interface(m, mode, exported) + "\n" for m, mode in MODELS]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in argv:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is stale: run `python -m inhabit.typegen`", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The rooms server's HTTP payloads, defined once: the routes emit them, and the browser's
+TypeScript types are generated from them (`python -m inhabit.typegen`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from canvas import Stroke
+from common.access import Role
+
+
+class StrokesResponse(BaseModel):
+    """`GET /rooms/{name}/strokes`."""
+
+    room: str
+    strokes: list[Stroke]
+
+
+class WhoAmI(BaseModel):
+    """`GET /rooms/{name}/whoami`: the caller's role in the room."""
+
+    room: str
+    role: Role

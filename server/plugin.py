@@ -1,0 +1,41 @@
+"""The seam between the rooms server and what is built on it (the agent is one such plugin).
+
+Modelled on Hocuspocus's extensions: a typed interface with named hooks, so the server never
+probes a plugin with `hasattr` and a plugin never reaches into rooms. A plugin gets the
+`Host` at start-up and answers HTTP through its own routes; it joins rooms as an ordinary
+websocket peer if it wants to act in them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.routing import BaseRoute
+
+from common.access import Access
+from common.settings import Settings
+
+
+@dataclass(frozen=True)
+class Host:
+    """What the server hands a plugin: the settings and the token authority, nothing of rooms."""
+
+    settings: Settings
+    access: Access
+
+
+class Plugin(Protocol):
+    """Routes plus lifecycle hooks, called in order at start-up and in reverse at shutdown."""
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]: ...
+
+    async def startup(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        """Figures for /metrics, read at scrape time: name -> (value, help)."""
+        ...

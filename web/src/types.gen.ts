@@ -1,0 +1,122 @@
+// GENERATED from the pydantic models by `python -m inhabit.typegen` — do not edit.
+
+export const STROKES = 'strokes'
+export const MESSAGES = 'messages'
+export const MAX_POINTS = 10000
+export const MAX_TEXT = 8000
+
+/** One pen stroke: a polyline of (x, y, pressure) triplets in canvas units. */
+export interface Stroke {
+  id: string
+  /** flat [x0, y0, p0, x1, y1, p1, ...] */
+  points: number[]
+  color?: string
+  width?: number
+  author?: string
+  kind?: "human" | "agent"
+  run?: string | null
+  t?: number
+}
+
+/** A chat entry: people's prompts, agents' status lines and replies. */
+export interface Message {
+  id?: string
+  author: string
+  kind?: "human" | "agent"
+  text: string
+  t?: number
+  run?: string | null
+}
+
+/** `POST /rooms/{name}/prompts`. */
+export interface PromptRequest {
+  text: string
+  /** a display name the caller gives (not verified) */
+  author?: string | null
+}
+
+/** `GET /rooms/{name}/strokes`. */
+export interface StrokesResponse {
+  room: string
+  strokes: Stroke[]
+}
+
+/** `GET /rooms/{name}/whoami`: the caller's role in the room. */
+export interface WhoAmI {
+  room: string
+  role: "view" | "edit"
+}
+
+/** The answer to a prompt (202): its run id and the grant it runs with. */
+export interface PromptAccepted {
+  run: string
+  grant: "read" | "write"
+}
+
+export interface CallRecord {
+  name: string
+  args: any
+  result: any
+  ms: number
+  error: string | null
+}
+
+export interface Tokens {
+  input: number
+  output: number
+  turns: number
+}
+
+export interface AgentRun {
+  id: string
+  room: string
+  status: "queued" | "running" | "done" | "failed"
+  prompt: string
+  author: string
+  grant: "read" | "write"
+  source: "chat" | "http" | "cli"
+  /** every JavaScript program executed, in order */
+  code: string[]
+  /** capability calls made by the executed code */
+  calls: CallRecord[]
+  /** ids of strokes the run added (undo erases these) */
+  strokes: string[]
+  erased: string[]
+  tokens: Tokens
+  model: string | null
+  reply: string | null
+  errors: string[]
+  undone: boolean
+  created: number
+  started: number | null
+  finished: number | null
+}
+
+/** One entry of `GET /rooms/{name}/runs`: a run without its code and calls. */
+export interface RunSummary {
+  id: string
+  room: string
+  status: "queued" | "running" | "done" | "failed"
+  prompt: string
+  author: string
+  grant: "read" | "write"
+  source: "chat" | "http" | "cli"
+  strokes: string[]
+  tokens: Tokens
+  errors: string[]
+  undone: boolean
+  created: number
+  finished: number | null
+  reply: string | null
+}
+
+/** `GET /rooms/{name}/runs`, oldest first. */
+export interface RunList {
+  runs: RunSummary[]
+}
+
+/** `POST /rooms/{name}/runs/{id}/undo`: the strokes it erased. */
+export interface UndoResult {
+  run: string
+  erased: string[]
+}
