@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
-from agent.sandbox import Capability, Limits, Sandbox
+from agent.sandbox import Capability, ErrorKind, Limits, RunRecord, Sandbox
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
@@ -158,52 +159,50 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n] + f"… [{len(text) - n} more chars cut]"
 
 
-def _as_dict(x: Any) -> Any:
-    return x.model_dump() if hasattr(x, "model_dump") else x
-
-
-def compact_record(record: Any, session: CanvasSession, committed: bool) -> dict[str, Any]:
+def compact_record(record: RunRecord, session: CanvasSession, committed: bool) -> dict[str, Any]:
     """What the model sees after an execute: small, and saying what to do next."""
-    console = record.console if isinstance(record.console, str) else "\n".join(map(str, record.console or []))
-    calls = [_as_dict(c) for c in (record.calls or [])]
     counts: dict[str, int] = {}
-    for c in calls:
-        name = c.get("name") or c.get("fn") or c.get("capability") or "?" if isinstance(c, dict) else str(c)
-        counts[name] = counts.get(name, 0) + 1
-    out: dict[str, Any] = {"ok": bool(record.ok)}
+    for call in record.calls:
+        counts[call.name] = counts.get(call.name, 0) + 1
+    out: dict[str, Any] = {"ok": record.ok}
     if record.ok:
         text = json.dumps(record.result, default=str)
         out["result"] = record.result if len(text) <= RESULT_CHARS else _clip(text, RESULT_CHARS) + " (result cut: return a smaller summary)"
+    console = "\n".join(record.console)
     if console:
         out["console"] = _clip(console, CONSOLE_CHARS)
     out["calls"] = counts
-    if record.ok:
+    if record.error is None:
         if committed:
             out["written"] = {"drawn": [s.id for s in session.added], "erased": len(session.erased), "said": len(session.said)}
             out["next"] = "Applied to the room. Reply to the user, or execute again to check or adjust."
         else:
             out["next"] = "Nothing was written. Reply to the user, or execute again."
-    else:
-        err = _as_dict(record.error) or {}
-        message = _clip(str(err.get("message")), 1000)
-        if session.grant == "read" and "not a function" in message:
-            message += " (this run is read-only: canvas.draw, canvas.erase and canvas.say are not granted)"
-        out["error"] = {"kind": err.get("kind"), "message": message}
-        out["next"] = _hint(str(err.get("kind")), str(err.get("message")))
+        return out
+    err = record.error
+    message = _clip(err.message, 1000)
+    if session.grant == "read" and "not a function" in message:
+        message += " (this run is read-only: canvas.draw, canvas.erase and canvas.say are not granted)"
+    out["error"] = {"kind": err.kind, "message": message}
+    out["next"] = "Nothing was written to the room. " + _hint(err.kind, err.message)
     return out
 
 
-def _hint(kind: str, message: str) -> str:
-    base = "Nothing was written to the room. "
-    if "quota" in message:
-        return base + "Draw fewer strokes/points per run (simplify shapes), then execute again."
-    if kind == "timeout" or "timeout" in message.lower() or "interrupted" in message.lower():
-        return base + "The program ran too long: avoid unbounded loops and heavy work, then execute again."
-    if kind in ("memory", "oom") or "memory" in message.lower():
-        return base + "The program used too much memory: keep data small, then execute again."
-    if "TypeError" in message or kind == "type":
-        return base + "Check argument shapes with search('<function name>'), then execute again."
-    return base + "Fix the error (search the API if needed) and execute again."
+def _hint(kind: ErrorKind, message: str) -> str:
+    """The next step, by the kinds of error the sandbox reports (agent/sandbox/record.py)."""
+    if kind == "quota" or message.startswith("quota:"):
+        return "Draw fewer strokes/points or make fewer calls per run (simplify shapes), then execute again."
+    if kind == "timeout":
+        return "The program ran too long: avoid unbounded loops and heavy work, then execute again."
+    if kind in ("memory", "stack"):
+        return "The program used too much memory or recursed too deep: keep data small, then execute again."
+    if kind == "output":
+        return "The program printed or returned too much: return a small summary, then execute again."
+    if kind == "syntax":
+        return "Fix the syntax error, then execute again."
+    if message.startswith("TypeError"):
+        return "Check argument shapes with search('<function name>'), then execute again."
+    return "Fix the error (search the API if needed) and execute again."
 
 
 class CodeMode:
@@ -219,7 +218,7 @@ class CodeMode:
             self._refs[grant] = Reference(grant)
         return self._refs[grant]
 
-    async def execute(self, code: str, session: CanvasSession, commit: Any) -> tuple[dict[str, Any], Any]:
+    async def execute(self, code: str, session: CanvasSession, commit: Callable[[CanvasSession], None]) -> tuple[dict[str, Any], RunRecord]:
         """Run `code` against `session`; on success call `commit(session)` (one transaction).
 
         Returns (compact record for the model, the sandbox RunRecord)."""

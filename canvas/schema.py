@@ -1,7 +1,8 @@
 """The room document's schema: the one definition browsers, agents and Yjs peers agree on.
 
-SCHEMA.md beside this file is the prose version for people and other languages; when one
-changes, change the other. Everything that reads or writes the document goes through these
+SCHEMA.md beside this file is the prose version for people and other languages; its field
+tables, like the browser's TypeScript types, are generated from these models
+(`python -m inhabit.typegen`), so the field descriptions below are the documentation. Everything that reads or writes the document goes through these
 models, so a malformed stroke from any peer is caught at the edge instead of deep inside
 rendering or an agent's run.
 """
@@ -45,14 +46,14 @@ class Stroke(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str
-    points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]")
-    color: str = "#1e1e1e"
-    width: float = Field(default=4.0, gt=0, le=200)
-    author: str = Field(default="anonymous", max_length=80)
-    kind: Kind = "human"
-    run: str | None = None
-    t: int = Field(default_factory=now_ms)
+    id: str = Field(description="same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-]")
+    points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]: canvas units, y grows downwards, p = pressure 0..1; at most 10,000 points")
+    color: str = Field(default="#1e1e1e", description="#rrggbb")
+    width: float = Field(default=4.0, gt=0, le=200, description="base stroke width in canvas units, 0 < w <= 200")
+    author: str = Field(default="anonymous", max_length=80, description="display name of the peer that drew it")
+    kind: Kind = Field(default="human", description="who drew it")
+    run: str | None = Field(default=None, description="the agent run that drew it (agents only); undoing the run erases it")
+    t: int = Field(default_factory=now_ms, description="ms since the Unix epoch when it was committed")
 
     @field_validator("id")
     @classmethod
@@ -97,12 +98,12 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str = Field(default_factory=lambda: new_id("m"))
-    author: str = Field(max_length=80)
-    kind: Kind = "human"
-    text: str = Field(max_length=MAX_TEXT)
-    t: int = Field(default_factory=now_ms)
-    run: str | None = None
+    id: str = Field(default_factory=lambda: new_id("m"), description="unique id")
+    author: str = Field(max_length=80, description="display name of who wrote it")
+    kind: Kind = Field(default="human", description="a person's line, or an agent's status or reply")
+    text: str = Field(max_length=MAX_TEXT, description="the line; prompts to agents start with @agent (or the agent's name)")
+    t: int = Field(default_factory=now_ms, description="ms since the Unix epoch")
+    run: str | None = Field(default=None, description="the agent run it belongs to, if any")
 
     def to_doc(self) -> dict:
         return self.model_dump(exclude_none=True)

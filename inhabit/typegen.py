@@ -19,7 +19,11 @@ from agent.sandbox.capability import ts_type
 from canvas import schema
 from server.http import StrokesResponse, WhoAmI
 
-OUT = Path(__file__).resolve().parent.parent / "web" / "src" / "types.gen.ts"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "web" / "src" / "types.gen.ts"
+SCHEMA_MD = ROOT / "canvas" / "SCHEMA.md"
+DOC_TABLES: list[type[BaseModel]] = [schema.Stroke, schema.Message]
+"""Models whose field table is generated into SCHEMA.md between BEGIN/END GENERATED markers."""
 
 Mode = Literal["validation", "serialization"]
 
@@ -94,16 +98,41 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def table(model: type[BaseModel]) -> str:
+    """A Markdown field table: name, TypeScript type, description."""
+    schema_ = model.model_json_schema(mode="validation")
+    defs = schema_.get("$defs", {})
+    rows = ["| field | type | meaning |", "|---|---|---|"]
+    for name, prop in schema_.get("properties", {}).items():
+        ts = ts_type(prop, defs).replace("|", "\\|")
+        rows.append(f"| `{name}` | `{ts}` | {prop.get('description', '')} |")
+    return "\n".join(rows)
+
+
+def render_schema_md(text: str) -> str:
+    for model in DOC_TABLES:
+        begin, end = f"<!-- BEGIN GENERATED {model.__name__} -->", f"<!-- END GENERATED {model.__name__} -->"
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = f"{head}{begin}\n{table(model)}\n{end}{tail}"
+    return text
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file and what it should hold."""
+    return {OUT: render(), SCHEMA_MD: render_schema_md(SCHEMA_MD.read_text())}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
+    stale = [path for path, text in outputs().items() if not path.exists() or path.read_text() != text]
     if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is stale: run `python -m inhabit.typegen`", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
+        for path in stale:
+            print(f"{path} is stale: run `python -m inhabit.typegen`", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs().items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -9,8 +9,15 @@ from inhabit import typegen
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_committed_types_match_the_models() -> None:
-    assert typegen.OUT.read_text() == typegen.render(), "web/src/types.gen.ts is stale: run `python -m inhabit.typegen`"
+def test_committed_files_match_the_models() -> None:
+    for path, text in typegen.outputs().items():
+        assert path.read_text() == text, f"{path} is stale: run `python -m inhabit.typegen`"
+
+
+def test_schema_doc_tables_come_from_the_models() -> None:
+    table = typegen.table(typegen.schema.Stroke)
+    for name, field in typegen.schema.Stroke.model_fields.items():
+        assert f"| `{name}` |" in table and (field.description or "") in table
 
 
 def test_generated_types_carry_the_model_shapes() -> None:

@@ -34,7 +34,6 @@ class Sandbox:
         self.limits = limits or Limits()
         self.workers = workers or min(8, (os.cpu_count() or 2) * 2)
         self._pool: ThreadPoolExecutor | None = None
-        self._sem: asyncio.Semaphore | None = None
 
     def warm(self) -> None:
         """Compile/load the module and build the snapshot now rather than on first run."""

@@ -27,7 +27,7 @@ I32 = ValType.i32()
 I64 = ValType.i64()
 EVAL_ASYNC = 1 << 7
 SCRATCH = 64 * 1024
-TAG_INT, TAG_STRING, TAG_OBJECT = 0, -7, -1
+TAG_INT, TAG_STRING = 0, -7
 
 
 class Host(Protocol):
@@ -65,15 +65,6 @@ P = abi.params
 R = abi.set_result
 
 
-_ARGC_ARGV = struct.Struct("<i12xi").unpack  # raw slots 3 and 4 (16 bytes per slot)
-_string_at = ctypes.string_at
-_I32_AT = ctypes.c_int32.from_address
-
-
-def _cb_host_call(env: int, a: int) -> int:
-    argc, argv = _ARGC_ARGV(_string_at(a + 48, 20))
-    _I32_AT(a).value = _VMS[env].on_host_call(argc, argv)
-    return 0
 
 
 def _cb_zero(env: int, a: int) -> int:

@@ -7,24 +7,37 @@ export const MAX_TEXT = 8000
 
 /** One pen stroke: a polyline of (x, y, pressure) triplets in canvas units. */
 export interface Stroke {
+  /** same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-] */
   id: string
-  /** flat [x0, y0, p0, x1, y1, p1, ...] */
+  /** flat [x0, y0, p0, x1, y1, p1, ...]: canvas units, y grows downwards, p = pressure 0..1; at most 10,000 points */
   points: number[]
+  /** #rrggbb */
   color?: string
+  /** base stroke width in canvas units, 0 < w <= 200 */
   width?: number
+  /** display name of the peer that drew it */
   author?: string
+  /** who drew it */
   kind?: "human" | "agent"
+  /** the agent run that drew it (agents only); undoing the run erases it */
   run?: string | null
+  /** ms since the Unix epoch when it was committed */
   t?: number
 }
 
 /** A chat entry: people's prompts, agents' status lines and replies. */
 export interface Message {
+  /** unique id */
   id?: string
+  /** display name of who wrote it */
   author: string
+  /** a person's line, or an agent's status or reply */
   kind?: "human" | "agent"
+  /** the line; prompts to agents start with @agent (or the agent's name) */
   text: string
+  /** ms since the Unix epoch */
   t?: number
+  /** the agent run it belongs to, if any */
   run?: string | null
 }
 
