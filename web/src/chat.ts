@@ -1,9 +1,10 @@
 // Chat & agent panel: messages list, prompt box, run cards (status, code, calls, undo).
 import type * as Y from 'yjs'
 import type { PageConfig } from './config'
-import { isMessage, type Message } from './schema'
+import type { AgentRun, CallRecord, Message } from './types.gen'
+import { isMessage } from './schema'
 import { messagesOf, postMessage, runStrokeIds, undoRun } from './ops'
-import { getRun, sendPrompt, type RunRecord } from './api'
+import { getRun, sendPrompt } from './api'
 import { initials } from './identity'
 import { ROBOT } from './icons'
 
@@ -17,12 +18,13 @@ interface Deps {
 }
 
 const AGENT_RE = /^@agent\b/i
+const STATUS_LABEL: Record<AgentRun['status'], string> = { queued: 'Queued', running: 'Running…', done: 'Done', failed: 'Failed' }
 const fmtTime = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 
 export function mountChat(d: Deps) {
   const { doc, list, form, input } = d
   const msgs = messagesOf(doc)
-  const runs = new Map<string, { rec: RunRecord | null; card: HTMLElement; timer: number; polls: number }>()
+  const runs = new Map<string, { rec: AgentRun | null; card: HTMLElement; timer: number; polls: number }>()
   let readOnly = false
 
   // ---- run cards --------------------------------------------------------
@@ -47,7 +49,7 @@ export function mountChat(d: Deps) {
       card.dataset.undone = String(n)
       updateCard(id)
     }
-    const entry = { rec: null as RunRecord | null, card, timer: 0, polls: 0 }
+    const entry = { rec: null as AgentRun | null, card, timer: 0, polls: 0 }
     runs.set(id, entry)
     poll(id)
     updateCard(id)
@@ -74,7 +76,7 @@ export function mountChat(d: Deps) {
     const status = rec?.status ?? 'unknown'
     const st = card.querySelector<HTMLElement>('.run-status')!
     st.dataset.status = status
-    st.textContent = rec ? ({ queued: 'Queued', running: 'Running…', done: 'Done', failed: 'Failed' } as Record<string, string>)[status] ?? status : 'Run'
+    st.textContent = rec ? STATUS_LABEL[rec.status] : 'Run'
     const n = runStrokeIds(doc, id).length
     card.querySelector('.run-strokes')!.textContent = `${n} stroke${n === 1 ? '' : 's'}`
     const undoBtn = card.querySelector<HTMLButtonElement>('.run-undo')!
@@ -85,9 +87,9 @@ export function mountChat(d: Deps) {
     codeBox.querySelector('summary')!.textContent = `JavaScript${code.length > 1 ? ` (${code.length} blocks)` : ''}`
     const cl = codeBox.querySelector('.code-list')!
     if (cl.childElementCount !== code.length) {
-      cl.replaceChildren(...code.map((c) => { const pre = document.createElement('pre'); pre.textContent = String(c).replace(/^\s*\n/, '').trimEnd(); return pre }))
+      cl.replaceChildren(...code.map((c) => { const pre = document.createElement('pre'); pre.textContent = c.replace(/^\s*\n/, '').trimEnd(); return pre }))
     }
-    const calls = Array.isArray(rec?.calls) ? rec!.calls : []
+    const calls = rec?.calls ?? []
     const callsBox = card.querySelector<HTMLElement>('.run-calls')!
     callsBox.hidden = calls.length === 0
     callsBox.querySelector('summary')!.textContent = `${calls.length} call${calls.length === 1 ? '' : 's'}`
@@ -96,8 +98,7 @@ export function mountChat(d: Deps) {
       ol.replaceChildren(...calls.map((c) => { const li = document.createElement('li'); li.textContent = describeCall(c); return li }))
     }
     const err = card.querySelector<HTMLElement>('.run-error')!
-    const errs = [...(rec?.error ? [typeof rec.error === 'string' ? rec.error : JSON.stringify(rec.error)] : []),
-      ...(Array.isArray(rec?.errors) ? rec!.errors.map(String) : [])]
+    const errs = rec?.errors ?? []
     err.hidden = errs.length === 0
     err.textContent = errs.join('\n')
     card.dataset.status = status
@@ -170,14 +171,13 @@ export function mountChat(d: Deps) {
     if (AGENT_RE.test(text)) {
       form.classList.add('sending')
       try {
-        const { run, status } = await sendPrompt(d.cfg, text, author)
+        const r = await sendPrompt(d.cfg, { text, author })
         // On success the agent echoes the prompt into 'messages' (with its run id) itself.
-        if (!run && !readOnly) {
-          if (status !== 404 && status !== 405) console.warn('inhabit: prompt endpoint answered', status)
+        // Without an agent (or a server), the prompt is kept as a plain chat message.
+        if (!r.ok && !readOnly) {
+          if (![0, 404, 405].includes(r.status)) console.warn('inhabit: prompt endpoint answered', r.status)
           postMessage(doc, { author, kind: 'human', text })
         }
-      } catch {
-        if (!readOnly) postMessage(doc, { author, kind: 'human', text })
       } finally { form.classList.remove('sending') }
     } else {
       postMessage(doc, { author, kind: 'human', text })
@@ -198,17 +198,9 @@ export function mountChat(d: Deps) {
   }
 }
 
-function describeCall(c: unknown): string {
-  if (c && typeof c === 'object') {
-    const o = c as Record<string, unknown>
-    const name = o.name ?? o.fn ?? o.capability ?? o.method
-    if (typeof name === 'string') {
-      const args = o.args ?? o.params ?? o.arguments
-      let a = args === undefined ? '' : JSON.stringify(args)
-      if (a.length > 160) a = a.slice(0, 157) + '…'
-      return `${name}(${a.replace(/^\[|\]$/g, '')})${o.error ? `  ✗ ${String(o.error).slice(0, 120)}` : ''}`
-    }
-  }
-  const s = JSON.stringify(c)
-  return s.length > 200 ? s.slice(0, 197) + '…' : s
+/** `canvas.draw({...})  ✗ error`, cut to fit one line of the card. */
+function describeCall(c: CallRecord): string {
+  let args = c.args == null ? '' : JSON.stringify(c.args).replace(/^\[|\]$/g, '')
+  if (args.length > 160) args = args.slice(0, 157) + '…'
+  return `${c.name}(${args})${c.error ? `  ✗ ${c.error.slice(0, 120)}` : ''}`
 }

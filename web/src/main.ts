@@ -75,10 +75,9 @@ conn.onDenied((reason) => {
   console.info('inhabit: server refused a change:', reason)
   if (!readOnly) setReadOnly(true)
 })
-whoami(cfg).then((w) => {
-  if (!w) return
-  if (w.role === 'view') setReadOnly(true)
-  else if (w.role === 'none') showState('denied')
+whoami(cfg).then((access) => {
+  if (access === 'view') setReadOnly(true)
+  else if (access === 'none') showState('denied')
 })
 
 // ---- zoom indicator ---------------------------------------------------------

@@ -1,6 +1,7 @@
 // Document writes: commit a stroke, erase strokes, undo an agent run, post a message.
 import * as Y from 'yjs'
-import { MAX_POINTS, MESSAGES, STROKES, newId, type Message, type Stroke } from './schema'
+import { MAX_POINTS, MESSAGES, STROKES, type Message, type Stroke } from './types.gen'
+import { newId } from './schema'
 
 /** Transaction origin for this user's own edits (tracked by the UndoManager). */
 export const LOCAL = { name: 'inhabit-local' }

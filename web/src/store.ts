@@ -1,7 +1,8 @@
 // Local mirror of the 'strokes' Y.Map: validated entries, spatial index, Path2D cache.
 // Incremental: only keys named in a Y event are (re)built.
 import * as Y from 'yjs'
-import { isStroke, type Stroke } from './schema'
+import type { Stroke } from './types.gen'
+import { isStroke } from './schema'
 import { strokeBBox, type BBox } from './geometry'
 import { GridIndex } from './spatial'
 import { inkPath } from './paths'
