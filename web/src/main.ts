@@ -58,7 +58,7 @@ const showState = (s: keyof typeof LABEL, detail?: string) => {
   connEl.title = detail ? `${LABEL[s]}: ${detail}` : LABEL[s]
   if (s === 'denied') setReadOnly(true, 'You do not have access to this room. Check your link.')
 }
-conn.onState(showState)
+conn.on('state', ({ state, detail }) => showState(state, detail))
 showState(conn.state())
 
 let readOnly = false
@@ -71,7 +71,7 @@ function setReadOnly(ro: boolean, why?: string) {
   tools.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
   chat.setReadOnly(ro)
 }
-conn.onDenied((reason) => {
+conn.on('denied', (reason) => {
   console.info('inhabit: server refused a change:', reason)
   if (!readOnly) setReadOnly(true)
 })
@@ -84,7 +84,7 @@ whoami(cfg).then((access) => {
 const zoomEl = $('zoom')
 zoomEl.classList.add('ui')
 const showZoom = () => { zoomEl.textContent = `${Math.round(camera.z * 100)}%` }
-camera.onChange(showZoom)
+camera.on('change', showZoom)
 showZoom()
 zoomEl.onclick = () => { const { w, h } = renderer.size; camera.zoomAt(w / 2, h / 2, 1 / camera.z) }
 

@@ -24,11 +24,10 @@ export class Renderer {
     const ro = new ResizeObserver(() => this.resize())
     ro.observe(canvas)
     this.resize()
-    camera.onChange(() => this.request())
-    store.onChange((dirty) => {
-      if (!dirty) this.invalidate()
-      else for (const b of dirty) this.invalidate(b)
-      if (!dirty || dirty.some((b) => this.intersectsView(b))) this.request()
+    camera.on('change', () => this.request())
+    store.on('change', (dirty) => {
+      for (const b of dirty) this.invalidate(b)
+      if (dirty.some((b) => this.intersectsView(b))) this.request()
     })
   }
 

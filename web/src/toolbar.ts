@@ -68,8 +68,8 @@ export function mountToolbar(root: HTMLElement, tools: ToolState, history: Histo
     redo.disabled = ro || !history.canRedo()
     document.body.dataset.tool = tools.tool
   }
-  tools.onChange(sync)
-  history.onChange(sync)
+  tools.on('change', sync)
+  history.on('change', sync)
   sync()
 
   window.addEventListener('keydown', (e) => {
