@@ -6,8 +6,10 @@ import { connect } from './connection'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
 import { Renderer } from './renderer'
-import { ToolState } from './tools'
+import { ToolState } from './tools/state'
+import { createTools } from './tools'
 import { createHistory } from './history'
+import { createLocalPresence } from './localPresence'
 import { attachInput } from './input'
 import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
@@ -31,19 +33,28 @@ $('room-name').textContent = cfg.room
 const camera = new Camera()
 const store = new StrokeStore(strokesOf(doc) as unknown as Y.Map<unknown>)
 const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store)
-const tools = new ToolState()
+const settings = new ToolState()
 const history = createHistory(doc)
 
-const presence = mountPresence({
+// ---- presence: others' cursors and strokes in progress, and our own ---------
+const peers = mountPresence({
   awareness, camera, layer: $('cursors'), avatars: $('avatars'), requestRender: () => renderer.request(),
 })
-renderer.overlays = () => presence.liveInks()
-attachInput({
-  stage: $('stage'), doc, awareness, camera, renderer, store, tools,
+const own = createLocalPresence(awareness)
+renderer.overlays = () => {
+  const ink = own.ink()
+  return ink ? [...peers.liveInks(), ink] : peers.liveInks() // ours on top
+}
+
+// ---- input, tools, UI -------------------------------------------------------
+const tools = createTools({
+  doc, camera, store, settings,
   author: () => me.name,
-  onStrokeDone: () => history.boundary(),
+  showInk: (ink) => { own.setInk(ink); renderer.request() },
+  endStep: () => history.boundary(),
 })
-mountToolbar($('toolbar'), tools, history)
+attachInput({ stage: $('stage'), camera, settings, tools, presence: own })
+mountToolbar($('toolbar'), settings, history)
 const chat = mountChat({
   doc, cfg, me: () => me,
   list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: $<HTMLTextAreaElement>('prompt-input'),
@@ -68,7 +79,7 @@ function setReadOnly(ro: boolean, why?: string) {
   const banner = $('readonly-banner')
   banner.hidden = !ro
   banner.innerHTML = `<strong>View only.</strong> ${why ?? 'Watch, or ask @agent — drawing and chat are off.'}`
-  tools.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
+  settings.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
   chat.setReadOnly(ro)
 }
 conn.on('denied', (reason) => {
@@ -97,7 +108,7 @@ const pct = (a: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!
 }
 ;(window as any).__inhabit = {
-  doc, provider, awareness, camera, renderer, store, tools, history, config: cfg, me,
+  doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
   Y,
   strokes: () => strokesOf(doc),
   readOnly: () => readOnly,
