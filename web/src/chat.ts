@@ -184,11 +184,10 @@ export function mountChat(d: Deps) {
     }
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); submit() })
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit() }
-  })
 
   return {
+    /** Send what is in the prompt box (Enter; see shortcuts.ts). */
+    submit,
     setReadOnly(ro: boolean) {
       readOnly = ro
       input.placeholder = ro ? 'View only — ask @agent a question (it may read, not draw)' : 'Chat, or type @agent to ask the agent to draw…'

@@ -98,21 +98,15 @@ export function attachInput({ stage, camera, settings, tools, presence }: InputD
     camera.zoomAt(x, y, Math.exp(-dy * (e.ctrlKey ? 0.01 : 0.0015)))
   }, { passive: false })
 
-  const holdPan = (on: boolean) => {
-    holdingPan = on
-    showCursor()
+  return {
+    /** Space held: new gestures pan whatever tool is selected. */
+    holdPan(on: boolean) {
+      holdingPan = on
+      showCursor()
+    },
   }
-  const typing = (e: KeyboardEvent) => {
-    const t = e.target as HTMLElement
-    return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)
-  }
-  window.addEventListener('keydown', (e) => {
-    if (typing(e)) return
-    if (e.code === 'Space') { holdPan(true); e.preventDefault() }
-  })
-  window.addEventListener('keyup', (e) => { if (e.code === 'Space') holdPan(false) })
-  window.addEventListener('blur', () => holdPan(false))
 }
+export type Input = ReturnType<typeof attachInput>
 
 /** Two-finger pinch: pan by the midpoint's motion, zoom by the change in finger distance. */
 function createPinch(camera: Camera, pointers: Map<number, { x: number; y: number }>) {

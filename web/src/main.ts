@@ -11,6 +11,8 @@ import { createTools } from './tools'
 import { createHistory } from './history'
 import { createLocalPresence } from './localPresence'
 import { attachInput } from './input'
+import { attachKeyboard } from './keyboard'
+import { shortcuts } from './shortcuts'
 import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
 import { mountChat } from './chat'
@@ -53,12 +55,14 @@ const tools = createTools({
   showInk: (ink) => { own.setInk(ink); renderer.request() },
   endStep: () => history.boundary(),
 })
-attachInput({ stage: $('stage'), camera, settings, tools, presence: own })
+const input = attachInput({ stage: $('stage'), camera, settings, tools, presence: own })
 mountToolbar($('toolbar'), settings, history)
+const promptInput = $<HTMLTextAreaElement>('prompt-input')
 const chat = mountChat({
   doc, cfg, me: () => me,
-  list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: $<HTMLTextAreaElement>('prompt-input'),
+  list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: promptInput,
 })
+attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
 
 // ---- connection indicator & read-only mode ---------------------------------
 const connEl = $('conn')

@@ -1,4 +1,4 @@
-// Floating toolbar: tools, palette, widths, undo/redo; keyboard shortcuts.
+// Floating toolbar: tools, palette, widths, undo/redo (keyboard shortcuts: shortcuts.ts).
 import { ICONS } from './icons'
 import { PALETTE, WIDTHS, type ToolId, type ToolState } from './tools/state'
 import type { History } from './history'
@@ -70,23 +70,4 @@ export function mountToolbar(root: HTMLElement, settings: ToolState, history: Hi
   settings.on('change', sync)
   history.on('change', sync)
   sync()
-
-  window.addEventListener('keydown', (e) => {
-    const t = e.target as HTMLElement
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return
-    const mod = e.ctrlKey || e.metaKey
-    if (mod && e.key.toLowerCase() === 'z') {
-      e.preventDefault()
-      if (settings.readOnly) return
-      if (e.shiftKey) history.redo(); else history.undo()
-      return
-    }
-    if (mod && e.key.toLowerCase() === 'y') { e.preventDefault(); if (!settings.readOnly) history.redo(); return }
-    if (mod || e.altKey) return
-    const k = e.key.toLowerCase()
-    if (k === 'p' || k === 'd' || k === 'b') settings.set({ tool: settings.readOnly ? 'pan' : 'draw' })
-    else if (k === 'e') settings.set({ tool: settings.readOnly ? 'pan' : 'erase' })
-    else if (k === 'h') settings.set({ tool: 'pan' })
-    else if (k >= '1' && k <= '8' && !settings.readOnly) settings.set({ color: PALETTE[Number(k) - 1]!, tool: 'draw' })
-  })
 }
