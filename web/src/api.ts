@@ -1,6 +1,6 @@
 // HTTP calls to the server (whoami, prompts, runs), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
-import type { AgentRun, PromptAccepted, PromptRequest, WhoAmI } from './types.gen'
+import type { AgentRun, PromptAccepted, PromptRequest, UndoResult, WhoAmI } from './types.gen'
 
 /** A call's outcome: the parsed body, or the HTTP status (0: no answer at all). */
 export type Result<T> = { ok: true; value: T } | { ok: false; status: number }
@@ -38,3 +38,7 @@ export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | nu
   const r = await call<AgentRun>(cfg, `/runs/${encodeURIComponent(id)}`)
   return r.ok ? r.value : null
 }
+
+/** Erase a run's strokes on the server, which marks the run undone. 403: view-only link; 404: no such run. */
+export const undoRun = (cfg: PageConfig, id: string) =>
+  call<UndoResult>(cfg, `/runs/${encodeURIComponent(id)}/undo`, { method: 'POST' })

@@ -17,7 +17,7 @@ import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
 import { mountChat } from './chat'
 import { whoami } from './api'
-import { strokesOf, undoRun, commitStroke } from './ops'
+import { strokesOf, commitStroke } from './ops'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -33,7 +33,7 @@ document.title = `${cfg.room} · inhabit`
 $('room-name').textContent = cfg.room
 
 const camera = new Camera()
-const store = new StrokeStore(strokesOf(doc) as unknown as Y.Map<unknown>)
+const store = new StrokeStore(strokesOf(doc))
 const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store)
 const settings = new ToolState()
 const history = createHistory(doc)
@@ -59,7 +59,7 @@ const input = attachInput({ stage: $('stage'), camera, settings, tools, presence
 mountToolbar($('toolbar'), settings, history)
 const promptInput = $<HTMLTextAreaElement>('prompt-input')
 const chat = mountChat({
-  doc, cfg, me: () => me,
+  doc, cfg, store, me: () => me,
   list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: promptInput,
 })
 attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
@@ -117,7 +117,6 @@ const pct = (a: number[], p: number) => {
   strokes: () => strokesOf(doc),
   readOnly: () => readOnly,
   connection: () => conn.state(),
-  undoRun: (run: string) => undoRun(doc, run),
   commitStroke: (s: Parameters<typeof commitStroke>[1]) => commitStroke(doc, s),
   resetFrameTimes: () => { renderer.frameTimes = [] },
   stats: () => ({

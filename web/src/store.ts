@@ -51,6 +51,13 @@ export class StrokeStore extends Emitter<{ change: BBox[] }> {
     return e.path
   }
 
+  /** How many strokes on the canvas agent run `run` drew. */
+  countRun(run: string): number {
+    let n = 0
+    for (const e of this.entries.values()) if (e.stroke.run === run) n++
+    return n
+  }
+
   /** Entries intersecting `view`, in arrival order (painter's order). */
   visible(view: BBox): Entry[] {
     const ids = this.index.query(view)
