@@ -2,7 +2,7 @@
 import * as Y from 'yjs'
 import { readConfig } from './config'
 import { loadIdentity } from './identity'
-import { connect } from './connection'
+import { connect, type ConnState } from './connection'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
 import { Renderer } from './renderer'
@@ -17,7 +17,8 @@ import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
 import { mountChat } from './chat'
 import { whoami } from './api'
-import { strokesOf, commitStroke } from './ops'
+import { strokesOf } from './ops'
+import { exposeDebugHooks } from './debug'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -66,8 +67,8 @@ attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput,
 
 // ---- connection indicator & read-only mode ---------------------------------
 const connEl = $('conn')
-const LABEL = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
-const showState = (s: keyof typeof LABEL, detail?: string) => {
+const LABEL: Record<ConnState, string> = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
+const showState = (s: ConnState, detail?: string) => {
   connEl.dataset.state = s
   connEl.querySelector('.label')!.textContent = LABEL[s]
   connEl.title = detail ? `${LABEL[s]}: ${detail}` : LABEL[s]
@@ -106,30 +107,8 @@ zoomEl.onclick = () => { const { w, h } = renderer.size; camera.zoomAt(w / 2, h 
 $('panel-toggle').onclick = () => document.body.classList.toggle('panel-hidden')
 
 // ---- test / debug hooks -----------------------------------------------------
-const pct = (a: number[], p: number) => {
-  if (!a.length) return 0
-  const s = [...a].sort((x, y) => x - y)
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!
-}
-;(window as any).__inhabit = {
+exposeDebugHooks({
   doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
-  Y,
-  strokes: () => strokesOf(doc),
   readOnly: () => readOnly,
   connection: () => conn.state(),
-  commitStroke: (s: Parameters<typeof commitStroke>[1]) => commitStroke(doc, s),
-  resetFrameTimes: () => { renderer.frameTimes = [] },
-  stats: () => ({
-    strokes: store.entries.size,
-    visible: renderer.lastVisible,
-    pathsBuilt: store.pathsBuilt,
-    frames: renderer.frames,
-    lastFrameMs: renderer.frameTimes[renderer.frameTimes.length - 1] ?? 0,
-    frameTimes: renderer.frameTimes.slice(),
-    p50: pct(renderer.frameTimes, 0.5),
-    p95: pct(renderer.frameTimes, 0.95),
-    max: Math.max(0, ...renderer.frameTimes),
-    synced: provider.synced,
-    camera: { x: camera.x, y: camera.y, z: camera.z },
-  }),
-}
+})
