@@ -28,6 +28,10 @@ MAX_POINTS = 10_000
 MAX_TEXT = 8_000
 """Characters in one chat message."""
 
+COORD_LIMIT = 1_000_000.0
+"""The canvas spans -COORD_LIMIT..COORD_LIMIT on both axes. Bounded so that no stroke can make
+a spatial index or a renderer walk an unbounded range (a point at 1e300 froze browsers)."""
+
 Kind = Literal["human", "agent"]
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -47,7 +51,7 @@ class Stroke(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str = Field(description="same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-]")
-    points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]: canvas units, y grows downwards, p = pressure 0..1; at most 10,000 points")
+    points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]: canvas units within ±1,000,000, y grows downwards, p = pressure 0..1; at most 10,000 points")
     color: str = Field(default="#1e1e1e", description="#rrggbb")
     width: float = Field(default=4.0, gt=0, le=200, description="base stroke width in canvas units, 0 < w <= 200")
     author: str = Field(default="anonymous", max_length=80, description="display name of the peer that drew it")
@@ -81,6 +85,9 @@ class Stroke(BaseModel):
                 raise ValueError("pressure must be between 0 and 1")
         if any(x != x or x in (float("inf"), float("-inf")) for x in v):
             raise ValueError("points must be finite numbers")
+        for i in range(len(v)):
+            if i % 3 != 2 and not -COORD_LIMIT <= v[i] <= COORD_LIMIT:
+                raise ValueError(f"coordinates must lie within ±{COORD_LIMIT:g} canvas units")
         return v
 
     def xy(self) -> list[tuple[float, float]]:

@@ -25,12 +25,14 @@ SCHEMA_MD = ROOT / "canvas" / "SCHEMA.md"
 DOC_TABLES: list[type[BaseModel]] = [schema.Stroke, schema.Message]
 """Models whose field table is generated into SCHEMA.md between BEGIN/END GENERATED markers."""
 
-Mode = Literal["validation", "serialization"]
+Mode = Literal["validation", "serialization", "document"]
+"""validation: what we accept (defaulted fields optional); serialization: what we send (every
+field present); document: what writers store in the room (`to_doc`: None fields left out)."""
 
 MODELS: list[tuple[type[BaseModel], Mode]] = [
-    # the document: what any peer may have written, so optional fields may be absent
-    (schema.Stroke, "validation"),
-    (schema.Message, "validation"),
+    # the document, as `to_doc` and the browser write it: fields that default to None are absent
+    (schema.Stroke, "document"),
+    (schema.Message, "document"),
     # what the browser sends
     (PromptRequest, "validation"),
     # what the server answers: every field is present
@@ -50,6 +52,7 @@ CONSTANTS: dict[str, Any] = {
     "MESSAGES": schema.MESSAGES,
     "MAX_POINTS": schema.MAX_POINTS,
     "MAX_TEXT": schema.MAX_TEXT,
+    "COORD_LIMIT": schema.COORD_LIMIT,
 }
 
 HEADER = "// GENERATED from the pydantic models by `python -m inhabit.typegen` — do not edit.\n"
@@ -69,11 +72,17 @@ def _comment(text: str | None, indent: str) -> list[str]:
 
 
 def interface(model: type[BaseModel], mode: Mode, exported: set[str]) -> str:
-    schema_ = model.model_json_schema(mode=mode)
+    schema_ = model.model_json_schema(mode="validation" if mode == "validation" else "serialization")
     defs = schema_.get("$defs", {})
     properties = schema_.get("properties", {})
-    # what the server serializes has every field (None included); what peers write may omit some
-    required = set(properties) if mode == "serialization" else set(schema_.get("required", []))
+    if mode == "validation":
+        required = set(schema_.get("required", []))
+    elif mode == "serialization":
+        required = set(properties)
+    else:  # document: None-defaulted fields are left out, so they are optional and never null
+        absent = {n for n, f in model.model_fields.items() if not f.is_required() and f.default is None}
+        required = set(properties) - absent
+        properties = {n: _drop_null(p) if n in absent else p for n, p in properties.items()}
 
     def named(ref: str) -> str | None:
         base = ref.removesuffix("-Input").removesuffix("-Output")
@@ -87,6 +96,15 @@ def interface(model: type[BaseModel], mode: Mode, exported: set[str]) -> str:
         lines.append(f"  {name}{optional}: {ts_type(prop, defs, named=named)}")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _drop_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """`T | null` -> `T` (for fields that are left out rather than null)."""
+    variants = [v for v in prop.get("anyOf", []) if v.get("type") != "null"]
+    if len(variants) != 1:
+        return prop
+    rest = {k: v for k, v in prop.items() if k != "anyOf"}
+    return {**rest, **variants[0]}
 
 
 def render() -> str:

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 
-from model_server import ModelServer
 from test_agent_e2e import FINAL_TEXT, ROOT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
+
+from model_server import ModelServer
 
 
 def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

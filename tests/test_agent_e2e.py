@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from model_server import ModelServer
 
 from canvas import Message, Stroke
+
+from model_server import ModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before any test touches the environment

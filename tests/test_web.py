@@ -130,7 +130,9 @@ def test_offline_edits_resync(server: Any, browser: Any) -> None:
 
 
 def test_agent_messages_runs_and_undo_run(server: Any, browser: Any) -> None:
-    """Agent entries in 'messages' get a badge and a run card; Undo run erases that run's strokes."""
+    """Agent entries in 'messages' get a badge and a run card. Undo run asks the server, so a run
+    the server has no record of (this one was written straight into the document) is refused
+    with a readable message and nothing is erased."""
     a = open_page(browser, server, "agentui")
     b = open_page(browser, server, "agentui")
     draw(a, 150, 600)
@@ -148,9 +150,13 @@ def test_agent_messages_runs_and_undo_run(server: Any, browser: Any) -> None:
     run.wait_for()
     assert b.locator("[data-testid=message][data-kind=agent]").count() == 1
     assert "5 strokes" in run.locator("[data-testid=run-strokes]").inner_text()
-    run.locator("[data-testid=run-undo]").click()
-    a.wait_for_function("window.__inhabit.strokes().size === 1")
-    assert strokes(a)[0]["kind"] == "human"
+    with b.expect_response(lambda r: r.url.split("?")[0].endswith("/runs/run-1/undo")) as answer:
+        run.locator("[data-testid=run-undo]").click()
+    assert answer.value.request.method == "POST" and answer.value.status == 404
+    run.locator("[data-testid=run-undo-error]").wait_for(state="visible")
+    assert "no record of this run" in run.locator("[data-testid=run-undo-error]").inner_text()
+    assert run.get_attribute("data-undone") == "false"
+    assert a.evaluate("window.__inhabit.strokes().size") == 6
     # plain chat and the @agent fallback (no agent endpoint -> message) both land in 'messages'
     b.fill("[data-testid=prompt-input]", "nice")
     b.click("[data-testid=prompt-send]")

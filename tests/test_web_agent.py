@@ -1,8 +1,11 @@
-"""Browser + agent: a prompt typed in the panel runs (scripted model), shows status/code/calls, and Undo run erases it."""
+"""Browser + agent: a prompt typed in the panel runs (scripted model), shows status/code/calls, and Undo run
+erases it through the server, which records the run as undone."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import httpx
 
 from pages import ARTIFACTS, open_page
 
@@ -27,11 +30,19 @@ def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model_server: A
     a.wait_for_selector("[data-testid=run] [data-testid=run-status][data-status=done]", timeout=30000)
     b.wait_for_function("window.__inhabit.strokes().size === 2")
     run_id = run.get_attribute("data-run-id")
-    assert all(s["run"] == run_id and s["kind"] == "agent" for s in b.evaluate("Array.from(window.__inhabit.strokes().values())"))
+    strokes_before = b.evaluate("Array.from(window.__inhabit.strokes().values())")
+    assert all(s["run"] == run_id and s["kind"] == "agent" for s in strokes_before)
     run.locator("[data-testid=run-code] summary").click()
     assert "canvas.draw" in run.locator("[data-testid=run-code]").inner_text()
     assert a.locator("[data-testid=message][data-kind=agent]").count() >= 1
     a.wait_for_timeout(200)
     a.screenshot(path=str(ARTIFACTS / "web-agent-run.png"))
-    run.locator("[data-testid=run-undo]").click()
+    with a.expect_response(lambda r: r.url.split("?")[0].endswith(f"/runs/{run_id}/undo")) as answer:
+        run.locator("[data-testid=run-undo]").click()
+    assert answer.value.request.method == "POST" and answer.value.status == 200
+    assert sorted(answer.value.json()["erased"]) == sorted(s["id"] for s in strokes_before)
     b.wait_for_function("window.__inhabit.strokes().size === 0")
+    a.wait_for_selector(f"[data-testid=run][data-run-id='{run_id}'][data-undone=true]")
+    record = httpx.get(f"{server.http}/rooms/{room}/runs/{run_id}", params={"token": server.token(room, "edit")}).json()
+    assert record["undone"] is True
+    assert not a.errors and not b.errors

@@ -1,45 +1,44 @@
-// HTTP calls to the server: whoami, prompts, runs.
+// HTTP calls to the server (whoami, prompts, runs), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
+import type { AgentRun, PromptAccepted, PromptRequest, UndoResult, WhoAmI } from './types.gen'
 
-export interface RunRecord {
-  id: string
-  status: 'queued' | 'running' | 'done' | 'failed' | string
-  prompt?: string
-  code?: string[]
-  calls?: unknown[]
-  strokes?: string[]
-  tokens?: unknown
-  error?: unknown
-  errors?: string[]
-  reply?: string | null
-  undone?: boolean
-}
+/** A call's outcome: the parsed body, or the HTTP status (0: no answer at all). */
+export type Result<T> = { ok: true; value: T } | { ok: false; status: number }
 
-export async function whoami(cfg: PageConfig): Promise<{ room: string; role: string } | null> {
+async function call<T>(cfg: PageConfig, path: string, init?: RequestInit): Promise<Result<T>> {
   try {
-    const r = await fetch(roomUrl(cfg, '/whoami'))
-    if (r.status === 401 || r.status === 403) return { room: cfg.room, role: 'none' }
-    if (!r.ok) return null
-    return await r.json()
-  } catch { return null }
+    const r = await fetch(roomUrl(cfg, path), init)
+    if (!r.ok) return { ok: false, status: r.status }
+    return { ok: true, value: (await r.json()) as T }
+  } catch {
+    return { ok: false, status: 0 }
+  }
 }
 
-/** POST a prompt. Returns the run id, or null when the endpoint does not exist (404). */
-export async function sendPrompt(cfg: PageConfig, text: string, author: string): Promise<{ run: string | null; status: number }> {
-  const r = await fetch(roomUrl(cfg, '/prompts'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ text, author }),
-  })
-  if (!r.ok) return { run: null, status: r.status }
-  const j = await r.json().catch(() => ({}))
-  return { run: typeof j?.run === 'string' ? j.run : j?.run != null ? String(j.run) : null, status: r.status }
+const postJson = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+})
+
+/** This link's role in the room; 'none' when the server refuses the token. */
+export type Access = WhoAmI['role'] | 'none'
+
+export async function whoami(cfg: PageConfig): Promise<Access | null> {
+  const r = await call<WhoAmI>(cfg, '/whoami')
+  if (r.ok) return r.value.role
+  return r.status === 401 || r.status === 403 ? 'none' : null
 }
 
-export async function getRun(cfg: PageConfig, id: string): Promise<RunRecord | null> {
-  try {
-    const r = await fetch(roomUrl(cfg, `/runs/${encodeURIComponent(id)}`))
-    if (!r.ok) return null
-    return await r.json()
-  } catch { return null }
+/** Ask the agent. 404/405: this server has no agent. */
+export const sendPrompt = (cfg: PageConfig, req: PromptRequest) =>
+  call<PromptAccepted>(cfg, '/prompts', postJson(req))
+
+export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | null> {
+  const r = await call<AgentRun>(cfg, `/runs/${encodeURIComponent(id)}`)
+  return r.ok ? r.value : null
 }
+
+/** Erase a run's strokes on the server, which marks the run undone. 403: view-only link; 404: no such run. */
+export const undoRun = (cfg: PageConfig, id: string) =>
+  call<UndoResult>(cfg, `/runs/${encodeURIComponent(id)}/undo`, { method: 'POST' })

@@ -1,17 +1,12 @@
-// Viewport transform: screen = (world - origin) * zoom.
-export class Camera {
+// Viewport transform: screen = (world - origin) * zoom. Emits 'change' after every move.
+import { Emitter } from './emitter'
+
+export class Camera extends Emitter<{ change: void }> {
   x = 0
   y = 0
   z = 1
   static readonly MIN = 0.05
   static readonly MAX = 8
-  private listeners = new Set<() => void>()
-
-  onChange(fn: () => void): () => void {
-    this.listeners.add(fn)
-    return () => this.listeners.delete(fn)
-  }
-  private emit() { for (const fn of this.listeners) fn() }
 
   toWorld(sx: number, sy: number): [number, number] {
     return [sx / this.z + this.x, sy / this.z + this.y]
@@ -23,7 +18,7 @@ export class Camera {
   panBy(dx: number, dy: number) {
     this.x -= dx / this.z
     this.y -= dy / this.z
-    this.emit()
+    this.emit('change')
   }
   /** Zoom by `factor`, keeping the world point under screen (sx, sy) fixed. */
   zoomAt(sx: number, sy: number, factor: number) {
@@ -31,10 +26,10 @@ export class Camera {
     this.z = Math.min(Camera.MAX, Math.max(Camera.MIN, this.z * factor))
     this.x = wx - sx / this.z
     this.y = wy - sy / this.z
-    this.emit()
+    this.emit('change')
   }
   set(x: number, y: number, z: number) {
     this.x = x; this.y = y; this.z = Math.min(Camera.MAX, Math.max(Camera.MIN, z))
-    this.emit()
+    this.emit('change')
   }
 }

@@ -1,19 +1,24 @@
-// Chat & agent panel: messages list, prompt box, run cards (status, code, calls, undo).
+// Chat & agent panel: the messages list (with a run card under each run's first message)
+// and the prompt box. "@agent ..." goes to the server's prompt endpoint; the rest is chat.
 import type * as Y from 'yjs'
 import type { PageConfig } from './config'
-import { isMessage, type Message } from './schema'
-import { messagesOf, postMessage, runStrokeIds, undoRun } from './ops'
-import { getRun, sendPrompt, type RunRecord } from './api'
+import type { Message } from './types.gen'
+import type { StrokeStore } from './store'
+import { isMessage } from './schema'
+import { messagesOf, postMessage } from './ops'
+import { sendPrompt } from './api'
+import { createRunCards } from './runCards'
 import { initials } from './identity'
 import { ROBOT } from './icons'
 
 interface Deps {
   doc: Y.Doc
   cfg: PageConfig
+  store: StrokeStore
   list: HTMLOListElement
-  form: HTMLFormElement
   input: HTMLTextAreaElement
-  me: () => { name: string; color: string }
+  form: HTMLFormElement
+  me: () => { name: string }
 }
 
 const AGENT_RE = /^@agent\b/i
@@ -22,87 +27,8 @@ const fmtTime = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-dig
 export function mountChat(d: Deps) {
   const { doc, list, form, input } = d
   const msgs = messagesOf(doc)
-  const runs = new Map<string, { rec: RunRecord | null; card: HTMLElement; timer: number; polls: number }>()
   let readOnly = false
-
-  // ---- run cards --------------------------------------------------------
-  const runCard = (id: string): HTMLElement => {
-    const existing = runs.get(id)
-    if (existing) return existing.card
-    const card = document.createElement('div')
-    card.className = 'run'
-    card.dataset.testid = 'run'
-    card.dataset.runId = id
-    card.innerHTML = `
-      <div class="run-head">
-        <span class="run-status" data-testid="run-status" data-status="unknown">…</span>
-        <span class="run-strokes" data-testid="run-strokes"></span>
-        <button class="run-undo" data-testid="run-undo" title="Erase every stroke this run drew">Undo run</button>
-      </div>
-      <details class="run-code" data-testid="run-code"><summary>Code</summary><div class="code-list"></div></details>
-      <details class="run-calls" data-testid="run-calls"><summary>Calls</summary><ol class="calls-list"></ol></details>
-      <div class="run-error" data-testid="run-error" hidden></div>`
-    card.querySelector<HTMLButtonElement>('.run-undo')!.onclick = () => {
-      const n = undoRun(doc, id)
-      card.dataset.undone = String(n)
-      updateCard(id)
-    }
-    const entry = { rec: null as RunRecord | null, card, timer: 0, polls: 0 }
-    runs.set(id, entry)
-    poll(id)
-    updateCard(id)
-    return card
-  }
-
-  const poll = async (id: string) => {
-    const e = runs.get(id)
-    if (!e) return
-    clearTimeout(e.timer)
-    const rec = await getRun(d.cfg, id)
-    if (rec) e.rec = rec
-    e.polls++
-    updateCard(id)
-    const st = e.rec?.status
-    const pending = !e.rec ? e.polls < 5 : st === 'queued' || st === 'running'
-    if (pending) e.timer = window.setTimeout(() => poll(id), Math.min(4000, 600 + e.polls * 200))
-  }
-
-  const updateCard = (id: string) => {
-    const e = runs.get(id)
-    if (!e) return
-    const { card, rec } = e
-    const status = rec?.status ?? 'unknown'
-    const st = card.querySelector<HTMLElement>('.run-status')!
-    st.dataset.status = status
-    st.textContent = rec ? ({ queued: 'Queued', running: 'Running…', done: 'Done', failed: 'Failed' } as Record<string, string>)[status] ?? status : 'Run'
-    const n = runStrokeIds(doc, id).length
-    card.querySelector('.run-strokes')!.textContent = `${n} stroke${n === 1 ? '' : 's'}`
-    const undoBtn = card.querySelector<HTMLButtonElement>('.run-undo')!
-    undoBtn.disabled = readOnly || n === 0
-    const code = rec?.code ?? []
-    const codeBox = card.querySelector<HTMLElement>('.run-code')!
-    codeBox.hidden = code.length === 0
-    codeBox.querySelector('summary')!.textContent = `JavaScript${code.length > 1 ? ` (${code.length} blocks)` : ''}`
-    const cl = codeBox.querySelector('.code-list')!
-    if (cl.childElementCount !== code.length) {
-      cl.replaceChildren(...code.map((c) => { const pre = document.createElement('pre'); pre.textContent = String(c).replace(/^\s*\n/, '').trimEnd(); return pre }))
-    }
-    const calls = Array.isArray(rec?.calls) ? rec!.calls : []
-    const callsBox = card.querySelector<HTMLElement>('.run-calls')!
-    callsBox.hidden = calls.length === 0
-    callsBox.querySelector('summary')!.textContent = `${calls.length} call${calls.length === 1 ? '' : 's'}`
-    const ol = callsBox.querySelector('.calls-list')!
-    if (ol.childElementCount !== calls.length) {
-      ol.replaceChildren(...calls.map((c) => { const li = document.createElement('li'); li.textContent = describeCall(c); return li }))
-    }
-    const err = card.querySelector<HTMLElement>('.run-error')!
-    const errs = [...(rec?.error ? [typeof rec.error === 'string' ? rec.error : JSON.stringify(rec.error)] : []),
-      ...(Array.isArray(rec?.errors) ? rec!.errors.map(String) : [])]
-    err.hidden = errs.length === 0
-    err.textContent = errs.join('\n')
-    card.dataset.status = status
-    if (rec?.undone) card.dataset.undone = 'server'
-  }
+  const runs = createRunCards({ cfg: d.cfg, store: d.store, readOnly: () => readOnly })
 
   // ---- messages ---------------------------------------------------------
   const render = () => {
@@ -129,7 +55,7 @@ export function mountChat(d: Deps) {
     li.className = 'msg' + (agent ? ' agent' : '') + (m.author === d.me().name ? ' mine' : '')
     li.dataset.testid = 'message'
     li.dataset.kind = agent ? 'agent' : 'human'
-    if (m.run) li.dataset.run = String(m.run)
+    if (m.run) li.dataset.run = m.run
     const head = document.createElement('div')
     head.className = 'msg-head'
     const av = document.createElement('span')
@@ -146,17 +72,16 @@ export function mountChat(d: Deps) {
     body.dataset.testid = 'message-text'
     body.textContent = m.text
     li.append(head, body)
-    if (m.run && !seenRuns.has(String(m.run))) {
-      seenRuns.add(String(m.run))
-      li.append(runCard(String(m.run)))
+    if (m.run && !seenRuns.has(m.run)) {
+      seenRuns.add(m.run)
+      li.append(runs.card(m.run))
     } else if (m.run && agent) {
-      poll(String(m.run)) // an agent update: refresh the run's status
+      runs.refresh(m.run) // a later agent message about the run: its status changed
     }
     return li
   }
 
-  msgs.observe(() => render())
-  doc.getMap('strokes').observe(() => { for (const id of runs.keys()) updateCard(id) })
+  msgs.observe(render)
   render()
 
   // ---- prompt box -------------------------------------------------------
@@ -167,48 +92,26 @@ export function mountChat(d: Deps) {
     if (readOnly && !AGENT_RE.test(text)) { input.placeholder = 'View only — only @agent questions can be sent'; return }
     input.value = ''
     const author = d.me().name
-    if (AGENT_RE.test(text)) {
-      form.classList.add('sending')
-      try {
-        const { run, status } = await sendPrompt(d.cfg, text, author)
-        // On success the agent echoes the prompt into 'messages' (with its run id) itself.
-        if (!run && !readOnly) {
-          if (status !== 404 && status !== 405) console.warn('inhabit: prompt endpoint answered', status)
-          postMessage(doc, { author, kind: 'human', text })
-        }
-      } catch {
-        if (!readOnly) postMessage(doc, { author, kind: 'human', text })
-      } finally { form.classList.remove('sending') }
-    } else {
+    if (!AGENT_RE.test(text)) { postMessage(doc, { author, kind: 'human', text }); return }
+    form.classList.add('sending')
+    const r = await sendPrompt(d.cfg, { text, author })
+    form.classList.remove('sending')
+    // On success the agent echoes the prompt into 'messages' (with its run id) itself.
+    // Without an agent (or a server), the prompt is kept as a plain chat message.
+    if (!r.ok && !readOnly) {
+      if (![0, 404, 405].includes(r.status)) console.warn('inhabit: prompt endpoint answered', r.status)
       postMessage(doc, { author, kind: 'human', text })
     }
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); submit() })
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit() }
-  })
 
   return {
+    /** Send what is in the prompt box (Enter; see shortcuts.ts). */
+    submit,
     setReadOnly(ro: boolean) {
       readOnly = ro
       input.placeholder = ro ? 'View only — ask @agent a question (it may read, not draw)' : 'Chat, or type @agent to ask the agent to draw…'
-      for (const id of runs.keys()) updateCard(id)
+      runs.renderAll()
     },
-    refreshRun: (id: string) => poll(id),
   }
-}
-
-function describeCall(c: unknown): string {
-  if (c && typeof c === 'object') {
-    const o = c as Record<string, unknown>
-    const name = o.name ?? o.fn ?? o.capability ?? o.method
-    if (typeof name === 'string') {
-      const args = o.args ?? o.params ?? o.arguments
-      let a = args === undefined ? '' : JSON.stringify(args)
-      if (a.length > 160) a = a.slice(0, 157) + '…'
-      return `${name}(${a.replace(/^\[|\]$/g, '')})${o.error ? `  ✗ ${String(o.error).slice(0, 120)}` : ''}`
-    }
-  }
-  const s = JSON.stringify(c)
-  return s.length > 200 ? s.slice(0, 197) + '…' : s
 }

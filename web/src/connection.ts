@@ -4,52 +4,50 @@ import { WebsocketProvider } from 'y-websocket'
 import * as decoding from 'lib0/decoding'
 import * as authProtocol from 'y-protocols/auth'
 import type { PageConfig } from './config'
+import { Emitter } from './emitter'
 
 export type ConnState = 'connecting' | 'connected' | 'offline' | 'denied'
+
+export interface ConnEvents {
+  state: { state: ConnState; detail?: string }
+  /** The server said this peer may not write (auth PermissionDenied). */
+  denied: string
+}
 
 export interface Connection {
   provider: WebsocketProvider
   state(): ConnState
-  onState(fn: (s: ConnState, detail?: string) => void): void
-  /** Fired when the server says this peer may not write (auth PermissionDenied). */
-  onDenied(fn: (reason: string) => void): void
+  on: Emitter<ConnEvents>['on']
 }
 
 export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
   const params: Record<string, string> = {}
   if (cfg.token) params.token = cfg.token
   const provider = new WebsocketProvider(cfg.wsBase, cfg.room, doc, { params, disableBc: true })
+  const events = new Emitter<ConnEvents>()
   let state: ConnState = 'connecting'
-  const stateFns: ((s: ConnState, d?: string) => void)[] = []
-  const deniedFns: ((r: string) => void)[] = []
-  const set = (s: ConnState, d?: string) => {
+  const set = (s: ConnState, detail?: string) => {
     if (state === 'denied' && s !== 'connected') return
     state = s
-    for (const fn of stateFns) fn(s, d)
+    events.emit('state', { state: s, detail })
   }
 
   provider.messageHandlers[2] = (_enc: unknown, decoder: decoding.Decoder) => {
     authProtocol.readAuthMessage(decoder, doc, (_y: unknown, reason: string) => {
       console.warn('inhabit: permission denied:', reason)
-      for (const fn of deniedFns) fn(reason)
+      events.emit('denied', reason)
     })
   }
-  provider.on('status', ({ status }: { status: string }) => {
+  provider.on('status', ({ status }) => {
     if (status === 'connected') set(provider.synced ? 'connected' : 'connecting')
     else if (status === 'disconnected') set('offline')
     // Reconnect attempts after a lost connection still count as offline.
     else set(provider.wsUnsuccessfulReconnects > 0 ? 'offline' : 'connecting')
   })
-  provider.on('sync', (synced: boolean) => { if (synced) set('connected') })
-  provider.on('closed' as any, (ev: { code: number; reason: string }) => {
-    set('denied', ev?.reason || `closed (${ev?.code})`)
-  })
+  provider.on('sync', (synced) => { if (synced) set('connected') })
+  // A permanent close (4400-4499: bad token, wrong room) ends reconnecting.
+  provider.on('closed', (ev) => set('denied', ev.reason || `closed (${ev.code})`))
   window.addEventListener('online', () => provider.connect())
 
-  return {
-    provider,
-    state: () => state,
-    onState: (fn) => { stateFns.push(fn) },
-    onDenied: (fn) => { deniedFns.push(fn) },
-  }
+  return { provider, state: () => state, on: events.on.bind(events) }
 }

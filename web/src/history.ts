@@ -1,25 +1,25 @@
 // Undo/redo of this user's own edits only (transactions with origin LOCAL).
 import * as Y from 'yjs'
 import { LOCAL, strokesOf } from './ops'
+import { Emitter } from './emitter'
 
 export function createHistory(doc: Y.Doc) {
   const um = new Y.UndoManager(strokesOf(doc), {
     trackedOrigins: new Set([LOCAL]),
     captureTimeout: 1e9, // one undo step per gesture: the caller ends steps with `boundary()`
   })
-  const fns = new Set<() => void>()
-  const emit = () => { for (const fn of fns) fn() }
-  um.on('stack-item-added', emit)
-  um.on('stack-item-popped', emit)
-  um.on('stack-cleared', emit)
+  const events = new Emitter<{ change: void }>()
+  const changed = () => events.emit('change')
+  um.on('stack-item-added', changed)
+  um.on('stack-item-popped', changed)
+  um.on('stack-cleared', changed)
   return {
-    manager: um,
     undo: () => { um.undo(); um.stopCapturing() },
     redo: () => { um.redo(); um.stopCapturing() },
     boundary: () => um.stopCapturing(),
     canUndo: () => um.canUndo(),
     canRedo: () => um.canRedo(),
-    onChange: (fn: () => void) => { fns.add(fn) },
+    on: events.on.bind(events),
   }
 }
 export type History = ReturnType<typeof createHistory>

@@ -3,13 +3,13 @@ const ADJ = ['Teal', 'Amber', 'Coral', 'Indigo', 'Olive', 'Crimson', 'Saffron', 
   'Cobalt', 'Russet', 'Mint', 'Ivory', 'Violet', 'Copper', 'Sky', 'Rose', 'Sage', 'Golden']
 const NOUN = ['Otter', 'Heron', 'Fox', 'Lynx', 'Panda', 'Finch', 'Badger', 'Marten', 'Ibis', 'Koala',
   'Raven', 'Gecko', 'Puffin', 'Hare', 'Moth', 'Orca', 'Wren', 'Bison', 'Newt', 'Crane']
-export const USER_COLORS = ['#e03131', '#d6336c', '#ae3ec9', '#7048e8', '#4263eb', '#1c7ed6',
+const USER_COLORS = ['#e03131', '#d6336c', '#ae3ec9', '#7048e8', '#4263eb', '#1c7ed6',
   '#1098ad', '#0ca678', '#37b24d', '#f59f00', '#f76707']
 
 export interface Identity { name: string; color: string }
 
 const KEY = 'inhabit.identity'
-const pick = <T>(a: T[]): T => a[Math.floor(Math.random() * a.length)]
+const pick = <T>(a: T[]): T => a[Math.floor(Math.random() * a.length)]!
 
 export function loadIdentity(storage: Storage | null = safeStorage()): Identity {
   try {

@@ -1,91 +1,42 @@
-// Pointer, touch, pen, wheel and keyboard input on the stage: draw, erase, pan, zoom.
-import type * as Y from 'yjs'
-import type { Awareness } from 'y-protocols/awareness'
+// Pointer, touch and wheel input on the stage. Each one-pointer gesture goes to one tool
+// (./tools); two fingers pinch-zoom; the wheel zooms or (trackpad) pans.
 import type { Camera } from './camera'
-import type { Renderer, LiveInk } from './renderer'
-import type { StrokeStore } from './store'
-import type { ToolState } from './tools'
-import { commitStroke, eraseStrokes } from './ops'
-import { hitStroke } from './geometry'
+import type { LocalPresence } from './localPresence'
+import type { ToolState } from './tools/state'
+import type { Sample, Tool } from './tools/tool'
+import type { Tools } from './tools'
 
-export interface InputDeps {
+interface InputDeps {
   stage: HTMLElement
-  doc: Y.Doc
-  awareness: Awareness
   camera: Camera
-  renderer: Renderer
-  store: StrokeStore
-  tools: ToolState
-  author: () => string
-  onStrokeDone: () => void
+  settings: ToolState
+  tools: Tools
+  presence: LocalPresence
 }
 
-type Mode = 'idle' | 'draw' | 'erase' | 'pan' | 'gesture'
-
-export function attachInput(d: InputDeps) {
-  const { stage, camera, renderer, tools, awareness } = d
+export function attachInput({ stage, camera, settings, tools, presence }: InputDeps) {
   const pointers = new Map<number, { x: number; y: number; type: string }>()
-  let mode: Mode = 'idle'
-  let active = -1
-  let live: LiveInk | null = null
-  let space = false
-  let gesture: { dist: number; cx: number; cy: number } | null = null
+  /** The gesture under way: which pointer drives which tool. */
+  let active: { pointer: number; tool: Tool } | null = null
+  let holdingPan = false // Space held down
+  const pinch = createPinch(camera, pointers)
 
-  // Awareness updates are coalesced to at most one every 40 ms.
-  let awDirty = false, awTimer = 0, cursor: { x: number; y: number } | null = null
-  const flushAwareness = () => {
-    awTimer = 0
-    if (!awDirty) return
-    awDirty = false
-    const cur = awareness.getLocalState() || {}
-    awareness.setLocalState({
-      ...cur,
-      cursor,
-      drawing: live ? { points: live.points.slice(), color: live.color, width: live.width } : null,
-    })
-  }
-  const markAwareness = (now = false) => {
-    awDirty = true
-    if (now) { if (awTimer) clearTimeout(awTimer); flushAwareness(); return }
-    if (!awTimer) awTimer = window.setTimeout(flushAwareness, 40)
-  }
+  /** The tool a new gesture would use. */
+  const toolFor = (button: number): Tool =>
+    button !== 0 || holdingPan || settings.readOnly ? tools.pan : tools[settings.tool]
+  const showCursor = () => { stage.style.cursor = (active?.tool ?? toolFor(0)).cursor }
+  settings.on('change', showCursor)
+  showCursor()
 
-  const local = (e: PointerEvent | WheelEvent | MouseEvent) => {
+  const local = (e: PointerEvent | WheelEvent): [number, number] => {
     const r = stage.getBoundingClientRect()
-    return [e.clientX - r.left, e.clientY - r.top] as [number, number]
+    return [e.clientX - r.left, e.clientY - r.top]
   }
-  const pressure = (e: PointerEvent) =>
-    e.pointerType === 'pen' || e.pointerType === 'touch' ? (e.pressure || 0.5) : 0.5
-
-  renderer.overlays = (() => {
-    const prev = renderer.overlays
-    return () => (live ? [...prev(), live] : prev())
-  })()
-
-  const eraseAt = (sx: number, sy: number) => {
-    const [wx, wy] = camera.toWorld(sx, sy)
-    const r = 6 / camera.z
-    const hits: string[] = []
-    for (const e of d.store.visible({ minX: wx - r, minY: wy - r, maxX: wx + r, maxY: wy + r })) {
-      if (hitStroke(e.stroke.points, e.stroke.width, wx, wy, r)) hits.push(e.stroke.id)
-    }
-    if (hits.length) eraseStrokes(d.doc, hits)
+  // Mouse input reports a constant pressure; only pens and touch have a real one.
+  const sample = (e: PointerEvent): Sample => {
+    const [x, y] = local(e)
+    return { x, y, pressure: e.pointerType === 'pen' || e.pointerType === 'touch' ? (e.pressure || 0.5) : 0.5 }
   }
-
-  const updateGesture = () => {
-    const ps = [...pointers.values()].slice(0, 2)
-    if (ps.length < 2) return
-    const a = ps[0]!, b = ps[1]!
-    const cx = (a.x + b.x) / 2, cy = (a.y + b.y) / 2
-    const dist = Math.hypot(a.x - b.x, a.y - b.y)
-    if (gesture) {
-      camera.panBy(cx - gesture.cx, cy - gesture.cy)
-      if (gesture.dist > 0 && dist > 0) camera.zoomAt(cx, cy, dist / gesture.dist)
-    }
-    gesture = { dist, cx, cy }
-  }
-
-  const cancelLive = () => { live = null; markAwareness(true); renderer.request() }
 
   stage.addEventListener('pointerdown', (e) => {
     if ((e.target as HTMLElement).closest('.ui')) return
@@ -94,74 +45,44 @@ export function attachInput(d: InputDeps) {
     stage.setPointerCapture(e.pointerId)
     const touches = [...pointers.values()].filter((p) => p.type === 'touch').length
     if (e.pointerType === 'touch' && touches >= 2) {
-      if (mode === 'draw') cancelLive()
-      mode = 'gesture'; gesture = null; updateGesture(); return
+      active?.tool.cancel() // a second finger turns a stroke into a pinch
+      active = null
+      pinch.start()
+      return
     }
-    if (mode !== 'idle') return
-    active = e.pointerId
-    if (e.button === 1 || space || tools.tool === 'pan' || (e.button === 2)) {
-      mode = 'pan'; stage.classList.add('panning'); e.preventDefault(); return
-    }
-    if (e.button !== 0 || tools.readOnly) { mode = 'pan'; return }
-    if (tools.tool === 'erase') { mode = 'erase'; eraseAt(x, y); return }
-    mode = 'draw'
-    const [wx, wy] = camera.toWorld(x, y)
-    live = { points: [wx, wy, pressure(e)], color: tools.color, width: tools.width }
-    markAwareness()
-    renderer.request()
+    if (active || pinch.active) return
+    const tool = toolFor(e.button)
+    if (tool === tools.pan) e.preventDefault()
+    active = { pointer: e.pointerId, tool }
+    tool.down(sample(e))
+    showCursor()
   })
 
   stage.addEventListener('pointermove', (e) => {
     const [x, y] = local(e)
     const prev = pointers.get(e.pointerId)
-    if (e.pointerType !== 'touch' || mode === 'idle') {
-      const [wx, wy] = camera.toWorld(x, y)
-      cursor = { x: Math.round(wx * 10) / 10, y: Math.round(wy * 10) / 10 }
-      markAwareness()
-    }
+    if (e.pointerType !== 'touch' || (!active && !pinch.active)) presence.setCursor(camera.toWorld(x, y))
     if (!prev) return
     pointers.set(e.pointerId, { x, y, type: e.pointerType })
-    if (mode === 'gesture') { updateGesture(); return }
-    if (e.pointerId !== active) return
-    if (mode === 'pan') { camera.panBy(x - prev.x, y - prev.y); return }
-    if (mode === 'erase') { eraseAt(x, y); return }
-    if (mode === 'draw' && live) {
-      const evs = typeof e.getCoalescedEvents === 'function' ? e.getCoalescedEvents() : []
-      for (const ce of evs.length ? evs : [e]) {
-        const [cx, cy] = local(ce)
-        const [wx, wy] = camera.toWorld(cx, cy)
-        const n = live.points.length
-        if (Math.abs(live.points[n - 3]! - wx) + Math.abs(live.points[n - 2]! - wy) < 0.5 / camera.z) continue
-        live.points.push(wx, wy, pressure(ce))
-      }
-      markAwareness()
-      renderer.request()
-    }
+    if (pinch.active) { pinch.update(); return }
+    if (active?.pointer !== e.pointerId) return
+    const coalesced = typeof e.getCoalescedEvents === 'function' ? e.getCoalescedEvents() : []
+    active.tool.move((coalesced.length ? coalesced : [e]).map(sample))
   })
 
   const end = (e: PointerEvent, cancelled: boolean) => {
     pointers.delete(e.pointerId)
-    if (mode === 'gesture') {
-      if (pointers.size < 2) { gesture = null; mode = pointers.size ? 'gesture' : 'idle' }
-      return
-    }
-    if (e.pointerId !== active) return
-    if (mode === 'draw' && live && !cancelled) {
-      commitStroke(d.doc, { points: live.points, color: live.color, width: live.width, author: d.author(), kind: 'human' })
-      d.onStrokeDone()
-    }
-    if (mode === 'erase') d.onStrokeDone()
-    live = null
-    mode = 'idle'
-    active = -1
-    stage.classList.remove('panning')
-    markAwareness(true)
-    renderer.request()
+    if (pinch.active) { pinch.lifted(); return }
+    if (!active || active.pointer !== e.pointerId) return
+    if (cancelled) active.tool.cancel(); else active.tool.up()
+    active = null
+    showCursor()
+    presence.flush()
   }
   stage.addEventListener('pointerup', (e) => end(e, false))
   stage.addEventListener('pointercancel', (e) => end(e, true))
   stage.addEventListener('pointerleave', (e) => {
-    if (e.pointerType === 'mouse' && mode === 'idle') { cursor = null; markAwareness() }
+    if (e.pointerType === 'mouse' && !active) presence.setCursor(null)
   })
   stage.addEventListener('contextmenu', (e) => e.preventDefault())
 
@@ -177,18 +98,38 @@ export function attachInput(d: InputDeps) {
     camera.zoomAt(x, y, Math.exp(-dy * (e.ctrlKey ? 0.01 : 0.0015)))
   }, { passive: false })
 
-  const typing = (e: KeyboardEvent) => {
-    const t = e.target as HTMLElement
-    return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)
+  return {
+    /** Space held: new gestures pan whatever tool is selected. */
+    holdPan(on: boolean) {
+      holdingPan = on
+      showCursor()
+    },
   }
-  window.addEventListener('keydown', (e) => {
-    if (typing(e)) return
-    if (e.code === 'Space') { space = true; stage.classList.add('space'); e.preventDefault() }
-  })
-  window.addEventListener('keyup', (e) => {
-    if (e.code === 'Space') { space = false; stage.classList.remove('space') }
-  })
-  window.addEventListener('blur', () => { space = false; stage.classList.remove('space') })
+}
+export type Input = ReturnType<typeof attachInput>
 
-  return { isDrawing: () => mode === 'draw' }
+/** Two-finger pinch: pan by the midpoint's motion, zoom by the change in finger distance. */
+function createPinch(camera: Camera, pointers: Map<number, { x: number; y: number }>) {
+  let active = false
+  let last: { dist: number; cx: number; cy: number } | null = null
+  const update = () => {
+    const [a, b] = [...pointers.values()]
+    if (!a || !b) return
+    const cx = (a.x + b.x) / 2, cy = (a.y + b.y) / 2
+    const dist = Math.hypot(a.x - b.x, a.y - b.y)
+    if (last) {
+      camera.panBy(cx - last.cx, cy - last.cy)
+      if (last.dist > 0 && dist > 0) camera.zoomAt(cx, cy, dist / last.dist)
+    }
+    last = { dist, cx, cy }
+  }
+  return {
+    get active() { return active },
+    start() { active = true; last = null; update() },
+    update,
+    /** A finger lifted: the pinch ends; it stays "active" (no drawing) until every finger is up. */
+    lifted() {
+      if (pointers.size < 2) { last = null; active = pointers.size > 0 }
+    },
+  }
 }

@@ -2,18 +2,23 @@
 import * as Y from 'yjs'
 import { readConfig } from './config'
 import { loadIdentity } from './identity'
-import { connect } from './connection'
+import { connect, type ConnState } from './connection'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
 import { Renderer } from './renderer'
-import { ToolState } from './tools'
+import { ToolState } from './tools/state'
+import { createTools } from './tools'
 import { createHistory } from './history'
+import { createLocalPresence } from './localPresence'
 import { attachInput } from './input'
+import { attachKeyboard } from './keyboard'
+import { shortcuts } from './shortcuts'
 import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
 import { mountChat } from './chat'
 import { whoami } from './api'
-import { strokesOf, undoRun, commitStroke } from './ops'
+import { strokesOf } from './ops'
+import { exposeDebugHooks } from './debug'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -29,36 +34,47 @@ document.title = `${cfg.room} · inhabit`
 $('room-name').textContent = cfg.room
 
 const camera = new Camera()
-const store = new StrokeStore(strokesOf(doc) as unknown as Y.Map<unknown>)
+const store = new StrokeStore(strokesOf(doc))
 const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store)
-const tools = new ToolState()
+const settings = new ToolState()
 const history = createHistory(doc)
 
-const presence = mountPresence({
+// ---- presence: others' cursors and strokes in progress, and our own ---------
+const peers = mountPresence({
   awareness, camera, layer: $('cursors'), avatars: $('avatars'), requestRender: () => renderer.request(),
 })
-renderer.overlays = () => presence.liveInks()
-attachInput({
-  stage: $('stage'), doc, awareness, camera, renderer, store, tools,
+const own = createLocalPresence(awareness)
+renderer.overlays = () => {
+  const ink = own.ink()
+  return ink ? [...peers.liveInks(), ink] : peers.liveInks() // ours on top
+}
+
+// ---- input, tools, UI -------------------------------------------------------
+const tools = createTools({
+  doc, camera, store, settings,
   author: () => me.name,
-  onStrokeDone: () => history.boundary(),
+  showInk: (ink) => { own.setInk(ink); renderer.request() },
+  endStep: () => history.boundary(),
 })
-mountToolbar($('toolbar'), tools, history)
+const input = attachInput({ stage: $('stage'), camera, settings, tools, presence: own })
+mountToolbar($('toolbar'), settings, history)
+const promptInput = $<HTMLTextAreaElement>('prompt-input')
 const chat = mountChat({
-  doc, cfg, me: () => me,
-  list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: $<HTMLTextAreaElement>('prompt-input'),
+  doc, cfg, store, me: () => me,
+  list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: promptInput,
 })
+attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
 
 // ---- connection indicator & read-only mode ---------------------------------
 const connEl = $('conn')
-const LABEL = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
-const showState = (s: keyof typeof LABEL, detail?: string) => {
+const LABEL: Record<ConnState, string> = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
+const showState = (s: ConnState, detail?: string) => {
   connEl.dataset.state = s
   connEl.querySelector('.label')!.textContent = LABEL[s]
   connEl.title = detail ? `${LABEL[s]}: ${detail}` : LABEL[s]
   if (s === 'denied') setReadOnly(true, 'You do not have access to this room. Check your link.')
 }
-conn.onState(showState)
+conn.on('state', ({ state, detail }) => showState(state, detail))
 showState(conn.state())
 
 let readOnly = false
@@ -68,55 +84,31 @@ function setReadOnly(ro: boolean, why?: string) {
   const banner = $('readonly-banner')
   banner.hidden = !ro
   banner.innerHTML = `<strong>View only.</strong> ${why ?? 'Watch, or ask @agent — drawing and chat are off.'}`
-  tools.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
+  settings.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
   chat.setReadOnly(ro)
 }
-conn.onDenied((reason) => {
+conn.on('denied', (reason) => {
   console.info('inhabit: server refused a change:', reason)
   if (!readOnly) setReadOnly(true)
 })
-whoami(cfg).then((w) => {
-  if (!w) return
-  if (w.role === 'view') setReadOnly(true)
-  else if (w.role === 'none') showState('denied')
+whoami(cfg).then((access) => {
+  if (access === 'view') setReadOnly(true)
+  else if (access === 'none') showState('denied')
 })
 
 // ---- zoom indicator ---------------------------------------------------------
 const zoomEl = $('zoom')
 zoomEl.classList.add('ui')
 const showZoom = () => { zoomEl.textContent = `${Math.round(camera.z * 100)}%` }
-camera.onChange(showZoom)
+camera.on('change', showZoom)
 showZoom()
 zoomEl.onclick = () => { const { w, h } = renderer.size; camera.zoomAt(w / 2, h / 2, 1 / camera.z) }
 
 $('panel-toggle').onclick = () => document.body.classList.toggle('panel-hidden')
 
 // ---- test / debug hooks -----------------------------------------------------
-const pct = (a: number[], p: number) => {
-  if (!a.length) return 0
-  const s = [...a].sort((x, y) => x - y)
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!
-}
-;(window as any).__inhabit = {
-  doc, provider, awareness, camera, renderer, store, tools, history, config: cfg, me,
-  Y,
-  strokes: () => strokesOf(doc),
+exposeDebugHooks({
+  doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
   readOnly: () => readOnly,
   connection: () => conn.state(),
-  undoRun: (run: string) => undoRun(doc, run),
-  commitStroke: (s: Parameters<typeof commitStroke>[1]) => commitStroke(doc, s),
-  resetFrameTimes: () => { renderer.frameTimes = [] },
-  stats: () => ({
-    strokes: store.entries.size,
-    visible: renderer.lastVisible,
-    pathsBuilt: store.pathsBuilt,
-    frames: renderer.frames,
-    lastFrameMs: renderer.frameTimes[renderer.frameTimes.length - 1] ?? 0,
-    frameTimes: renderer.frameTimes.slice(),
-    p50: pct(renderer.frameTimes, 0.5),
-    p95: pct(renderer.frameTimes, 0.95),
-    max: Math.max(0, ...renderer.frameTimes),
-    synced: provider.synced,
-    camera: { x: camera.x, y: camera.y, z: camera.z },
-  }),
-}
+})

@@ -1,13 +1,15 @@
-// Document writes: commit a stroke, erase strokes, undo an agent run, post a message.
+// Document writes: commit a stroke, erase strokes, post a message.
+// (Undoing an agent run is the server's job, see api.undoRun, so its run record learns of it.)
 import * as Y from 'yjs'
-import { MAX_POINTS, MESSAGES, STROKES, newId, type Message, type Stroke } from './schema'
+import { MAX_POINTS, MESSAGES, STROKES, type Message, type Stroke } from './types.gen'
+import { newId } from './schema'
 
 /** Transaction origin for this user's own edits (tracked by the UndoManager). */
 export const LOCAL = { name: 'inhabit-local' }
-export const RUN_UNDO = { name: 'inhabit-run-undo' }
 
-export const strokesOf = (doc: Y.Doc) => doc.getMap<Stroke>(STROKES)
-export const messagesOf = (doc: Y.Doc) => doc.getArray<Message>(MESSAGES)
+// Values are `unknown`: any peer can write anything; readers validate (./schema).
+export const strokesOf = (doc: Y.Doc) => doc.getMap<unknown>(STROKES)
+export const messagesOf = (doc: Y.Doc) => doc.getArray<unknown>(MESSAGES)
 
 /** Commit a finished stroke; long strokes are split into ≤ MAX_POINTS chunks. */
 export function commitStroke(doc: Y.Doc, base: Omit<Stroke, 'id' | 't'>): string[] {
@@ -17,7 +19,8 @@ export function commitStroke(doc: Y.Doc, base: Omit<Stroke, 'id' | 't'>): string
     for (let i = 0; i < base.points.length; i += per - 3) {
       const id = newId('h')
       const points = base.points.slice(i, i + per).map((v) => Math.round(v * 100) / 100)
-      strokesOf(doc).set(id, { ...base, id, points, t: Date.now() })
+      const stroke: Stroke = { ...base, id, points, t: Date.now() }
+      strokesOf(doc).set(id, stroke)
       ids.push(id)
       if (i + per >= base.points.length) break
     }
@@ -28,21 +31,6 @@ export function commitStroke(doc: Y.Doc, base: Omit<Stroke, 'id' | 't'>): string
 export function eraseStrokes(doc: Y.Doc, ids: Iterable<string>) {
   const map = strokesOf(doc)
   doc.transact(() => { for (const id of ids) map.delete(id) }, LOCAL)
-}
-
-/** Strokes drawn by agent run `run`. */
-export function runStrokeIds(doc: Y.Doc, run: string): string[] {
-  const out: string[] = []
-  for (const [id, s] of strokesOf(doc)) if (s && (s as Stroke).run === run) out.push(id)
-  return out
-}
-
-/** Delete every stroke of a run in ONE transaction. Returns how many were removed. */
-export function undoRun(doc: Y.Doc, run: string): number {
-  const ids = runStrokeIds(doc, run)
-  const map = strokesOf(doc)
-  doc.transact(() => { for (const id of ids) map.delete(id) }, RUN_UNDO)
-  return ids.length
 }
 
 export function postMessage(doc: Y.Doc, m: Omit<Message, 'id' | 't'>): Message {

@@ -12,7 +12,7 @@ function hasRealPressure(points: number[]): boolean {
   return p0 !== 0.5 && p0 !== 0 && p0 !== undefined
 }
 
-export function outline(ink: Ink, last = true): number[][] {
+function outline(ink: Ink, last = true): number[][] {
   const pts: number[][] = []
   const p = ink.points
   for (let i = 0; i + 2 < p.length; i += 3) pts.push([p[i]!, p[i + 1]!, p[i + 2]! || 0.5])
@@ -26,7 +26,7 @@ export function outline(ink: Ink, last = true): number[][] {
   })
 }
 
-export function toPath(poly: number[][]): Path2D {
+function toPath(poly: number[][]): Path2D {
   const path = new Path2D()
   const n = poly.length
   if (n < 3) return path

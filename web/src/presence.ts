@@ -76,7 +76,7 @@ export function mountPresence(opts: {
   }
 
   awareness.on('change', () => { place(); renderAvatars(); opts.requestRender() })
-  camera.onChange(place)
+  camera.on('change', place)
   place(); renderAvatars()
 
   /** Others' in-progress strokes, for the renderer's overlay pass. */

@@ -2,7 +2,7 @@
 import type { Camera } from './camera'
 import type { StrokeStore } from './store'
 import { inkPath, type Ink } from './paths'
-import type { BBox } from './geometry'
+import { intersects, type BBox } from './geometry'
 
 export interface LiveInk extends Ink { color: string }
 
@@ -17,18 +17,17 @@ export class Renderer {
   lastVisible = 0
   /** Extra inks drawn on top each frame (own stroke in progress, others' live strokes). */
   overlays: () => LiveInk[] = () => []
-  afterFrame: () => void = () => {}
 
   constructor(readonly canvas: HTMLCanvasElement, readonly camera: Camera, readonly store: StrokeStore) {
     this.ctx = canvas.getContext('2d', { alpha: false })!
     const ro = new ResizeObserver(() => this.resize())
     ro.observe(canvas)
     this.resize()
-    camera.onChange(() => this.request())
-    store.onChange((dirty) => {
-      if (!dirty) this.invalidate()
-      else for (const b of dirty) this.invalidate(b)
-      if (!dirty || dirty.some((b) => this.intersectsView(b))) this.request()
+    camera.on('change', () => this.request())
+    store.on('change', (dirty) => {
+      for (const b of dirty) this.invalidate(b)
+      const view = this.viewBox()
+      if (dirty.some((b) => intersects(b, view))) this.request()
     })
   }
 
@@ -48,11 +47,6 @@ export class Renderer {
   viewBox(): BBox {
     const c = this.camera
     return { minX: c.x, minY: c.y, maxX: c.x + this.w / c.z, maxY: c.y + this.h / c.z }
-  }
-
-  private intersectsView(b: BBox) {
-    const v = this.viewBox()
-    return b.minX <= v.maxX && b.maxX >= v.minX && b.minY <= v.maxY && b.maxY >= v.minY
   }
 
   /** Schedule one redraw on the next animation frame (many calls -> one frame). */
@@ -80,7 +74,6 @@ export class Renderer {
     const dt = performance.now() - t0
     this.frameTimes.push(dt)
     if (this.frameTimes.length > 240) this.frameTimes.shift()
-    this.afterFrame()
   }
 
   // ---- scene cache ---------------------------------------------------------
@@ -94,11 +87,10 @@ export class Renderer {
   sceneRenders = 0
   static readonly MARGIN = 320
 
-  invalidate(b?: BBox) {
+  /** A change inside the cached area means the bitmap must be re-rendered. */
+  private invalidate(b: BBox) {
     const q = this.cache
-    if (!q.valid) return
-    if (b && !(b.minX <= q.x + q.w && b.maxX >= q.x && b.minY <= q.y + q.h && b.maxY >= q.y)) return
-    q.valid = false
+    if (q.valid && intersects(b, { minX: q.x, minY: q.y, maxX: q.x + q.w, maxY: q.y + q.h })) q.valid = false
   }
 
   private renderScene() {

@@ -1,27 +1,6 @@
-// The room document schema (canvas/SCHEMA.md): strokes map and messages array.
-export const STROKES = 'strokes'
-export const MESSAGES = 'messages'
-export const MAX_POINTS = 10_000
-
-export interface Stroke {
-  id: string
-  points: number[]
-  color: string
-  width: number
-  author: string
-  kind: 'human' | 'agent'
-  run?: string
-  t: number
-}
-
-export interface Message {
-  id: string
-  author: string
-  kind: 'human' | 'agent'
-  text: string
-  t: number
-  run?: string
-}
+// Runtime checks for what peers put in the room document (types: ./types.gen).
+// Any peer can write anything, so the page validates before it renders or trusts an entry.
+import { MAX_POINTS, type Message, type Stroke } from './types.gen'
 
 const ID_RE = /^[A-Za-z0-9_.:-]{1,80}$/
 const COLOR_RE = /^#[0-9a-fA-F]{6}$/

@@ -1,12 +1,10 @@
 // Uniform grid index of stroke bounding boxes, for viewport culling and erasing.
-import type { BBox } from './geometry'
+import { intersects, type BBox } from './geometry'
 
 export class GridIndex {
   private cells = new Map<string, Set<string>>()
   private boxes = new Map<string, BBox>()
   constructor(readonly cell = 512) {}
-
-  get size() { return this.boxes.size }
 
   private range(b: BBox) {
     const c = this.cell
@@ -43,18 +41,14 @@ export class GridIndex {
     const span = (x1 - x0 + 1) * (y1 - y0 + 1)
     if (span > this.cells.size) {
       // Zoomed far out: walking occupied cells is cheaper than walking the query range.
-      for (const [id, b] of this.boxes) if (hit(b, q)) out.add(id)
+      for (const [id, b] of this.boxes) if (intersects(b, q)) out.add(id)
       return out
     }
     for (let cx = x0; cx <= x1; cx++) for (let cy = y0; cy <= y1; cy++) {
       const s = this.cells.get(cx + ',' + cy)
       if (!s) continue
-      for (const id of s) if (!out.has(id) && hit(this.boxes.get(id)!, q)) out.add(id)
+      for (const id of s) if (!out.has(id) && intersects(this.boxes.get(id)!, q)) out.add(id)
     }
     return out
   }
-
-  bbox(id: string) { return this.boxes.get(id) }
 }
-
-const hit = (a: BBox, b: BBox) => a.minX <= b.maxX && a.maxX >= b.minX && a.minY <= b.maxY && a.maxY >= b.minY

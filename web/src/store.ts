@@ -1,21 +1,24 @@
 // Local mirror of the 'strokes' Y.Map: validated entries, spatial index, Path2D cache.
-// Incremental: only keys named in a Y event are (re)built.
+// Incremental: only keys named in a Y event are (re)built. Emits 'change' with the
+// bounding boxes that changed (old and new), so the renderer can repaint just those.
 import * as Y from 'yjs'
-import { isStroke, type Stroke } from './schema'
+import type { Stroke } from './types.gen'
+import { isStroke } from './schema'
+import { Emitter } from './emitter'
 import { strokeBBox, type BBox } from './geometry'
 import { GridIndex } from './spatial'
 import { inkPath } from './paths'
 
 export interface Entry { stroke: Stroke; bbox: BBox; seq: number; path: Path2D | null }
 
-export class StrokeStore {
+export class StrokeStore extends Emitter<{ change: BBox[] }> {
   readonly entries = new Map<string, Entry>()
   readonly index = new GridIndex(512)
   pathsBuilt = 0
   private seq = 0
-  private listeners = new Set<(dirty: BBox[] | null) => void>()
 
-  constructor(readonly map: Y.Map<unknown>) {
+  constructor(map: Y.Map<unknown>) {
+    super()
     for (const [k, v] of map) this.put(k, v)
     map.observe((ev) => {
       const dirty: BBox[] = []
@@ -25,12 +28,9 @@ export class StrokeStore {
         const v = map.get(key)
         if (v !== undefined) { const e = this.put(key, v); if (e) dirty.push(e.bbox) }
       }
-      this.emit(dirty)
+      this.emit('change', dirty)
     })
   }
-
-  onChange(fn: (dirty: BBox[] | null) => void) { this.listeners.add(fn) }
-  private emit(d: BBox[] | null) { for (const fn of this.listeners) fn(d) }
 
   private put(key: string, v: unknown): Entry | null {
     if (!isStroke(v, key)) return null
@@ -49,6 +49,13 @@ export class StrokeStore {
   path(e: Entry): Path2D {
     if (!e.path) { e.path = inkPath(e.stroke); this.pathsBuilt++ }
     return e.path
+  }
+
+  /** How many strokes on the canvas agent run `run` drew. */
+  countRun(run: string): number {
+    let n = 0
+    for (const e of this.entries.values()) if (e.stroke.run === run) n++
+    return n
   }
 
   /** Entries intersecting `view`, in arrival order (painter's order). */

@@ -1,9 +1,9 @@
-// Floating toolbar: tools, palette, widths, undo/redo; keyboard shortcuts.
+// Floating toolbar: tools, palette, widths, undo/redo (keyboard shortcuts: shortcuts.ts).
 import { ICONS } from './icons'
-import { PALETTE, WIDTHS, type Tool, type ToolState } from './tools'
+import { PALETTE, WIDTHS, type ToolId, type ToolState } from './tools/state'
 import type { History } from './history'
 
-export function mountToolbar(root: HTMLElement, tools: ToolState, history: History) {
+export function mountToolbar(root: HTMLElement, settings: ToolState, history: History) {
   root.classList.add('ui')
   const btn = (cls: string, html: string, title: string, testid: string) => {
     const b = document.createElement('button')
@@ -17,10 +17,10 @@ export function mountToolbar(root: HTMLElement, tools: ToolState, history: Histo
   const group = (cls = '') => { const g = document.createElement('div'); g.className = 'group ' + cls; root.append(g); return g }
 
   const gTools = group()
-  const toolBtns = new Map<Tool, HTMLButtonElement>()
+  const toolBtns = new Map<ToolId, HTMLButtonElement>()
   for (const [t, title, key] of [['draw', 'Draw', 'P'], ['erase', 'Eraser', 'E'], ['pan', 'Hand (hold Space)', 'H']] as const) {
     const b = btn('tool', ICONS[t], `${title} — ${key}`, `tool-${t}`)
-    b.onclick = () => tools.set({ tool: t })
+    b.onclick = () => settings.set({ tool: t })
     toolBtns.set(t, b)
     gTools.append(b)
   }
@@ -29,7 +29,7 @@ export function mountToolbar(root: HTMLElement, tools: ToolState, history: Histo
   const colorBtns = PALETTE.map((c) => {
     const b = btn('swatch', '', `Colour ${c}`, `color-${c.slice(1)}`)
     b.style.setProperty('--c', c)
-    b.onclick = () => tools.set({ color: c, tool: 'draw' })
+    b.onclick = () => settings.set({ color: c, tool: 'draw' })
     gColors.append(b)
     return [c, b] as const
   })
@@ -37,7 +37,7 @@ export function mountToolbar(root: HTMLElement, tools: ToolState, history: Histo
   const gWidths = group('widths')
   const widthBtns = WIDTHS.map(({ label, w }) => {
     const b = btn('width', `<span class="bar" style="height:${Math.max(2, Math.min(12, w / 2.5))}px"></span>`, `Width ${label}`, `width-${label}`)
-    b.onclick = () => tools.set({ width: w, tool: tools.tool === 'pan' ? 'draw' : tools.tool })
+    b.onclick = () => settings.set({ width: w, tool: settings.tool === 'pan' ? 'draw' : settings.tool })
     gWidths.append(b)
     return [w, b] as const
   })
@@ -56,38 +56,18 @@ export function mountToolbar(root: HTMLElement, tools: ToolState, history: Histo
   root.append(lock)
 
   const sync = () => {
-    const ro = tools.readOnly
+    const ro = settings.readOnly
     root.classList.toggle('readonly', ro)
     for (const [t, b] of toolBtns) {
-      b.classList.toggle('active', t === tools.tool)
+      b.classList.toggle('active', t === settings.tool)
       b.disabled = ro && t !== 'pan'
     }
-    for (const [c, b] of colorBtns) { b.classList.toggle('active', c === tools.color); b.disabled = ro }
-    for (const [w, b] of widthBtns) { b.classList.toggle('active', w === tools.width); b.disabled = ro }
+    for (const [c, b] of colorBtns) { b.classList.toggle('active', c === settings.color); b.disabled = ro }
+    for (const [w, b] of widthBtns) { b.classList.toggle('active', w === settings.width); b.disabled = ro }
     undo.disabled = ro || !history.canUndo()
     redo.disabled = ro || !history.canRedo()
-    document.body.dataset.tool = tools.tool
   }
-  tools.onChange(sync)
-  history.onChange(sync)
+  settings.on('change', sync)
+  history.on('change', sync)
   sync()
-
-  window.addEventListener('keydown', (e) => {
-    const t = e.target as HTMLElement
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return
-    const mod = e.ctrlKey || e.metaKey
-    if (mod && e.key.toLowerCase() === 'z') {
-      e.preventDefault()
-      if (tools.readOnly) return
-      if (e.shiftKey) history.redo(); else history.undo()
-      return
-    }
-    if (mod && e.key.toLowerCase() === 'y') { e.preventDefault(); if (!tools.readOnly) history.redo(); return }
-    if (mod || e.altKey) return
-    const k = e.key.toLowerCase()
-    if (k === 'p' || k === 'd' || k === 'b') tools.set({ tool: tools.readOnly ? 'pan' : 'draw' })
-    else if (k === 'e') tools.set({ tool: tools.readOnly ? 'pan' : 'erase' })
-    else if (k === 'h') tools.set({ tool: 'pan' })
-    else if (k >= '1' && k <= '8' && !tools.readOnly) tools.set({ color: PALETTE[Number(k) - 1]!, tool: 'draw' })
-  })
 }

@@ -4,41 +4,42 @@ export const STROKES = 'strokes'
 export const MESSAGES = 'messages'
 export const MAX_POINTS = 10000
 export const MAX_TEXT = 8000
+export const COORD_LIMIT = 1000000.0
 
 /** One pen stroke: a polyline of (x, y, pressure) triplets in canvas units. */
 export interface Stroke {
   /** same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-] */
   id: string
-  /** flat [x0, y0, p0, x1, y1, p1, ...]: canvas units, y grows downwards, p = pressure 0..1; at most 10,000 points */
+  /** flat [x0, y0, p0, x1, y1, p1, ...]: canvas units within ±1,000,000, y grows downwards, p = pressure 0..1; at most 10,000 points */
   points: number[]
   /** #rrggbb */
-  color?: string
+  color: string
   /** base stroke width in canvas units, 0 < w <= 200 */
-  width?: number
+  width: number
   /** display name of the peer that drew it */
-  author?: string
+  author: string
   /** who drew it */
-  kind?: "human" | "agent"
+  kind: "human" | "agent"
   /** the agent run that drew it (agents only); undoing the run erases it */
-  run?: string | null
+  run?: string
   /** ms since the Unix epoch when it was committed */
-  t?: number
+  t: number
 }
 
 /** A chat entry: people's prompts, agents' status lines and replies. */
 export interface Message {
   /** unique id */
-  id?: string
+  id: string
   /** display name of who wrote it */
   author: string
   /** a person's line, or an agent's status or reply */
-  kind?: "human" | "agent"
+  kind: "human" | "agent"
   /** the line; prompts to agents start with @agent (or the agent's name) */
   text: string
   /** ms since the Unix epoch */
-  t?: number
+  t: number
   /** the agent run it belongs to, if any */
-  run?: string | null
+  run?: string
 }
 
 /** `POST /rooms/{name}/prompts`. */
