@@ -9,6 +9,7 @@ rendering or an agent's run.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -80,14 +81,16 @@ class Stroke(BaseModel):
             raise ValueError("points must be a non-empty flat list of x, y, pressure triplets")
         if len(v) // 3 > MAX_POINTS:
             raise ValueError(f"a stroke holds at most {MAX_POINTS} points")
-        for i in range(2, len(v), 3):
-            if not 0.0 <= v[i] <= 1.0:
-                raise ValueError("pressure must be between 0 and 1")
-        if any(x != x or x in (float("inf"), float("-inf")) for x in v):
-            raise ValueError("points must be finite numbers")
-        for i in range(len(v)):
-            if i % 3 != 2 and not -COORD_LIMIT <= v[i] <= COORD_LIMIT:
-                raise ValueError(f"coordinates must lie within ±{COORD_LIMIT:g} canvas units")
+        # C-speed passes (min/max/sum over slices): strokes are validated on every read
+        total = sum(v)
+        if total != total or total in (math.inf, -math.inf):
+            raise ValueError(f"points must be finite numbers within ±{COORD_LIMIT:g}")
+        pressure = v[2::3]
+        if min(pressure) < 0.0 or max(pressure) > 1.0:
+            raise ValueError("pressure must be between 0 and 1")
+        xs, ys = v[0::3], v[1::3]
+        if min(min(xs), min(ys)) < -COORD_LIMIT or max(max(xs), max(ys)) > COORD_LIMIT:
+            raise ValueError(f"coordinates must lie within ±{COORD_LIMIT:g} canvas units")
         return v
 
     def xy(self) -> list[tuple[float, float]]:

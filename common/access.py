@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,23 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Who a genuine token speaks for: its room ('*' = all), role, and identity. `id` is
+    stable per token (it names the holder in logs, prompts and revocation); `name` is a
+    display name the minter put in the token, if any."""
+
+    room: str
+    role: Role
+    id: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the holder is shown to others: the minted name, else the role and token id."""
+        return self.name or f"{self.role}er {self.id[:6]}"
 
 
 class Access:
@@ -89,14 +107,18 @@ class Access:
             raise TokenError("token signature does not match this server")
         return room, role  # type: ignore[return-value]
 
-    def role(self, token: str | None, room: str) -> Role:
-        """The role the token grants in `room`; TokenError (with its close code) otherwise."""
+    def verify(self, token: str | None, room: str) -> TokenInfo:
+        """What the token grants in `room`; TokenError (with its close code) otherwise."""
         if not token:
             raise TokenError("missing token: add ?token=... (see `inhabit token`)")
         token_room, role = self.parse(token)
         if token_room not in ("*", room):
             raise TokenError(f"token is for another room, not '{room}'", 4403)
-        return role
+        return TokenInfo(room=token_room, role=role, id=token.rsplit(".", 1)[-1][:12])
+
+    def role(self, token: str | None, room: str) -> Role:
+        """The role the token grants in `room`; TokenError (with its close code) otherwise."""
+        return self.verify(token, room).role
 
     def check(self, token: str | None, room: str) -> Role | None:
         """The role the token grants in `room`, or None (bad token or another room)."""
@@ -116,6 +138,23 @@ def token_of(conn: HTTPConnection) -> str | None:
         return token
     auth = conn.headers.get("authorization", "")
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+OPEN = TokenInfo(room="*", role="edit", id="open")
+"""Who everyone is when the server runs with auth off."""
+
+
+def identity_of(conn: HTTPConnection, room: str) -> TokenInfo | None:
+    """The caller's token in `room` (OPEN when auth is off), or None."""
+    if not ROOM_NAME.match(room):
+        return None
+    state = conn.app.state
+    if state.settings.open:
+        return OPEN
+    try:
+        return state.access.verify(token_of(conn), room)
+    except TokenError:
+        return None
 
 
 def role_of(conn: HTTPConnection, room: str) -> Role | None:

@@ -37,11 +37,27 @@ class Settings(BaseSettings):
     send_queue: int = Field(default=1024, ge=8, description="messages queued for one connection before it is closed as too slow")
     ping_interval: float = Field(default=20.0, gt=0, description="seconds between websocket keepalive pings")
 
+    # bounds per connection and per room (what one hostile peer can cost everyone else)
+    send_queue_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, description="bytes queued for one connection before it is closed as too slow")
+    recv_bytes_per_s: int = Field(default=4 * 1024 * 1024, ge=1024, description="sustained bytes/s one connection may send (bursts up to max_message)")
+    recv_messages_per_s: int = Field(default=500, ge=1, description="sustained messages/s one connection may send")
+    awareness_bytes: int = Field(default=256 * 1024, ge=1024, description="largest awareness (presence) state of one client")
+    awareness_ids: int = Field(default=8, ge=1, description="awareness client ids one connection may hold")
+    max_doc_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024, description="a room's document size limit; past it the room takes no more edits")
+    compact_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, description="squash a room's stored history once its updates exceed this many bytes")
+    versions_kept: int = Field(default=10, ge=0, description="snapshots kept per room so a wipe can be rolled back")
+
     # the hosted agent
     model: str = Field(default=DEFAULT_MODEL, description="Messages API model the agent uses")
     max_turns: int = Field(default=8, ge=1, description="model calls per agent run")
     max_run_tokens: int = Field(default=200_000, ge=1, description="input + output tokens per agent run")
     agent_idle_s: float = Field(default=300.0, gt=0, description="seconds a hosted agent stays in an idle room")
+    agent_peers: int = Field(default=32, ge=1, description="hosted agent peers resident at once (the idlest leave first)")
+    agent_run_s: float = Field(default=300.0, gt=0, description="wall-time bound on one whole agent run")
+    agent_tool_calls: int = Field(default=24, ge=1, description="tool calls (search + execute) per agent run")
+    prompts_per_minute: int = Field(default=6, ge=1, description="prompts one token may post per minute in a room")
+    room_prompts_per_minute: int = Field(default=30, ge=1, description="prompts a room accepts per minute")
+    prompt_queue: int = Field(default=8, ge=1, description="prompts waiting per room before new ones get 429")
 
     @property
     def public_base(self) -> str:

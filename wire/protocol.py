@@ -31,13 +31,16 @@ class Close(IntEnum):
 
     NORMAL = 1000
     TEXT_FRAME = 1003  # text frames are not part of the protocol
-    MALFORMED = 1007  # a frame that does not decode
+    MALFORMED = 1007  # a frame that does not decode (or an update whose dependencies never came)
+    POLICY = 1008  # a per-connection bound was crossed (awareness size or ids, message rate)
     TOO_BIG = 1009  # a message over the size limit
     INTERNAL = 1011  # our bug: the message that hit it is dropped, the room goes on
     TOO_SLOW = 1013  # the client's send queue overflowed: reconnect
     BAD_ROOM = 4400  # room name is not 1-64 of [A-Za-z0-9_-]
-    BAD_TOKEN = 4401  # missing or invalid token
+    BAD_TOKEN = 4401  # missing, invalid, expired or revoked token
     WRONG_ROOM = 4403  # a genuine token for another room
+    ROOM_FULL = 4413  # the room's document reached its size limit: no more edits
+    UNAVAILABLE = 4503  # the server cannot save edits right now (disk full, read-only): reconnect later
 
 
 NO_RETRY = frozenset({Close.TEXT_FRAME, Close.MALFORMED, 1008, Close.TOO_BIG})
