@@ -34,11 +34,11 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _servers import PY, ROOT, Server, free_port  # noqa: E402
+from _servers import PY, ROOT, Server, free_port
 
-from canvas import Stroke  # noqa: E402
-from wire import protocol as p  # noqa: E402
-from wire.client import CanvasClient  # noqa: E402
+from canvas import Stroke
+from wire import protocol as p
+from wire.client import CanvasClient
 
 MiB = 1 << 20
 
@@ -281,7 +281,7 @@ async def run_one(target: Target, name: str, seconds: float, tmp: Path) -> dict[
         await asyncio.sleep(0.5)
         try:
             got = await asyncio.wait_for(ATTACKS[name](ctx, seconds), seconds + 60)
-        except Exception as e:  # noqa: BLE001 - the attack's own failure is a finding too
+        except Exception as e:
             got = f"attack failed: {type(e).__name__}: {e}"
         stop.set()
         await asyncio.wait_for(probe, 30)

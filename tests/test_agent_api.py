@@ -4,8 +4,6 @@ the generated reference the model searches, and the prompt/addressing rules."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from agent.canvas_api import ALL_CAPS, READ_CAPS, CanvasSession, Quotas, undo_run
@@ -65,21 +63,23 @@ async def test_writes_land_in_one_transaction_tagged_with_the_run(code_mode):
     assert len(seen) == 1 and {s.id for s in doc.strokes()} == {"s1", "s2"}
 
 
-@pytest.mark.parametrize("code, kind", [
-    ("canvas.draw({points: [[0,0],[1,1]]}); throw new Error('boom')", "boom"),
-    ("canvas.draw({points: [[0,0],[1,1]]}); canvas.draw({points: 'nope'})", ""),
-    ("canvas.draw({points: [[0,0],[1,1]], color: 'red'})", "color"),
-    ("for (let i = 0; i < 50; i++) canvas.draw({points: [[i,0],[i,1]]})", "quota"),
-    ("canvas.draw({points: Array.from({length: 500}, (_, i) => [i, i])})", "quota"),
-    ("canvas.draw({points: [[0,0],[1,1]]}); while (true) {}", ""),
-])
-async def test_a_failed_run_writes_nothing(code_mode, code, kind):
+@pytest.mark.parametrize("code, kind, message, hint", [
+    ("canvas.draw({points: [[0,0],[1,1]]}); throw new Error('boom')", "js", "Error: boom", "Fix the error"),
+    ("canvas.draw({points: [[0,0],[1,1]]}); canvas.draw({points: 'nope'})", "capability", "canvas.draw: stroke.points (argument 1)", "Check argument shapes"),
+    ("canvas.draw({points: [[0,0],[1,1]], color: 'red'})", "capability", "color must look like #rrggbb", "Fix the error"),
+    ("for (let i = 0; i < 50; i++) canvas.draw({points: [[i,0],[i,1]]})", "capability", "quota: at most 10 strokes per run", "Draw fewer strokes"),
+    ("canvas.draw({points: Array.from({length: 500}, (_, i) => [i, i])})", "capability", "quota: at most 100 points per run", "Draw fewer strokes"),
+    ("canvas.draw({points: [[0,0],[1,1]]}); while (true) {}", "timeout", "timed out after", "ran too long"),
+], ids=["thrown", "bad-argument", "bad-color", "stroke-quota", "point-quota", "timeout"])
+async def test_a_failed_run_writes_nothing(code_mode, code, kind, message, hint):
     doc = room()
     seen = transactions(doc)
     compact, record, _ = await run(code_mode, doc, code, quotas=Quotas(max_strokes=10, max_points=100))
     assert not record.ok and not compact["ok"]
-    assert kind in json.dumps(compact["error"]).lower()
-    assert "Nothing was written" in compact["next"]
+    assert compact["error"]["kind"] == kind, compact["error"]
+    assert message in compact["error"]["message"], compact["error"]
+    assert compact["next"].startswith("Nothing was written") and hint in compact["next"], compact["next"]
+    assert "written" not in compact and "result" not in compact
     assert seen == [] and len(doc.strokes()) == 3
 
 

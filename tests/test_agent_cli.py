@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
-from test_agent_e2e import FINAL_TEXT, ROOT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
-
+from agent_helpers import FINAL_TEXT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
 from model_server import ModelServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

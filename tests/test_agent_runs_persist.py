@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from test_agent_e2e import post_prompt, scripted_env, wait_run
+
+from agent_helpers import post_prompt, scripted_env, wait_run
 
 DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
 FIELDS = ("id", "status", "prompt", "grant", "source", "code", "calls", "strokes", "tokens", "reply", "errors", "created", "finished")

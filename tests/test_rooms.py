@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from canvas import Stroke
 from wire.client import CanvasClient
@@ -16,6 +17,27 @@ pytestmark = pytest.mark.timeout(60)
 
 def stroke(i: int | str, author: str = "t") -> Stroke:
     return Stroke(id=f"s{i}", points=[0, 0, 0.5, float(i) if isinstance(i, int) else 1.0, 2, 0.5], author=author)
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[str, float]:
+    """/metrics parsed as the Prometheus text format: sample name -> value (we use no labels)."""
+    r = await http.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.headers
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            assert not sample.labels and sample.name not in samples, sample
+            samples[sample.name] = sample.value
+    return samples
+
+
+async def scrape_until(http: httpx.AsyncClient, pred, timeout: float = 10) -> dict[str, float]:
+    """Scrape until `pred(samples)` holds; the samples that satisfied it."""
+    deadline = time.monotonic() + timeout
+    while not pred(m := await scrape(http)):
+        assert time.monotonic() < deadline, f"metrics never got there: {m}"
+        await asyncio.sleep(0.05)
+    return m
 
 
 async def test_stroke_from_one_appears_at_others(server):
@@ -72,17 +94,29 @@ async def test_http_strokes_whoami_healthz_metrics(server):
     tok = server.token("h", "view")
     a = await CanvasClient.connect(server.ws, "h", server.token("h", "edit"))
     a.doc.add_strokes([stroke(7)])
-    await asyncio.sleep(0.2)
     async with httpx.AsyncClient(base_url=server.http) as http:
-        r = await http.get("/rooms/h/strokes", params={"token": tok})
-        assert r.status_code == 200 and [s["id"] for s in r.json()["strokes"]] == ["s7"]
+        deadline = time.monotonic() + 5
+        while True:  # the server applies the update a moment after the client sends it
+            r = await http.get("/rooms/h/strokes", params={"token": tok})
+            assert r.status_code == 200
+            if r.json()["strokes"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert [s["id"] for s in r.json()["strokes"]] == ["s7"]
         r = await http.get("/rooms/h/whoami", headers={"Authorization": f"Bearer {tok}"})
         assert r.json() == {"room": "h", "role": "view"}
         assert (await http.get("/rooms/h/strokes")).status_code == 401
         assert (await http.get("/rooms/other/strokes", params={"token": tok})).status_code == 401
         assert (await http.get("/healthz")).json()["ok"] is True
-        m = (await http.get("/metrics")).text
-        assert "inhabit_connections 1" in m and "inhabit_rooms 1" in m and "inhabit_persistence_lag_seconds" in m
+        m = await scrape_until(http, lambda m: m["inhabit_persistence_pending"] == 0 and m["inhabit_persistence_rows_written_total"] > 0)
+        assert m["inhabit_connections"] == 1  # open now
+        assert m["inhabit_connections_total"] == 1  # accepted ever
+        assert m["inhabit_rooms"] == 1 and m["inhabit_rooms_loaded_total"] == 1 and m["inhabit_rooms_unloaded_total"] == 0
+        assert m["inhabit_rejected_total"] == 0 and m["inhabit_bad_input_total"] == 0 and m["inhabit_slow_closed_total"] == 0
+        assert m["inhabit_persistence_rows_written_total"] == 1  # the one stroke update
+        assert m["inhabit_persistence_lag_seconds"] == 0 and m["inhabit_persistence_errors_total"] == 0
+        assert m["inhabit_agent_peers"] == 0
+        assert m["inhabit_messages_in_total"] >= 2 and m["inhabit_bytes_in_total"] > m["inhabit_messages_in_total"]
         assert (await http.get("/")).status_code == 200
     await a.close()
 
@@ -97,14 +131,14 @@ async def test_unload_after_grace_and_reload(server_factory):
     await a.close()
     await b.close()
     async with httpx.AsyncClient(base_url=srv.http) as http:
-        deadline = time.monotonic() + 10
-        while "inhabit_rooms 0" not in (await http.get("/metrics")).text:
-            assert time.monotonic() < deadline, "room never unloaded"
-            await asyncio.sleep(0.1)
-        assert "inhabit_rooms_unloaded_total 1" in (await http.get("/metrics")).text
-    c = await CanvasClient.connect(srv.ws, "u", tok)
-    assert len(c.doc.stroke_ids()) == 3
-    await c.close()
+        m = await scrape_until(http, lambda m: m["inhabit_rooms"] == 0)
+        assert m["inhabit_rooms_unloaded_total"] == 1 and m["inhabit_rooms_loaded_total"] == 1
+        assert m["inhabit_connections"] == 0 and m["inhabit_connections_total"] == 2
+        c = await CanvasClient.connect(srv.ws, "u", tok)
+        assert len(c.doc.stroke_ids()) == 3
+        m = await scrape(http)
+        assert m["inhabit_rooms"] == 1 and m["inhabit_rooms_loaded_total"] == 2 and m["inhabit_connections"] == 1
+        await c.close()
 
 
 async def test_join_big_room_is_fast(server):
