@@ -190,7 +190,7 @@ def compact_record(record: RunRecord, session: CanvasSession, committed: bool) -
 
 def _hint(kind: ErrorKind, message: str) -> str:
     """The next step, by the kinds of error the sandbox reports (agent/sandbox/record.py)."""
-    if kind == "quota" or message.startswith("quota:"):
+    if kind == "quota" or "quota:" in message:  # the call limit, or a canvas quota (a capability error)
         return "Draw fewer strokes/points or make fewer calls per run (simplify shapes), then execute again."
     if kind == "timeout":
         return "The program ran too long: avoid unbounded loops and heavy work, then execute again."
