@@ -34,7 +34,11 @@ async def exec_in_room(code: str, room_url: str, *, grant: Grant = "read", name:
     client = await CanvasClient.connect(ws_base, room, token=token, name=name, kind="agent")
     try:
         session = CanvasSession.of(client.doc, author=name, run_id=new_id("exec-"), grant=grant, quotas=quotas)
-        record = await Sandbox(workers=1).run(code, bindings=session.bindings(), limits=limits)
+        sandbox = Sandbox(workers=1)
+        try:
+            record = await sandbox.run(code, bindings=session.bindings(), limits=limits)
+        finally:
+            sandbox.close()
         out = record.model_dump()
         if record.ok and session.dirty:
             if client.read_only:
