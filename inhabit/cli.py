@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import logging
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from common.access import Access
+from common.access import Access, TokenError
 from common.settings import Settings
 
 from .app import build_app, model_settings
@@ -36,6 +40,43 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
+_QUERY_PARAM = re.compile(r'([?&])([^=&\s"]+)=([^&\s"]*)')
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every `token=` query parameter (however its name is
+    percent-encoded) replaced, so a log line never hands out a working link."""
+    def hide(m: re.Match[str]) -> str:
+        return f"{m[1]}{m[2]}=[redacted]" if unquote_plus(m[2]).lower() == "token" else m[0]
+    return _QUERY_PARAM.sub(hide, text)
+
+
+class RedactTokens(logging.Filter):
+    """Redacts tokens from a record's message and arguments. It edits the arguments in place
+    rather than pre-formatting the message because uvicorn's access formatter reads them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging set-up plus `RedactTokens` on its handlers: uvicorn logs every
+    request path with its query string (access lines, websocket "[accepted]" lines) at info."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact_tokens": {"()": RedactTokens}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact_tokens"]
+    return config
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -55,6 +96,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"open in a browser: {url}", flush=True)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on",
+        log_config=uvicorn_log_config(),
         loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
         ws="websockets-sansio", ws_max_size=settings.max_message + 1024,
         ws_ping_interval=settings.ping_interval, ws_ping_timeout=settings.ping_interval,
@@ -64,8 +106,48 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def expiry(text: str) -> datetime:
+    """`--expires`: a time from now (`90s`, `30m`, `12h`, `7d`) or an ISO date or time (local
+    time unless it names a zone)."""
+    try:
+        if m := _DURATION.fullmatch(text.strip()):
+            return datetime.now(UTC) + timedelta(seconds=int(m[1]) * _SECONDS[m[2]])
+        at = datetime.fromisoformat(text.strip()).astimezone()
+    except (ValueError, OverflowError) as exc:
+        raise argparse.ArgumentTypeError(f"expected 30m, 12h, 7d or an ISO date, not {text!r}") from exc
+    if at <= datetime.now(UTC):
+        raise argparse.ArgumentTypeError(f"{at.isoformat()} is already past")
+    return at
+
+
 def token(args: argparse.Namespace) -> int:
-    print(Access.load(args.data).mint(args.room, args.role))
+    """Print a new token on stdout (alone, for `$(inhabit token ...)`); its id on stderr."""
+    access = Access.load(args.data)
+    try:
+        minted = access.mint(args.room, args.role, name=args.name, expires=args.expires)
+    except ValueError as exc:
+        print(f"inhabit token: {exc}", file=sys.stderr)
+        return 2
+    info = access.parse(minted)
+    until = f", expires {info.expires.isoformat()}" if info.expires else ""
+    print(minted)
+    print(f"token id {info.id}{until}; to revoke it: inhabit revoke {info.id} --data {args.data}", file=sys.stderr)
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    """Add a token (or token id) to the data dir's revocation list; running servers see it
+    within a second or two."""
+    try:
+        token_id = Access.load(args.data).revoke(args.token)
+    except (TokenError, ValueError) as exc:
+        print(f"inhabit revoke: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked token id {token_id}")
     return 0
 
 
@@ -124,8 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="print an access token")
     t.add_argument("room", help="room name, or '*' for every room")
     t.add_argument("--role", choices=("view", "edit"), default="edit")
+    t.add_argument("--name", default=None, help="display name shown to others in the room")
+    t.add_argument("--expires", type=expiry, default=None, metavar="WHEN", help="30m, 12h, 7d or an ISO date (default: never)")
     t.add_argument("--data", default="./data")
     t.set_defaults(func=token)
+
+    r = sub.add_parser("revoke", help="refuse a token from now on (running servers too)")
+    r.add_argument("token", metavar="TOKEN_OR_ID", help="the token, or the id `inhabit token` printed")
+    r.add_argument("--data", default="./data")
+    r.set_defaults(func=revoke)
 
     e = sub.add_parser("exec", help="run a JavaScript file in the sandbox, print the RunRecord")
     e.add_argument("file", help="JavaScript file ('-' for stdin)")
@@ -146,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

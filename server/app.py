@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
-from common.access import ROOM_NAME, Access, role_of
+from common.access import ROOM_RULE, Access, role_of, valid_room
 from common.settings import Settings
 
 from .http import StrokesResponse, WhoAmI
@@ -36,8 +36,8 @@ DB_FILE = "inhabit.db"
 
 def _room_or_error(request: Request) -> tuple[str, Response | None]:
     name = request.path_params["name"]
-    if not ROOM_NAME.match(name):
-        return name, JSONResponse({"error": "room name must be 1-64 characters of A-Z a-z 0-9 _ -"}, 400)
+    if not valid_room(name):
+        return name, JSONResponse({"error": ROOM_RULE}, 400)
     if role_of(request, name) is None:
         return name, JSONResponse({"error": "missing, invalid or wrong-room token"}, 401)
     return name, None

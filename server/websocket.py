@@ -13,7 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from common.access import ROOM_NAME, Role, TokenError, token_of
+from common.access import OPEN, ROOM_RULE, TokenError, token_of, valid_room
 from wire.protocol import Close, ProtocolError
 
 from .room import Conn
@@ -31,14 +31,13 @@ async def room_endpoint(ws: WebSocket) -> None:
     state = ws.app.state
     settings, metrics = state.settings, state.metrics
     name = ws.path_params["name"]
-    if not ROOM_NAME.match(name):
-        return await refuse(ws, Close.BAD_ROOM, "room name must be 1-64 characters of A-Z a-z 0-9 _ -")
-    role: Role = "edit"
-    if not settings.open:
-        try:
-            role = state.access.role(token_of(ws), name)
-        except TokenError as exc:
-            return await refuse(ws, exc.code, str(exc))
+    if not valid_room(name):
+        return await refuse(ws, Close.BAD_ROOM, ROOM_RULE)
+    try:  # expired, revoked, forged or another room's token: refused before the room loads
+        who = OPEN if settings.open else state.access.verify(token_of(ws), name)
+    except TokenError as exc:
+        return await refuse(ws, exc.code, str(exc))
+    role = who.role
 
     rooms = state.rooms
     room = await rooms.acquire(name)
