@@ -48,6 +48,9 @@ export function exposeDebugHooks(parts: Parts) {
     resetFrameTimes: () => { renderer.frameTimes = [] },
     stats: () => ({
       strokes: store.entries.size,
+      invalid: store.invalid.size,
+      largeStrokes: store.index.largeCount,
+      indexCells: store.index.cellCount,
       visible: renderer.lastVisible,
       pathsBuilt: store.pathsBuilt,
       sceneRenders: renderer.sceneRenders,
