@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pycrdt import Map
+from pycrdt import Array, Map
 
 from wire.client import CanvasClient
 
@@ -111,3 +111,70 @@ def test_hostile_strokes_leave_the_page_responsive(server_factory: Any, browser:
     assert fresh.evaluate("window.__inhabit.stats().visible") >= 20
     fresh.screenshot(path=str(ARTIFACTS / "web-hostile-strokes.png"))
     assert not page.errors and not fresh.errors
+
+
+N_MESSAGES = 3000
+
+
+def many_messages(c: CanvasClient) -> None:
+    """3,000 chat lines in three transactions; every other one names an agent run (750 runs)."""
+    messages = c.doc.doc.get("messages", type=Array)
+    for b in range(0, N_MESSAGES, 1000):
+        with c.doc.doc.transaction():
+            messages.extend([
+                {"id": f"m{i}", "author": "agent" if i % 2 else "ann", "kind": "agent" if i % 2 else "human",
+                 "text": f"line {i}", "t": 1_700_000_000_000 + i, **({"run": f"run-{i // 4}"} if i % 2 else {})}
+                for i in range(b, b + 1000)])
+
+
+def test_big_chat_opens_fast_without_polling_runs(server_factory: Any, browser: Any) -> None:
+    server = server_factory()
+    room = "hostile-chat"
+    as_editor(server, room, many_messages)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    run_requests: list[str] = []
+    page.on("request", lambda r: run_requests.append(r.url) if "/runs" in r.url else None)
+    t0 = time.monotonic()
+    page.goto(f"{server.http}/?room={room}&token={server.token(room, 'edit')}")
+    page.wait_for_selector(f"[data-testid=message-text]:has-text('line {N_MESSAGES - 1}')", timeout=15_000)
+    open_s = time.monotonic() - t0
+    page.wait_for_timeout(3000)  # time for any polling to show itself
+    shown = page.locator("[data-testid=message]").count()
+    print(f"\nchat of {N_MESSAGES}: opened in {open_s:.2f} s, {shown} messages in the DOM, "
+          f"{len(run_requests)} run requests")
+    assert open_s < 8
+    assert 0 < len(run_requests) <= 5 and all("/runs?" in u or u.endswith("/runs") for u in run_requests)
+    assert 100 <= shown <= 500
+
+    # Incremental: a new message is appended; the nodes already shown stay (no rebuild).
+    page.evaluate("document.querySelector('[data-testid=messages] > .msg:last-of-type').dataset.mark = 'kept'")
+    as_editor(server, room, lambda c: c.doc.doc.get("messages", type=Array).append(
+        {"id": "late", "author": "ann", "kind": "human", "text": "one more", "t": 1}))
+    page.wait_for_selector("[data-testid=message-text]:has-text('one more')")
+    assert page.locator("[data-mark=kept]").count() == 1
+    assert page.locator("[data-testid=message]").count() <= 500
+
+    # "Show earlier" widens the window.
+    page.click("[data-testid=show-earlier]")
+    assert page.locator("[data-testid=message]").count() > shown
+    assert len(run_requests) <= 6
+
+
+def test_prompt_refused_with_429_reads_in_the_chat(server_factory: Any, browser: Any) -> None:
+    """The page's side of the prompt rate limit: the 429 answer's {"error"} and Retry-After become a
+    line in the chat, and the prompt stays in the box. The answer is fulfilled by Playwright in the
+    server's documented shape (the limit itself is the server's, tested with it)."""
+    server = server_factory(prompts_per_minute=1)
+    page = open_page(browser, server, "hostile-429")
+    page.route("**/rooms/hostile-429/prompts*", lambda route: route.fulfill(
+        status=429, headers={"Retry-After": "20"}, content_type="application/json",
+        body='{"error": "too many prompts: 1 per minute per link"}'))
+    page.fill("[data-testid=prompt-input]", "@agent draw a boat")
+    page.press("[data-testid=prompt-input]", "Enter")
+    notice = page.locator("[data-testid=chat-notice]")
+    notice.wait_for(timeout=5000)
+    text = notice.inner_text()
+    assert "too many prompts: 1 per minute per link" in text and "20 s" in text
+    assert page.input_value("[data-testid=prompt-input]") == "@agent draw a boat"
+    assert page.evaluate("window.__inhabit.doc.getArray('messages').length") == 0  # not posted as chat
+    page.screenshot(path=str(ARTIFACTS / "web-hostile-429.png"))

@@ -25,6 +25,7 @@ interface Parts {
   me: Identity
   readOnly: () => boolean
   connection: () => ConnState
+  chat: { shownCount(): number }
 }
 
 declare global {
@@ -39,7 +40,7 @@ const pct = (a: number[], p: number) => {
 }
 
 export function exposeDebugHooks(parts: Parts) {
-  const { doc, renderer, store, camera, provider } = parts
+  const { doc, renderer, store, camera, provider, chat } = parts
   window.__inhabit = {
     ...parts,
     Y,
@@ -51,6 +52,7 @@ export function exposeDebugHooks(parts: Parts) {
       invalid: store.invalid.size,
       largeStrokes: store.index.largeCount,
       indexCells: store.index.cellCount,
+      messagesShown: chat.shownCount(),
       visible: renderer.lastVisible,
       pathsBuilt: store.pathsBuilt,
       sceneRenders: renderer.sceneRenders,

@@ -111,4 +111,5 @@ exposeDebugHooks({
   doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
   readOnly: () => readOnly,
   connection: () => conn.state(),
+  chat,
 })
