@@ -178,3 +178,26 @@ def test_prompt_refused_with_429_reads_in_the_chat(server_factory: Any, browser:
     assert page.input_value("[data-testid=prompt-input]") == "@agent draw a boat"
     assert page.evaluate("window.__inhabit.doc.getArray('messages').length") == 0  # not posted as chat
     page.screenshot(path=str(ARTIFACTS / "web-hostile-429.png"))
+
+
+def test_server_close_reason_shows_in_the_banner(server_factory: Any, browser: Any) -> None:
+    """A bound crossed (here: a message over --max-message, close 1009) is shown with the server's
+    reason, and the page does not hammer the server with reconnects that would fail the same way."""
+    server = server_factory(max_message=1024)
+    page = open_page(browser, server, "hostile-close")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.fill("[data-testid=prompt-input]", "x" * 2000)
+    page.press("[data-testid=prompt-input]", "Enter")
+    conn = page.locator("[data-testid=connection]")
+    page.wait_for_selector("[data-testid=connection][data-state=closed]", timeout=10_000)
+    assert conn.get_attribute("data-code") == "1009"
+    assert "too large" in conn.inner_text()
+    assert "exceeds" in page.locator("[data-testid=connection-reason]").inner_text()  # the server's words
+    page.wait_for_timeout(2000)
+    assert sockets == []  # no reconnect loop
+    page.screenshot(path=str(ARTIFACTS / "web-hostile-close.png"))
+    with page.expect_websocket(timeout=5000):
+        conn.click()  # the banner offers a reconnect (which meets the same bound again)
+    page.wait_for_selector("[data-testid=connection][data-state=closed]", timeout=10_000)
+    assert len(sockets) == 1
