@@ -159,6 +159,20 @@ def test_big_chat_opens_fast_without_polling_runs(server_factory: Any, browser: 
     assert page.locator("[data-testid=message]").count() > shown
     assert len(run_requests) <= 6
 
+    # Churn in the middle (deletes, inserts: not appends) re-renders, coalesced: the page keeps up.
+    def churn(c: CanvasClient) -> None:
+        messages = c.doc.doc.get("messages", type=Array)
+        for i in range(300):
+            with c.doc.doc.transaction():
+                del messages[0]
+                messages.insert(len(messages) - 5, {"id": f"c{i}", "author": "m", "kind": "human", "text": f"churn {i}", "t": 1})
+
+    as_editor(server, room, churn)
+    t0 = time.monotonic()
+    page.wait_for_selector("[data-testid=message-text]:has-text('churn 299')", state="attached", timeout=10_000)
+    assert page.evaluate("1 + 1") == 2 and time.monotonic() - t0 < 5
+    assert page.locator("[data-testid=message]").count() <= 1000
+
 
 def test_prompt_refused_with_429_reads_in_the_chat(server_factory: Any, browser: Any) -> None:
     """The page's side of the prompt rate limit: the 429 answer's {"error"} and Retry-After become a

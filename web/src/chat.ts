@@ -28,6 +28,8 @@ interface Deps {
 /** Messages kept in the DOM at first, and how many more each "Show earlier" adds. */
 export const WINDOW = 300
 const MORE = 300
+/** Least time between two re-renders of the whole window. */
+const REBUILD_MS = 50
 /** Server refusals kept as lines at the end of the list. */
 const NOTICES = 5
 
@@ -159,12 +161,16 @@ export function mountChat(d: Deps) {
     list.append(li)
   })
 
+  // Appends are applied at once; anything else re-renders the window, at most once per
+  // REBUILD_MS (a peer deleting and inserting hundreds of times a second must not freeze us).
   let length = msgs.length
+  let rebuildTimer = 0
   msgs.observe((ev) => {
     const added = appended(ev.changes.delta as Delta, length)
     length = msgs.length
+    if (rebuildTimer) return // the queued rebuild will show this change too
     if (added && added.length < limit) append(added)
-    else rebuild()
+    else rebuildTimer = window.setTimeout(() => { rebuildTimer = 0; rebuild() }, REBUILD_MS)
   })
   rebuild()
 
