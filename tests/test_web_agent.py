@@ -23,6 +23,8 @@ def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model_server: A
     server = server_factory(env={"ANTHROPIC_BASE_URL": model_server.url, "ANTHROPIC_API_KEY": "test", "INHABIT_MODEL": "scripted-model"})
     a = open_page(browser, server, room)
     b = open_page(browser, server, room)
+    records: list[str] = []  # GET /runs/{id}: fetched only when a card's code or calls are opened
+    a.on("request", lambda r: records.append(r.url) if r.method == "GET" and "/runs/" in r.url else None)
     a.fill("[data-testid=prompt-input]", "@agent draw a circle")
     a.click("[data-testid=prompt-send]")
     run = a.locator("[data-testid=run]").first
@@ -32,7 +34,10 @@ def test_prompt_box_runs_agent_and_undo_run(server_factory: Any, model_server: A
     run_id = run.get_attribute("data-run-id")
     strokes_before = b.evaluate("Array.from(window.__inhabit.strokes().values())")
     assert all(s["run"] == run_id and s["kind"] == "agent" for s in strokes_before)
+    assert records == []
     run.locator("[data-testid=run-code] summary").click()
+    run.locator("[data-testid=run-code] pre").first.wait_for()
+    assert len(records) == 1
     assert "canvas.draw" in run.locator("[data-testid=run-code]").inner_text()
     assert a.locator("[data-testid=message][data-kind=agent]").count() >= 1
     a.wait_for_timeout(200)

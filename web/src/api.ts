@@ -1,18 +1,31 @@
 // HTTP calls to the server (whoami, prompts, runs), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
-import type { AgentRun, PromptAccepted, PromptRequest, UndoResult, WhoAmI } from './types.gen'
+import type { AgentRun, PromptAccepted, PromptRequest, RunList, UndoResult, WhoAmI } from './types.gen'
 
-/** A call's outcome: the parsed body, or the HTTP status (0: no answer at all). */
-export type Result<T> = { ok: true; value: T } | { ok: false; status: number }
+/** Why the server said no: its status (0: no answer at all), its `{"error"}` text, Retry-After. */
+export interface Refusal { ok: false; status: number; error: string; retryAfter: number | null }
+
+/** A call's outcome: the parsed body, or the refusal. */
+export type Result<T> = { ok: true; value: T } | Refusal
 
 async function call<T>(cfg: PageConfig, path: string, init?: RequestInit): Promise<Result<T>> {
   try {
     const r = await fetch(roomUrl(cfg, path), init)
-    if (!r.ok) return { ok: false, status: r.status }
+    if (!r.ok) return refusal(r)
     return { ok: true, value: (await r.json()) as T }
   } catch {
-    return { ok: false, status: 0 }
+    return { ok: false, status: 0, error: '', retryAfter: null }
   }
+}
+
+async function refusal(r: Response): Promise<Refusal> {
+  let error = ''
+  try {
+    const body = (await r.json()) as { error?: unknown }
+    if (typeof body?.error === 'string') error = body.error.slice(0, 300)
+  } catch { /* not JSON: the status says enough */ }
+  const after = Number(r.headers.get('retry-after'))
+  return { ok: false, status: r.status, error, retryAfter: Number.isFinite(after) && after > 0 ? after : null }
 }
 
 const postJson = (body: unknown): RequestInit => ({
@@ -30,10 +43,14 @@ export async function whoami(cfg: PageConfig): Promise<Access | null> {
   return r.status === 401 || r.status === 403 ? 'none' : null
 }
 
-/** Ask the agent. 404/405: this server has no agent. */
+/** Ask the agent. 404/405: this server has no agent; 429: too many prompts (see Retry-After). */
 export const sendPrompt = (cfg: PageConfig, req: PromptRequest) =>
   call<PromptAccepted>(cfg, '/prompts', postJson(req))
 
+/** Every run of the room as a summary (no code, no calls): one request for all the cards. */
+export const listRuns = (cfg: PageConfig) => call<RunList>(cfg, '/runs')
+
+/** One run's full record, with its code and calls (fetched when its card is opened). */
 export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | null> {
   const r = await call<AgentRun>(cfg, `/runs/${encodeURIComponent(id)}`)
   return r.ok ? r.value : null

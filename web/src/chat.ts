@@ -1,12 +1,16 @@
-// Chat & agent panel: the messages list (with a run card under each run's first message)
+// Chat & agent panel: the messages list (with a run card under each run's first shown message)
 // and the prompt box. "@agent ..." goes to the server's prompt endpoint; the rest is chat.
+//
+// The list is incremental and windowed: appended messages are appended (the usual case), any
+// other change re-renders the window, and only the last WINDOW messages are in the DOM ("Show
+// earlier" widens it). A room with thousands of messages opens as fast as one with a few.
 import type * as Y from 'yjs'
 import type { PageConfig } from './config'
 import type { Message } from './types.gen'
 import type { StrokeStore } from './store'
 import { isMessage } from './schema'
 import { messagesOf, postMessage } from './ops'
-import { sendPrompt } from './api'
+import { sendPrompt, type Refusal } from './api'
 import { createRunCards } from './runCards'
 import { initials } from './identity'
 import { ROBOT } from './icons'
@@ -21,8 +25,26 @@ interface Deps {
   me: () => { name: string }
 }
 
+/** Messages kept in the DOM at first, and how many more each "Show earlier" adds. */
+export const WINDOW = 300
+const MORE = 300
+/** Least time between two re-renders of the whole window. */
+const REBUILD_MS = 50
+/** Server refusals kept as lines at the end of the list. */
+const NOTICES = 5
+
 const AGENT_RE = /^@agent\b/i
 const fmtTime = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+
+type Delta = Array<{ insert?: unknown[] | string; delete?: number; retain?: number }>
+
+/** The inserted items if `delta` only appends to an array that had `before` items, else null. */
+function appended(delta: Delta, before: number): unknown[] | null {
+  const [a, b] = delta
+  if (delta.length === 1 && before === 0 && Array.isArray(a?.insert)) return a.insert
+  if (delta.length === 2 && a?.retain === before && Array.isArray(b?.insert)) return b.insert
+  return null
+}
 
 export function mountChat(d: Deps) {
   const { doc, list, form, input } = d
@@ -31,25 +53,73 @@ export function mountChat(d: Deps) {
   const runs = createRunCards({ cfg: d.cfg, store: d.store, readOnly: () => readOnly })
 
   // ---- messages ---------------------------------------------------------
-  const render = () => {
-    const seenRuns = new Set<string>()
-    const items: HTMLElement[] = []
-    for (const m of msgs.toArray()) {
-      if (!isMessage(m)) continue
-      items.push(messageEl(m, seenRuns))
-    }
-    if (items.length === 0) {
-      const li = document.createElement('li')
-      li.className = 'empty'
-      li.innerHTML = `<p>No messages yet.</p><p>Say hi, or try <code>@agent draw a house</code>.</p>`
-      items.push(li)
-    }
+  let limit = WINDOW
+  let shown: HTMLElement[] = [] // message elements in the DOM, oldest first
+  let withCard = new Set<string>() // runs whose card is under a shown message
+  const notices: HTMLElement[] = []
+  const earlier = document.createElement('li')
+  earlier.className = 'earlier'
+  const earlierBtn = document.createElement('button')
+  earlierBtn.dataset.testid = 'show-earlier'
+  earlierBtn.onclick = () => { limit += MORE; rebuild() }
+  earlier.append(earlierBtn)
+
+  /** Keep the list scrolled to the bottom across a change if it was there before. */
+  const keepingBottom = (change: () => void) => {
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
-    list.replaceChildren(...items)
+    change()
     if (atBottom) list.scrollTop = list.scrollHeight
   }
 
-  const messageEl = (m: Message, seenRuns: Set<string>) => {
+  const showEarlier = (hidden: number) => {
+    earlier.hidden = hidden <= 0
+    earlierBtn.textContent = `Show earlier messages (${hidden} more)`
+  }
+
+  /** Re-render the last `limit` messages (initial load, deletions, inserts in the middle). */
+  const rebuild = () => keepingBottom(() => {
+    const start = Math.max(0, msgs.length - limit)
+    withCard = new Set()
+    shown = []
+    for (const m of msgs.slice(start)) if (isMessage(m)) shown.push(messageEl(m))
+    showEarlier(start)
+    const empty = shown.length === 0 && start === 0 ? [emptyEl()] : []
+    list.replaceChildren(earlier, ...empty, ...shown, ...notices)
+    runs.retain(withCard)
+    if (withCard.size) runs.refresh()
+  })
+
+  /** Append new messages, dropping the oldest shown ones past `limit`. */
+  const append = (items: unknown[]) => keepingBottom(() => {
+    list.querySelector(':scope > .empty')?.remove()
+    const first = notices.find((n) => n.isConnected) ?? null
+    for (const m of items) {
+      if (!isMessage(m)) continue
+      const li = messageEl(m)
+      list.insertBefore(li, first)
+      shown.push(li)
+      if (m.run) runs.refresh()
+    }
+    const drop = shown.length - limit
+    if (drop > 0) {
+      for (const li of shown.splice(0, drop)) {
+        li.remove()
+        const card = li.querySelector<HTMLElement>(':scope > .run')
+        if (card) withCard.delete(card.dataset.runId!)
+      }
+      runs.retain(withCard)
+    }
+    showEarlier(msgs.length - shown.length)
+  })
+
+  const emptyEl = () => {
+    const li = document.createElement('li')
+    li.className = 'empty'
+    li.innerHTML = `<p>No messages yet.</p><p>Say hi, or try <code>@agent draw a house</code>.</p>`
+    return li
+  }
+
+  const messageEl = (m: Message) => {
     const li = document.createElement('li')
     const agent = m.kind === 'agent'
     li.className = 'msg' + (agent ? ' agent' : '') + (m.author === d.me().name ? ' mine' : '')
@@ -66,23 +136,43 @@ export function mountChat(d: Deps) {
     name.textContent = m.author
     head.append(av, name)
     if (agent) { const b = document.createElement('span'); b.className = 'badge'; b.textContent = 'agent'; head.append(b) }
-    if (typeof m.t === 'number') { const t = document.createElement('time'); t.textContent = fmtTime(m.t); head.append(t) }
+    if (typeof m.t === 'number' && Number.isFinite(m.t)) { const t = document.createElement('time'); t.textContent = fmtTime(m.t); head.append(t) }
     const body = document.createElement('div')
     body.className = 'text'
     body.dataset.testid = 'message-text'
     body.textContent = m.text
     li.append(head, body)
-    if (m.run && !seenRuns.has(m.run)) {
-      seenRuns.add(m.run)
+    if (m.run && !withCard.has(m.run)) {
+      withCard.add(m.run)
       li.append(runs.card(m.run))
-    } else if (m.run && agent) {
-      runs.refresh(m.run) // a later agent message about the run: its status changed
     }
     return li
   }
 
-  msgs.observe(render)
-  render()
+  /** A line from the page itself (not in the document): why the server refused something. */
+  const notice = (text: string) => keepingBottom(() => {
+    const li = document.createElement('li')
+    li.className = 'notice'
+    li.dataset.testid = 'chat-notice'
+    li.setAttribute('role', 'status')
+    li.textContent = text
+    notices.push(li)
+    if (notices.length > NOTICES) notices.shift()!.remove()
+    list.append(li)
+  })
+
+  // Appends are applied at once; anything else re-renders the window, at most once per
+  // REBUILD_MS (a peer deleting and inserting hundreds of times a second must not freeze us).
+  let length = msgs.length
+  let rebuildTimer = 0
+  msgs.observe((ev) => {
+    const added = appended(ev.changes.delta as Delta, length)
+    length = msgs.length
+    if (rebuildTimer) return // the queued rebuild will show this change too
+    if (added && added.length < limit) append(added)
+    else rebuildTimer = window.setTimeout(() => { rebuildTimer = 0; rebuild() }, REBUILD_MS)
+  })
+  rebuild()
 
   // ---- prompt box -------------------------------------------------------
   const submit = async () => {
@@ -96,22 +186,34 @@ export function mountChat(d: Deps) {
     form.classList.add('sending')
     const r = await sendPrompt(d.cfg, { text, author })
     form.classList.remove('sending')
-    // On success the agent echoes the prompt into 'messages' (with its run id) itself.
-    // Without an agent (or a server), the prompt is kept as a plain chat message.
-    if (!r.ok && !readOnly) {
-      if (![0, 404, 405].includes(r.status)) console.warn('inhabit: prompt endpoint answered', r.status)
-      postMessage(doc, { author, kind: 'human', text })
+    if (r.ok) return // the agent echoes the prompt into 'messages' (with its run id) itself
+    if ([0, 404, 405].includes(r.status)) {
+      // Without an agent (or a server), the prompt is kept as a plain chat message.
+      if (!readOnly) postMessage(doc, { author, kind: 'human', text })
+      return
     }
+    notice(refusalText(r))
+    if (!input.value) input.value = text // nothing lost: send it again when allowed
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); submit() })
 
   return {
     /** Send what is in the prompt box (Enter; see shortcuts.ts). */
     submit,
+    notice,
     setReadOnly(ro: boolean) {
       readOnly = ro
       input.placeholder = ro ? 'View only — ask @agent a question (it may read, not draw)' : 'Chat, or type @agent to ask the agent to draw…'
       runs.renderAll()
     },
+    /** Messages in the DOM (for the debug stats). */
+    shownCount: () => shown.length,
   }
+}
+
+/** "Prompt not sent: too many prompts… Try again in 20 s." (429 carries Retry-After). */
+function refusalText(r: Refusal): string {
+  const why = r.error || (r.status === 429 ? 'too many prompts right now' : `the server answered HTTP ${r.status}`)
+  const wait = r.retryAfter ? ` Try again in ${Math.ceil(r.retryAfter)} s.` : ''
+  return `Prompt not sent: ${why.replace(/\.?$/, '.')}${wait}`
 }

@@ -1,4 +1,8 @@
 // WebsocketProvider setup, connection state and permission signals.
+//
+// Server closes carry a code and a reason (wire/protocol.py `Close`); the state keeps the last
+// one until the next sync, so the page can say why it is offline. Closes after which a
+// reconnect would fail the same way stop the retries (the server's NO_RETRY, and 4400-4499).
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import * as decoding from 'lib0/decoding'
@@ -6,10 +10,13 @@ import * as authProtocol from 'y-protocols/auth'
 import type { PageConfig } from './config'
 import { Emitter } from './emitter'
 
-export type ConnState = 'connecting' | 'connected' | 'offline' | 'denied'
+/** 'closed': the server ended the connection for good (see `close`); `reconnect()` tries again. */
+export type ConnState = 'connecting' | 'connected' | 'offline' | 'denied' | 'closed'
+
+export interface ServerClose { code: number; reason: string }
 
 export interface ConnEvents {
-  state: { state: ConnState; detail?: string }
+  state: { state: ConnState; detail?: string; close?: ServerClose }
   /** The server said this peer may not write (auth PermissionDenied). */
   denied: string
 }
@@ -17,19 +24,32 @@ export interface ConnEvents {
 export interface Connection {
   provider: WebsocketProvider
   state(): ConnState
+  /** The server's last close since the last sync, if it said anything. */
+  lastClose(): ServerClose | null
+  reconnect(): void
   on: Emitter<ConnEvents>['on']
 }
+
+/** wire/protocol.py NO_RETRY: text frame, malformed, policy (a bound crossed), too big. */
+const NO_RETRY = new Set([1003, 1007, 1008, 1009])
+const permanent = (code: number) => NO_RETRY.has(code) || (code >= 4400 && code < 4500)
+/** Bad room name, bad token, token for another room: this link has no access. */
+const NO_ACCESS = new Set([4400, 4401, 4403])
 
 export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
   const params: Record<string, string> = {}
   if (cfg.token) params.token = cfg.token
-  const provider = new WebsocketProvider(cfg.wsBase, cfg.room, doc, { params, disableBc: true })
+  const provider = new WebsocketProvider(cfg.wsBase, cfg.room, doc, {
+    params, disableBc: true, shouldReconnect: (ev: CloseEvent) => !permanent(ev.code),
+  })
   const events = new Emitter<ConnEvents>()
   let state: ConnState = 'connecting'
+  let close: ServerClose | null = null
   const set = (s: ConnState, detail?: string) => {
     if (state === 'denied' && s !== 'connected') return
+    if (s === 'connected') close = null
     state = s
-    events.emit('state', { state: s, detail })
+    events.emit('state', { state: s, detail: detail ?? close?.reason, close: close ?? undefined })
   }
 
   provider.messageHandlers[2] = (_enc: unknown, decoder: decoding.Decoder) => {
@@ -38,6 +58,13 @@ export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
       events.emit('denied', reason)
     })
   }
+  provider.on('connection-close', (ev) => {
+    // 1005/1006: no close frame (server gone, network down): nothing to say beyond "offline".
+    if (ev && ev.code !== 1000 && ev.code !== 1005 && ev.code !== 1006) {
+      close = { code: ev.code, reason: ev.reason.slice(0, 200) }
+      console.warn(`inhabit: server closed the connection (${ev.code}): ${ev.reason}`)
+    }
+  })
   provider.on('status', ({ status }) => {
     if (status === 'connected') set(provider.synced ? 'connected' : 'connecting')
     else if (status === 'disconnected') set('offline')
@@ -45,9 +72,17 @@ export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
     else set(provider.wsUnsuccessfulReconnects > 0 ? 'offline' : 'connecting')
   })
   provider.on('sync', (synced) => { if (synced) set('connected') })
-  // A permanent close (4400-4499: bad token, wrong room) ends reconnecting.
-  provider.on('closed', (ev) => set('denied', ev.reason || `closed (${ev.code})`))
+  provider.on('closed', (ev) => {
+    close = { code: ev.code, reason: ev.reason.slice(0, 200) }
+    set(NO_ACCESS.has(ev.code) ? 'denied' : 'closed', ev.reason || `closed (${ev.code})`)
+  })
   window.addEventListener('online', () => provider.connect())
 
-  return { provider, state: () => state, on: events.on.bind(events) }
+  return {
+    provider,
+    state: () => state,
+    lastClose: () => close,
+    reconnect: () => { if (state === 'closed') { close = null; set('connecting'); provider.connect() } },
+    on: events.on.bind(events),
+  }
 }

@@ -25,6 +25,7 @@ interface Parts {
   me: Identity
   readOnly: () => boolean
   connection: () => ConnState
+  chat: { shownCount(): number }
 }
 
 declare global {
@@ -39,7 +40,7 @@ const pct = (a: number[], p: number) => {
 }
 
 export function exposeDebugHooks(parts: Parts) {
-  const { doc, renderer, store, camera, provider } = parts
+  const { doc, renderer, store, camera, provider, chat } = parts
   window.__inhabit = {
     ...parts,
     Y,
@@ -48,6 +49,10 @@ export function exposeDebugHooks(parts: Parts) {
     resetFrameTimes: () => { renderer.frameTimes = [] },
     stats: () => ({
       strokes: store.entries.size,
+      invalid: store.invalid.size,
+      largeStrokes: store.index.largeCount,
+      indexCells: store.index.cellCount,
+      messagesShown: chat.shownCount(),
       visible: renderer.lastVisible,
       pathsBuilt: store.pathsBuilt,
       sceneRenders: renderer.sceneRenders,

@@ -2,7 +2,8 @@
 import * as Y from 'yjs'
 import { readConfig } from './config'
 import { loadIdentity } from './identity'
-import { connect, type ConnState } from './connection'
+import { connect } from './connection'
+import { mountConnStatus } from './connStatus'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
 import { Renderer } from './renderer'
@@ -66,16 +67,10 @@ const chat = mountChat({
 attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
 
 // ---- connection indicator & read-only mode ---------------------------------
-const connEl = $('conn')
-const LABEL: Record<ConnState, string> = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access' }
-const showState = (s: ConnState, detail?: string) => {
-  connEl.dataset.state = s
-  connEl.querySelector('.label')!.textContent = LABEL[s]
-  connEl.title = detail ? `${LABEL[s]}: ${detail}` : LABEL[s]
-  if (s === 'denied') setReadOnly(true, 'You do not have access to this room. Check your link.')
-}
-conn.on('state', ({ state, detail }) => showState(state, detail))
-showState(conn.state())
+const connStatus = mountConnStatus($('conn'), conn)
+conn.on('state', ({ state }) => {
+  if (state === 'denied') setReadOnly(true, 'You do not have access to this room. Check your link.')
+})
 
 let readOnly = false
 function setReadOnly(ro: boolean, why?: string) {
@@ -93,7 +88,10 @@ conn.on('denied', (reason) => {
 })
 whoami(cfg).then((access) => {
   if (access === 'view') setReadOnly(true)
-  else if (access === 'none') showState('denied')
+  else if (access === 'none') {
+    connStatus.show('denied')
+    setReadOnly(true, 'You do not have access to this room. Check your link.')
+  }
 })
 
 // ---- zoom indicator ---------------------------------------------------------
@@ -111,4 +109,5 @@ exposeDebugHooks({
   doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
   readOnly: () => readOnly,
   connection: () => conn.state(),
+  chat,
 })

@@ -4,6 +4,8 @@ import type { Camera } from './camera'
 import type { LiveInk } from './renderer'
 import { initials } from './identity'
 import { ROBOT } from './icons'
+import { pointsInBounds } from './schema'
+import { MAX_POINTS } from './types.gen'
 
 interface PeerState {
   user?: { name?: string; color?: string; kind?: string }
@@ -35,7 +37,7 @@ export function mountPresence(opts: {
   const place = () => {
     const seen = new Set<number>()
     for (const [id, st] of peers()) {
-      if (!st.cursor || typeof st.cursor.x !== 'number' || typeof st.cursor.y !== 'number') continue
+      if (!st.cursor || !Number.isFinite(st.cursor.x) || !Number.isFinite(st.cursor.y)) continue
       seen.add(id)
       let el = els.get(id)
       const name = String(st.user?.name ?? 'Someone').slice(0, 40)
@@ -85,7 +87,9 @@ export function mountPresence(opts: {
       const out: LiveInk[] = []
       for (const [, st] of peers()) {
         const d = st.drawing
-        if (d && Array.isArray(d.points) && d.points.length >= 3 && COLOR_RE.test(d.color) && d.width > 0 && d.width <= 200) {
+        // Same bounds as committed strokes (schema.isStroke): awareness is just as writable.
+        if (d && Array.isArray(d.points) && d.points.length >= 3 && d.points.length <= MAX_POINTS * 3 &&
+            COLOR_RE.test(d.color) && d.width > 0 && d.width <= 200 && pointsInBounds(d.points)) {
           out.push({ points: d.points, color: d.color, width: d.width })
         }
       }

@@ -1,0 +1,38 @@
+// The connection banner (top right): live / connecting / offline, and when the server closed
+// the connection, what it said. A close for good ('closed') offers a click to reconnect.
+import type { Connection, ConnState, ServerClose } from './connection'
+
+const LABEL: Record<ConnState, string> = {
+  connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access', closed: 'Disconnected',
+}
+
+/** Labels for the closes a person can act on (codes: wire/protocol.py `Close`). */
+const CLOSE_LABEL: Record<number, string> = {
+  1008: 'Disconnected: a limit was crossed',
+  1009: 'Disconnected: a message was too large',
+  1013: 'Reconnecting: the connection fell behind',
+  4413: 'Room full: it takes no more edits',
+  4503: "The server can't save right now — retrying",
+}
+
+export function mountConnStatus(el: HTMLElement, conn: Connection) {
+  const label = el.querySelector<HTMLElement>('.label')!
+  const reason = document.createElement('span')
+  reason.className = 'reason'
+  reason.dataset.testid = 'connection-reason'
+  el.append(reason)
+
+  const show = (s: ConnState, detail?: string, close?: ServerClose) => {
+    el.dataset.state = s
+    el.dataset.code = close ? String(close.code) : ''
+    const text = s !== 'connected' && close ? CLOSE_LABEL[close.code] ?? LABEL[s] : LABEL[s]
+    label.textContent = text
+    reason.textContent = s !== 'connected' && detail ? detail : ''
+    reason.hidden = !reason.textContent
+    el.title = s === 'closed' ? `${text}: ${detail ?? ''} (click to reconnect)` : detail ? `${text}: ${detail}` : text
+  }
+  el.addEventListener('click', () => conn.reconnect())
+  conn.on('state', ({ state, detail, close }) => show(state, detail, close))
+  show(conn.state(), undefined, conn.lastClose() ?? undefined)
+  return { show }
+}
