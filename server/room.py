@@ -244,7 +244,12 @@ class Room:
     def _drop_pending(self) -> None:
         """Forget an update whose dependencies are missing: the document still holds it as
         "pending" (and would hand it to joiners), so rebuild the document without it."""
-        self.doc = without_pending(self.doc)
+        try:
+            self.doc = without_pending(self.doc)
+        except BaseException as exc:  # a Rust panic is a BaseException: keep the room going
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            log.error("room %s: could not drop a pending update: %s", self.name, exc)
         self._full_step2 = None
 
     # helpers
