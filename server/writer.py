@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 
@@ -126,7 +125,7 @@ class Writer:
             try:
                 await asyncio.to_thread(self.store.write, batch[0], batch[1])
                 break
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # disk full, read-only, I/O error, or our bug: keep the batch
                 self._failed(exc)
                 if not retry:
                     raise
@@ -169,6 +168,6 @@ class Writer:
         if self._appends or self._snapshots:
             try:
                 await self._commit(retry=False)
-            except (sqlite3.Error, OSError):
+            except Exception:
                 log.error("store: %d edits could not be saved at shutdown", self.pending)
 
