@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from common.access import Access, TokenError
 from common.settings import Settings
+from server.store import DataFolderError
 
 from .app import build_app, model_settings
 
@@ -85,7 +86,11 @@ def serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"inhabit serve: bad settings:\n{exc}", file=sys.stderr)
         return 2
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except DataFolderError as exc:  # one clear line, not a traceback
+        print(f"inhabit serve: {exc}", file=sys.stderr)
+        return 2
     base = settings.public_base
     if settings.open:
         url = f"{base}/?room=lobby"

@@ -21,12 +21,15 @@ from canvas import CanvasDoc
 from common.access import ROOM_RULE, Access, role_of, valid_room
 from common.settings import Settings
 
+from .history import DocBounds
 from .http import StrokesResponse, WhoAmI
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
 from .rooms import RoomManager
-from .store import Store, Writer
+from .store import DataFolderError, Store
+from .versions import routes as version_routes
 from .websocket import room_endpoint
+from .writer import Writer
 
 log = logging.getLogger("inhabit.app")
 
@@ -76,14 +79,22 @@ async def index(request: Request) -> Response:
     return PlainTextResponse("inhabit server is running, but the web app is not built: run `node web/build.mjs`.\n")
 
 
+def open_data(data: Path, versions_kept: int) -> tuple[Access, Store]:
+    """The token secret and the store, or one DataFolderError saying what is wrong with `data`."""
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        access = Access.load(data)
+    except OSError as exc:
+        raise DataFolderError(f"cannot use the data folder {data}: {exc.strerror or exc}") from exc
+    return access, Store(data / DB_FILE, versions_kept)
+
+
 def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
-    data = Path(settings.data)
-    data.mkdir(parents=True, exist_ok=True)
-    access = Access.load(data)
-    store = Store(data / DB_FILE)
-    writer = Writer(store, settings.flush_interval)
+    access, store = open_data(Path(settings.data), settings.versions_kept)
+    writer = Writer(store)
     counters = Metrics()
-    rooms = RoomManager(store, writer, counters, settings.unload_grace, settings.compact_every)
+    bounds = DocBounds(settings.compact_every, settings.compact_bytes, settings.max_doc_bytes)
+    rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
     host = Host(settings=settings, access=access)
 
     @contextlib.asynccontextmanager
@@ -106,6 +117,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
         WebSocketRoute("/rooms/{name}", room_endpoint),
         Route("/rooms/{name}/strokes", strokes),
         Route("/rooms/{name}/whoami", whoami),
+        *version_routes,
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/", index),

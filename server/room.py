@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
+from canvas import CanvasDoc
+from canvas.schema import STROKES
 from wire import protocol as p
+
+from .history import DocBounds, History, has_pending, without_pending
+from .store import Snapshot
 
 if TYPE_CHECKING:
     from .metrics import Metrics
-    from .store import Writer
+    from .writer import Writer
 
 log = logging.getLogger("inhabit.room")
 
@@ -90,7 +96,8 @@ class Conn:
 class Room:
     """The authoritative copy of one room's document plus who is in it."""
 
-    def __init__(self, name: str, doc: Doc, writer: Writer, metrics: Metrics, stored: int = 0, compact_every: int = 500) -> None:
+    def __init__(self, name: str, doc: Doc, writer: Writer, metrics: Metrics, history: History | None = None,
+                 bounds: DocBounds | None = None) -> None:
         self.name = name
         self.doc = doc
         self.writer = writer
@@ -98,9 +105,14 @@ class Room:
         self.conns: set[Conn] = set()
         self.states: dict[int, tuple[int, str]] = {}  # awareness: client id -> (clock, JSON)
         self.owners: dict[int, Conn] = {}  # awareness client id -> the connection that first announced it
-        self.stored = stored
-        self.compact_every = compact_every
+        self.history = history or History()
+        self.bounds = bounds or DocBounds()
         self._full_step2: bytes | None = None
+
+    @property
+    def stored(self) -> int:
+        """Update rows stored since the last snapshot."""
+        return self.history.updates
 
     # joining and leaving
 
@@ -136,8 +148,8 @@ class Room:
         kind = frame[0]
         if kind == p.MSG_SYNC:
             sub, payload = p.decode_sync(frame)
-            if sub == p.SYNC_STEP1:
-                conn.send(self._step2_for(payload))
+            if sub == p.SYNC_STEP1:  # held while updates it contains are not on disk
+                self.after_commit(conn.send, self._step2_for(payload))
                 return
             if payload == p.EMPTY_UPDATE:
                 return
@@ -146,16 +158,18 @@ class Room:
                     conn.denied = True
                     conn.send(p.permission_denied(p.READ_ONLY))
                 return
+            refusal = self._refusal(len(payload))
+            if refusal is not None:
+                conn.close(*refusal)
+                return
             try:
                 self.doc.apply_update(payload)
             except ValueError as exc:
                 raise p.ProtocolError(f"malformed update: {exc}") from exc
-            self._full_step2 = None
-            self.writer.append(self.name, payload)
-            self.stored += 1
-            if self.stored >= self.compact_every:
-                self.compact()
-            self.broadcast(frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn)
+            if has_pending(payload, self.doc):
+                self._drop_pending()
+                raise p.ProtocolError("update depends on updates this room never received")
+            self._accept(payload, frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn)
         elif kind == p.MSG_AWARENESS:
             self._awareness(conn, frame)
         elif kind == p.MSG_QUERY_AWARENESS:
@@ -174,6 +188,69 @@ class Room:
         m = self.metrics
         m.messages_out += n
         m.bytes_out += n * len(msg)
+
+    # durability: what the store holds decides what anybody sees
+
+    def after_commit(self, fn: Callable[..., object], *args: object) -> None:
+        """Run `fn(*args)` once every update applied so far is committed (at once if it is).
+
+        Anything that shows the document to a peer (a broadcast, a SyncStep2) goes through
+        here, so a crash can never lose an edit that somebody has already seen.
+        """
+        self.writer.after_commit(fn, *args)
+
+    def edit(self, change: Callable[[CanvasDoc], object]) -> tuple[int, str] | None:
+        """A server-side edit (e.g. a restore): one transaction, stored and broadcast to every
+        peer like a peer's update. Returns the refusal (close code, reason) if the room takes
+        no edits now; `after_commit` tells when it is saved."""
+        refusal = self._refusal(0)
+        if refusal is not None:
+            return refusal
+        updates: list[bytes] = []
+        sub = self.doc.observe(lambda event: updates.append(event.update))
+        try:
+            change(CanvasDoc(self.doc))
+        finally:
+            self.doc.unobserve(sub)
+        for update in updates:
+            self._accept(update, p.sync_update(update), None)
+        return None
+
+    def _refusal(self, size: int) -> tuple[int, str] | None:
+        """Why an update of `size` bytes may not be applied now, or None."""
+        why = self.writer.unavailable
+        if why is not None:
+            return p.Close.UNAVAILABLE, f"the server cannot save edits right now: {why}; reconnect later"
+        limit = self.bounds.max_doc_bytes
+        if self.history.doc_bytes + size > limit:
+            if self.history.bytes:  # the estimate counts overwritten content too: measure
+                self.compact()
+            if self.history.doc_bytes + size > limit:
+                return p.Close.ROOM_FULL, f"the room's document reached its size limit of {limit} bytes: no more edits"
+        return None
+
+    def _accept(self, update: bytes, msg: bytes, sender: Conn | None) -> None:
+        """Store an applied update, then forward it once it is committed."""
+        self._full_step2 = None
+        self.writer.append(self.name, update)
+        h = self.history
+        h.updates += 1
+        h.bytes += len(update)
+        h.doc_bytes += len(update)
+        if h.updates >= self.bounds.compact_every or h.bytes > self.bounds.compact_after(h.snapshot_bytes):
+            self.compact()
+        self.writer.after_commit(self.broadcast, msg, sender)
+
+    def _drop_pending(self) -> None:
+        """Forget an update whose dependencies are missing: the document still holds it as
+        "pending" (and would hand it to joiners), so rebuild the document without it."""
+        try:
+            self.doc = without_pending(self.doc)
+        except BaseException as exc:  # a Rust panic is a BaseException: keep the room going
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            log.error("room %s: could not drop a pending update: %s", self.name, exc)
+        self._full_step2 = None
 
     # helpers
 
@@ -230,6 +307,10 @@ class Room:
         return p.awareness_message(p.encode_awareness(entries))
 
     def compact(self) -> None:
-        """Ask the writer to replace this room's stored history by one snapshot."""
-        self.writer.snapshot(self.name, self.doc.get_update())
-        self.stored = 0
+        """Ask the writer to replace this room's stored history by one snapshot (also measures
+        the document, correcting the running size estimate)."""
+        state = self.doc.get_update()
+        strokes = len(self.doc.get(STROKES, type=Map))
+        self.writer.snapshot(self.name, Snapshot(state, strokes))
+        self.history = History(doc_bytes=len(state), snapshot_bytes=len(state))
+        self._full_step2 = None

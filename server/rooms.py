@@ -9,22 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pycrdt import Doc
-
+from .history import DocBounds, build
 from .metrics import Metrics
 from .room import Room
-from .store import Store, Writer
+from .store import Row, Store
+from .writer import Writer
 
 log = logging.getLogger("inhabit.rooms")
 
 
 class RoomManager:
-    def __init__(self, store: Store, writer: Writer, metrics: Metrics, grace: float = 30.0, compact_every: int = 500) -> None:
+    def __init__(self, store: Store, writer: Writer, metrics: Metrics, grace: float = 30.0, bounds: DocBounds | None = None) -> None:
         self.store = store
         self.writer = writer
         self.metrics = metrics
         self.grace = grace
-        self.compact_every = compact_every
+        self.bounds = bounds or DocBounds()
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -41,12 +41,9 @@ class RoomManager:
         self._loading[name] = fut
         try:
             # anything of this room still queued must be on disk before we read it back
-            await self.writer.flush()
-            blobs, stored = await asyncio.to_thread(self.store.load, name)
-            doc = Doc()
-            for blob in blobs:
-                doc.apply_update(blob)
-            room = Room(name, doc, self.writer, self.metrics, stored, self.compact_every)
+            if self.writer.holds(name):
+                await self.writer.flush()
+            room = await self._load(name)
             self.rooms[name] = room
             self.metrics.rooms_loaded += 1
             fut.set_result(room)
@@ -58,6 +55,29 @@ class RoomManager:
             raise
         finally:
             del self._loading[name]
+
+    async def _load(self, name: str) -> Room:
+        """Build the room from the store; a row that does not load is quarantined, and a bad
+        snapshot is replaced by the newest kept version, so one bad row never costs the room."""
+        rows = await asyncio.to_thread(self.store.load, name)
+        doc, history, bad = build(rows)
+        if any(row.kind == "snapshot" for row, _ in bad):
+            fallback = await asyncio.to_thread(self.store.latest_version, name)
+            if fallback:
+                log.warning("room %s: its snapshot is damaged; loading from version %d", name, fallback[0].id)
+                doc, history, more = build(fallback + [r for r in rows if r.kind == "update"])
+                bad = [b for b in bad if b[0].kind == "snapshot"] + more
+        if bad:
+            await self._quarantine(name, bad)
+        return Room(name, doc, self.writer, self.metrics, history, self.bounds)
+
+    async def _quarantine(self, name: str, bad: list[tuple[Row, str]]) -> None:
+        for row, error in bad:
+            log.error("room %s: %s %d %s; moved to the quarantine table", name, row.kind, row.id, error)
+        try:
+            await asyncio.to_thread(self.store.quarantine, name, bad)
+        except Exception as exc:  # cannot write now: the rows stay where they are, still skipped
+            log.error("room %s: cannot quarantine %d rows: %s", name, len(bad), exc)
 
     async def acquire(self, name: str) -> Room:
         """The room, pinned in memory while it has connections."""
@@ -83,7 +103,7 @@ class RoomManager:
         room = self.rooms.get(name)
         if room is None or room.conns:
             return
-        if room.stored:
+        if room.stored and not self.writer.unavailable:
             room.compact()  # leave a compact history behind; the writer commits it
         del self.rooms[name]
         self.metrics.rooms_unloaded += 1
@@ -102,6 +122,6 @@ class RoomManager:
             timer.cancel()
         self._timers.clear()
         for room in list(self.rooms.values()):
-            if room.stored >= 50:
+            if room.stored >= 50 and not self.writer.unavailable:
                 room.compact()
         await self.writer.close()

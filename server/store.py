@@ -5,24 +5,28 @@ callback writes an EMPTY document, and compression with checkpoints drops update
 decode error is swallowed by a logger. This store is small enough to prove correct:
 
 - `updates`: append-only rows of the exact update bytes a room applied, in order;
-- `snapshots`: one row per room, the squashed state of every update deleted so far.
+- `snapshots`: one row per room, the squashed state of every update deleted so far;
+- `versions`: the last few compacted states per room, so an editor can roll a wipe back;
+- `quarantine`: rows that failed to load, kept (never deleted) for a person to look at.
 
 Loading = snapshot + updates in id order. Compaction writes the snapshot and deletes the rows
 it covers in ONE transaction, so a crash leaves either the old or the new history, and the
 database grows with the document, not with its history. WAL + synchronous=NORMAL: a commit
-survives a killed process. The `Writer` batches appends off the hot path and commits at
-least every 100 ms.
+survives a killed process. `server.writer.Writer` commits off the event loop, one group at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from common.sqlite import open_sqlite, transaction
+from common.sqlite import open_sqlite
 
 log = logging.getLogger("inhabit.store")
 
@@ -38,136 +42,192 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data BLOB NOT NULL,
     saved_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT NOT NULL,
+    data BLOB NOT NULL,
+    saved_ms INTEGER NOT NULL,
+    strokes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS versions_room ON versions (room, id);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data BLOB,
+    error TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 """
+
+# Test hook (documented, never set in production): while the file named by this variable
+# exists, the store caps its database at its current size (SQLite's `max_page_count`), so the
+# next write that needs a new page fails with SQLITE_FULL exactly as on a full disk. A test
+# cannot fill a real disk without root tricks; this exercises SQLite's own error path.
+FULL_FLAG_ENV = "INHABIT_TEST_DISK_FULL_FILE"
+
+
+class DataFolderError(RuntimeError):
+    """The data folder cannot be used (missing rights, read-only, not a folder): a start-up error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A room's squashed state, queued for the store; `strokes` is listed with its version."""
+
+    data: bytes
+    strokes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A stored blob and where it came from (so a bad one can be quarantined)."""
+
+    kind: str  # "snapshot" | "update" | "version"
+    id: int  # the update's or version's row id; 0 for the snapshot (one per room)
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    id: int
+    saved_ms: int
+    strokes: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Store:
     """Synchronous, thread-safe access to the database (call it from a worker thread)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, versions_kept: int = 10) -> None:
         self.path = Path(path)
+        self.versions_kept = versions_kept
         self._lock = threading.Lock()
-        self._db = open_sqlite(self.path, SCHEMA)
+        try:
+            self._db = open_sqlite(self.path, SCHEMA)
+            # a big snapshot passes through the WAL; don't keep the file that big afterwards
+            self._db.execute("PRAGMA journal_size_limit = 16777216")
+            self._max_pages = self._db.execute("PRAGMA max_page_count").fetchone()[0]
+            self._tx(lambda db: db.execute("PRAGMA user_version = 1"))  # prove we can write
+        except (OSError, sqlite3.Error) as exc:
+            raise DataFolderError(f"cannot write the database {self.path}: {exc}") from exc
+        flag = os.environ.get(FULL_FLAG_ENV)
+        self._full_flag = Path(flag) if flag else None
 
-    def load(self, room: str) -> tuple[list[bytes], int]:
-        """(blobs to apply in order, number of update rows after the snapshot)."""
+    # reading
+
+    def load(self, room: str) -> list[Row]:
+        """The room's blobs to apply in order: its snapshot, then its updates.
+
+        A damaged page makes a read fail: log it and load what can be read, so one bad page
+        costs the edits stored on it, not the room.
+        """
+        rows: list[Row] = []
         with self._lock:
-            snap = self._db.execute("SELECT data FROM snapshots WHERE room = ?", (room,)).fetchone()
-            rows = self._db.execute("SELECT data FROM updates WHERE room = ? ORDER BY id", (room,)).fetchall()
-        blobs = ([snap[0]] if snap else []) + [r[0] for r in rows]
-        return blobs, len(rows)
+            try:
+                snap = self._db.execute("SELECT data FROM snapshots WHERE room = ?", (room,)).fetchone()
+                if snap:
+                    rows.append(Row("snapshot", 0, snap[0]))
+            except sqlite3.DatabaseError as exc:
+                log.error("room %s: cannot read its snapshot (%s); loading from its versions and updates", room, exc)
+                rows.extend(self._latest_version(room))
+            try:
+                for rid, data in self._db.execute("SELECT id, data FROM updates WHERE room = ? ORDER BY id", (room,)):
+                    rows.append(Row("update", rid, data))
+            except sqlite3.DatabaseError as exc:
+                log.error("room %s: cannot read all its updates (%s); loading what was readable", room, exc)
+        return rows
 
-    def write(self, appends: list[tuple[str, bytes]], snapshots: dict[str, bytes]) -> None:
+    def latest_version(self, room: str) -> list[Row]:
+        """The newest kept version (the fallback when the snapshot is damaged)."""
+        with self._lock:
+            return self._latest_version(room)
+
+    def _latest_version(self, room: str) -> list[Row]:
+        try:
+            row = self._db.execute("SELECT id, data FROM versions WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)).fetchone()
+        except sqlite3.DatabaseError:
+            return []
+        return [Row("version", row[0], row[1])] if row else []
+
+    def versions(self, room: str) -> list[VersionRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, saved_ms, strokes FROM versions WHERE room = ? ORDER BY id DESC", (room,)).fetchall()
+        return [VersionRow(*r) for r in rows]
+
+    def version(self, room: str, version_id: int) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM versions WHERE room = ? AND id = ?", (room, version_id)).fetchone()
+        return row[0] if row else None
+
+    # writing
+
+    def write(self, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
         """Replace the history of `snapshots`' rooms, then append updates; one transaction.
 
         A snapshot covers every update stored before it; `appends` are the ones after it.
+        Raises sqlite3.Error (disk full, read-only, I/O) with nothing written.
         """
-        now = int(time.time() * 1000)
-        with self._lock, transaction(self._db) as db:
-            for room, snap in snapshots.items():
-                db.execute("DELETE FROM updates WHERE room = ?", (room,))
-                db.execute(
-                    "INSERT INTO snapshots (room, data, saved_ms) VALUES (?, ?, ?) "
-                    "ON CONFLICT(room) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
-                    (room, snap, now),
-                )
-            if appends:
-                db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", appends)
+        with self._lock:
+            self._apply_full_flag()
+            self._tx(lambda db: self._write(db, appends, snapshots))
+
+    def _write(self, db: sqlite3.Connection, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
+        now = now_ms()
+        for room, snap in snapshots.items():
+            db.execute("DELETE FROM updates WHERE room = ?", (room,))
+            db.execute(
+                "INSERT INTO snapshots (room, data, saved_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(room) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
+                (room, snap.data, now),
+            )
+            if self.versions_kept and snap.strokes:  # an empty canvas is nothing to roll back to
+                db.execute("INSERT INTO versions (room, data, saved_ms, strokes) VALUES (?, ?, ?, ?)",
+                           (room, snap.data, now, snap.strokes))
+                db.execute("DELETE FROM versions WHERE room = ? AND id NOT IN "
+                           "(SELECT id FROM versions WHERE room = ? ORDER BY id DESC LIMIT ?)",
+                           (room, room, self.versions_kept))
+        if appends:
+            db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", appends)
+
+    def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None:
+        """Move rows that failed to load out of the room's history, keeping their bytes."""
+        def move(db: sqlite3.Connection) -> None:
+            for row, error in bad:
+                db.execute("INSERT INTO quarantine (room, kind, data, error, at) VALUES (?, ?, ?, ?, ?)",
+                           (room, row.kind, row.data, error, now_ms()))
+                if row.kind == "snapshot":
+                    db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
+                else:
+                    db.execute(f"DELETE FROM {row.kind}s WHERE id = ?", (row.id,))
+        with self._lock:
+            self._tx(move)
+
+    def _tx(self, body: Callable[[sqlite3.Connection], object]) -> None:
+        """BEGIN IMMEDIATE ... COMMIT. Not common.sqlite.transaction: on SQLITE_FULL, SQLite
+        has already rolled back, and a second ROLLBACK would replace the real error."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            body(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _apply_full_flag(self) -> None:
+        if self._full_flag is None:
+            return
+        if self._full_flag.exists():
+            self._db.execute("PRAGMA max_page_count = 1")  # clamps to the current size
+        else:
+            self._db.execute(f"PRAGMA max_page_count = {int(self._max_pages)}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-
-class Writer:
-    """Batches applied updates and commits them from a worker thread every `interval` s.
-
-    The room only appends to a list (no await, no I/O) on the hot path.
-    """
-
-    def __init__(self, store: Store, interval: float = 0.05) -> None:
-        self.store = store
-        self.interval = interval
-        self._appends: list[tuple[str, bytes]] = []
-        self._snapshots: dict[str, bytes] = {}
-        self._oldest: float | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._flush_lock = asyncio.Lock()
-        self.last_flush_s = 0.0
-        self.rows_written = 0
-        self.errors = 0
-
-    def append(self, room: str, update: bytes) -> None:
-        if self._oldest is None:
-            self._oldest = time.monotonic()
-        self._appends.append((room, update))
-
-    def snapshot(self, room: str, state: bytes) -> None:
-        """Replace the room's history by `state`, which must include every appended update."""
-        if self._oldest is None:
-            self._oldest = time.monotonic()
-        # queued updates of this room are inside `state`: they need not be written any more
-        self._appends = [a for a in self._appends if a[0] != room]
-        self._snapshots[room] = state
-
-    @property
-    def pending(self) -> int:
-        return len(self._appends) + len(self._snapshots)
-
-    @property
-    def lag(self) -> float:
-        """Seconds the oldest unwritten update has waited."""
-        return 0.0 if self._oldest is None else time.monotonic() - self._oldest
-
-    def gauges(self) -> dict[str, tuple[float, str]]:
-        """For /metrics, read at scrape time."""
-        return {
-            "persistence_lag_seconds": (round(self.lag, 6), "Age of the oldest update not yet committed."),
-            "persistence_pending": (self.pending, "Updates and snapshots waiting for the writer."),
-            "persistence_last_flush_seconds": (round(self.last_flush_s, 6), "Duration of the last commit."),
-            "persistence_rows_written_total": (self.rows_written, "Update rows committed."),
-            "persistence_errors_total": (self.errors, "Failed commits (retried)."),
-        }
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:  # keep the data queued and retry; never kill the writer
-                self.errors += 1
-                log.exception("store write failed; will retry")
-
-    async def flush(self) -> None:
-        async with self._flush_lock:
-            if not self._appends and not self._snapshots:
-                return
-            appends, snaps = self._appends, self._snapshots
-            self._appends, self._snapshots, oldest = [], {}, self._oldest
-            self._oldest = None
-            t0 = time.monotonic()
-            try:
-                await asyncio.to_thread(self.store.write, appends, snaps)
-            except BaseException:
-                # put them back in front, in order, so nothing is lost or reordered
-                self._appends = appends + self._appends
-                for room, snap in snaps.items():
-                    self._snapshots.setdefault(room, snap)
-                self._oldest = oldest
-                raise
-            self.last_flush_s = time.monotonic() - t0
-            self.rows_written += len(appends)
-
-    async def close(self) -> None:
-        """Stop the timer and write everything still queued."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        await self.flush()

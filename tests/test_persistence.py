@@ -9,7 +9,8 @@ import pytest
 from pycrdt import Doc, Map
 
 from canvas import Stroke
-from server.store import Store, Writer
+from server.store import Snapshot, Store
+from server.writer import Writer
 from wire.client import CanvasClient
 
 pytestmark = pytest.mark.timeout(90)
@@ -86,7 +87,8 @@ async def test_compaction_loses_nothing_and_bounds_growth(server_factory):
 async def test_store_writer_interleaved_snapshots(tmp_path):
     """Unit level: snapshots taken between appends never drop the appends after them."""
     store = Store(tmp_path / "x.db")
-    writer = Writer(store, 0.01)
+    writer = Writer(store)
+    writer.start()
     doc = Doc()
     m = doc.get("strokes", type=Map)
     updates: list[bytes] = []
@@ -95,14 +97,15 @@ async def test_store_writer_interleaved_snapshots(tmp_path):
         m[f"k{i}"] = i
         writer.append("r", updates[-1])
         if i % 37 == 0:
-            writer.snapshot("r", doc.get_update())
+            writer.snapshot("r", Snapshot(doc.get_update(), 0))
         if i % 50 == 0:
             await writer.flush()
     await writer.close()
-    blobs, n = store.load("r")
+    rows = store.load("r")
+    n = sum(r.kind == "update" for r in rows)
     assert 0 < n < 200  # the last snapshot replaced the rows before it
     loaded = Doc()
-    for blob in blobs:
-        loaded.apply_update(blob)
+    for row in rows:
+        loaded.apply_update(row.data)
     assert dict(loaded.get("strokes", type=Map)) == dict(m)
     store.close()

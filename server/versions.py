@@ -1,0 +1,102 @@
+"""Versions: roll a wipe back. `GET /rooms/{name}/versions` lists the kept snapshots (view or
+edit token); `POST /rooms/{name}/versions/{id}/restore` (edit token) re-adds the strokes of
+that version that are missing now.
+
+A restore rewinds nothing (CRDT-friendly): it is one ordinary edit made through the room, so
+every peer receives it like any update and later edits by others stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pycrdt import Doc
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from canvas import CanvasDoc
+from common.access import ROOM_NAME, role_of
+from wire.protocol import Close
+
+
+class VersionInfo(BaseModel):
+    """One kept version of a room."""
+
+    id: int
+    saved_ms: int
+    strokes: int
+
+
+class VersionsResponse(BaseModel):
+    """`GET /rooms/{name}/versions`: newest first."""
+
+    room: str
+    versions: list[VersionInfo]
+
+
+class RestoreResponse(BaseModel):
+    """`POST /rooms/{name}/versions/{id}/restore`: how many strokes came back (saved)."""
+
+    room: str
+    version: int
+    restored: int
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status)
+
+
+def _check(request: Request, need_edit: bool) -> tuple[str, Response | None]:
+    name = request.path_params["name"]
+    if not ROOM_NAME.match(name):
+        return name, _error(400, "room name must be 1-64 characters of A-Z a-z 0-9 _ -")
+    role = role_of(request, name)
+    if role is None:
+        return name, _error(401, "missing, invalid or wrong-room token")
+    if need_edit and role != "edit":
+        return name, _error(403, "restoring a version needs an edit token")
+    return name, None
+
+
+async def list_versions(request: Request) -> Response:
+    name, err = _check(request, need_edit=False)
+    if err:
+        return err
+    rows = await asyncio.to_thread(request.app.state.rooms.store.versions, name)
+    return _json(VersionsResponse(room=name, versions=[VersionInfo(id=r.id, saved_ms=r.saved_ms, strokes=r.strokes) for r in rows]))
+
+
+async def restore(request: Request) -> Response:
+    name, err = _check(request, need_edit=True)
+    if err:
+        return err
+    version = request.path_params["id"]
+    rooms = request.app.state.rooms
+    data = await asyncio.to_thread(rooms.store.version, name, version)
+    if data is None:
+        return _error(404, f"room {name} has no version {version}")
+    old = Doc()
+    old.apply_update(data)
+    room = await rooms.get(name)
+    present = set(CanvasDoc(room.doc).stroke_ids())
+    missing = [s for s in CanvasDoc(old).strokes() if s.id not in present]
+    refusal = room.edit(lambda doc: doc.add_strokes(missing)) if missing else None
+    if refusal is not None:
+        code, reason = refusal
+        return _error(503 if code == Close.UNAVAILABLE else 413, reason)
+    saved = asyncio.get_running_loop().create_future()
+    room.after_commit(lambda: saved.done() or saved.set_result(None))
+    await saved  # answer once the restore is on disk, like any acknowledged edit
+    return _json(RestoreResponse(room=name, version=version, restored=len(missing)))
+
+
+routes = [
+    Route("/rooms/{name}/versions", list_versions, methods=["GET"]),
+    Route("/rooms/{name}/versions/{id:int}/restore", restore, methods=["POST"]),
+]
