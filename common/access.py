@@ -289,6 +289,32 @@ OPEN = TokenInfo(room="*", role="edit", id="open")
 """Who everyone is when the server runs with auth off."""
 
 
+class Denied(Exception):
+    """An HTTP request the caller may not make: the status to answer and a message saying why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def authorize(conn: HTTPConnection, room: str, need: Role = "view") -> TokenInfo:
+    """The caller's token in `room` if it grants at least `need`; Denied (400 bad room name,
+    401 missing/invalid/expired/revoked/wrong-room token, 403 view token where edit is needed)."""
+    if not valid_room(room):
+        raise Denied(400, ROOM_RULE)
+    state = conn.app.state
+    if state.settings.open:
+        return OPEN
+    try:
+        who = state.access.verify(token_of(conn), room)
+    except TokenError as exc:
+        raise Denied(401, str(exc)) from None
+    if need == "edit" and who.role != "edit":
+        raise Denied(403, "this needs an edit token for the room; yours is view-only")
+    return who
+
+
 def identity_of(conn: HTTPConnection, room: str) -> TokenInfo | None:
     """The caller's token in `room` (OPEN when auth is off), or None."""
     if not valid_room(room):

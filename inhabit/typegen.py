@@ -17,7 +17,9 @@ from agent.runs import AgentRun, RunSummary, Tokens
 from agent.sandbox import CallRecord
 from agent.sandbox.capability import ts_type
 from canvas import schema
-from server.http import StrokesResponse, WhoAmI
+from server.http import ErrorResponse, StrokesResponse, WhoAmI
+from server.versions import RestoreResponse, VersionInfo, VersionsResponse
+from wire.protocol import NO_RETRY, Close
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "web" / "src" / "types.gen.ts"
@@ -45,6 +47,10 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (RunSummary, "serialization"),
     (RunList, "serialization"),
     (UndoResult, "serialization"),
+    (VersionInfo, "serialization"),
+    (VersionsResponse, "serialization"),
+    (RestoreResponse, "serialization"),
+    (ErrorResponse, "serialization"),
 ]
 
 CONSTANTS: dict[str, Any] = {
@@ -54,6 +60,11 @@ CONSTANTS: dict[str, Any] = {
     "MAX_TEXT": schema.MAX_TEXT,
     "COORD_LIMIT": schema.COORD_LIMIT,
 }
+
+ENUMS: dict[str, dict[str, int]] = {"Close": {c.name: int(c) for c in Close}}
+"""Emitted as `export const NAME = {...} as const`: the websocket close codes the server sends."""
+LISTS: dict[str, list[int]] = {"NO_RETRY": sorted(int(c) for c in NO_RETRY)}
+"""Close codes after which reconnecting fails the same way (as do 4400-4499)."""
 
 HEADER = "// GENERATED from the pydantic models by `python -m inhabit.typegen` — do not edit.\n"
 
@@ -111,6 +122,10 @@ def render() -> str:
     exported = {m.__name__ for m, _ in MODELS}
     parts = [HEADER]
     parts += [f"export const {k} = {_literal(v)}" for k, v in CONSTANTS.items()]
+    for name, members in ENUMS.items():
+        parts.append(f"export const {name} = {{" + ", ".join(f"{k}: {v}" for k, v in members.items()) + "} as const")
+    for name, values in LISTS.items():
+        parts.append(f"export const {name}: readonly number[] = [{', '.join(map(str, values))}]")
     parts.append("")
     parts += [interface(m, mode, exported) + "\n" for m, mode in MODELS]
     return "\n".join(parts)

@@ -18,11 +18,11 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
-from common.access import ROOM_RULE, Access, role_of, valid_room
+from common.access import Access, role_of
 from common.settings import Settings
 
 from .history import DocBounds
-from .http import StrokesResponse, WhoAmI
+from .http import StrokesResponse, WhoAmI, room_or_error
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
 from .rooms import RoomManager
@@ -37,17 +37,8 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 DB_FILE = "inhabit.db"
 
 
-def _room_or_error(request: Request) -> tuple[str, Response | None]:
-    name = request.path_params["name"]
-    if not valid_room(name):
-        return name, JSONResponse({"error": ROOM_RULE}, 400)
-    if role_of(request, name) is None:
-        return name, JSONResponse({"error": "missing, invalid or wrong-room token"}, 401)
-    return name, None
-
-
 async def strokes(request: Request) -> Response:
-    name, err = _room_or_error(request)
+    name, err = room_or_error(request)
     if err:
         return err
     room = await request.app.state.rooms.get(name)
@@ -56,7 +47,7 @@ async def strokes(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
-    name, err = _room_or_error(request)
+    name, err = room_or_error(request)
     if err:
         return err
     role = role_of(request, name)

@@ -13,12 +13,13 @@ import asyncio
 from pycrdt import Doc
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from canvas import CanvasDoc
-from common.access import ROOM_NAME, role_of
 from wire.protocol import Close
+
+from .http import error, room_or_error
 
 
 class VersionInfo(BaseModel):
@@ -48,24 +49,8 @@ def _json(model: BaseModel, status: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status)
-
-
-def _check(request: Request, need_edit: bool) -> tuple[str, Response | None]:
-    name = request.path_params["name"]
-    if not ROOM_NAME.match(name):
-        return name, _error(400, "room name must be 1-64 characters of A-Z a-z 0-9 _ -")
-    role = role_of(request, name)
-    if role is None:
-        return name, _error(401, "missing, invalid or wrong-room token")
-    if need_edit and role != "edit":
-        return name, _error(403, "restoring a version needs an edit token")
-    return name, None
-
-
 async def list_versions(request: Request) -> Response:
-    name, err = _check(request, need_edit=False)
+    name, err = room_or_error(request)
     if err:
         return err
     rows = await asyncio.to_thread(request.app.state.rooms.store.versions, name)
@@ -73,14 +58,14 @@ async def list_versions(request: Request) -> Response:
 
 
 async def restore(request: Request) -> Response:
-    name, err = _check(request, need_edit=True)
+    name, err = room_or_error(request, "edit")
     if err:
         return err
     version = request.path_params["id"]
     rooms = request.app.state.rooms
     data = await asyncio.to_thread(rooms.store.version, name, version)
     if data is None:
-        return _error(404, f"room {name} has no version {version}")
+        return error(404, f"room {name} has no version {version}")
     old = Doc()
     old.apply_update(data)
     room = await rooms.get(name)
@@ -89,7 +74,7 @@ async def restore(request: Request) -> Response:
     refusal = room.edit(lambda doc: doc.add_strokes(missing)) if missing else None
     if refusal is not None:
         code, reason = refusal
-        return _error(503 if code == Close.UNAVAILABLE else 413, reason)
+        return error(503 if code == Close.UNAVAILABLE else 413, reason)
     saved = asyncio.get_running_loop().create_future()
     room.after_commit(lambda: saved.done() or saved.set_result(None))
     await saved  # answer once the restore is on disk, like any acknowledged edit

@@ -1,18 +1,19 @@
 // The connection banner (top right): live / connecting / offline, and when the server closed
 // the connection, what it said. A close for good ('closed') offers a click to reconnect.
 import type { Connection, ConnState, ServerClose } from './connection'
+import { Close } from './types.gen'
 
 const LABEL: Record<ConnState, string> = {
   connecting: 'Connecting…', connected: 'Live', offline: 'Offline — edits will sync', denied: 'No access', closed: 'Disconnected',
 }
 
-/** Labels for the closes a person can act on (codes: wire/protocol.py `Close`). */
+/** Labels for the closes a person can act on. */
 const CLOSE_LABEL: Record<number, string> = {
-  1008: 'Disconnected: a limit was crossed',
-  1009: 'Disconnected: a message was too large',
-  1013: 'Reconnecting: the connection fell behind',
-  4413: 'Room full: it takes no more edits',
-  4503: "The server can't save right now — retrying",
+  [Close.POLICY]: 'Disconnected: a limit was crossed',
+  [Close.TOO_BIG]: 'Disconnected: a message was too large',
+  [Close.TOO_SLOW]: 'Reconnecting: the connection fell behind',
+  [Close.ROOM_FULL]: 'Room full: it takes no more edits',
+  [Close.UNAVAILABLE]: "The server can't save right now — retrying",
 }
 
 export function mountConnStatus(el: HTMLElement, conn: Connection) {

@@ -9,6 +9,7 @@ import * as decoding from 'lib0/decoding'
 import * as authProtocol from 'y-protocols/auth'
 import type { PageConfig } from './config'
 import { Emitter } from './emitter'
+import { Close, NO_RETRY } from './types.gen'
 
 /** 'closed': the server ended the connection for good (see `close`); `reconnect()` tries again. */
 export type ConnState = 'connecting' | 'connected' | 'offline' | 'denied' | 'closed'
@@ -30,11 +31,10 @@ export interface Connection {
   on: Emitter<ConnEvents>['on']
 }
 
-/** wire/protocol.py NO_RETRY: text frame, malformed, policy (a bound crossed), too big. */
-const NO_RETRY = new Set([1003, 1007, 1008, 1009])
-const permanent = (code: number) => NO_RETRY.has(code) || (code >= 4400 && code < 4500)
+/** Closes after which reconnecting fails the same way: the server's NO_RETRY, and 4400-4499. */
+const permanent = (code: number) => NO_RETRY.includes(code) || (code >= 4400 && code < 4500)
 /** Bad room name, bad token, token for another room: this link has no access. */
-const NO_ACCESS = new Set([4400, 4401, 4403])
+const NO_ACCESS: readonly number[] = [Close.BAD_ROOM, Close.BAD_TOKEN, Close.WRONG_ROOM]
 
 export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
   const params: Record<string, string> = {}
@@ -74,7 +74,7 @@ export function connect(cfg: PageConfig, doc: Y.Doc): Connection {
   provider.on('sync', (synced) => { if (synced) set('connected') })
   provider.on('closed', (ev) => {
     close = { code: ev.code, reason: ev.reason.slice(0, 200) }
-    set(NO_ACCESS.has(ev.code) ? 'denied' : 'closed', ev.reason || `closed (${ev.code})`)
+    set(NO_ACCESS.includes(ev.code) ? 'denied' : 'closed', ev.reason || `closed (${ev.code})`)
   })
   window.addEventListener('online', () => provider.connect())
 

@@ -5,6 +5,8 @@ export const MESSAGES = 'messages'
 export const MAX_POINTS = 10000
 export const MAX_TEXT = 8000
 export const COORD_LIMIT = 1000000.0
+export const Close = {NORMAL: 1000, TEXT_FRAME: 1003, MALFORMED: 1007, POLICY: 1008, TOO_BIG: 1009, INTERNAL: 1011, TOO_SLOW: 1013, BAD_ROOM: 4400, BAD_TOKEN: 4401, WRONG_ROOM: 4403, ROOM_FULL: 4413, UNAVAILABLE: 4503} as const
+export const NO_RETRY: readonly number[] = [1003, 1007, 1008, 1009]
 
 /** One pen stroke: a polyline of (x, y, pressure) triplets in canvas units. */
 export interface Stroke {
@@ -133,4 +135,29 @@ export interface RunList {
 export interface UndoResult {
   run: string
   erased: string[]
+}
+
+/** One kept version of a room. */
+export interface VersionInfo {
+  id: number
+  saved_ms: number
+  strokes: number
+}
+
+/** `GET /rooms/{name}/versions`: newest first. */
+export interface VersionsResponse {
+  room: string
+  versions: VersionInfo[]
+}
+
+/** `POST /rooms/{name}/versions/{id}/restore`: how many strokes came back (saved). */
+export interface RestoreResponse {
+  room: string
+  version: number
+  restored: number
+}
+
+/** Every refusal: a message a person can act on. */
+export interface ErrorResponse {
+  error: string
 }
