@@ -123,7 +123,7 @@ class Run:
     def __init__(self, bindings: Bindings, limits: Limits, clock_ms: float | None = None) -> None:
         self.caps = list(bindings)
         self.limits = limits
-        self.clock_ms = time.time() * 1e3 if clock_ms is None else clock_ms
+        self.clock_ms = float(time.time_ns() // 1_000_000) if clock_ms is None else clock_ms
         self.console_lines: list[str] = []
         self.console_size = 0
         # Flat: name, args, result, seconds, error per call (see _records).
@@ -211,7 +211,8 @@ class Run:
         lim = self.limits
         vm = VM.restore(snap, memory_limit_bytes=len(snap.memory) + lim.memory_bytes + STORE_SLACK)
         vm.host = self
-        vm.clock_ns = int(self.clock_ms * 1e6)
+        whole = int(self.clock_ms)  # exact integer ns: Date.now() floors, so float error would show
+        vm.clock_ns = whole * 1_000_000 + round((self.clock_ms - whole) * 1e6)
         result: Any = None
         error: RunError | None = None
         start_ms = 0.0
