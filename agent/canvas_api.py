@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.sandbox import Binding, Capability, CapabilityError
 from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
 from canvas.geometry import BBox, bbox
-from canvas.schema import MAX_POINTS, MAX_TEXT
+from canvas.schema import COORD_LIMIT, MAX_POINTS, MAX_TEXT
 
 Grant = Literal["read", "write"]
 """What a run may do to the room: read it, or read and write it (run records carry it too)."""
@@ -81,7 +81,7 @@ class NoParams(BaseModel):
 
 class DrawSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    points: list[list[float]] = Field(description="[[x, y], ...] or [[x, y, pressure], ...]; at least 1 point")
+    points: list[list[float]] = Field(description=f"[[x, y], ...] or [[x, y, pressure], ...]; at least 1 point; |x|, |y| <= {COORD_LIMIT:g}")
     color: str = Field(default="#1e1e1e", description="#rrggbb")
     width: float = Field(default=4.0, description="stroke width in canvas units, 0 < width <= 200")
 
@@ -230,22 +230,25 @@ class CanvasSession:
         if len(self.added) >= q.max_strokes:
             raise CapabilityError(f"quota: at most {q.max_strokes} strokes per run; draw fewer, larger strokes or split the work over several runs")
         if not spec.points:
-            raise CapabilityError("canvas.draw: points must hold at least one [x, y] point")
+            raise CapabilityError("points must hold at least one [x, y] point")
         if len(spec.points) > MAX_POINTS:
-            raise CapabilityError(f"canvas.draw: a stroke holds at most {MAX_POINTS} points; split it")
+            raise CapabilityError(f"a stroke holds at most {MAX_POINTS} points; split it")
         if self._points + len(spec.points) > q.max_points:
             raise CapabilityError(f"quota: at most {q.max_points} points per run; use fewer points per stroke (a circle needs ~32)")
         flat: list[float] = []
-        for pt in spec.points:
+        for i, pt in enumerate(spec.points):
             if len(pt) not in (2, 3):
-                raise CapabilityError("canvas.draw: each point is [x, y] or [x, y, pressure]")
+                raise CapabilityError("each point is [x, y] or [x, y, pressure]")
+            if not (-COORD_LIMIT <= pt[0] <= COORD_LIMIT and -COORD_LIMIT <= pt[1] <= COORD_LIMIT):
+                raise CapabilityError(f"point {i} is [{pt[0]:g}, {pt[1]:g}]; coordinates must lie within "
+                                      f"±{COORD_LIMIT:g} canvas units (the canvas's extent)")
             flat.extend((pt[0], pt[1], pt[2] if len(pt) == 3 else 0.5))
         if len(spec.points) == 1:
             flat.extend(flat[:3])  # a dot: one zero-length segment renders everywhere
         try:
             stroke = Stroke(id=new_id("a"), points=flat, color=spec.color, width=spec.width, author=self.author, kind="agent", run=self.run_id, t=now_ms())
         except ValidationError as e:
-            raise CapabilityError("canvas.draw: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
+            raise CapabilityError("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
         self._points += len(spec.points)
         self.added.append(stroke)
         self._strokes[stroke.id] = stroke
@@ -268,7 +271,7 @@ class CanvasSession:
             raise CapabilityError(f"quota: at most {self.quotas.max_messages} messages per run")
         text = params.text.strip()
         if not text:
-            raise CapabilityError("canvas.say: text is empty")
+            raise CapabilityError("text is empty")
         self.said.append(Message(author=self.author, kind="agent", text=text[:MAX_TEXT], run=self.run_id))
         return None
 

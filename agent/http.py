@@ -1,13 +1,24 @@
 """The agent's HTTP payloads, defined once: the routes in `agent/plugin.py` read and emit
 them, and the browser's TypeScript types are generated from them (`python -m inhabit.typegen`).
-Run records themselves are `agent.runs.AgentRun` / `RunSummary`."""
+Run records themselves are `agent.runs.AgentRun` / `RunSummary`.
+
+Text enters here: a prompt body is parsed with the stdlib (which, unlike pydantic-core,
+accepts lone-surrogate escapes such as "\\udc00"), every string is made well-formed (U+FFFD),
+and only then validated, so nothing downstream (chat, run records, SQLite) sees bad text."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
+import re
+
+from pydantic import BaseModel, Field, ValidationError
 
 from agent.canvas_api import Grant
 from agent.runs import RunSummary
+from agent.sandbox import scrub
+
+MAX_PROMPT = 4_000
+MAX_AUTHOR = 40
 
 
 class PromptRequest(BaseModel):
@@ -24,6 +35,13 @@ class PromptAccepted(BaseModel):
     grant: Grant
 
 
+class ApiError(BaseModel):
+    """Any refusal (4xx/5xx): what went wrong; 429 and 503 also carry a `Retry-After` header."""
+
+    error: str
+    retry_after: int | None = Field(default=None, description="seconds to wait before asking again")
+
+
 class RunList(BaseModel):
     """`GET /rooms/{name}/runs`, oldest first."""
 
@@ -35,3 +53,35 @@ class UndoResult(BaseModel):
 
     run: str
     erased: list[str]
+
+
+class BadPrompt(ValueError):
+    """A prompt body that cannot be used; `status` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_prompt(body: bytes) -> PromptRequest:
+    """The prompt in `body`, well-formed and within bounds; BadPrompt otherwise."""
+    usage = 'body must be JSON: {"text": "...", "author": "optional name"}'
+    try:
+        data = scrub(json.loads(body))
+        prompt = PromptRequest.model_validate(data)
+    except (ValueError, ValidationError, RecursionError):  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        raise BadPrompt(usage) from None
+    if not prompt.text.strip():
+        raise BadPrompt(usage)
+    if len(prompt.text) > MAX_PROMPT:
+        raise BadPrompt(f"prompt longer than {MAX_PROMPT} characters", 413)
+    return prompt
+
+
+def display_author(given: str | None, label: str) -> str:
+    """How a prompt's author is shown: the token's identity, and a name the caller gave marked
+    as such ("Alice (unverified) · viewer 3fa2c1"), so nobody can pose as the room owner."""
+    name = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]", " ", given or "").split())
+    if len(name) > MAX_AUTHOR:
+        name = name[: MAX_AUTHOR - 1] + "…"
+    return f"{name} (unverified) · {label}" if name else label

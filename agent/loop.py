@@ -9,6 +9,7 @@ take a server down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ class ModelSettings(BaseModel):
     """Input + output tokens per run; the loop stops past this."""
     timeout_s: float = 120.0
     max_retries: int = 1
+    max_run_s: float = 300.0
+    """Wall time of a whole run (model calls and executes); past it the run is stopped."""
+    max_tool_calls: int = 24
+    """Tool calls (search + execute) per run, all turns together; a turn asking for more gets
+    the rest refused and the run ends."""
 
 
 def has_credentials() -> bool:
@@ -62,6 +68,16 @@ class ModelLoop:
         return self._client
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> AgentRun:
+        """Fill in `run`; it ends within `max_run_s` whatever the model asks for."""
+        try:
+            async with asyncio.timeout(self.settings.max_run_s):
+                return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas)
+        except TimeoutError:
+            # A sandbox run in flight finishes on its thread within its own timeout; its
+            # writes are dropped with the cancelled commit.
+            return _fail(run, f"This run was stopped: it took longer than {self.settings.max_run_s:g} s, the bound on one agent run.")
+
+    async def _run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None) -> AgentRun:
         s = self.settings
         run.status, run.started, run.model = "running", run.started or now_ms(), s.model
         if not has_credentials():
@@ -70,6 +86,8 @@ class ModelLoop:
         messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}"}]
         executed_ok = 0
         attempted = 0
+        tool_calls = 0
+        bounded = False
         reply = ""
         for _turn in range(s.max_turns):
             if run.tokens.input + run.tokens.output >= s.max_total_tokens:
@@ -96,12 +114,19 @@ class ModelLoop:
                 break
             results = []
             for use in uses:
+                if tool_calls >= s.max_tool_calls:
+                    bounded = True  # every tool_use still gets a result, as the API requires
+                    results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": "not run: tool-call bound reached", "is_error": True})
+                    continue
+                tool_calls += 1
                 out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas)
                 if use.get("name") == "execute":
                     attempted += 1
                     executed_ok += 0 if is_error else 1
                 results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": out, "is_error": is_error})
             messages.append({"role": "user", "content": results})
+            if bounded:
+                return _fail(run, f"This run was stopped: it asked for more than {s.max_tool_calls} tool calls, the bound on one agent run.")
         else:
             run.errors.append(f"turn cap reached ({s.max_turns} model calls per run)")
         if executed_ok:

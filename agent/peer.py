@@ -6,7 +6,9 @@ with a cursor, and it can run anywhere (`inhabit agent --server ...`), not only 
 
 Prompts come from two places: chat messages addressed to it (`@agent ...` or its name) that
 appear after it joined — written by editors, so they get the write grant — and `submit()`
-(HTTP prompts), which carry the grant decided by the caller's token role.
+(HTTP prompts), which carry the grant decided by the caller's token role. They wait in a
+bounded `PromptQueue` (edit grants first) and run one at a time, so a room holds at most one
+model loop and one sandbox run at once.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import asyncio
 import logging
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
+from pydantic import ValidationError
+
+from agent.admission import PromptQueue, QueueFull
 from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
 from agent.codemode import CodeMode
 from agent.loop import ModelLoop, ModelSettings
@@ -28,6 +34,9 @@ from wire.client import CanvasClient
 log = logging.getLogger("inhabit.agent")
 
 AGENT_COLOR = "#7c3aed"
+SEEN_KEPT = 256
+"""Chat lines looked at per change, at most (and ids remembered): a burst bigger than this
+between two looks is read only in part, which bounds the cost of any burst."""
 
 
 def addressed(text: str, name: str) -> str | None:
@@ -45,15 +54,16 @@ class AgentPeer:
     """One agent in one room: watches the chat, runs prompts one at a time, answers in chat."""
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
-                 code_mode: CodeMode | None = None, settings: ModelSettings | None = None, quotas: Quotas | None = None) -> None:
+                 code_mode: CodeMode | None = None, settings: ModelSettings | None = None, quotas: Quotas | None = None,
+                 queue: int = 8) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
         self.loop = ModelLoop(self.code_mode, settings)
         self.quotas = quotas
         self.client: CanvasClient | None = None
-        self._seen: set[str] = set()
-        self._queue: asyncio.Queue[AgentRun] = asyncio.Queue()
+        self._seen: OrderedDict[str, None] = OrderedDict()  # ids of the latest chat lines looked at (bounded)
+        self._queue: PromptQueue[AgentRun] = PromptQueue(queue, lambda r: r.grant)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.busy = False
@@ -63,7 +73,7 @@ class AgentPeer:
 
     async def start(self) -> AgentPeer:
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=AGENT_COLOR)
-        self._seen = {m.id for m in self.doc.messages()}  # only prompts that arrive after we joined
+        self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
@@ -82,12 +92,28 @@ class AgentPeer:
 
     # prompts ---------------------------------------------------------------------------
 
+    def room_for(self, grant: Grant) -> bool:
+        """Whether a prompt with `grant` would be queued now (else `submit` raises QueueFull)."""
+        return self._queue.room_for(grant)
+
     def submit(self, prompt: str, *, author: str, grant: Grant, source: str = "http") -> AgentRun:
+        """Queue a prompt; raises `QueueFull` (nothing recorded or written) when there is no room."""
+        if not self._queue.room_for(grant):
+            raise QueueFull
         run = self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source))  # type: ignore[arg-type]
         if source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
             self.doc.post(Message(author=author, kind="human", text=f"@{self.name} {prompt}" if not prompt.startswith("@") else prompt, run=run.id))
-        self._queue.put_nowait(run)
+        displaced = self._queue.put(run)
+        if displaced is not None:
+            self._finish(displaced, "dropped: the queue was full and an editor's prompt took its place; ask again later")
         return run
+
+    def _finish(self, run: AgentRun, reason: str) -> None:
+        """End a run that never ran (it says so in the record and the chat)."""
+        run.status, run.reply, run.finished = "failed", reason, now_ms()
+        run.errors.append(reason)
+        self.runs.save(run)
+        self._say(f"Not run: {reason} (run {run.id})", run.id)
 
     def _changed(self, *_: Any) -> None:
         self._wake.set()
@@ -97,18 +123,52 @@ class AgentPeer:
             await self._wake.wait()
             self._wake.clear()
             try:
-                for m in self.doc.messages():
-                    if m.id in self._seen:
-                        continue
-                    self._seen.add(m.id)
+                for m in self._new_messages():
                     if m.run or (m.kind == "agent" and m.author == self.name):
                         continue  # our own lines and echoed HTTP prompts
                     prompt = addressed(m.text, self.name)
                     if prompt is not None:
-                        grant: Grant = "read" if getattr(self.client, "read_only", None) else "write"  # a view-token peer cannot write
-                        self.submit(prompt, author=m.author, grant=grant, source="chat")
+                        self._chat_prompt(prompt, m.author)
             except Exception:
                 log.exception("agent watcher")
+
+    def _new_messages(self) -> list[Message]:
+        """Chat lines added since the last look, oldest first. O(new lines), not O(chat): this
+        runs on every document change, strokes included, so a long chat must not tax every
+        stroke. New lines are the tail after the newest line already seen (the chat appends;
+        should old lines be trimmed, the ids still match)."""
+        new = [m for m in self._chat_tail() if m.id not in self._seen]
+        self._mark_seen(new)
+        return new
+
+    def _chat_tail(self) -> list[Message]:
+        """The chat's last lines, back to the first already seen (at most SEEN_KEPT)."""
+        array = self.doc.messages_array
+        n = len(array)
+        out: list[Message] = []
+        for i in range(n - 1, max(-1, n - 1 - SEEN_KEPT), -1):
+            try:
+                m = Message.model_validate(array[i])
+            except ValidationError:
+                continue
+            if m.id in self._seen:
+                break
+            out.append(m)
+        out.reverse()
+        return out
+
+    def _mark_seen(self, messages: list[Message]) -> None:
+        for m in messages:
+            self._seen[m.id] = None
+        while len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
+
+    def _chat_prompt(self, prompt: str, author: str) -> None:
+        grant: Grant = "read" if getattr(self.client, "read_only", None) else "write"  # a view-token peer cannot write
+        try:
+            self.submit(prompt, author=author, grant=grant, source="chat")
+        except QueueFull:
+            log.info("room %s: prompt queue full, chat prompt from %s not run", self.room, author)
 
     async def _work(self) -> None:
         while True:
@@ -128,7 +188,7 @@ class AgentPeer:
 
     def idle_for(self) -> float:
         """Seconds since the last run ended (0 while working or with prompts queued)."""
-        if self.busy or not self._queue.empty():
+        if self.busy or len(self._queue):
             return 0.0
         return time.monotonic() - self.last_active
 

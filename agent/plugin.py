@@ -5,52 +5,84 @@ minted edit token) instead of touching room objects: the agent stays a peer like
 so this plugin depends only on the `Host` it is handed at start-up (settings and token
 authority), the shared token lookup (`common.access`) and the headless client
 (`wire.client`), never on room internals.
+
+What one token can cost (all bounds from `PromptLimits`): prompts per minute per token and per
+room (viewers only for the room bound: editors are never refused for viewers' traffic), a
+bounded queue per room with edit grants first, and a cap on resident peers (the idlest leaves
+to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
+runs are in flight and one room never holds more than one of the sandbox's threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from agent.admission import PromptLimits, QueueFull, RateLimiter
+from agent.canvas_api import Grant
 from agent.codemode import CodeMode
-from agent.http import PromptAccepted, PromptRequest, RunList, UndoResult
+from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.loop import ModelSettings
 from agent.peer import AgentPeer, addressed
 from agent.rundb import RunDB
-from agent.runs import RunStore
-from common.access import role_of
+from agent.runs import AgentRun, RunStore, dump_json
+from common.access import TokenInfo, identity_of, role_of
 
 log = logging.getLogger("inhabit.agent")
 
-MAX_PROMPT = 4_000
 RUNS_DB = "runs.sqlite3"
+MAX_BODY = 64 * 1024
+QUEUE_RETRY_S = 10
+START_TIMEOUT_S = 10.0
 
 
-def _err(status: int, msg: str) -> Response:
-    return JSONResponse({"error": msg}, status_code=status)
+class PeersFull(Exception):
+    """Every resident agent peer is busy: no room for another one now."""
+
+
+def _err(status: int, msg: str, retry_after: float | None = None) -> Response:
+    retry = math.ceil(retry_after) if retry_after is not None else None
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    return Response(ApiError(error=msg, retry_after=retry).model_dump_json(exclude_none=True), status_code=status,
+                    media_type="application/json", headers=headers)
 
 
 def _json(model: Any, status: int = 200) -> Response:
-    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+    return Response(dump_json(model), status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (read no further)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 class AgentPlugin:
     """The agent as a `server.plugin.Plugin`: prompt and run routes, one hosted peer per room."""
 
-    def __init__(self, *, model: ModelSettings | None = None, idle_s: float = 300.0, name: str = "agent") -> None:
+    def __init__(self, *, model: ModelSettings | None = None, idle_s: float = 300.0, name: str = "agent",
+                 limits: PromptLimits | None = None) -> None:
         self.name = name
         self.model = model or ModelSettings()
         self.idle_s = idle_s
         """A hosted peer leaves its room after this long without prompts, so the room can unload."""
+        self.limits = limits or PromptLimits()
         self.runs = RunStore()
         self.peers: dict[str, AgentPeer] = {}
-        self._starting: dict[str, asyncio.Lock] = {}
+        self._admit = asyncio.Lock()  # peers start and leave one at a time, so the cap cannot race
+        self._per_token = RateLimiter(self.limits.per_token)
+        self._per_room = RateLimiter(self.limits.per_room)
         self._code_mode = CodeMode()
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
@@ -83,57 +115,114 @@ class AgentPlugin:
         self._code_mode.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
-        return {"agent_peers": (len(self.peers), "Hosted agent peers resident in rooms.")}
+        return {
+            "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
+            "agent_rate_keys": (len(self._per_token) + len(self._per_room), "Prompt rate-limit buckets held in memory."),
+        }
 
     # hosted peers ------------------------------------------------------------------------
 
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(min(30.0, self.idle_s / 2))
-            for room, peer in list(self.peers.items()):
-                if peer.idle_for() > self.idle_s:
-                    async with self._starting.setdefault(room, asyncio.Lock()):
-                        if self.peers.get(room) is peer and peer.idle_for() > self.idle_s:
-                            del self.peers[room]
-                            await peer.close()
+            async with self._admit:
+                for room, peer in list(self.peers.items()):
+                    if peer.idle_for() > self.idle_s:
+                        await self._leave(room)
+
+    async def _leave(self, room: str) -> None:
+        """The room's peer leaves (hold `_admit`); its run records stay in the database."""
+        peer = self.peers.pop(room, None)
+        if peer is not None:
+            await peer.close()
+            self.runs.forget(room)
+
+    async def _make_room(self) -> None:
+        """Below the peer cap after this (hold `_admit`): the idlest peer leaves; PeersFull
+        if every peer is working or has prompts waiting."""
+        while len(self.peers) >= self.limits.peers:
+            idle = [(peer.idle_for(), room) for room, peer in self.peers.items() if peer.idle_for() > 0]
+            if not idle:
+                raise PeersFull
+            await self._leave(max(idle)[1])
 
     async def peer(self, room: str) -> AgentPeer:
         """The room's hosted agent, started (and connected over the websocket) on first use."""
-        async with self._starting.setdefault(room, asyncio.Lock()):
+        peer = self.peers.get(room)
+        if peer is not None:
+            return peer
+        async with self._admit:
             peer = self.peers.get(room)
             if peer is None:
+                await self._make_room()
                 settings = self._host.settings
                 token = None if settings.open else self._host.access.mint(room, "edit")
                 peer = AgentPeer(settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
-                                 code_mode=self._code_mode, settings=self.model)
-                self.peers[room] = await peer.start()
+                                 code_mode=self._code_mode, settings=self.model, queue=self.limits.queue)
+                self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
             return peer
 
     # routes ----------------------------------------------------------------------------
 
     async def prompt(self, request: Request) -> Response:
         room = request.path_params["name"]
-        role = role_of(request, room)
-        if role is None:
+        who = identity_of(request, room)
+        if who is None:
             return _err(401, "a view or edit token for this room is required")
+        body = await _read_body(request)
+        if body is None:
+            return _err(413, f"request body larger than {MAX_BODY} bytes")
         try:
-            body = PromptRequest.model_validate_json(await request.body())
-        except ValueError:
-            return _err(400, 'body must be JSON: {"text": "..."}')
-        text = body.text
-        if not text.strip():
-            return _err(400, 'body must be JSON: {"text": "..."}')
-        if len(text) > MAX_PROMPT:
-            return _err(413, f"prompt longer than {MAX_PROMPT} characters")
-        author = body.author or "http"
+            prompt = parse_prompt(body)
+        except BadPrompt as e:
+            return _err(e.status, str(e))
+        refusal = self._rate_refusal(who, room)
+        if refusal is not None:
+            return _err(429, *refusal)
+        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
         try:
-            peer = await self.peer(room)
+            run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
+                                     grant="write" if who.role == "edit" else "read")
+        except PeersFull:
+            self._rate_give_back(taken)
+            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
+        except QueueFull:
+            self._rate_give_back(taken)
+            return _err(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
         except Exception as e:
+            self._rate_give_back(taken)
             log.exception("starting agent peer for %s", room)
-            return _err(503, f"could not start the agent for this room: {type(e).__name__}: {e}")
-        text = addressed(text, self.name) or text.strip()
-        run = peer.submit(text, author=author[:80], grant="write" if role == "edit" else "read", source="http")
+            return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
+
+    async def _submit(self, room: str, text: str, *, author: str, grant: Grant) -> AgentRun:
+        peer = await self.peer(room)
+        return peer.submit(addressed(text, self.name) or text.strip(), author=author, grant=grant, source="http")
+
+    def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
+        """Why `who` may not prompt in `room` now and for how long; None if it may.
+        Viewers also share the room's bound; editors only have their own."""
+        wait = self._per_token.wait((who.id, room))
+        if wait:
+            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
+        wait = self._per_room.wait(room) if who.role != "edit" else 0.0
+        if wait:
+            return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
+        return None
+
+    def _rate_take(self, who: TokenInfo, room: str) -> list[tuple[RateLimiter, Hashable]]:
+        """Take from every bucket the prompt counts against; returns them (for `_rate_give_back`)."""
+        taken: list[tuple[RateLimiter, Hashable]] = [(self._per_token, (who.id, room))]
+        if who.role != "edit" or self._per_room.wait(room) == 0:  # editors use the room's budget when there is some
+            taken.append((self._per_room, room))
+        for limiter, key in taken:
+            limiter.take(key)
+        return taken
+
+    @staticmethod
+    def _rate_give_back(taken: list[tuple[RateLimiter, Hashable]]) -> None:
+        for limiter, key in taken:
+            limiter.give_back(key)
 
     async def list_runs(self, request: Request) -> Response:
         room = request.path_params["name"]
@@ -157,5 +246,8 @@ class AgentPlugin:
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
             return _err(404, "no such run in this room")
-        peer = await self.peer(room)
+        try:
+            peer = await self.peer(room)
+        except PeersFull:
+            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
         return _json(UndoResult(run=run.id, erased=peer.undo(run.id)))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from agent.canvas_api import CanvasSession, Grant, Quotas
 from agent.sandbox import Limits, Sandbox
 from canvas import new_id
@@ -28,9 +30,25 @@ def parse_room_url(url: str) -> tuple[str, str, str | None]:
     return f"{scheme}://{parts.netloc}{base}", name, token
 
 
+async def check_role(ws_base: str, room: str, token: str | None, grant: Grant) -> None:
+    """Fail up front, before running anything, when the token cannot do what `grant` asks:
+    the server's `GET /rooms/NAME/whoami` says which role the token has in the room."""
+    http_base = ws_base.replace("ws", "http", 1)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(f"{http_base}/{room}/whoami", headers=headers)
+    if r.status_code in (401, 403):
+        raise PermissionError(f"the server refused this token for room {room!r} (HTTP {r.status_code}): {r.text.strip()[:200]}")
+    r.raise_for_status()
+    role = r.json().get("role")
+    if grant == "write" and role != "edit":
+        raise PermissionError(f"this token is view-only in room {room!r}: --grant write needs an edit token")
+
+
 async def exec_in_room(code: str, room_url: str, *, grant: Grant = "read", name: str = "exec", limits: Limits | None = None, quotas: Quotas | None = None) -> dict[str, Any]:
     """Connect, run `code` on a snapshot, commit its writes in one transaction if it succeeded."""
     ws_base, room, token = parse_room_url(room_url)
+    await check_role(ws_base, room, token, grant)
     client = await CanvasClient.connect(ws_base, room, token=token, name=name, kind="agent")
     try:
         session = CanvasSession.of(client.doc, author=name, run_id=new_id("exec-"), grant=grant, quotas=quotas)

@@ -10,14 +10,22 @@ drawings (undo works from the run id tagged on the strokes in the document).
 Layout: one row per run, the record as JSON, `seq` for insertion order. WAL +
 synchronous=NORMAL like the room store. Writes happen on one writer thread (see
 `agent.runs.RunStore`), reads once per room on first lookup.
+
+A damaged file never stops the server: it is moved aside (`runs.sqlite3.damaged-<time>`, kept
+for forensics) with a log line and a fresh one is started; only run history is lost.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from common.sqlite import open_sqlite, transaction
+
+log = logging.getLogger("inhabit.agent")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,13 +46,17 @@ class RunDB:
         self.path = Path(path)
         self.per_room = per_room
         self._lock = threading.Lock()
-        self._db = open_sqlite(self.path, SCHEMA)
+        self._db = _open_or_replace(self.path)
 
     def load(self, room: str) -> list[str]:
-        """The room's newest `per_room` records (JSON), oldest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, self.per_room)).fetchall()
-        return [r[0] for r in reversed(rows)]
+        """The room's newest `per_room` records (JSON), oldest first; none if they cannot be read."""
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT data FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, self.per_room)).fetchall()
+        except sqlite3.DatabaseError:  # damage found past the start-up check: this room's history is lost
+            log.exception("reading the run records of room %s from %s", room, self.path)
+            return []
+        return [r[0] for r in reversed(rows) if isinstance(r[0], str)]
 
     def write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
         """Upsert `(id, room, status, json)` rows and delete ids, in one transaction; then trim
@@ -67,3 +79,26 @@ class RunDB:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _open_or_replace(path: Path) -> sqlite3.Connection:
+    """The runs database at `path`; a damaged one is moved aside and a fresh one created."""
+    try:
+        db = open_sqlite(path, SCHEMA)
+        if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+            return db
+        db.close()
+        problem = "quick_check failed"
+    except sqlite3.DatabaseError as e:
+        problem = str(e)
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():  # never overwrite an earlier damaged copy
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.rename(str(aside) + suffix)
+    log.error("run records database %s is damaged (%s): moved it to %s and started a fresh one", path, problem, aside)
+    return open_sqlite(path, SCHEMA)

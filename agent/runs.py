@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from agent.canvas_api import Grant
-from agent.sandbox import CallRecord
+from agent.sandbox import CallRecord, scrub
 from canvas import new_id, now_ms
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class RunStore:
         for data in self.db.load(room):  # one small indexed read per room per process
             try:
                 run = AgentRun.model_validate_json(data)
-            except ValidationError:
+            except (ValidationError, ValueError):
                 log.warning("skipping an unreadable run record in room %s", room)
                 continue
             if run.status in ("queued", "running"):  # its worker died with the old process
@@ -151,6 +152,12 @@ class RunStore:
     def list(self, room: str) -> list[AgentRun]:
         return list((self._room(room) or {}).values())
 
+    def forget(self, room: str) -> None:
+        """Drop a room's records from memory (they are read back from the database on the next
+        lookup), so rooms an agent has left cost nothing. Memory-only stores keep them."""
+        if self.db is not None:
+            self._rooms.pop(room, None)
+
     # persistence -----------------------------------------------------------------------
 
     def save(self, run: AgentRun) -> None:
@@ -171,7 +178,7 @@ class RunStore:
         loop.call_soon(self._flush_soon)
 
     def _take(self) -> tuple[list[tuple[str, str, str, str]], list[str]]:
-        upserts = [(r.id, r.room, r.status, r.model_dump_json()) for r in self._dirty.values()]
+        upserts = [(r.id, r.room, r.status, dump_json(r)) for r in self._dirty.values()]
         deletes, self._deleted = self._deleted, []
         self._dirty.clear()
         return upserts, deletes
@@ -209,3 +216,13 @@ class RunStore:
         self._writer.shutdown(wait=True)
         assert self.db is not None
         self.db.close()
+
+
+def dump_json(model: BaseModel) -> str:
+    """`model` as JSON, always: a string that UTF-8 cannot hold (a lone surrogate that slipped
+    past the edges) is repaired, so one bad record can never fail a batch write or a route."""
+    try:
+        return model.model_dump_json()
+    except PydanticSerializationError:
+        log.warning("repairing ill-formed text in a %s", type(model).__name__)
+        return type(model).model_validate(scrub(model.model_dump(mode="python"))).model_dump_json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from agent.admission import PromptLimits
 from agent.loop import ModelSettings
 from agent.plugin import AgentPlugin
 from common.settings import Settings
@@ -12,9 +13,16 @@ from server.app import create_app
 
 def model_settings(settings: Settings) -> ModelSettings:
     """The agent's per-run caps, from the one settings model."""
-    return ModelSettings(model=settings.model, max_turns=settings.max_turns, max_total_tokens=settings.max_run_tokens)
+    return ModelSettings(model=settings.model, max_turns=settings.max_turns, max_total_tokens=settings.max_run_tokens,
+                         max_run_s=settings.agent_run_s, max_tool_calls=settings.agent_tool_calls)
+
+
+def prompt_limits(settings: Settings) -> PromptLimits:
+    """The agent's bounds against prompt floods, from the one settings model."""
+    return PromptLimits(per_token=settings.prompts_per_minute, per_room=settings.room_prompts_per_minute,
+                        queue=settings.prompt_queue, peers=settings.agent_peers)
 
 
 def build_app(settings: Settings) -> Starlette:
-    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s)
+    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings))
     return create_app(settings, [agent])

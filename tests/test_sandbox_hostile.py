@@ -160,3 +160,54 @@ async def test_100_concurrent_runs(sb: Sandbox) -> None:
         else:
             assert r.ok and r.result == 999 + i, (i, r.error)
     _then_next_run_works(sb)
+
+
+HOSTILE_TEXT = [
+    ("throw new Error('\\udc00 lone')", "js"),
+    ("console.log('a\\ud800b'); 'c\\udfffd'", None),
+    ("let a = []; for (let i = 0; i < 5000; i++) a = [a]; a", "output"),
+    ("console.log('x'.repeat(60 * 1024 * 1024)); 1", "output"),
+]
+
+
+@pytest.mark.timeout(180)
+async def test_100_concurrent_hostile_text_runs_all_return_records(sb: Sandbox) -> None:
+    # lone surrogates, a 5,000-deep result and a 60 MB console line: each is a record, never an exception
+    runs = [HOSTILE_TEXT[i % len(HOSTILE_TEXT)] for i in range(100)]
+    records = await asyncio.gather(*(sb.run(code, BINDINGS, Limits(timeout_s=10.0, memory_bytes=128 << 20)) for code, _ in runs),
+                                   return_exceptions=True)
+    for (code, kind), r in zip(runs, records, strict=True):
+        assert not isinstance(r, BaseException), (code[:40], r)
+        r.model_dump_json()  # encodable as UTF-8 JSON (what run records and routes need)
+        assert (r.error.kind if r.error else None) == kind, (code[:40], r.error)
+        assert "\udc00" not in r.model_dump_json() and "\\udc00" not in r.model_dump_json()
+    ok = records[1]
+    assert ok.console == ["a\ufffdb"] and ok.result == "c\ufffdd"
+    assert "\ufffd" in records[0].error.message
+    assert "deep" in records[2].error.message
+    big = records[3]
+    assert len(big.console) == 1 and big.console[0].startswith("xxx") and "cut" in big.console[0]
+    assert len(big.console[0].encode()) <= Limits().console_bytes + 100
+    _then_next_run_works(sb)
+
+
+@pytest.mark.timeout(30)
+def test_the_clock_is_frozen_at_the_start_of_the_run(sb: Sandbox) -> None:
+    code = "const a = [Date.now(), performance.now(), new Date().getTime()]; let s = 0; for (let i = 0; i < 2e6; i++) s += i; [...a, Date.now(), performance.now()]"
+    for clock in (1_700_000_000_123, 1_795_319_095_290, None):  # None: the run's own start time
+        r = sb.run_sync(code, clock_ms=clock)
+        start = r.stats.clock_ms
+        assert r.ok and (clock is None or start == clock), r
+        # Date.now() is the start exactly; performance.now() the same instant (to float precision)
+        assert r.result[0] == r.result[2] == r.result[3] == start and abs(r.result[1] - start) < 0.01 and r.result[1] == r.result[4], r.result
+    assert abs(start - time.time() * 1e3) < 60_000
+
+
+@pytest.mark.timeout(30)
+def test_draw_rejects_points_outside_the_canvas_clearly(sb: Sandbox) -> None:
+    from agent.canvas_api import CanvasSession
+
+    session = CanvasSession([], author="a", run_id="r", grant="write")
+    r = sb.run_sync("canvas.draw({points: [[0, 0], [1e300, 5]]})", session.bindings())
+    assert r.error and r.error.kind == "capability" and "within ±1e+06" in r.error.message, r.error
+    assert not session.added

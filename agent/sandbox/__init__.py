@@ -2,8 +2,8 @@
 
 Imports nothing of ours: it knows capabilities, limits and run records, not rooms or agents."""
 from .capability import Binding, Bindings, Capability, CapabilityError, RawJSON, declarations, markdown
-from .record import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats
+from .record import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats, scrub, well_formed
 from .sandbox import Sandbox
 
 __all__ = ["Binding", "Bindings", "Capability", "CapabilityError", "RawJSON", "declarations", "markdown", "Limits",
-           "RunRecord", "RunError", "ErrorKind", "CallRecord", "RunStats", "Sandbox"]
+           "RunRecord", "RunError", "ErrorKind", "CallRecord", "RunStats", "Sandbox", "scrub", "well_formed"]

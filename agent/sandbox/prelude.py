@@ -37,10 +37,16 @@ PRELUDE = r"""
     } catch (e) {}
     try { return Str(a); } catch (e) { return "[unprintable]"; }
   }
+  // A line longer than the run's console bound is cut HERE, before it crosses to the host:
+  // reading a 60 MB string out would need 60 MB more guest memory (and quietly gave "").
+  let lineMax = 1 << 20;
   function mkLog(level) {
     return function log(...args) {
       let s = level;
-      for (let i = 0; i < args.length; i++) s += (i ? " " : "") + fmt(args[i]);
+      for (let i = 0; i < args.length && s.length <= lineMax; i++) {
+        const piece = fmt(args[i]);
+        s += (i ? " " : "") + (piece.length > lineMax ? apply(sliceStr, piece, [0, lineMax]) : piece);
+      }
       raw(-2, s);
     };
   }
@@ -64,7 +70,8 @@ PRELUDE = r"""
   }
 
   function install(spec) {
-    const list = parse(spec), spaces = [];
+    const conf = parse(spec), list = conf.caps, spaces = [];
+    lineMax = conf.line;
     for (let i = 0; i < list.length; i++) {
       const parts = apply(split, list[i][0], ["."]);
       let obj = G;

@@ -8,11 +8,41 @@ from pydantic import BaseModel, Field
 MiB = 1 << 20
 KiB = 1 << 10
 
-ErrorKind = Literal["syntax", "js", "timeout", "memory", "stack", "output", "capability", "quota"]
+ErrorKind = Literal["syntax", "js", "timeout", "memory", "stack", "output", "capability", "quota", "internal"]
+"""`internal`: the host itself failed (a bug); the run still ends with a record, never an exception."""
+
+
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD (a split pair is rejoined).
+
+    WHY: JS strings are UTF-16 and may hold lone surrogates; Python keeps them, but UTF-8 (JSON
+    out, SQLite, Yjs) cannot encode them, so one such string in a record poisons every write of
+    it. Everything guest-made is passed through this where it leaves the VM."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def scrub(value: Any) -> Any:
+    """`value` (JSON-like) with `well_formed` applied to every string, keys included."""
+    if isinstance(value, str):
+        return well_formed(value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {well_formed(k) if isinstance(k, str) else k: scrub(v) for k, v in value.items()}
+    return value
 
 
 class Limits(BaseModel):
-    """Per-run resource limits. Exceeding one ends the run with an error naming it."""
+    """Per-run resource limits. Exceeding one ends the run with an error naming it.
+
+    Console: output past `console_bytes` (one huge line included) ends the run with kind
+    "output"; the console keeps the first `console_bytes` with a "[cut …]" marker."""
 
     timeout_s: float = Field(2.0, gt=0, le=600)
     memory_bytes: int = Field(64 * MiB, ge=1 * MiB, le=2048 * MiB)
@@ -42,6 +72,7 @@ class RunStats(BaseModel):
     memory_peak_bytes: int
     calls: int
     console_bytes: int
+    clock_ms: float = 0.0  # the frozen clock: what Date.now() returned for the whole run
 
 
 class RunRecord(BaseModel):

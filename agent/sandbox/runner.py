@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from wasmtime import TrapCode
 from .abi import WasmTrap
 from .capability import ArgumentError, Bindings, CapabilityError, RawJSON
 from .engine import deadline_ticks
-from .record import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats
+from .record import CallRecord, ErrorKind, Limits, RunError, RunRecord, RunStats, scrub, well_formed
 from .vm import VM, Snapshot
 
 PENDING, FULFILLED, REJECTED = 0, 1, 2
@@ -30,6 +31,10 @@ _loads = pydantic_core.from_json
 _to_json = functools.partial(pydantic_core.to_json, inf_nan_mode="null")  # Rust: ~10x json.dumps
 _now = time.perf_counter
 _LEVEL = {"0": "", "1": "warn: ", "2": "error: "}
+# A \uD800-\uDFFF escape not itself escaped (an even run of backslashes before it). JSON.stringify
+# is well-formed (ES2019): it writes surrogate PAIRS as characters, so every such escape it
+# writes is a lone surrogate, which pydantic-core (rightly) refuses to parse.
+_LONE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class Abort(Exception):
@@ -53,7 +58,9 @@ def _call_record(name: str, args: Any, result: Any, dt: float, error: str | None
     if type(args) is str:  # the raw JSON of arguments that parsed and validated
         args = _loads(args) if len(args) <= CALL_PREVIEW else _clip(args)
     elif type(args) is _Val:
-        args = args.v
+        args = scrub(args.v)
+    if error is not None:
+        error = well_formed(error)
     m = _new(CallRecord)
     _d_set(m, {"name": name, "args": args, "result": result, "ms": round(dt * 1e3, 4), "error": error})
     _fs_set(m, _CALL_FIELDS)
@@ -113,9 +120,10 @@ def _encode(out: Any) -> bytes:
 class Run:
     """Host side of one run: capability dispatch, console, limits, trace."""
 
-    def __init__(self, bindings: Bindings, limits: Limits) -> None:
+    def __init__(self, bindings: Bindings, limits: Limits, clock_ms: float | None = None) -> None:
         self.caps = list(bindings)
         self.limits = limits
+        self.clock_ms = float(time.time_ns() // 1_000_000) if clock_ms is None else clock_ms
         self.console_lines: list[str] = []
         self.console_size = 0
         # Flat: name, args, result, seconds, error per call (see _records).
@@ -137,7 +145,7 @@ class Run:
         t0 = _now()
         args: Any = args_json
         try:
-            parsed = _loads(args_json)
+            parsed = _parse_args(args_json)
             args = parsed if len(args_json) <= CALL_PREVIEW else _clip(args_json)
             out = handler(cap.parse_args(parsed))
             if isinstance(out, BaseModel):
@@ -180,13 +188,16 @@ class Run:
         self._out(text.rstrip("\n"))
 
     def _out(self, text: str) -> None:
-        n = len(text.encode("utf-8", "surrogatepass")) + 1
-        if self.console_size + n > self.limits.console_bytes:
-            room = self.limits.console_bytes - self.console_size
+        text = well_formed(text)
+        n = len(text.encode("utf-8")) + 1
+        bound = self.limits.console_bytes
+        if self.console_size + n > bound:
+            room = bound - self.console_size
             if room > 0:
-                self.console_lines.append(text.encode("utf-8", "ignore")[:room].decode("utf-8", "ignore"))
-            self.console_size = self.limits.console_bytes
-            self._abort("output", f"console output exceeded {self.limits.console_bytes} bytes")
+                kept = text.encode("utf-8")[:room].decode("utf-8", "ignore")
+                self.console_lines.append(f"{kept}… [cut: console output is bounded to {bound} bytes]")
+            self.console_size = bound
+            self._abort("output", f"console output exceeded {bound} bytes")
         self.console_size += n
         self.console_lines.append(text)
 
@@ -200,6 +211,8 @@ class Run:
         lim = self.limits
         vm = VM.restore(snap, memory_limit_bytes=len(snap.memory) + lim.memory_bytes + STORE_SLACK)
         vm.host = self
+        whole = int(self.clock_ms)  # exact integer ns: Date.now() floors, so float error would show
+        vm.clock_ns = whole * 1_000_000 + round((self.clock_ms - whole) * 1e6)
         result: Any = None
         error: RunError | None = None
         start_ms = 0.0
@@ -209,7 +222,8 @@ class Run:
             x["qjs_set_memory_limit"](lim.memory_bytes)
             x["qjs_set_max_stack_size"](min(lim.stack_bytes, snap.stack_pointer - (128 << 10)))
             install, _, _, unwrap = snap.fns
-            spec = _dumps([[c.name, i] for i, (c, _) in enumerate(self.caps)])
+            # +1: a line longer than the bound still reaches the host, which cuts it and says so
+            spec = _dumps({"caps": [[c.name, i] for i, (c, _) in enumerate(self.caps)], "line": lim.console_bytes + 1})
             if x["qjs_is_exception"](vm.call(install, vm.new_string(spec))):
                 raise RuntimeError("capability install failed")
             start_ms = (time.perf_counter() - t0) * 1e3
@@ -242,7 +256,8 @@ class Run:
             console=self.console_lines,
             calls=self._records(),
             stats=RunStats(wall_ms=round(wall, 3), start_ms=round(start_ms, 3), memory_peak_bytes=peak,
-                           calls=len(self.trace) // 5, console_bytes=self.console_size))
+                           calls=len(self.trace) // 5, console_bytes=self.console_size,
+                           clock_ms=self.clock_ms))
 
     def _records(self) -> list[CallRecord]:
         t = self.trace
@@ -280,7 +295,12 @@ class Run:
         raw = vm.read_string(s)
         if len(raw.encode("utf-8", "surrogatepass")) > lim.result_bytes:
             return None, RunError(kind="output", message=f"result exceeded {lim.result_bytes} bytes")
-        return (_loads(raw) if raw else None), None
+        if not raw:
+            return None, None
+        try:
+            return _parse_json(raw), None
+        except ValueError as e:
+            return None, RunError(kind="output", message=f"the result could not be returned: {_json_problem(e)}")
 
     def _trap_error(self, t: WasmTrap) -> RunError:
         if t.code == TrapCode.INTERRUPT:
@@ -294,7 +314,7 @@ class Run:
         x = vm.x
         ptr = vm.object_ptr(exc_box)
         if ptr and ptr in self.host_errors:
-            return RunError(kind="capability", message=self.host_errors[ptr])
+            return RunError(kind="capability", message=well_formed(self.host_errors[ptr]))
         try:
             d = vm.call(vm.snap.fns[2], exc_box)  # type: ignore[union-attr]
             info = json.loads(vm.read_string(d)) if not x["qjs_is_exception"](d) else {}
@@ -302,8 +322,8 @@ class Run:
             raise
         except Exception:
             info = {}
-        name, msg = str(info.get("name", "Error")), str(info.get("message", "unknown error"))
-        stack = str(info.get("stack", ""))[:4096]
+        name, msg = well_formed(str(info.get("name", "Error"))), well_formed(str(info.get("message", "unknown error")))
+        stack = well_formed(str(info.get("stack", ""))[:4096])
         kind: ErrorKind = "js"
         if syntax and name == "SyntaxError":
             kind = "syntax"
@@ -317,3 +337,27 @@ class Run:
         elif kind == "stack":
             label = f"stack limit exceeded: {label}"
         return RunError(kind=kind, message=label, stack=stack)
+
+
+def _parse_json(raw: str) -> Any:
+    """JSON the guest's JSON.stringify wrote; lone surrogates (escaped by it) become U+FFFD."""
+    try:
+        return _loads(raw)
+    except ValueError:
+        if "\\u" not in raw:
+            raise
+        return _loads(_LONE_ESCAPE.sub(r"\1\\ufffd", raw))
+
+
+def _json_problem(e: ValueError) -> str:
+    """What is wrong with a value the guest handed over, in words fit for the model."""
+    if "recursion limit" in str(e):
+        return "it is nested too deeply (arrays/objects more than ~200 levels deep); return a flatter summary"
+    return f"it is not valid JSON ({e})"
+
+
+def _parse_args(args_json: str) -> Any:
+    try:
+        return _parse_json(args_json)
+    except ValueError as e:
+        raise ArgumentError(f"arguments could not be read: {_json_problem(e)}") from None

@@ -6,14 +6,18 @@ so runs on different threads execute in parallel, and the asyncio loop never blo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .capability import Bindings
-from .record import Limits, RunRecord
+from .record import Limits, RunError, RunRecord, RunStats, well_formed
 from .runner import Run
 from .vm import VM, Snapshot
+
+log = logging.getLogger("inhabit.sandbox")
 
 _snap: Snapshot | None = None
 _snap_lock = threading.Lock()
@@ -39,14 +43,29 @@ class Sandbox:
         """Compile/load the module and build the snapshot now rather than on first run."""
         snapshot()
 
-    def run_sync(self, code: str, bindings: Bindings = (), limits: Limits | None = None) -> RunRecord:
-        return Run(bindings, limits or self.limits).execute(snapshot(), code)
+    def run_sync(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None) -> RunRecord:
+        """Run `code`; ALWAYS a RunRecord (a host failure is an error of kind "internal").
 
-    async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None) -> RunRecord:
+        `clock_ms` is what the guest's clocks read for the whole run (default: now); pass a
+        recorded `stats.clock_ms` to replay a run."""
+        clock = float(time.time_ns() // 1_000_000) if clock_ms is None else clock_ms  # whole ms, as Date.now() shows it
+        t0 = time.perf_counter()
+        try:
+            return Run(bindings, limits or self.limits, clock).execute(snapshot(), code)
+        except Exception as e:  # a host bug must cost one run, not the caller (and never a 500)
+            log.exception("sandbox run failed")
+            stats = RunStats(wall_ms=round((time.perf_counter() - t0) * 1e3, 3), start_ms=0.0, memory_peak_bytes=0,
+                             calls=0, console_bytes=0, clock_ms=clock)
+            error = RunError(kind="internal", message=well_formed(f"the sandbox host failed: {type(e).__name__}: {e}"))
+            return RunRecord(ok=False, error=error, stats=stats)
+
+    async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None) -> RunRecord:
+        """`run_sync` on the pool, FIFO: a run queued by one caller waits behind at most the
+        runs already queued, so callers that run one program at a time share it fairly."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inhabit-sandbox")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_sync, code, bindings, limits)
+        return await loop.run_in_executor(self._pool, self.run_sync, code, bindings, limits, clock_ms)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -12,7 +12,6 @@ import dataclasses
 import os
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,11 +76,13 @@ def _cb_none(env: int, a: int) -> int:
 
 
 def _cb_clock(env: int, a: int) -> int:
+    """Every clock (realtime and monotonic) reads the run's frozen start time.
+
+    WHY frozen, as Cloudflare Workers do: the guest gets no timer to measure the host with
+    (timing side channels), and a run is a function of its inputs, so it can be replayed."""
     vm = _VMS[env]
-    clock = P(a, 1)[0]
     out = ctypes.c_int32.from_address(a + 32).value & 0xFFFFFFFF
-    ns = time.time_ns() if clock == 0 else time.monotonic_ns()
-    vm.mem.write(out, ns.to_bytes(8, "little"))
+    vm.mem.write(out, vm.clock_ns.to_bytes(8, "little"))
     R(a, 0)
     return 0
 
@@ -237,6 +238,7 @@ class VM:
         self.x = {n: abi.Export(self.store, ex(n), k) for n, k in _EXPORT_SLOTS.items()}  # type: ignore[arg-type]
         self.snap: Snapshot | None = None
         self.pending_error: BaseException | None = None  # first exception raised in a callback
+        self.clock_ns = 0  # what every guest clock reads (0 while booting: a deterministic snapshot)
         self._new_string = self.x["qjs_new_string"]
         self._scratch = 0
 
