@@ -33,7 +33,7 @@ from agent.loop import ModelSettings
 from agent.peer import AgentPeer, addressed
 from agent.rundb import RunDB
 from agent.runs import AgentRun, RunStore, dump_json
-from common.access import TokenInfo, identity_of, role_of
+from common.access import Denied, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")
 
@@ -166,9 +166,10 @@ class AgentPlugin:
 
     async def prompt(self, request: Request) -> Response:
         room = request.path_params["name"]
-        who = identity_of(request, room)
-        if who is None:
-            return _err(401, "a view or edit token for this room is required")
+        try:
+            who = authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
         body = await _read_body(request)
         if body is None:
             return _err(413, f"request body larger than {MAX_BODY} bytes")
@@ -226,14 +227,18 @@ class AgentPlugin:
 
     async def list_runs(self, request: Request) -> Response:
         room = request.path_params["name"]
-        if role_of(request, room) is None:
-            return _err(401, "a view or edit token for this room is required")
+        try:
+            authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
         return _json(RunList(runs=[r.summary() for r in self.runs.list(room)]))
 
     async def get_run(self, request: Request) -> Response:
         room = request.path_params["name"]
-        if role_of(request, room) is None:
-            return _err(401, "a view or edit token for this room is required")
+        try:
+            authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
             return _err(404, "no such run in this room")
@@ -241,8 +246,10 @@ class AgentPlugin:
 
     async def undo(self, request: Request) -> Response:
         room = request.path_params["name"]
-        if role_of(request, room) != "edit":
-            return _err(403, "undo needs an edit token for this room")
+        try:
+            authorize(request, room, "edit")
+        except Denied as e:
+            return _err(e.status, e.message)
         run = self.runs.get(room, request.path_params["run"])
         if run is None:
             return _err(404, "no such run in this room")

@@ -106,7 +106,7 @@ class TokenInfo:
     @property
     def label(self) -> str:
         """How the holder is shown to others: the minted name, else the role and token id."""
-        return self.name or f"{self.role}er {self.id[:6]}"
+        return self.name or f"{'editor' if self.role == 'edit' else 'viewer'} {self.id[:6]}"
 
 
 class RevocationList:
