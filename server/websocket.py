@@ -59,6 +59,8 @@ class RecvBudget:
     """
 
     __slots__ = ("byte_rate", "msg_ns", "byte_slack", "msg_slack", "byte_tat", "msg_tat", "held_since")
+    # A flood is being held back for FLOOD_S without easing off in between; hovering at the
+    # limit after a sleep counts as held (a flooder always has its next frame waiting).
 
     def __init__(self, bytes_per_s: int, messages_per_s: int, burst_bytes: int) -> None:
         self.byte_rate = bytes_per_s
@@ -66,7 +68,7 @@ class RecvBudget:
         self.byte_slack = burst_bytes * NS // bytes_per_s  # bursts up to `burst_bytes` ...
         self.msg_slack = NS  # ... and up to one second's worth of messages
         self.byte_tat = self.msg_tat = 0  # "theoretical arrival time" of the next frame
-        self.held_since = 0  # when the peer started being held back without pause (0: it isn't)
+        self.held_since = 0  # when the peer was first held back since it last eased off (0: never)
 
     def charge(self, nbytes: int) -> int:
         """Account for a frame; returns nanoseconds to wait, or -1 for a sustained flood."""
@@ -75,7 +77,8 @@ class RecvBudget:
         self.msg_tat = max(self.msg_tat, now) + self.msg_ns
         ahead = max(self.byte_tat - self.byte_slack, self.msg_tat - self.msg_slack) - now
         if ahead <= 0:
-            self.held_since = 0
+            if ahead < -NS // 2:  # eased off (half a second under its allowance): not a flood
+                self.held_since = 0
             return 0
         if not self.held_since:
             self.held_since = now
