@@ -43,6 +43,7 @@ class Transport(Protocol):
 
     def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
+    def pause_reading(self) -> None: ...
 
 
 class Conn:
@@ -165,6 +166,9 @@ class Conn:
                 if msg is _CLOSE:
                     code, reason = self.close_args or (p.Close.NORMAL, "")
                     await ws.close(code, reason)
+                    # uvicorn now reads and discards whatever the peer sends, unthrottled, until
+                    # the transport closes: a flooder would keep the loop busy parsing it
+                    self.transport.pause_reading()
                     return
                 self.queued -= len(msg)
                 await send({"type": "websocket.send", "bytes": msg})

@@ -44,7 +44,7 @@ def transport_of(ws: WebSocket) -> Transport:
     """
     protocol = getattr(ws._receive, "__self__", None)
     transport = getattr(protocol, "transport", None)
-    if not (callable(getattr(transport, "abort", None)) and callable(getattr(transport, "is_closing", None))):
+    if not all(callable(getattr(transport, m, None)) for m in ("abort", "is_closing", "pause_reading")):
         raise RuntimeError(f"cannot reach the TCP transport behind the ASGI receive ({ws._receive!r}): "
                            "server.websocket.transport_of expects uvicorn's websockets-sansio protocol")
     return transport  # type: ignore[no-any-return]
