@@ -8,11 +8,10 @@ overflows) instead of stalling the room.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pycrdt import Doc, Map
 
@@ -20,77 +19,32 @@ from canvas import CanvasDoc
 from canvas.schema import STROKES
 from wire import protocol as p
 
+from .conn import STATE_REQUESTS, Conn
 from .history import DocBounds, History, has_pending, without_pending
 from .store import Snapshot
 
 if TYPE_CHECKING:
+
     from .metrics import Metrics
     from .writer import Writer
 
 log = logging.getLogger("inhabit.room")
 
-_CLOSE = object()
+ID_GRACE = 30.0
+"""Seconds a departed connection's awareness ids stay reserved to its token identity."""
+
+SV_SLACK = 1024
+"""State-vector entries a peer may send beyond the clients our document knows."""
 
 
-class Conn:
-    """One websocket peer in a room. `send` never blocks; `run` is its only sender task."""
-
-    __slots__ = ("ws", "role", "limit", "queue", "wake", "awareness_ids", "closed", "close_args", "denied", "task", "metrics")
-
-    def __init__(self, ws: Any, role: str, limit: int, metrics: Metrics) -> None:
-        self.ws = ws
-        self.role = role
-        self.limit = limit
-        self.queue: deque[Any] = deque()
-        self.wake = asyncio.Event()
-        self.awareness_ids: set[int] = set()
-        self.closed = False
-        self.close_args: tuple[int, str] | None = None
-        self.denied = False
-        self.task: asyncio.Task[None] | None = None
-        self.metrics = metrics
-
-    def send(self, msg: bytes) -> None:
-        if self.closed:
-            return
-        if len(self.queue) >= self.limit:
-            self.metrics.slow_closed += 1
-            self.queue.clear()
-            self.close(p.Close.TOO_SLOW, "send queue overflow: client too slow to keep up, reconnect")
-            return
-        self.queue.append(msg)
-        self.wake.set()
-
-    def close(self, code: int, reason: str) -> None:
-        """Close after what is already queued (so a PermissionDenied or reason still arrives)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_args = (code, reason.encode()[:123].decode(errors="ignore"))
-        self.queue.append(_CLOSE)
-        self.wake.set()
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        ws, queue, wake = self.ws, self.queue, self.wake
-        send = ws._send  # raw ASGI send: skips Starlette's per-call state checks on the hot path
-        try:
-            while True:
-                if not queue:
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                msg = queue.popleft()
-                if msg is _CLOSE:
-                    code, reason = self.close_args or (p.Close.NORMAL, "")
-                    await ws.close(code, reason)
-                    return
-                await send({"type": "websocket.send", "bytes": msg})
-        except Exception:  # peer gone mid-send: the receive loop will see the disconnect
-            self.closed = True
-            queue.clear()
+def _too_big(text: str, limit: int) -> bool:
+    """Whether `text` is over `limit` bytes in UTF-8, without encoding it in the common cases."""
+    n = len(text)
+    if n > limit:
+        return True
+    if n <= limit // 4 or text.isascii():  # UTF-8 takes at most 4 bytes a character
+        return False
+    return len(text.encode()) > limit
 
 
 class Room:
@@ -107,6 +61,8 @@ class Room:
         self.owners: dict[int, Conn] = {}  # awareness client id -> the connection that first announced it
         self.history = history or History()
         self.bounds = bounds or DocBounds()
+        self.reserved: dict[int, tuple[str, float]] = {}  # id of a departed owner -> (its identity, until)
+        self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
         self._full_step2: bytes | None = None
 
     @property
@@ -124,20 +80,36 @@ class Room:
             conn.send(self._awareness_all())
 
     def leave(self, conn: Conn) -> None:
-        """Forget a connection and tell the others its awareness states are gone."""
+        """Forget a connection and tell the others its awareness states are gone.
+
+        Its ids stay reserved for ID_GRACE to the same token identity, so nobody else can take
+        over someone's presence in the gap while they reconnect."""
         self.conns.discard(conn)
         gone = []
-        owners = self.owners
+        owners, reserved = self.owners, self.reserved
+        until = time.monotonic() + ID_GRACE
         for cid in conn.awareness_ids:
             if owners.get(cid) is not conn:
                 continue
             del owners[cid]
+            reserved.pop(cid, None)  # re-insert at the end: the dict stays ordered by expiry
+            reserved[cid] = (conn.identity, until)
             entry = self.states.pop(cid, None)
             if entry is not None:
                 gone.append((cid, entry[0] + 1, "null"))
         conn.awareness_ids.clear()
+        self._expire_reservations()
         if gone:
+            self._states_msg = None
             self.broadcast(p.awareness_message(p.encode_awareness(gone)), None)
+
+    def _expire_reservations(self) -> None:
+        reserved, now = self.reserved, time.monotonic()
+        while reserved:
+            cid = next(iter(reserved))
+            if reserved[cid][1] > now:
+                return
+            del reserved[cid]
 
     # the hot path
 
@@ -148,8 +120,11 @@ class Room:
         kind = frame[0]
         if kind == p.MSG_SYNC:
             sub, payload = p.decode_sync(frame)
-            if sub == p.SYNC_STEP1:  # held while updates it contains are not on disk
-                self.after_commit(conn.send, self._step2_for(payload))
+            if sub == p.SYNC_STEP1:
+                if conn.may_request_state():  # held while updates it contains are not on disk
+                    self.after_commit(conn.send, self._step2_for(payload))
+                else:
+                    conn.policy(f"more than {STATE_REQUESTS} sync requests a minute on one connection")
                 return
             if payload == p.EMPTY_UPDATE:
                 return
@@ -173,7 +148,10 @@ class Room:
         elif kind == p.MSG_AWARENESS:
             self._awareness(conn, frame)
         elif kind == p.MSG_QUERY_AWARENESS:
-            conn.send(self._awareness_all())
+            if conn.may_request_state():
+                conn.send(self._awareness_all())
+            else:
+                conn.policy(f"more than {STATE_REQUESTS} awareness queries a minute on one connection")
         elif kind == p.MSG_AUTH:
             return  # clients have nothing to tell us here
         else:
@@ -255,8 +233,12 @@ class Room:
     # helpers
 
     def _step2_for(self, state: bytes) -> bytes:
-        """SyncStep2 for a peer's state vector; the full-state reply is cached for joiners."""
-        if state == b"\x00":
+        """SyncStep2 for a peer's state vector.
+
+        The full-state reply (to an empty state vector, or one sharing nothing with ours, as any
+        newcomer's does) is encoded once per document change and shared by every asker: no
+        request can make the room encode or hold its whole state again per connection."""
+        if state == b"\x00" or not self._shares_history(state):
             if self._full_step2 is None:
                 self._full_step2 = p.sync_step2(self.doc.get_update())
             return self._full_step2
@@ -265,12 +247,20 @@ class Room:
         except ValueError as exc:
             raise p.ProtocolError(f"malformed state vector: {exc}") from exc
 
+    def _shares_history(self, state: bytes) -> bool:
+        """Whether a peer's state vector claims any of our document (then the diff is smaller)."""
+        ours = dict(p.parse_state_vector(self.doc.get_state()))
+        limit = len(ours) + SV_SLACK  # a peer knows our clients plus a few of its own, no more
+        return any(clock and cid in ours for cid, clock in p.parse_state_vector(state, limit))
+
     def _awareness(self, conn: Conn, frame: bytes) -> None:
         """Apply an awareness update; a connection may only speak for the client ids it owns.
 
-        A client id belongs to the first live connection that announced it (until that
-        connection leaves). Entries for ids owned by another live connection are dropped, so
-        nobody can spoof or remove someone else's presence; the rest is applied and echoed.
+        A client id belongs to the first live connection that announced it; when that
+        connection leaves, the id stays reserved to its token identity for ID_GRACE. Entries
+        for ids held by someone else are dropped, so nobody can spoof or remove someone
+        else's presence; the rest is applied and echoed. Past its bounds (ids held, bytes per
+        state) the connection is closed with 1008.
         """
         entries = p.parse_awareness(p.decode_awareness_payload(frame))
         owners, states = self.owners, self.states
@@ -279,15 +269,20 @@ class Room:
         kept = []
         for entry in entries:
             cid, clock, state = entry
+            if _too_big(state, conn.max_state):
+                return conn.policy(f"awareness state of {len(state.encode())} bytes exceeds the limit of {conn.max_state} bytes")
             owner = owners.get(cid)
             if owner is not conn:
-                if owner is not None and not owner.closed:
+                if not self._may_claim(conn, cid, owner):
                     forged = True  # someone else's presence: not ours to change
                     continue
                 if state == "null" and (owner is None or cid not in states):
                     continue  # removing what nobody holds: nothing to do, nothing to claim
+                if len(conn.awareness_ids) >= conn.max_ids:
+                    return conn.policy(f"more than {conn.max_ids} awareness client ids on one connection")
                 if owner is not None:  # its owner is on its way out: hand the id over
                     owner.awareness_ids.discard(cid)
+                self.reserved.pop(cid, None)
                 owners[cid] = conn
                 conn.awareness_ids.add(cid)
             kept.append(entry)
@@ -300,11 +295,21 @@ class Room:
                 states[cid] = (clock, state)
                 changed = True
         if changed:  # like y-websocket: echo to everyone, the sender's renewal keeps it alive
+            self._states_msg = None
             self.broadcast(p.awareness_message(p.encode_awareness(kept)) if forged else frame, None)
 
+    def _may_claim(self, conn: Conn, cid: int, owner: Conn | None) -> bool:
+        """A free id may be claimed; a departing or departed owner's only by the same identity."""
+        if owner is not None:
+            return owner.closed and owner.identity == conn.identity
+        held = self.reserved.get(cid)
+        return held is None or held[0] == conn.identity or held[1] <= time.monotonic()
+
     def _awareness_all(self) -> bytes:
-        entries = [(cid, clock, state) for cid, (clock, state) in self.states.items()]
-        return p.awareness_message(p.encode_awareness(entries))
+        if self._states_msg is None:
+            entries = [(cid, clock, state) for cid, (clock, state) in self.states.items()]
+            self._states_msg = p.awareness_message(p.encode_awareness(entries))
+        return self._states_msg
 
     def compact(self) -> None:
         """Ask the writer to replace this room's stored history by one snapshot (also measures

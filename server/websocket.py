@@ -3,22 +3,104 @@
 Every refusal is a close frame with a code and a human reason (never a bare HTTP 403), so
 clients and people can tell a bad token from a bad room name from bad input; the codes are
 `wire.protocol.Close`.
+
+What one connection may cost is bounded here (its receive rate) and in `room.Conn` (its send
+backlog, awareness ids and states, full-state requests). A connection closed for cause, or
+given up by uvicorn's keepalive, has its TCP transport aborted shortly after: a peer that
+never reads must not keep its socket, buffers and room alive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
+from typing import TYPE_CHECKING
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
-from common.access import OPEN, ROOM_RULE, TokenError, token_of, valid_room
+from common.access import OPEN, ROOM_RULE, TokenError, TokenInfo, token_of, valid_room
 from wire.protocol import Close, ProtocolError
 
-from .room import Conn
+from .conn import Conn, Transport
+from .room import Room
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 log = logging.getLogger("inhabit.ws")
+
+NS = 1_000_000_000
+FLOOD_S = 5
+"""Seconds a connection may be held back by its receive rate without pause before it is closed."""
+
+
+def transport_of(ws: WebSocket) -> Transport:
+    """The TCP transport under an ASGI websocket, to abort a peer that will not read.
+
+    ASGI has no abort, and uvicorn's close waits for the write buffer to drain, which a peer
+    that stopped reading never lets happen. The ASGI `receive` callable uvicorn hands us is a
+    bound method of its protocol object, which holds the transport: that is the one place we
+    reach below ASGI. Raises at admission, not silently later, if uvicorn changes.
+    """
+    protocol = getattr(ws._receive, "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if not all(callable(getattr(transport, m, None)) for m in ("abort", "is_closing", "pause_reading")):
+        raise RuntimeError(f"cannot reach the TCP transport behind the ASGI receive ({ws._receive!r}): "
+                           "server.websocket.transport_of expects uvicorn's websockets-sansio protocol")
+    return transport  # type: ignore[no-any-return]
+
+
+class RecvBudget:
+    """A connection's receive rate (bytes/s and messages/s), as a GCRA token bucket.
+
+    `charge` returns how long to wait before the next receive: the peer is slowed down, and
+    since uvicorn stops reading a socket while a message waits for us, TCP backpressure does
+    the rest. Integers (nanoseconds) only: this runs for every frame.
+    """
+
+    __slots__ = ("byte_rate", "msg_ns", "byte_slack", "msg_slack", "byte_tat", "msg_tat", "held_since")
+    # A flood is being held back for FLOOD_S without easing off in between; hovering at the
+    # limit after a sleep counts as held (a flooder always has its next frame waiting).
+
+    def __init__(self, bytes_per_s: int, messages_per_s: int, burst_bytes: int) -> None:
+        self.byte_rate = bytes_per_s
+        self.msg_ns = NS // messages_per_s
+        self.byte_slack = burst_bytes * NS // bytes_per_s  # bursts up to `burst_bytes` ...
+        self.msg_slack = NS  # ... and up to one second's worth of messages
+        self.byte_tat = self.msg_tat = 0  # "theoretical arrival time" of the next frame
+        self.held_since = 0  # when the peer was first held back since it last eased off (0: never)
+
+    def charge(self, nbytes: int) -> int:
+        """Account for a frame; returns nanoseconds to wait, or -1 for a sustained flood."""
+        now = time.monotonic_ns()
+        self.byte_tat = max(self.byte_tat, now) + nbytes * NS // self.byte_rate
+        self.msg_tat = max(self.msg_tat, now) + self.msg_ns
+        ahead = max(self.byte_tat - self.byte_slack, self.msg_tat - self.msg_slack) - now
+        if ahead <= 0:
+            if ahead < -NS // 2:  # eased off (half a second under its allowance): not a flood
+                self.held_since = 0
+            return 0
+        if not self.held_since:
+            self.held_since = now
+        elif now - self.held_since > FLOOD_S * NS:
+            return -1
+        return ahead
+
+
+def _watch(conn: Conn, every: float) -> None:
+    """Every `every` s: a transport uvicorn is closing (keepalive timeout) gets aborted soon.
+
+    uvicorn's keepalive timeout closes the transport without telling the app, and that close
+    waits for a drain that never comes from a peer that stopped reading."""
+    task = conn.task
+    if task is None or task.done():
+        return
+    if conn.transport.is_closing():
+        conn.closed = True
+        conn.abort_later()
+        return
+    asyncio.get_running_loop().call_later(every, _watch, conn, every)
 
 
 async def refuse(ws: WebSocket, code: int, reason: str) -> None:
@@ -33,36 +115,53 @@ async def room_endpoint(ws: WebSocket) -> None:
     name = ws.path_params["name"]
     if not valid_room(name):
         return await refuse(ws, Close.BAD_ROOM, ROOM_RULE)
-    try:  # expired, revoked, forged or another room's token: refused before the room loads
-        who = OPEN if settings.open else state.access.verify(token_of(ws), name)
-    except TokenError as exc:
-        return await refuse(ws, exc.code, str(exc))
-    role = who.role
+    who: TokenInfo = OPEN
+    if not settings.open:  # expired, revoked, forged or another room's token: refused before the room loads
+        try:
+            who = state.access.verify(token_of(ws), name)
+        except TokenError as exc:
+            return await refuse(ws, exc.code, str(exc))
 
+    transport = transport_of(ws)
     rooms = state.rooms
     room = await rooms.acquire(name)
     await ws.accept()
     metrics.connections += 1
-    conn = Conn(ws, role, settings.send_queue, metrics)
+    conn = Conn(ws, transport, who.id, who.role, settings, metrics)
     conn.start()
+    _watch(conn, max(1.0, min(10.0, settings.ping_interval / 2)))
     room.join(conn)
+    peer_left = True  # unless the loop ends on our side
+    try:
+        peer_left = await _receive_loop(ws, conn, room, settings)
+    finally:  # also on cancellation (shutdown): the room must never keep a dead connection
+        room.leave(conn)
+        rooms.release(room)
+        await conn.finish(peer_left)
+
+
+async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, settings: Settings) -> bool:
+    """Hand every frame to the room until either side closes; True if the peer left."""
+    metrics = conn.metrics
     max_message = settings.max_message
+    budget = RecvBudget(settings.recv_bytes_per_s, settings.recv_messages_per_s, max_message)
     receive = ws._receive  # the raw ASGI receive: no per-message state bookkeeping
     try:
         while not conn.closed:
             msg = await receive()
             if msg["type"] != "websocket.receive":
-                break  # websocket.disconnect
+                return True  # websocket.disconnect
             data = msg.get("bytes")
             if data is None:
                 metrics.bad_input += 1
                 conn.close(Close.TEXT_FRAME, "text frames are not supported: send binary y-websocket messages")
                 break
+            n = len(data)
             metrics.messages_in += 1
-            metrics.bytes_in += len(data)
-            if len(data) > max_message:
+            metrics.bytes_in += n
+            if n > max_message:
                 metrics.bad_input += 1
-                conn.close(Close.TOO_BIG, f"message of {len(data)} bytes exceeds the limit of {max_message} bytes")
+                conn.close(Close.TOO_BIG, f"message of {n} bytes exceeds the limit of {max_message} bytes")
                 break
             try:
                 room.handle(conn, data)
@@ -71,31 +170,16 @@ async def room_endpoint(ws: WebSocket) -> None:
                 conn.close(Close.MALFORMED, f"malformed message: {exc}")
                 break
             except Exception:  # nothing a client sends may take the room down
-                log.exception("error handling a message in room %s", name)
+                log.exception("error handling a message in room %s", room.name)
                 conn.close(Close.INTERNAL, "internal error while handling your message")
                 break
+            wait = budget.charge(n)
+            if wait:
+                if wait < 0:
+                    conn.policy(f"sending over {settings.recv_messages_per_s} messages/s or "
+                                f"{settings.recv_bytes_per_s} bytes/s for {FLOOD_S} s")
+                    break
+                await asyncio.sleep(wait / NS)
     except Exception:  # connection dropped under us
-        pass
-    finally:
-        room.leave(conn)
-        rooms.release(room)
-        await _finish(conn)
-        if ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.close(Close.NORMAL)
-
-
-async def _finish(conn: Conn) -> None:
-    """Stop the connection's sender: at once if the peer left, else after its close frame."""
-    task = conn.task
-    if task is None:
-        return
-    if conn.close_args is None:  # peer left: nothing more to send
-        conn.closed = True
-        task.cancel()
-        return
-    try:  # let the queued close frame go out, but never wait on a dead peer for long
-        async with asyncio.timeout(2.0):
-            await asyncio.shield(task)
-    except Exception:
-        task.cancel()
+        return True
+    return False

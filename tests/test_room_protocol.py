@@ -1,7 +1,7 @@
 """The room's protocol handling and awareness ownership, in process: milliseconds, no server.
 
 `server.room.Room` is driven directly with a pycrdt Doc, a recording writer (or a real
-`server.store.Writer`), `server.metrics.Metrics` and `server.room.Conn`s that are never
+`server.store.Writer`), `server.metrics.Metrics` and `server.conn.Conn`s that are never
 started, so every frame the room sends stays in `conn.queue` for the test to read. Frames are
 built the way clients build them: pycrdt documents and awareness, `wire.protocol` encoders.
 The real-server versions of these scenarios are in test_rooms.py, test_access.py,
@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from pycrdt import Awareness, Doc, Map, write_var_uint
 
+from server.conn import Conn
 from server.metrics import Metrics
-from server.room import Conn, Room
+from server.room import Room
 from server.store import Store, Writer
 from wire import protocol as p
 

@@ -130,6 +130,19 @@ def parse_awareness(update: bytes) -> list[tuple[int, int, str]]:
     return out
 
 
+def parse_state_vector(sv: bytes, limit: int = 1_000_000) -> list[tuple[int, int]]:
+    """(client id, clock) pairs of a Yjs state vector; at most `limit` of them."""
+    count, pos = read_var_uint(sv, 0)
+    if count > limit:
+        raise ProtocolError(f"state vector of {count} entries exceeds the limit of {limit}")
+    out = []
+    for _ in range(count):
+        client, pos = read_var_uint(sv, pos)
+        clock, pos = read_var_uint(sv, pos)
+        out.append((client, clock))
+    return out
+
+
 def encode_awareness(entries: list[tuple[int, int, str]]) -> bytes:
     """An awareness update from (client id, clock, JSON state text) entries."""
     parts = [write_var_uint(len(entries))]
