@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
@@ -168,3 +172,12 @@ def watch_strokes(client) -> list[dict]:
 
 def fingerprint(client) -> list[tuple[str, tuple[float, ...]]]:
     return sorted((s.id, tuple(s.points)) for s in client.doc.strokes())
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the `inhabit` command line (as `python -m inhabit`) and capture what it prints."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "inhabit", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)

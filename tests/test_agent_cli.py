@@ -9,15 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent_helpers import FINAL_TEXT, board_strokes, cell_of, connect, play_script, scripted_env, wait_chat
+from agent_helpers import FINAL_TEXT, board_strokes, cell_of, connect, inhabit, play_script, scripted_env, wait_chat
 from model_server import ModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "inhabit", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
 
 
 async def test_exec_against_a_live_room(server, tmp_path):

@@ -44,3 +44,9 @@ def test_no_import_is_optional() -> None:
     for name in PACKAGES:
         for path in (ROOT / name).rglob("*.py"):
             assert not re.search(r"except\s*\(?[^)\n]*ImportError", path.read_text()), f"{path} swallows an ImportError"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in helper modules (agent_helpers, pages, model_server, conftest)."""
+    for path in (ROOT / "tests").glob("test_*.py"):
+        assert not re.search(r"^\s*(from|import)\s+test_", path.read_text(), re.M), f"{path.name} imports a test module"

@@ -1,26 +1,37 @@
-"""The room's protocol handling and awareness ownership, in process: milliseconds, no server.
+"""The room's protocol handling, durability order and awareness ownership, in process: milliseconds, no server.
 
-`server.room.Room` is driven directly with a pycrdt Doc, a recording writer (or a real
-`server.store.Writer`), `server.metrics.Metrics` and `server.conn.Conn`s that are never
-started, so every frame the room sends stays in `conn.queue` for the test to read. Frames are
-built the way clients build them: pycrdt documents and awareness, `wire.protocol` encoders.
+`server.room.Room` is driven directly with a pycrdt Doc, a `ManualWriter` whose commits the
+test triggers (or a real `server.writer.Writer` over a tmp `Store`), `server.metrics.Metrics`
+and `server.conn.Conn`s that are never started, so every frame the room sends stays in
+`conn.queue` for the test to read. Frames are built the way clients build them: pycrdt
+documents and awareness, `wire.protocol` encoders. Closing a connection schedules the abort of
+its transport on the running loop, so the tests that close one are async.
 The real-server versions of these scenarios are in test_rooms.py, test_access.py,
-test_bad_input.py and test_awareness_ownership.py.
+test_bad_input.py, test_awareness_ownership.py and test_hostile_connections.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pycrdt import Awareness, Doc, Map, write_var_uint
 
-from server.conn import Conn
+import server.conn as conn_module
+import server.room as room_module
+from common.settings import Settings
+from server.conn import STATE_REQUESTS, Conn
+from server.history import MIN_COMPACT_BYTES, DocBounds
 from server.metrics import Metrics
-from server.room import Room
-from server.store import Store, Writer
+from server.room import ID_GRACE, Room
+from server.store import Snapshot, Store
+from server.writer import Writer
 from wire import protocol as p
 
 pytestmark = pytest.mark.timeout(30)
@@ -28,38 +39,95 @@ pytestmark = pytest.mark.timeout(30)
 ROOM = "r"
 
 
-class RecordingWriter:
-    """What the room asks its writer to store, in order."""
+class ManualWriter:
+    """The room's writer, committing only when the test calls `commit()`.
+
+    Keeps `server.writer.Writer`'s contract: `after_commit(fn, *args)` runs `fn` at once when
+    nothing is waiting to be committed, else at the next commit, callbacks in order.
+    `appends` and `snapshots` record everything ever queued, in order.
+    """
 
     def __init__(self) -> None:
         self.appends: list[tuple[str, bytes]] = []
-        self.snapshots: list[tuple[str, bytes]] = []
+        self.snapshots: list[tuple[str, Snapshot]] = []
+        self.uncommitted = 0
+        self.waiting: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+        self.unavailable: str | None = None
 
     def append(self, room: str, update: bytes) -> None:
         self.appends.append((room, update))
+        self.uncommitted += 1
 
-    def snapshot(self, room: str, state: bytes) -> None:
-        self.snapshots.append((room, state))
+    def snapshot(self, room: str, snap: Snapshot) -> None:
+        self.snapshots.append((room, snap))
+        self.uncommitted += 1
+
+    def after_commit(self, fn: Callable[..., object], *args: object) -> None:
+        if self.uncommitted:
+            self.waiting.append((fn, args))
+        else:
+            fn(*args)
+
+    def commit(self) -> None:
+        """Everything queued so far is on disk: run what waited for it."""
+        self.uncommitted = 0
+        waiting, self.waiting = self.waiting, []
+        for fn, args in waiting:
+            fn(*args)
 
 
-def new_room(compact_every: int = 500) -> tuple[Room, RecordingWriter]:
-    writer = RecordingWriter()
-    return Room(ROOM, Doc(), writer, Metrics(), compact_every=compact_every), writer  # type: ignore[arg-type]
+class FakeTransport:
+    """The TCP transport under a connection's websocket: records the abort."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def pause_reading(self) -> None:
+        pass
 
 
-def join(room: Room, role: str = "edit", limit: int = 64) -> Conn:
+def new_room(bounds: DocBounds | None = None) -> tuple[Room, ManualWriter]:
+    writer = ManualWriter()
+    return Room(ROOM, Doc(), writer, Metrics(), bounds=bounds), writer  # type: ignore[arg-type]
+
+
+_identities = itertools.count(1)
+
+
+def new_conn(role: str = "edit", identity: str | None = None, metrics: Metrics | None = None, **settings: Any) -> Conn:
+    """A connection that is never started; every token its own identity unless told."""
+    who = identity or f"token-{next(_identities)}"
+    return Conn(None, FakeTransport(), who, role, Settings(**{"send_queue": 64, **settings}), metrics or Metrics())
+
+
+def join(room: Room, role: str = "edit", identity: str | None = None, **settings: Any) -> Conn:
     """A connection that joined `room`; never started, so what it is sent stays in its queue."""
-    conn = Conn(None, role, limit, room.metrics)
+    conn = new_conn(role, identity, room.metrics, **settings)
     room.join(conn)
     return conn
 
 
 def take(conn: Conn) -> list[bytes]:
-    """The frames queued for `conn` since the last take (and no close)."""
+    """The frames queued for `conn` since the last take (and no close), drained as its sender would."""
     frames = list(conn.queue)
-    conn.queue.clear()
     assert all(isinstance(f, bytes) for f in frames), frames
+    conn.queue.clear()
+    conn.queued -= sum(map(len, frames))
+    assert conn.queued == 0
     return frames
+
+
+def closed_with(conn: Conn) -> tuple[int, str]:
+    """The close code and reason of a closed connection (its close is the last thing queued)."""
+    assert conn.closed and conn.close_args is not None
+    assert conn.queue and not isinstance(conn.queue[-1], bytes), conn.queue
+    return conn.close_args
 
 
 def sync(frame: bytes) -> tuple[int, bytes]:
@@ -139,9 +207,10 @@ def test_join_in_an_empty_room_greets_with_sync_step1_only():
 
 
 def test_join_greets_with_sync_step1_and_the_current_awareness():
-    room, _ = new_room()
+    room, writer = new_room()
     a, b = join(room), join(room, "view")
     room.handle(a, p.sync_update(change(Doc(), k=1)))
+    writer.commit()
     alice, bob = Presence("alice"), Presence("bob")
     room.handle(a, alice.frame())
     room.handle(b, bob.frame())
@@ -161,32 +230,38 @@ def test_sync_step1_gets_sync_step2_with_exactly_the_missing_state():
     u2 = change(client, k2=2)
     room.handle(editor, p.sync_update(u1))
     room.handle(editor, p.sync_update(u2))
+    writer.commit()
     take(editor)
     take(other)
     stored = list(writer.appends)
 
     peer = doc_of(u1)  # has k1, lacks k2
     room.handle(other, p.sync_step1(peer.get_state()))
-    (reply,) = take(other)
+    (reply,) = take(other)  # everything is committed: answered at once
     sub, missing = sync(reply)
     assert sub == p.SYNC_STEP2
     assert content(doc_of(missing)) == {"k2": 2}  # what the peer lacked, not what it had
     peer.apply_update(missing)
     assert content(peer) == {"k1": 1, "k2": 2} and peer.get_state() == room.doc.get_state()
     # answering is not writing: nothing stored, nobody else told
-    assert writer.appends == stored and take(editor) == []
+    assert writer.appends == stored and writer.uncommitted == 0 and take(editor) == []
 
 
 def test_an_empty_peer_gets_everything_and_the_cached_answer_follows_updates():
-    room, _ = new_room()
-    editor, peer = join(room), join(room)
+    room, writer = new_room()
+    editor, peer, another = join(room), join(room), join(room)
     client = Doc()
     room.handle(editor, p.sync_update(change(client, a=1)))
+    writer.commit()
     take(peer)
+    take(another)
     room.handle(peer, p.sync_step1(Doc().get_state()))
+    room.handle(another, p.sync_step1(Doc().get_state()))
     (reply,) = take(peer)
+    assert take(another) == [reply]
     assert content(doc_of(sync(reply)[1])) == {"a": 1}
     room.handle(editor, p.sync_update(change(client, b=2)))
+    writer.commit()
     take(peer)
     room.handle(peer, p.sync_step1(Doc().get_state()))
     (reply,) = take(peer)
@@ -207,6 +282,7 @@ def test_an_editors_update_is_applied_stored_and_forwarded_to_the_others_only():
     assert content(room.doc) == {"k": "v"}
     assert writer.appends == [(ROOM, update)] and writer.snapshots == []
     assert room.stored == 1
+    writer.commit()
     assert take(b) == [frame] and take(viewer) == [frame]
     assert take(a) == []  # no echo to the sender
     assert room.metrics.messages_out == 2 and room.metrics.bytes_out == 2 * len(frame)
@@ -220,6 +296,7 @@ def test_a_sync_step2_from_an_editor_is_applied_and_forwarded_as_an_update():
     room.handle(a, p.sync_step2(offline))
     assert content(room.doc) == {"made": "offline"}
     assert writer.appends == [(ROOM, offline)]
+    writer.commit()
     assert take(b) == [p.sync_update(offline)]
 
 
@@ -232,36 +309,149 @@ def test_an_empty_update_changes_stores_and_sends_nothing():
     for conn in (a, viewer):  # what clients with an empty document send as their SyncStep2
         room.handle(conn, p.sync_step2(p.EMPTY_UPDATE))
     assert room.doc.get_update() == before and writer.appends == [] and room.stored == 0
+    writer.commit()
     assert take(a) == [] and take(b) == [] and take(viewer) == []  # no PermissionDenied either
 
 
 def test_compaction_replaces_the_history_every_n_updates():
-    room, writer = new_room(compact_every=3)
+    room, writer = new_room(DocBounds(compact_every=3))
     a = join(room)
     client = Doc()
     for i in range(3):
         room.handle(a, p.sync_update(change(client, **{f"k{i}": i})))
     assert len(writer.appends) == 3 and len(writer.snapshots) == 1
     name, snap = writer.snapshots[0]
-    assert name == ROOM and content(doc_of(snap)) == {"k0": 0, "k1": 1, "k2": 2}
-    assert room.stored == 0
+    assert name == ROOM and content(doc_of(snap.data)) == {"k0": 0, "k1": 1, "k2": 2}
+    assert snap.strokes == 0  # no strokes in this document
+    assert room.stored == 0 and room.history.bytes == 0
+    assert room.history.doc_bytes == room.history.snapshot_bytes == len(snap.data)  # measured, not estimated
     room.handle(a, p.sync_update(change(client, k3=3)))
     assert len(writer.snapshots) == 1 and room.stored == 1
 
 
-async def test_updates_reach_a_real_store(tmp_path: Path):
-    store = Store(tmp_path / "room.db")
-    writer = Writer(store)
-    room = Room(ROOM, Doc(), writer, Metrics(), compact_every=2)
+def test_compaction_once_the_updates_outweigh_the_snapshot():
+    room, writer = new_room(DocBounds(compact_every=10_000))
     a = join(room)
     client = Doc()
-    for i in range(3):
-        room.handle(a, p.sync_update(change(client, **{f"k{i}": i})))
+    room.handle(a, p.sync_update(change(client, small=1)))
+    assert writer.snapshots == []  # a few bytes: cheaper to keep than a snapshot
+    big = change(client, big="x" * (2 * MIN_COMPACT_BYTES))
+    room.handle(a, p.sync_update(big))  # past MIN_COMPACT_BYTES of updates: squash
+    assert len(writer.snapshots) == 1 and room.stored == 0
+    snapshot_bytes = room.history.snapshot_bytes
+    assert snapshot_bytes == len(writer.snapshots[0][1].data) > 2 * MIN_COMPACT_BYTES
+    half = snapshot_bytes // 2 + 512  # each more than MIN_COMPACT_BYTES: the snapshot sets the bar
+    room.handle(a, p.sync_update(change(client, h1="y" * half)))
+    assert len(writer.snapshots) == 1 and room.stored == 1  # the updates weigh less than the snapshot
+    room.handle(a, p.sync_update(change(client, h2="z" * half)))
+    assert len(writer.snapshots) == 2 and room.stored == 0  # now they outweigh it
+    assert content(doc_of(writer.snapshots[1][1].data)) == content(room.doc)
+
+
+def test_compaction_after_compact_bytes_of_updates():
+    room, writer = new_room(DocBounds(compact_every=10_000, compact_bytes=1000))
+    a = join(room)
+    client = Doc()
+    room.handle(a, p.sync_update(change(client, k0="x" * 600)))
+    assert writer.snapshots == [] and room.history.bytes > 600
+    room.handle(a, p.sync_update(change(client, k1="x" * 600)))
+    assert len(writer.snapshots) == 1 and room.stored == 0
+
+
+async def test_updates_reach_a_real_store_and_are_forwarded_after_the_commit(tmp_path: Path):
+    store = Store(tmp_path / "room.db")
+    writer = Writer(store)  # not started: nothing commits until close()
+    room = Room(ROOM, Doc(), writer, Metrics(), bounds=DocBounds(compact_every=2))
+    a, b = join(room), join(room)
+    take(b)
+    client = Doc()
+    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(3)]
+    for frame in frames:
+        room.handle(a, frame)
+    assert take(b) == [] and writer.holds(ROOM)
     await writer.close()
-    blobs, after_snapshot = store.load(ROOM)
-    assert after_snapshot == 1  # k0 and k1 were squashed into the snapshot, k2 came after it
-    assert content(doc_of(*blobs)) == {"k0": 0, "k1": 1, "k2": 2} == content(room.doc)
+    assert take(b) == frames
+    rows = store.load(ROOM)
+    assert [r.kind for r in rows] == ["snapshot", "update"]  # k0 and k1 squashed into the snapshot, k2 after it
+    assert content(doc_of(*(r.data for r in rows))) == {"k0": 0, "k1": 1, "k2": 2} == content(room.doc)
     store.close()
+
+
+async def test_a_running_writer_forwards_an_update_once_it_is_on_disk(tmp_path: Path):
+    store = Store(tmp_path / "room.db")
+    writer = Writer(store)
+    writer.start()
+    try:
+        room = Room(ROOM, Doc(), writer, Metrics())
+        a, b = join(room), join(room)
+        take(b)
+        update = change(Doc(), k="v")
+        frame = p.sync_update(update)
+        room.handle(a, frame)
+        assert take(b) == [] and writer.holds(ROOM)  # the writer has not had a chance to commit yet
+        await writer.flush()
+        assert not writer.holds(ROOM) and [r.data for r in store.load(ROOM)] == [update]
+        assert take(b) == [frame]
+    finally:
+        await writer.close()
+        store.close()
+
+
+# ---- durability: nobody sees what is not on disk -------------------------------------------
+
+
+def test_an_editors_update_is_forwarded_only_once_committed():
+    room, writer = new_room()
+    a, b, viewer = join(room), join(room), join(room, "view")
+    for c in (a, b, viewer):
+        take(c)
+    update = change(Doc(), k="v")
+    frame = p.sync_update(update)
+    room.handle(a, frame)
+    assert content(room.doc) == {"k": "v"} and writer.appends == [(ROOM, update)]  # applied and queued...
+    assert take(b) == [] and take(viewer) == [] and room.metrics.messages_out == 0  # ...but not shown
+    writer.commit()
+    (got,) = take(b)
+    assert got == frame and take(viewer) == [frame]  # the very bytes the editor sent
+    assert take(a) == [] and room.metrics.messages_out == 2
+
+
+def test_updates_committed_together_are_forwarded_in_order():
+    room, writer = new_room()
+    a, b = join(room), join(room)
+    take(b)
+    client = Doc()
+    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(4)]
+    for frame in frames:
+        room.handle(a, frame)
+    assert take(b) == []
+    writer.commit()
+    assert take(b) == frames
+    writer.commit()  # nothing more was waiting
+    assert take(b) == []
+
+
+def test_a_sync_step2_reply_is_held_while_an_update_it_contains_is_uncommitted():
+    room, writer = new_room()
+    editor, behind, empty = join(room), join(room), join(room)
+    client = Doc()
+    u1 = change(client, k1=1)
+    room.handle(editor, p.sync_update(u1))
+    writer.commit()
+    for c in (editor, behind, empty):
+        take(c)
+    u2 = change(client, k2=2)
+    room.handle(editor, p.sync_update(u2))  # applied, not committed
+    room.handle(behind, p.sync_step1(doc_of(u1).get_state()))
+    room.handle(empty, p.sync_step1(Doc().get_state()))
+    assert take(behind) == [] and take(empty) == []  # the answers would show k2: held
+    writer.commit()
+    for conn, expected in ((behind, {"k2": 2}), (empty, {"k1": 1, "k2": 2})):
+        forwarded, reply = take(conn)
+        assert forwarded == p.sync_update(u2)
+        sub, state = sync(reply)
+        assert sub == p.SYNC_STEP2 and content(doc_of(state)) == expected
+    assert take(editor) == []
 
 
 def test_a_viewers_updates_are_dropped_with_one_permission_denied():
@@ -276,6 +466,7 @@ def test_a_viewers_updates_are_dropped_with_one_permission_denied():
         room.handle(viewer, p.sync_update(update) if i % 2 else p.sync_step2(update))
     assert room.doc.get_update() == before and content(room.doc) == {}
     assert writer.appends == [] and room.stored == 0
+    writer.commit()
     assert take(editor) == []
     assert take(viewer) == [p.permission_denied(p.READ_ONLY)]
     assert not viewer.closed  # a viewer stays and may still read
@@ -297,7 +488,8 @@ MALFORMED = [
     ("varuint too long", bytes([p.MSG_SYNC, p.SYNC_UPDATE]) + b"\xff" * 10 + b"\x01", "varuint too long"),
     ("truncated payload", bytes([p.MSG_SYNC, p.SYNC_UPDATE, 5, 1, 2]), "truncated message payload"),
     ("bad update bytes", p.sync_update(b"\x01\x02\x03\x04\x05"), "malformed update"),
-    ("bad state vector", p.sync_step1(b"\xff\xff"), "malformed state vector"),
+    ("bad state vector", p.sync_step1(b"\xff\xff"), "truncated varuint"),  # our parser sees it before yrs
+    ("state vector too long", p.sync_step1(write_var_uint(2000)), "state vector of 2000 entries exceeds the limit"),
     ("truncated awareness frame", bytes([p.MSG_AWARENESS, 3, 5, 1]), "truncated message payload"),
     ("truncated awareness entry", p.awareness_message(b"\x01\x05"), "truncated varuint"),
     ("awareness state not UTF-8", p.awareness_message(BAD_UTF8), "not UTF-8"),
@@ -310,11 +502,13 @@ def test_malformed_frames_raise_protocol_error_and_change_nothing(frame: bytes, 
     room, writer = new_room()
     offender, other = join(room), join(room)
     room.handle(other, p.sync_update(change(Doc(), keep=1)))
+    writer.commit()
     take(offender)
     take(other)
     before = room.doc.get_update()
     with pytest.raises(p.ProtocolError, match=reason):
         room.handle(offender, frame)
+    writer.commit()
     assert room.doc.get_update() == before and len(writer.appends) == 1
     assert take(other) == [] and room.states == {} and room.owners == {}
 
@@ -325,6 +519,7 @@ def test_auth_messages_from_clients_are_ignored():
     take(a)
     take(b)
     room.handle(a, p.permission_denied("I deny you"))
+    writer.commit()
     assert take(a) == [] and take(b) == [] and writer.appends == []
 
 
@@ -355,7 +550,7 @@ def test_awareness_states_are_stored_and_echoed_to_everyone():
     bob = Presence("bob")  # viewers have presence too
     room.handle(viewer, bob.frame())
     assert room.owners[bob.id] is viewer and take(a) == [bob.frame()]
-    assert writer.appends == []  # presence is never stored
+    assert writer.appends == [] and writer.snapshots == []  # presence is never stored
 
 
 def test_query_awareness_answers_the_asker_with_every_state():
@@ -436,9 +631,9 @@ def test_an_owner_removes_its_own_state_and_keeps_the_id():
     assert room.states == {} and room.owners == {alice.id: a} and take(a) == []
 
 
-def test_ownership_passes_on_when_the_owner_leaves():
+def test_ownership_passes_on_to_the_same_identity_when_the_owner_leaves():
     room, _ = new_room()
-    a, b = join(room), join(room)
+    a, b = join(room, identity="alice"), join(room)
     alice = Presence("alice")
     room.handle(a, alice.frame())
     take(b)
@@ -446,28 +641,61 @@ def test_ownership_passes_on_when_the_owner_leaves():
     (gone,) = take(b)
     assert entries(gone) == [(alice.id, alice.clock + 1, "null")]
     assert room.owners == {} and room.states == {} and room.conns == {b}
+    back = join(room, identity="alice")  # the same token, reconnected
+    take(back)
     again = json.dumps({"user": {"name": "alice, reconnected"}})
-    room.handle(b, aware([(alice.id, 1, again)]))
-    assert room.owners == {alice.id: b} and room.states == {alice.id: (1, again)}
-    assert take(b) == [aware([(alice.id, 1, again)])]
+    room.handle(back, aware([(alice.id, 1, again)]))
+    assert room.owners == {alice.id: back} and room.states == {alice.id: (1, again)}
+    assert alice.id not in room.reserved  # claimed: no longer reserved
+    assert take(b) == [aware([(alice.id, 1, again)])] and take(back) == [aware([(alice.id, 1, again)])]
 
 
-def test_a_closing_owner_hands_its_id_over_and_its_leave_removes_nothing():
+def test_a_departed_owners_id_is_reserved_to_its_identity(monkeypatch: pytest.MonkeyPatch):
+    now = [1000.0]
+    monkeypatch.setattr(room_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
     room, _ = new_room()
-    a, b, c = join(room), join(room), join(room)
+    a, mallory = join(room, identity="alice"), join(room, identity="mallory")
+    state = json.dumps({"user": {"name": "alice"}})
+    room.handle(a, aware([(7, 1, state)]))
+    take(mallory)
+    room.leave(a)
+    take(mallory)
+    assert room.reserved == {7: ("alice", 1000.0 + ID_GRACE)}
+
+    forged = json.dumps({"user": {"name": "not alice"}})
+    now[0] += ID_GRACE - 1  # within the grace: only alice's token may take it
+    room.handle(mallory, aware([(7, 2, forged)]))
+    assert room.owners == {} and room.states == {} and mallory.awareness_ids == set()
+    assert take(mallory) == []
+    back = join(room, "view", identity="alice")  # the same token, whatever the connection
+    room.handle(back, aware([(7, 2, state)]))
+    assert room.owners == {7: back} and room.reserved == {}
+
+    room.leave(back)  # reserved again, from now
+    assert room.reserved == {7: ("alice", now[0] + ID_GRACE)}
+    now[0] += ID_GRACE  # the grace is over: the id is free for anyone
+    room.handle(mallory, aware([(7, 3, forged)]))
+    assert room.owners == {7: mallory} and room.states == {7: (3, forged)} and room.reserved == {}
+
+
+async def test_a_closing_owner_hands_its_id_over_to_its_identity_and_its_leave_removes_nothing():
+    room, _ = new_room()
+    a, b, c = join(room, identity="alice"), join(room, identity="alice"), join(room)
     alice = Presence("alice")
     room.handle(a, alice.frame())
     for conn in (a, b, c):
         take(conn)
-    a.close(p.Close.NORMAL, "going")  # closed, not yet left: its ids may be taken over
+    a.close(p.Close.NORMAL, "going")  # closed, not yet left: its ids may be taken over by its token
     again = json.dumps({"user": {"name": "alice, reconnected"}})
+    room.handle(c, aware([(alice.id, alice.clock + 1, json.dumps({"user": {"name": "c"}}))]))
+    assert room.owners == {alice.id: a} and take(c) == []  # another token may not
     room.handle(b, aware([(alice.id, alice.clock + 1, again)]))
     assert room.owners == {alice.id: b} and b.awareness_ids == {alice.id} and alice.id not in a.awareness_ids
     take(b)
     take(c)
     room.leave(a)
     assert take(b) == [] and take(c) == []  # the id is b's now: no removal for it
-    assert room.states == {alice.id: (alice.clock + 1, again)}
+    assert room.states == {alice.id: (alice.clock + 1, again)} and room.reserved == {}
 
 
 def test_leave_broadcasts_removals_for_the_leavers_ids_only():
@@ -485,37 +713,67 @@ def test_leave_broadcasts_removals_for_the_leavers_ids_only():
         assert sorted(entries(gone)) == [(1, 5, "null"), (2, 7, "null")]
     assert take(a) == []  # the leaver is told nothing
     assert room.states == {3: (1, s3)} and room.owners == {3: b} and a.awareness_ids == set()
+    assert set(room.reserved) == {1, 2}  # the leaver's ids, for its token only
     room.leave(quiet)  # a connection without presence leaves silently
-    assert take(b) == [] and room.conns == {b}
+    assert take(b) == [] and room.conns == {b} and set(room.reserved) == {1, 2}
 
 
-# ---- slow connections ----------------------------------------------------------------------
+# ---- bounds per connection -----------------------------------------------------------------
 
 
-def test_send_queue_overflow_closes_the_slow_connection_with_1013():
-    room, _ = new_room()
+async def test_send_queue_overflow_closes_the_slow_connection_with_1013():
+    room, writer = new_room()
     editor, fast = join(room), join(room)
-    slow = join(room, limit=3)  # its SyncStep1 greeting is the first of 3
+    slow = join(room, send_queue=8)  # its SyncStep1 greeting is the first of 8
     take(fast)
     client = Doc()
-    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(5)]
-    for frame in frames[:2]:
+    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(10)]
+    for frame in frames[:7]:
         room.handle(editor, frame)
-    assert len(slow.queue) == 3 and not slow.closed  # full, not over
-    room.handle(editor, frames[2])  # one more than it holds
-    assert slow.closed and slow.close_args is not None
-    for frame in frames[3:]:
+        writer.commit()
+    assert len(slow.queue) == 8 and not slow.closed  # full, not over
+    room.handle(editor, frames[7])  # one more than it holds
+    writer.commit()
+    assert slow.closed
+    for frame in frames[8:]:
         room.handle(editor, frame)
-    code, reason = slow.close_args
+        writer.commit()
+    code, reason = closed_with(slow)
     assert code == p.Close.TOO_SLOW == 1013 and "too slow" in reason
-    assert not any(isinstance(f, bytes) for f in slow.queue)  # what was queued is dropped; only the close is left
+    assert len(slow.queue) == 1 and slow.queued == 0  # what was queued is dropped; only the close is left
     assert room.metrics.slow_closed == 1
     assert take(fast) == frames and not fast.closed  # the others are unaffected
-    assert content(room.doc) == {f"k{i}": i for i in range(5)}
+    assert content(room.doc) == {f"k{i}": i for i in range(10)}
 
 
-def test_a_close_reason_is_cut_to_what_a_close_frame_holds():
-    conn = Conn(None, "edit", 8, Metrics())
+async def test_send_queue_bytes_overflow_closes_the_slow_connection_with_1013():
+    limit = 64 * 1024
+    room, writer = new_room()
+    editor, fast = join(room), join(room)
+    slow = join(room, send_queue_bytes=limit)  # 64 messages would fit: bytes are the bound here
+    take(fast)
+    take(slow)
+    client = Doc()
+    huge = p.sync_update(change(client, huge="h" * (limit + 1024)))
+    room.handle(editor, huge)
+    writer.commit()
+    assert list(slow.queue) == [huge] and not slow.closed  # one message always fits an empty queue
+    take(slow)
+    part = limit // 2 + 1024
+    frames = [p.sync_update(change(client, **{f"k{i}": str(i) * part})) for i in range(2)]
+    room.handle(editor, frames[0])
+    writer.commit()
+    assert slow.queued == len(frames[0]) < limit and not slow.closed
+    room.handle(editor, frames[1])  # the backlog would pass the bound
+    writer.commit()
+    code, reason = closed_with(slow)
+    assert code == p.Close.TOO_SLOW and "too slow" in reason
+    assert len(slow.queue) == 1 and slow.queued == 0 and room.metrics.slow_closed == 1
+    assert take(fast) == [huge, *frames] and not fast.closed
+
+
+async def test_a_close_reason_is_cut_to_what_a_close_frame_holds():
+    conn = new_conn()
     conn.close(p.Close.MALFORMED, "é" * 100)
     code, reason = conn.close_args
     assert code == 1007 and len(reason.encode()) <= 123 and reason == "é" * 61
@@ -523,3 +781,68 @@ def test_a_close_reason_is_cut_to_what_a_close_frame_holds():
     assert conn.close_args == (1007, "é" * 61)
     conn.send(b"late")
     assert not any(isinstance(f, bytes) for f in conn.queue)
+
+
+async def test_closing_aborts_the_transport_after_the_grace(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(conn_module, "CLOSE_GRACE", 0.01)
+    conn = new_conn()
+    conn.close(p.Close.POLICY, "enough")
+    await asyncio.sleep(0)
+    assert not conn.transport.aborted  # the close frame gets its grace first
+    await asyncio.sleep(0.03)
+    assert conn.transport.aborted
+
+
+async def test_more_awareness_ids_than_the_bound_closes_with_1008():
+    room, _ = new_room()
+    other, greedy = join(room), join(room, awareness_ids=2)
+    s = json.dumps({"user": {"name": "g"}})
+    room.handle(greedy, aware([(1, 1, s), (2, 1, s)]))
+    room.handle(greedy, aware([(1, 2, s), (9, 1, "null")]))  # its own ids again, and a no-op removal
+    assert greedy.awareness_ids == {1, 2} and not greedy.closed
+    take(other)
+    room.handle(greedy, aware([(3, 1, s)]))  # a third id
+    code, reason = closed_with(greedy)
+    assert code == p.Close.POLICY == 1008 and "more than 2 awareness client ids" in reason
+    assert 3 not in room.owners and 3 not in room.states and greedy.awareness_ids == {1, 2}
+    assert take(other) == [] and room.metrics.bad_input == 1
+
+
+async def test_an_awareness_state_over_the_byte_bound_closes_with_1008():
+    limit = 1024
+    room, _ = new_room()
+    other, big = join(room), join(room, awareness_bytes=limit)
+    head, tail = '{"n": "', '"}'
+    exact = head + "x" * (limit - len(head) - len(tail)) + tail
+    assert len(exact.encode()) == limit
+    room.handle(big, aware([(5, 1, exact)]))  # at the bound: fine
+    assert room.states == {5: (1, exact)} and not big.closed
+    take(other)
+    euros = head + "€" * 400 + tail  # 409 characters, 1209 bytes: the bound is in bytes
+    room.handle(big, aware([(5, 2, euros)]))
+    code, reason = closed_with(big)
+    assert code == p.Close.POLICY and f"limit of {limit} bytes" in reason
+    assert room.states == {5: (1, exact)} and take(other) == [] and room.metrics.bad_input == 1
+
+
+async def test_more_full_state_requests_than_the_budget_closes_with_1008():
+    room, _ = new_room()
+    syncer, querier = join(room), join(room)
+    take(syncer)
+    take(querier)
+    for _ in range(STATE_REQUESTS):
+        room.handle(syncer, p.sync_step1(Doc().get_state()))
+    assert len(take(syncer)) == STATE_REQUESTS and not syncer.closed
+    room.handle(syncer, p.sync_step1(Doc().get_state()))
+    code, reason = closed_with(syncer)
+    assert code == p.Close.POLICY and f"more than {STATE_REQUESTS} sync requests" in reason
+    assert len(syncer.queue) == 1  # refused: no reply, only the close
+
+    # awareness queries draw on the same budget
+    for i in range(STATE_REQUESTS):
+        room.handle(querier, p.sync_step1(Doc().get_state()) if i % 2 else bytes([p.MSG_QUERY_AWARENESS]))
+    assert len(take(querier)) == STATE_REQUESTS and not querier.closed
+    room.handle(querier, bytes([p.MSG_QUERY_AWARENESS]))
+    code, reason = closed_with(querier)
+    assert code == p.Close.POLICY and "awareness queries" in reason
+    assert room.metrics.bad_input == 2
