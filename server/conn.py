@@ -122,7 +122,7 @@ class Conn:
 
     def policy(self, reason: str) -> None:
         """Close for crossing a per-connection bound (1008, not worth retrying as is)."""
-        self.metrics.bad_input += 1
+        self.metrics.policy_closed += 1
         self.close(p.Close.POLICY, reason)
 
     def start(self) -> None:

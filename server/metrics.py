@@ -18,10 +18,11 @@ COUNTERS: dict[str, str] = {
     "messages_out": "Websocket messages queued for sending.",
     "bytes_in": "Websocket bytes received.",
     "bytes_out": "Websocket bytes queued for sending.",
-    "connections": "Websocket connections accepted.",
+    "connections_accepted": "Websocket connections accepted.",
     "rejected": "Websocket connections refused (token, room name).",
     "slow_closed": "Connections closed because their send queue overflowed.",
-    "bad_input": "Connections closed for protocol violations.",
+    "bad_input": "Connections closed for protocol violations (malformed, text or oversized frames).",
+    "policy_closed": "Connections closed for crossing a bound (awareness size or ids, request or message rate).",
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
 }

@@ -126,7 +126,7 @@ async def room_endpoint(ws: WebSocket) -> None:
     rooms = state.rooms
     room = await rooms.acquire(name)
     await ws.accept()
-    metrics.connections += 1
+    metrics.connections_accepted += 1
     conn = Conn(ws, transport, who.id, who.role, settings, metrics)
     conn.start()
     _watch(conn, max(1.0, min(10.0, settings.ping_interval / 2)))

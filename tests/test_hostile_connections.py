@@ -176,7 +176,7 @@ async def test_sync_request_flood_is_bounded(server_factory):
     grown = peak.stop() - base
     assert max(lat) < 1.0, f"bystander round trips during the attack: max {max(lat):.3f} s"
     assert grown < 150, f"server RSS grew {grown:.0f} MiB under a sync-request flood"
-    assert metric(server, "slow_closed_total") + metric(server, "bad_input_total") >= 1
+    assert metric(server, "slow_closed_total") + metric(server, "policy_closed_total") >= 1
     print(f"sync flood: RSS +{grown:.0f} MiB at peak, bystander max round trip {max(lat) * 1000:.0f} ms")
     await eventually(lambda: rss_mib(server) - base < 60, 10, "memory comes back after disconnect")
     for c in (a, b, editor):

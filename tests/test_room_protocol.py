@@ -805,7 +805,7 @@ async def test_more_awareness_ids_than_the_bound_closes_with_1008():
     code, reason = closed_with(greedy)
     assert code == p.Close.POLICY == 1008 and "more than 2 awareness client ids" in reason
     assert 3 not in room.owners and 3 not in room.states and greedy.awareness_ids == {1, 2}
-    assert take(other) == [] and room.metrics.bad_input == 1
+    assert take(other) == [] and room.metrics.policy_closed == 1
 
 
 async def test_an_awareness_state_over_the_byte_bound_closes_with_1008():
@@ -822,7 +822,7 @@ async def test_an_awareness_state_over_the_byte_bound_closes_with_1008():
     room.handle(big, aware([(5, 2, euros)]))
     code, reason = closed_with(big)
     assert code == p.Close.POLICY and f"limit of {limit} bytes" in reason
-    assert room.states == {5: (1, exact)} and take(other) == [] and room.metrics.bad_input == 1
+    assert room.states == {5: (1, exact)} and take(other) == [] and room.metrics.policy_closed == 1
 
 
 async def test_more_full_state_requests_than_the_budget_closes_with_1008():
@@ -845,4 +845,4 @@ async def test_more_full_state_requests_than_the_budget_closes_with_1008():
     room.handle(querier, bytes([p.MSG_QUERY_AWARENESS]))
     code, reason = closed_with(querier)
     assert code == p.Close.POLICY and "awareness queries" in reason
-    assert room.metrics.bad_input == 2
+    assert room.metrics.policy_closed == 2

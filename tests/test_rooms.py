@@ -110,7 +110,7 @@ async def test_http_strokes_whoami_healthz_metrics(server):
         assert (await http.get("/healthz")).json()["ok"] is True
         m = await scrape_until(http, lambda m: m["inhabit_persistence_pending"] == 0 and m["inhabit_persistence_rows_written_total"] > 0)
         assert m["inhabit_connections"] == 1  # open now
-        assert m["inhabit_connections_total"] == 1  # accepted ever
+        assert m["inhabit_connections_accepted_total"] == 1  # accepted ever
         assert m["inhabit_rooms"] == 1 and m["inhabit_rooms_loaded_total"] == 1 and m["inhabit_rooms_unloaded_total"] == 0
         assert m["inhabit_rejected_total"] == 0 and m["inhabit_bad_input_total"] == 0 and m["inhabit_slow_closed_total"] == 0
         assert m["inhabit_persistence_rows_written_total"] == 1  # the one stroke update
@@ -133,7 +133,7 @@ async def test_unload_after_grace_and_reload(server_factory):
     async with httpx.AsyncClient(base_url=srv.http) as http:
         m = await scrape_until(http, lambda m: m["inhabit_rooms"] == 0)
         assert m["inhabit_rooms_unloaded_total"] == 1 and m["inhabit_rooms_loaded_total"] == 1
-        assert m["inhabit_connections"] == 0 and m["inhabit_connections_total"] == 2
+        assert m["inhabit_connections"] == 0 and m["inhabit_connections_accepted_total"] == 2
         c = await CanvasClient.connect(srv.ws, "u", tok)
         assert len(c.doc.stroke_ids()) == 3
         m = await scrape(http)
