@@ -28,11 +28,15 @@ def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """`with transaction(db):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """`with transaction(db):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
+
+    A failed COMMIT counts too; and after SQLITE_FULL, SQLite has already rolled back by itself,
+    so a second ROLLBACK (which would replace the real error) is skipped."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")

@@ -22,11 +22,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.sqlite import open_sqlite
+from common.sqlite import open_sqlite, transaction
 
 log = logging.getLogger("inhabit.store")
 
@@ -110,8 +109,10 @@ class Store:
             self._db = open_sqlite(self.path, SCHEMA)
             # a big snapshot passes through the WAL; don't keep the file that big afterwards
             self._db.execute("PRAGMA journal_size_limit = 16777216")
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints from its thread
             self._max_pages = self._db.execute("PRAGMA max_page_count").fetchone()[0]
-            self._tx(lambda db: db.execute("PRAGMA user_version = 1"))  # prove we can write
+            with transaction(self._db) as db:  # prove we can write
+                db.execute("PRAGMA user_version = 1")
         except (OSError, sqlite3.Error) as exc:
             raise DataFolderError(f"cannot write the database {self.path}: {exc}") from exc
         flag = os.environ.get(FULL_FLAG_ENV)
@@ -172,8 +173,30 @@ class Store:
         Raises sqlite3.Error (disk full, read-only, I/O) with nothing written.
         """
         with self._lock:
-            self._apply_full_flag()
-            self._tx(lambda db: self._write(db, appends, snapshots))
+            self._write_locked(appends, snapshots)
+
+    def try_write(self, appends: list[tuple[str, bytes]]) -> bool:
+        """`write(appends, {})` if the store is free right now, else False (never waits: the
+        writer calls this on the event loop for small batches, where a thread hand-off would
+        cost more than the insert)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._write_locked(appends, {})
+        finally:
+            self._lock.release()
+        return True
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: never waits for readers). Done by the
+        writer's thread, so that no commit on the event loop pays for it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _write_locked(self, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
+        self._apply_full_flag()
+        with transaction(self._db) as db:
+            self._write(db, appends, snapshots)
 
     def _write(self, db: sqlite3.Connection, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
         now = now_ms()
@@ -203,21 +226,8 @@ class Store:
                     db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
                 else:
                     db.execute(f"DELETE FROM {row.kind}s WHERE id = ?", (row.id,))
-        with self._lock:
-            self._tx(move)
-
-    def _tx(self, body: Callable[[sqlite3.Connection], object]) -> None:
-        """BEGIN IMMEDIATE ... COMMIT. Not common.sqlite.transaction: on SQLITE_FULL, SQLite
-        has already rolled back, and a second ROLLBACK would replace the real error."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            body(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with self._lock, transaction(self._db) as db:
+            move(db)
 
     def _apply_full_flag(self) -> None:
         if self._full_flag is None:

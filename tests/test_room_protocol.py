@@ -358,26 +358,22 @@ def test_compaction_after_compact_bytes_of_updates():
     assert len(writer.snapshots) == 1 and room.stored == 0
 
 
-async def test_updates_reach_a_real_store_and_are_forwarded_after_the_commit(tmp_path: Path):
-    store = Store(tmp_path / "room.db")
-    writer = Writer(store)  # not started: nothing commits until close()
-    room = Room(ROOM, Doc(), writer, Metrics(), bounds=DocBounds(compact_every=2))
-    a, b = join(room), join(room)
-    take(b)
-    client = Doc()
-    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(3)]
-    for frame in frames:
-        room.handle(a, frame)
-    assert take(b) == [] and writer.holds(ROOM)
-    await writer.close()
-    assert take(b) == frames
-    rows = store.load(ROOM)
-    assert [r.kind for r in rows] == ["snapshot", "update"]  # k0 and k1 squashed into the snapshot, k2 after it
-    assert content(doc_of(*(r.data for r in rows))) == {"k0": 0, "k1": 1, "k2": 2} == content(room.doc)
-    store.close()
+class SeenBy:
+    """Wraps a room's broadcast: as each frame goes out, record what the store held then."""
+
+    def __init__(self, room: Room, store: Store) -> None:
+        self.stored_then: list[list[bytes]] = []
+        broadcast = room.broadcast
+
+        def record(msg: bytes, exclude: Conn | None) -> None:
+            self.stored_then.append([r.data for r in store.load(ROOM)])
+            broadcast(msg, exclude)
+
+        room.broadcast = record  # type: ignore[method-assign]
 
 
-async def test_a_running_writer_forwards_an_update_once_it_is_on_disk(tmp_path: Path):
+async def test_a_real_writer_commits_small_updates_before_forwarding_them(tmp_path: Path):
+    """Small updates are committed on the spot (no task hop), and only then forwarded."""
     store = Store(tmp_path / "room.db")
     writer = Writer(store)
     writer.start()
@@ -385,16 +381,35 @@ async def test_a_running_writer_forwards_an_update_once_it_is_on_disk(tmp_path: 
         room = Room(ROOM, Doc(), writer, Metrics())
         a, b = join(room), join(room)
         take(b)
-        update = change(Doc(), k="v")
-        frame = p.sync_update(update)
-        room.handle(a, frame)
-        assert take(b) == [] and writer.holds(ROOM)  # the writer has not had a chance to commit yet
-        await writer.flush()
-        assert not writer.holds(ROOM) and [r.data for r in store.load(ROOM)] == [update]
-        assert take(b) == [frame]
+        seen = SeenBy(room, store)
+        updates = [change(Doc(), **{f"k{i}": i}) for i in range(3)]
+        for update in updates:
+            room.handle(a, p.sync_update(update))
+        assert take(b) == [p.sync_update(u) for u in updates] and not writer.holds(ROOM)
+        assert seen.stored_then == [updates[:1], updates[:2], updates[:3]]  # each one on disk before anybody saw it
     finally:
         await writer.close()
         store.close()
+
+
+async def test_a_snapshot_holds_later_updates_until_the_writer_commits_it(tmp_path: Path):
+    store = Store(tmp_path / "room.db")
+    writer = Writer(store)  # not started: what the task commits waits for close()
+    room = Room(ROOM, Doc(), writer, Metrics(), bounds=DocBounds(compact_every=2))
+    a, b = join(room), join(room)
+    take(b)
+    client = Doc()
+    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(3)]
+    for frame in frames:
+        room.handle(a, frame)
+    # k0 was committed on the spot; k1 made a snapshot (the task's job), so k1 and k2 wait
+    assert take(b) == frames[:1] and writer.holds(ROOM)
+    await writer.close()
+    assert take(b) == frames[1:]
+    rows = store.load(ROOM)
+    assert [r.kind for r in rows] == ["snapshot", "update"]  # k0 and k1 squashed into the snapshot, k2 after it
+    assert content(doc_of(*(r.data for r in rows))) == {"k0": 0, "k1": 1, "k2": 2} == content(room.doc)
+    store.close()
 
 
 # ---- durability: nobody sees what is not on disk -------------------------------------------
