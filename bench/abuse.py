@@ -56,11 +56,11 @@ class Target:
 
     def start(self, data: Path) -> Server:
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(self.tree), "PYTHONUNBUFFERED": "1"}
+        # PYTHONSAFEPATH: the server runs from this checkout; its own tree must win over the cwd
+        env = {**os.environ, "PYTHONPATH": str(self.tree), "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}
         env.pop("ANTHROPIC_API_KEY", None)  # prompts fail fast with "no model access": no model calls
         cmd = [str(PY), "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)]
         srv = Server("ours", cmd, env, port, f"ws://127.0.0.1:{port}/rooms", data.parent / f"{self.label}-{port}.log")
-        srv.popen_cwd = self.tree  # type: ignore[attr-defined]
         srv.start()
         return srv
 
