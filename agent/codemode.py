@@ -24,6 +24,11 @@ SYSTEM_PROMPT = """\
 You are {name}, an AI peer in "{room}", a shared multiplayer drawing canvas. People draw pen \
 strokes and chat; you see the same room state they do and act on it by writing JavaScript.
 
+{guide} Finish with a short plain-text reply for the chat (one or two sentences: what you saw \
+and what you did). Be concise.
+"""
+
+GUIDE = """\
 The room: a set of strokes (polylines of points) and a chat. Coordinates are canvas units: \
 x grows to the right, y grows DOWNWARDS (like a screen); a stroke's bbox is {{x0, y0, x1, y1}} \
 with x0 <= x1 and y0 <= y1. Strokes carry no meaning but their geometry, author and kind \
@@ -43,9 +48,9 @@ Access: {access}
 
 How to work: read the strokes, compute what you need with ordinary code (geometry, \
 clustering, bounding boxes), then draw. Prefer one program that does the whole job. Keep \
-returned values small (summaries, not whole stroke lists). Finish with a short plain-text \
-reply for the chat (one or two sentences: what you saw and what you did). Be concise.
-"""
+returned values small (summaries, not whole stroke lists)."""
+"""The room, the tools and how to use them: what any Code Mode client needs to know, whether
+it is our model loop (inside the system prompt) or an MCP client (as the server's instructions)."""
 
 ACCESS_WRITE = "read and write (canvas.draw, canvas.erase, canvas.say are available)."
 ACCESS_READ = "read-only. canvas.draw/erase/say are NOT available; answer in your reply text."
@@ -74,8 +79,17 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
+def access(grant: Grant) -> str:
+    """What a run with `grant` may do, in the words the model reads."""
+    return ACCESS_WRITE if grant == "write" else ACCESS_READ
+
+
+def guide(access_text: str) -> str:
+    return GUIDE.format(access=access_text)
+
+
 def system_prompt(*, name: str, room: str, grant: Grant) -> str:
-    return SYSTEM_PROMPT.format(name=name, room=room, access=ACCESS_WRITE if grant == "write" else ACCESS_READ)
+    return SYSTEM_PROMPT.format(name=name, room=room, guide=guide(access(grant)))
 
 
 # ---- search -------------------------------------------------------------------------

@@ -152,26 +152,35 @@ class ModelLoop:
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():
                 return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
-            run.code.append(code)
-            session = CanvasSession.of(doc(), author=name, run_id=run.id, grant=run.grant, quotas=quotas)
-
-            def _commit(sess: CanvasSession) -> None:
-                commit(sess)
-                run.strokes.extend(s.id for s in sess.added)
-                run.erased.extend(sess.erased)
-
-            try:
-                compact, record = await self.code_mode.execute(code, session, _commit)
-            except Exception as e:
-                log.exception("sandbox failure")
-                run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
-                return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}), True
-            run.calls.extend(_call_records(record))
-            if not compact["ok"]:
-                err = compact["error"]
-                run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+            compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas)
             return json.dumps(compact), not compact["ok"]
         return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
+
+
+async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
+                         commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> dict[str, Any]:
+    """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
+    loop and MCP clients (`agent/mcp_peer.py`) share it, so their run records are alike.
+    Returns the compact record the caller hands its model."""
+    run.code.append(code)
+    session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
+
+    def _commit(sess: CanvasSession) -> None:
+        commit(sess)
+        run.strokes.extend(s.id for s in sess.added)
+        run.erased.extend(sess.erased)
+
+    try:
+        compact, record = await code_mode.execute(code, session, _commit)
+    except Exception as e:
+        log.exception("sandbox failure")
+        run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
+        return {"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}
+    run.calls.extend(call_records(record))
+    if not compact["ok"]:
+        err = compact["error"]
+        run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+    return compact
 
 
 def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:
@@ -179,7 +188,7 @@ def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:
     return msg, True
 
 
-def _call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
+def call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
     """The run's capability calls for the record, with big arguments/results cut to a preview."""
     out = []
     for call in record.calls:

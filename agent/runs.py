@@ -36,7 +36,8 @@ log = logging.getLogger("inhabit.agent")
 INTERRUPTED = "the server stopped before this run finished"
 
 Status = Literal["queued", "running", "done", "failed"]
-Source = Literal["chat", "http", "cli"]
+Source = Literal["chat", "http", "cli", "mcp"]
+"""Where a run came from: a chat prompt, an HTTP prompt, the CLI, or an MCP client's execute."""
 
 
 class Tokens(BaseModel):

@@ -90,7 +90,7 @@ export interface AgentRun {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli"
+  source: "chat" | "http" | "cli" | "mcp"
   /** every JavaScript program executed, in order */
   code: string[]
   /** capability calls made by the executed code */
@@ -116,7 +116,7 @@ export interface RunSummary {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli"
+  source: "chat" | "http" | "cli" | "mcp"
   strokes: string[]
   tokens: Tokens
   errors: string[]
