@@ -137,6 +137,12 @@ class AgentPlugin:
             await peer.close()
             self.runs.forget(room)
 
+    def release(self, room: str) -> None:
+        """Others sharing the run store (MCP sessions, `agent/mcp.py`) are done with `room`: its
+        records leave memory unless our peer is resident there (they are read back when needed)."""
+        if room not in self.peers:
+            self.runs.forget(room)
+
     async def _make_room(self) -> None:
         """Below the peer cap after this (hold `_admit`): the idlest peer leaves; PeersFull
         if every peer is working or has prompts waiting."""

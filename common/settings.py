@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     room_prompts_per_minute: int = Field(default=30, ge=1, description="prompts a room accepts per minute")
     prompt_queue: int = Field(default=8, ge=1, description="prompts waiting per room before new ones get 429")
 
+    # MCP clients (/rooms/NAME/mcp): each session is a peer in its room
+    mcp_sessions: int = Field(default=64, ge=1, description="MCP sessions open at once, all rooms together")
+    mcp_room_sessions: int = Field(default=8, ge=1, description="MCP sessions open at once in one room")
+    mcp_token_sessions: int = Field(default=4, ge=1, description="MCP sessions one token may hold open in a room")
+    mcp_idle_s: float = Field(default=600.0, gt=0, description="seconds an MCP session may go without a request or open stream before it ends and its peer leaves")
+    mcp_calls_per_minute: int = Field(default=60, ge=1, description="MCP tool calls one token may make per minute in a room")
+    mcp_body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest MCP request body in bytes (bigger: 413)")
+
     @property
     def public_base(self) -> str:
         """The base URL people open (`--public-url`, else this host and port)."""
