@@ -126,8 +126,9 @@ class _Endpoint:
 def _refusal(status: int, message: str, *, code: int = types.INVALID_REQUEST, data: Any = None,
              headers: dict[str, str] | None = None) -> Response:
     """A JSON-RPC error body (the SDK's client shows its message) at an HTTP status."""
-    error = types.JSONRPCError(jsonrpc="2.0", id=None, error=types.ErrorData(code=code, message=message, data=data))
-    return Response(error.model_dump_json(by_alias=True, exclude_none=True), status_code=status, media_type="application/json",
+    detail = types.ErrorData(code=code, message=message, **({"data": data} if data is not None else {}))
+    error = types.JSONRPCError(jsonrpc="2.0", id=None, error=detail)
+    return Response(error.model_dump_json(by_alias=True, exclude_unset=True), status_code=status, media_type="application/json",
                     headers=headers)
 
 
@@ -228,13 +229,12 @@ class McpPlugin:
         """Why `who` may not open another session in `room` now, or None."""
         lim = self.limits
         in_room = sum(s.room == room for s in self.sessions.values()) + self._opening.get((room, None), 0)
+        wait = f"end one (clients do when they exit) or wait: a session without requests ends after {lim.idle_s:g} s"
         if in_room >= lim.room_sessions:
-            return (f"this room has {in_room} MCP sessions open, the most it takes; end one (clients do on exit), "
-                    f"or wait: sessions without requests end after {lim.idle_s:g} s")
+            return f"this room already has {in_room} MCP sessions open, the most it takes; {wait}"
         mine = sum(s.room == room and s.who.id == who.id for s in self.sessions.values()) + self._opening.get((room, who.id), 0)
         if mine >= lim.token_sessions:
-            return (f"this token has {mine} MCP sessions open in this room, the most one token may; end one, "
-                    f"or wait: sessions without requests end after {lim.idle_s:g} s")
+            return f"this token already holds {mine} of the {lim.token_sessions} MCP sessions one token may open in this room; {wait}"
         return None
 
     # sessions and their peers ------------------------------------------------------------
