@@ -50,7 +50,7 @@ VIEW_DOC = (
     "Look at the room: a PNG of the canvas, or of a box of it, drawn on the server (strokes as polylines at their "
     f"colour and width on the page's background), plus the canvas box it shows and how many canvas units one pixel is. "
     f"The image's longer side is `size` pixels (default {DEFAULT_PX}, at most {MAX_PX}); a picture past "
-    f"{MAX_PNG_BYTES // 1024} KiB or very busy is drawn smaller. Use it after drawing to check your work."
+    f"{MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller. Use it after drawing to check your work."
 )
 
 READ_ONLY = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -71,8 +71,25 @@ def tool_list(grant: Grant) -> list[types.Tool]:
                    input_schema=_schema(spec["execute"], "code"),
                    annotations=types.ToolAnnotations(read_only_hint=not writes, destructive_hint=writes, idempotent_hint=False,
                                                      open_world_hint=False)),
-        types.Tool(name="view", description=VIEW_DOC, input_schema=ViewArgs.model_json_schema(), annotations=READ_ONLY),
+        types.Tool(name="view", description=VIEW_DOC, input_schema=_plain(ViewArgs.model_json_schema()), annotations=READ_ONLY),
     ]
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic schema as a tool's input schema: references inlined (not every client follows
+    `$ref`), titles and the model's own docstring dropped (words the client pays for, unread)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items() if k not in ("title", "$defs")}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    out: dict[str, Any] = walk(schema)
+    out.pop("description", None)
+    return out
 
 
 def _schema(tool: dict[str, Any], *served: str) -> dict[str, Any]:
