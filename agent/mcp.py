@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
 import mcp_types as types
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -53,7 +54,7 @@ from agent.render import check_box
 from agent.runs import RunStore
 from agent.sandbox import Sandbox
 from canvas import BBox
-from common.access import Denied, TokenInfo, authorize, token_of
+from common.access import Access, Denied, TokenError, TokenInfo, authorize, token_of
 
 log = logging.getLogger("inhabit.mcp")
 
@@ -94,7 +95,8 @@ class Session:
     room: str
     who: TokenInfo
     token: str | None
-    in_flight: int = 0
+    in_flight: set[anyio.CancelScope] = field(default_factory=set)
+    """Its requests being served (an open stream included): ending the session cancels them."""
     idle_since: float = field(default_factory=time.monotonic)
     peer: asyncio.Task[McpPeer] | None = None
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -151,6 +153,7 @@ class McpPlugin:
         self._lifespan = contextlib.AsyncExitStack()
         self._reaper: asyncio.Task[None] | None = None
         self._ws_base = ""
+        self._access: Access | None = None
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -158,6 +161,7 @@ class McpPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._ws_base = host.settings.internal_ws
+        self._access = None if host.settings.open else host.access
         await self._lifespan.enter_async_context(self.manager.run())
         self._reaper = asyncio.create_task(self._reap())
 
@@ -201,29 +205,37 @@ class McpPlugin:
         scope["user"] = AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
         scope[CALLER] = Caller(room, who, session)
 
+        response = {"started": False, "ended": False}
+
         async def send_and_register(message: Message) -> None:
-            if opening and message["type"] == "http.response.start" and message["status"] < 400:
+            if message["type"] == "http.response.start":
+                response["started"] = True
                 new_id = dict(message.get("headers", [])).get(MCP_SESSION_ID_HEADER.encode())
-                if new_id:
+                if opening and new_id and message["status"] < 400:
                     self.sessions[new_id.decode()] = Session(new_id.decode(), room, who, token_of(request))
+            response["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
         for key in opening:
             self._opening[key] = self._opening.get(key, 0) + 1
-        if session is not None:
-            session.in_flight += 1
-        try:
-            await self.manager.handle_request(scope, receive, send_and_register)
-        finally:
-            for key in opening:
-                self._opening[key] -= 1
-                if not self._opening[key]:
-                    del self._opening[key]
+        with anyio.CancelScope() as serving:
             if session is not None:
-                session.in_flight -= 1
-                session.idle_since = time.monotonic()
-                if request.method == "DELETE":
-                    await self._end(session.id)
+                session.in_flight.add(serving)
+            try:
+                await self.manager.handle_request(scope, receive, send_and_register)
+            finally:
+                for key in opening:
+                    self._opening[key] -= 1
+                    if not self._opening[key]:
+                        del self._opening[key]
+                if session is not None:
+                    session.in_flight.discard(serving)
+                    session.idle_since = time.monotonic()
+        if serving.cancelled_caught and response["started"] and not response["ended"]:
+            with contextlib.suppress(Exception):  # end the stream we cut short, rather than drop the connection
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if session is not None and request.method == "DELETE":
+            await self._end(session.id)
 
     def _admit(self, room: str, who: TokenInfo) -> str | None:
         """Why `who` may not open another session in `room` now, or None."""
@@ -257,6 +269,8 @@ class McpPlugin:
         session = self.sessions.pop(sid, None)
         if session is None:
             return
+        for serving in session.in_flight:  # an open stream ends with the session
+            serving.cancel()
         task = session.peer
         if task is not None and task.done():
             if not task.cancelled() and task.exception() is None:
@@ -267,12 +281,26 @@ class McpPlugin:
             self.keeper.release(session.room)
 
     async def _reap(self) -> None:
+        """End sessions idle for `idle_s`, and those whose token was revoked or expired since (an
+        open stream would otherwise keep such a session, and its presence, for good)."""
         while True:
-            await asyncio.sleep(min(30.0, self.limits.idle_s / 4))
+            await asyncio.sleep(min(5.0, self.limits.idle_s / 4))
             now = time.monotonic()
             for s in list(self.sessions.values()):
-                if s.in_flight == 0 and now - s.idle_since > self.limits.idle_s:
-                    await self._end(s.id)
+                try:
+                    if (not s.in_flight and now - s.idle_since > self.limits.idle_s) or not self._still_valid(s):
+                        await self._end(s.id)
+                except Exception:
+                    log.exception("ending MCP session %s", s.id[:8])
+
+    def _still_valid(self, session: Session) -> bool:
+        if self._access is None:  # auth is off
+            return True
+        try:
+            self._access.verify(session.token, session.room)
+        except TokenError:
+            return False
+        return True
 
     # the MCP handlers ----------------------------------------------------------------------
 

@@ -260,6 +260,23 @@ async def test_idle_sessions_end_and_their_presence_goes(server_factory):
         await watcher.close()
 
 
+async def test_a_revoked_tokens_session_ends_though_its_stream_is_open(server):
+    room = "revoked"
+    watcher = await connect(server, room, "watcher")
+    doomed = server.token("*", "edit")
+    try:
+        async with mcp_client(server, room, name="doomed", token=doomed) as c:
+            await watcher.wait_for(lambda: "doomed" in agents(watcher), 10)
+            assert inhabit("revoke", doomed, "--data", str(server.data_dir)).returncode == 0
+            await watcher.wait_for(lambda: "doomed" not in agents(watcher), 20)
+            with pytest.raises(Exception) as refused:
+                await c.call_tool("search", {"query": "draw"})
+            assert "token revoked" in repr(refused.value), repr(refused.value)
+        assert httpx.get(f"{server.http}/healthz").status_code == 200
+    finally:
+        await watcher.close()
+
+
 async def test_inhabit_mcp_prints_a_working_setup(server):
     out = inhabit("mcp", "cli-room", "--data", str(server.data_dir), "--url", server.http)
     assert out.returncode == 0, out.stderr
