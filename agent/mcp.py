@@ -16,8 +16,9 @@ endpoint adds what is ours:
   overall (the SDK: 503), the request body (the SDK: 413), tool calls per token per minute (a
   tool error saying when to retry), one execute at a time per session, two renders at once.
 - Lifetime: a session's peer joins when the client says it is initialized (or at its first
-  call) and leaves when the client ends the session (DELETE), or once no request or stream
-  of it has been open for `idle_s` (the SDK forgets such a session then too).
+  call) and leaves when the client ends the session (DELETE), once no request or stream of
+  it has been open for `idle_s` (the SDK forgets such a session then too), or once its token
+  is revoked or expires (an open stream of it is then ended).
 """
 
 from __future__ import annotations
