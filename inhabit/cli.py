@@ -23,8 +23,6 @@ from common.access import ROOM_RULE, Access, TokenError, valid_room
 from common.settings import Settings
 from server.store import DataFolderError
 
-from .app import build_app, model_settings
-
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per settings field; unset flags stay out, so env and defaults apply."""
@@ -81,6 +79,8 @@ def uvicorn_log_config() -> dict[str, Any]:
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from .app import build_app  # here, not at the top: commands that do not serve (token, mcp, ...) stay quick
 
     try:
         settings = settings_from(args)
@@ -211,6 +211,8 @@ def run_exec(args: argparse.Namespace) -> int:
 def run_agent(args: argparse.Namespace) -> int:
     from agent.loop import NO_KEY, has_credentials
     from agent.peer import run_forever
+
+    from .app import model_settings
 
     base = args.server.rstrip("/")
     if base.startswith("http"):
