@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -158,6 +158,15 @@ class RevocationList:
         return {words[0] for words in lines if words and not words[0].startswith("#")}
 
 
+class Revocations(Protocol):
+    """Where revoked token ids are kept: `RevocationList` (a file in the data dir) or, in cluster
+    mode, `common.shared_access.SharedRevocations` (a PostgreSQL table every node reads)."""
+
+    def __contains__(self, token_id: object) -> bool: ...
+
+    def add(self, token_id: str, note: str = "") -> None: ...
+
+
 def _epoch(expires: datetime | timedelta) -> int:
     """Unix seconds of an expiry given as a moment or as a time from now (naive = local time)."""
     at = time.time() + expires.total_seconds() if isinstance(expires, timedelta) else expires.timestamp()
@@ -176,15 +185,18 @@ def _display_name(name: str) -> str:
 class Access:
     """Mints v2 tokens; checks v2 and v1 tokens (see the module docstring for the formats)."""
 
-    def __init__(self, secret: bytes, revoked: Path | None = None) -> None:
+    def __init__(self, secret: bytes, revoked: Path | Revocations | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("access secret must be at least 16 bytes")
         self._secret = secret
-        self.revoked = RevocationList(revoked)
+        self.revoked: Revocations = RevocationList(revoked) if revoked is None or isinstance(revoked, Path) else revoked
 
     @classmethod
-    def load(cls, data_dir: str | Path) -> Access:
-        """Read the secret from the data dir, creating it (mode 0600) on first run."""
+    def load(cls, data_dir: str | Path, secret: str | None = None) -> Access:
+        """Read the secret from the data dir, creating it (mode 0600) on first run; a `secret`
+        given (`INHABIT_SECRET`) is used instead of the file."""
+        if secret is not None:
+            return cls(secret.encode(), Path(data_dir) / REVOKED_FILE)
         path = Path(data_dir) / SECRET_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():

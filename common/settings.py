@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-5"
@@ -64,6 +64,31 @@ class Settings(BaseSettings):
     mcp_idle_s: float = Field(default=600.0, gt=0, description="seconds an MCP session may go without a request or open stream before it ends and its peer leaves")
     mcp_calls_per_minute: int = Field(default=60, ge=1, description="MCP tool calls one token may make per minute in a room")
     mcp_body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest MCP request body in bytes (bigger: 413)")
+
+    # cluster mode: several `inhabit serve` processes share every room (README "Cluster")
+    redis_url: str | None = Field(default=None, json_schema_extra={"flag": "--redis"},
+                                  description="Redis for live traffic (redis://host:6379/0, unix:///path); with --database: cluster mode")
+    database_url: str | None = Field(default=None, json_schema_extra={"flag": "--database"},
+                                     description="PostgreSQL for durable state (postgresql://user@host/db); with --redis: cluster mode")
+    secret: SecretStr | None = Field(default=None, description="token secret (16+ characters) every node shares; default: <data>/secret.key, "
+                                     "or in cluster mode one kept in PostgreSQL (prefer INHABIT_SECRET to the flag)")
+    node_ttl_s: float = Field(default=10.0, gt=0, description="cluster: seconds without a heartbeat before a node counts as dead and its peers' presence goes")
+    lease_s: float = Field(default=10.0, gt=0, description="cluster: lease of a room's compaction worker and of its agent, taken over this long after its holder dies")
+    snapshot_every_s: float = Field(default=30.0, gt=0, description="cluster: longest an edit waits in Redis before it is compacted into PostgreSQL (while PostgreSQL is up)")
+    stream_window_s: float = Field(default=30.0, gt=0, description="cluster: seconds of a room's stream kept after compaction (presence is replayed from it)")
+    stream_max_entries: int = Field(default=100_000, ge=1000, description="cluster: a room's stream length at which its edits are refused (4503) until compaction catches up")
+    pg_pool: int = Field(default=8, ge=2, description="cluster: PostgreSQL connections per node")
+
+    @model_validator(mode="after")
+    def _cluster_needs_both(self) -> Settings:
+        if bool(self.redis_url) != bool(self.database_url):
+            raise ValueError("cluster mode needs both --redis and --database (INHABIT_REDIS_URL, INHABIT_DATABASE_URL), or neither")
+        return self
+
+    @property
+    def clustered(self) -> bool:
+        """Several processes share the rooms through Redis and PostgreSQL (else: one process, SQLite)."""
+        return bool(self.redis_url and self.database_url)
 
     @property
     def public_base(self) -> str:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import logging
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,13 @@ from server.store import DataFolderError
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per settings field; unset flags stay out, so env and defaults apply."""
     for name, field in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-")]
+        if isinstance(field.json_schema_extra, dict) and isinstance(field.json_schema_extra.get("flag"), str):
+            flags.insert(0, field.json_schema_extra["flag"])  # a shorter name, e.g. --redis for --redis-url
         if field.annotation is bool:
-            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=field.description)
+            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=field.description)
         else:
-            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(),
+            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper(),
                                 help=f"{field.description} (default {field.default})")
 
 
@@ -130,25 +134,64 @@ def expiry(text: str) -> datetime:
     return at
 
 
+class AccessUnavailable(Exception):
+    """The token authority cannot be opened (bad settings, PostgreSQL unreachable): one line to print."""
+
+
+@contextlib.contextmanager
+def access_of(args: argparse.Namespace) -> Iterator[tuple[Access, str]]:
+    """The token authority `inhabit serve` uses with the same settings, and the flags naming it:
+    PostgreSQL's with `--database` (or INHABIT_DATABASE_URL: cluster mode), else the data
+    folder's; INHABIT_SECRET, when set, is the secret either way."""
+    from common.postgres import DatabaseError, open_pool, redact_url
+    from common.shared_access import shared_access
+
+    try:
+        env = Settings()
+    except ValidationError as exc:
+        raise AccessUnavailable(f"bad settings in the environment:\n{exc}") from exc
+    secret = env.secret.get_secret_value() if env.secret else None
+    url = args.database or env.database_url
+    if not url:
+        yield Access.load(args.data, secret), f"--data {args.data}"
+        return
+    try:
+        pool = open_pool(url, 2)
+    except DatabaseError as exc:
+        raise AccessUnavailable(str(exc)) from exc
+    try:
+        yield shared_access(pool, secret, watch=False), f"--database {shlex.quote(redact_url(url))}"
+    finally:
+        pool.close()
+
+
 def token(args: argparse.Namespace) -> int:
     """Print a new token on stdout (alone, for `$(inhabit token ...)`); its id on stderr."""
-    access = Access.load(args.data)
     try:
-        minted = access.mint(args.room, args.role, name=args.name, expires=args.expires)
-    except ValueError as exc:
+        with access_of(args) as (access, where):
+            minted = access.mint(args.room, args.role, name=args.name, expires=args.expires)
+    except (ValueError, AccessUnavailable) as exc:
         print(f"inhabit token: {exc}", file=sys.stderr)
         return 2
     info = access.parse(minted)
     until = f", expires {info.expires.isoformat()}" if info.expires else ""
     print(minted)
-    print(f"token id {info.id}{until}; to revoke it: inhabit revoke {info.id} --data {args.data}", file=sys.stderr)
+    print(f"token id {info.id}{until}; to revoke it: inhabit revoke {info.id} {where}", file=sys.stderr)
     return 0
 
 
 def mcp_config(args: argparse.Namespace) -> int:
     """Print what a person pastes into their MCP client to bring it into ROOM: the endpoint, a
     freshly minted token, the `claude mcp add` line and the JSON for clients set up by file."""
-    access = Access.load(args.data)
+    try:
+        with access_of(args) as (access, where):
+            return _mcp_config(args, access, where)
+    except AccessUnavailable as exc:
+        print(f"inhabit mcp: {exc}", file=sys.stderr)
+        return 2
+
+
+def _mcp_config(args: argparse.Namespace, access: Access, where: str) -> int:
     try:
         if not valid_room(args.room):
             raise ValueError(ROOM_RULE)
@@ -162,7 +205,7 @@ def mcp_config(args: argparse.Namespace) -> int:
     config = {"mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {minted}"}}}}
     until = f", expires {info.expires.isoformat()}" if info.expires else ""
     print(f"MCP endpoint for room {args.room!r}: {'a read-only' if args.role == 'view' else 'an'} agent peer "
-          f"(token id {info.id}{until}; revoke: inhabit revoke {info.id} --data {args.data})\n")
+          f"(token id {info.id}{until}; revoke: inhabit revoke {info.id} {where})\n")
     print(f"URL:     {url}\nHeader:  {header}\n")
     print("Claude Code:")
     print(f"  claude mcp add --transport http {name} {url} --header {shlex.quote(header)}\n")
@@ -173,11 +216,12 @@ def mcp_config(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    """Add a token (or token id) to the data dir's revocation list; running servers see it
-    within a second or two."""
+    """Add a token (or token id) to the revocation list (the data dir's, or the cluster's in
+    PostgreSQL); running servers see it within a second or two."""
     try:
-        token_id = Access.load(args.data).revoke(args.token)
-    except (TokenError, ValueError) as exc:
+        with access_of(args) as (access, _):
+            token_id = access.revoke(args.token)
+    except (TokenError, ValueError, AccessUnavailable) as exc:
         print(f"inhabit revoke: {exc}", file=sys.stderr)
         return 2
     print(f"revoked token id {token_id}")
@@ -244,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="display name shown to others in the room")
     t.add_argument("--expires", type=expiry, default=None, metavar="WHEN", help="30m, 12h, 7d or an ISO date (default: never)")
     t.add_argument("--data", default="./data")
+    t.add_argument("--database", default=None, metavar="URL", help="cluster mode: the PostgreSQL the servers use (default: INHABIT_DATABASE_URL)")
     t.set_defaults(func=token)
 
     m = sub.add_parser("mcp", help="print how to bring an MCP client (Claude Code, Cursor, ...) into a room, with a new token")
@@ -253,11 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--expires", type=expiry, default=None, metavar="WHEN", help="30m, 12h, 7d or an ISO date (default: never)")
     m.add_argument("--url", default=None, help="the server's base URL as clients reach it (default: from INHABIT_PUBLIC_URL/HOST/PORT)")
     m.add_argument("--data", default="./data")
+    m.add_argument("--database", default=None, metavar="URL", help="cluster mode: the PostgreSQL the servers use (default: INHABIT_DATABASE_URL)")
     m.set_defaults(func=mcp_config)
 
     r = sub.add_parser("revoke", help="refuse a token from now on (running servers too)")
     r.add_argument("token", metavar="TOKEN_OR_ID", help="the token, or the id `inhabit token` printed")
     r.add_argument("--data", default="./data")
+    r.add_argument("--database", default=None, metavar="URL", help="cluster mode: the PostgreSQL the servers use (default: INHABIT_DATABASE_URL)")
     r.set_defaults(func=revoke)
 
     e = sub.add_parser("exec", help="run a JavaScript file in the sandbox, print the RunRecord")
