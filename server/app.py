@@ -21,11 +21,12 @@ from canvas import CanvasDoc
 from common.access import Access, role_of
 from common.settings import Settings
 
+from .cluster.node import ClusterNode
 from .history import DocBounds
-from .http import StrokesResponse, WhoAmI, room_or_error
+from .http import StrokesResponse, WhoAmI, error, room_or_error
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
-from .rooms import RoomManager
+from .rooms import RoomManager, RoomUnavailable
 from .store import DataFolderError, Store
 from .versions import routes as version_routes
 from .websocket import room_endpoint
@@ -56,7 +57,15 @@ async def whoami(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"ok": True, "rooms": len(request.app.state.rooms.rooms)})
+    body: dict[str, object] = {"ok": True, "rooms": len(request.app.state.rooms.rooms)}
+    node = request.app.state.node
+    if node is not None:  # cluster mode: unhealthy unless both Redis and PostgreSQL answer
+        body.update(node.health())
+    return JSONResponse(body, 200 if body["ok"] else 503)
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    return error(503, f"{exc}; try again later")
 
 
 async def metrics(request: Request) -> Response:
@@ -70,27 +79,39 @@ async def index(request: Request) -> Response:
     return PlainTextResponse("inhabit server is running, but the web app is not built: run `node web/build.mjs`.\n")
 
 
-def open_data(data: Path, versions_kept: int) -> tuple[Access, Store]:
+def open_data(data: Path, versions_kept: int, secret: str | None = None) -> tuple[Access, Store]:
     """The token secret and the store, or one DataFolderError saying what is wrong with `data`."""
     try:
         data.mkdir(parents=True, exist_ok=True)
-        access = Access.load(data)
+        access = Access.load(data, secret)
     except OSError as exc:
         raise DataFolderError(f"cannot use the data folder {data}: {exc.strerror or exc}") from exc
     return access, Store(data / DB_FILE, versions_kept)
 
 
 def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
-    access, store = open_data(Path(settings.data), settings.versions_kept)
-    writer = Writer(store)
+    """One process with SQLite under `settings.data` (embedded), or one node of a cluster
+    sharing its rooms through Redis and PostgreSQL (`settings.clustered`): the same rooms,
+    routes and plugins on either, only the writer, the store and the room loading differ."""
     counters = Metrics()
     bounds = DocBounds(settings.compact_every, settings.compact_bytes, settings.max_doc_bytes)
-    rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
-    host = Host(settings=settings, access=access)
+    secret = settings.secret.get_secret_value() if settings.secret else None
+    node: ClusterNode | None = None
+    if settings.clustered:
+        node = ClusterNode(settings, counters, bounds)
+        access, rooms, writer = node.access, node.rooms, node.writer
+    else:
+        access, store = open_data(Path(settings.data), settings.versions_kept, secret)
+        writer = Writer(store)
+        rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
+    host = Host(settings=settings, access=access, cluster=node.cluster if node else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        writer.start()
+        if node is not None:
+            await node.start()
+        else:
+            writer.start()
         for plugin in plugins:
             await plugin.startup(host)
         try:
@@ -102,7 +123,10 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
                 except Exception:
                     log.exception("plugin shutdown failed")
             await rooms.close()
-            store.close()
+            if node is not None:
+                await node.stop()
+            else:
+                store.close()
 
     routes: list[BaseRoute] = [
         WebSocketRoute("/rooms/{name}", room_endpoint),
@@ -116,10 +140,12 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
     for plugin in plugins:
         routes.extend(plugin.routes)
     routes.append(Mount("/assets", app=StaticFiles(directory=WEB_DIST, check_dir=False), name="assets"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable})
     app.state.settings = settings
     app.state.access = access
     app.state.rooms = rooms
     app.state.metrics = counters
-    app.state.exporter = Exporter(counters, rooms.gauges, writer.gauges, *(p.gauges for p in plugins))
+    app.state.node = node
+    gauges = [rooms.gauges, writer.gauges, *([node.gauges] if node else []), *(p.gauges for p in plugins)]
+    app.state.exporter = Exporter(counters, *gauges)
     return app

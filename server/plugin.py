@@ -15,6 +15,7 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from common.access import Access
+from common.cluster import Cluster
 from common.settings import Settings
 
 
@@ -24,6 +25,8 @@ class Host:
 
     settings: Settings
     access: Access
+    cluster: Cluster | None = None
+    """Cluster mode: this node's id and its Redis and PostgreSQL clients (None: one process)."""
 
 
 class Plugin(Protocol):

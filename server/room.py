@@ -62,6 +62,9 @@ class Room:
         self.history = history or History()
         self.bounds = bounds or DocBounds()
         self.reserved: dict[int, tuple[str, float]] = {}  # id of a departed owner -> (its identity, until)
+        self.remote: dict[int, tuple[str, str]] = {}  # cluster: awareness id held on another node -> (identity, node)
+        self.failed: str | None = None
+        """Cluster mode: why this room was dropped (an append failed); its connections are closed."""
         self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
         self._full_step2: bytes | None = None
 
@@ -101,7 +104,9 @@ class Room:
         self._expire_reservations()
         if gone:
             self._states_msg = None
-            self.broadcast(p.awareness_message(p.encode_awareness(gone)), None)
+            msg = p.awareness_message(p.encode_awareness(gone))
+            self.broadcast(msg, None)
+            self.writer.presence(self.name, msg, conn.identity)
 
     def _expire_reservations(self) -> None:
         reserved, now = self.reserved, time.monotonic()
@@ -284,6 +289,7 @@ class Room:
                 if owner is not None:  # its owner is on its way out: hand the id over
                     owner.awareness_ids.discard(cid)
                 self.reserved.pop(cid, None)
+                self.remote.pop(cid, None)
                 owners[cid] = conn
                 conn.awareness_ids.add(cid)
             kept.append(entry)
@@ -297,12 +303,18 @@ class Room:
                 changed = True
         if changed:  # like y-websocket: echo to everyone, the sender's renewal keeps it alive
             self._states_msg = None
-            self.broadcast(p.awareness_message(p.encode_awareness(kept)) if forged else frame, None)
+            msg = p.awareness_message(p.encode_awareness(kept)) if forged else frame
+            self.broadcast(msg, None)
+            self.writer.presence(self.name, msg, conn.identity)
 
     def _may_claim(self, conn: Conn, cid: int, owner: Conn | None) -> bool:
-        """A free id may be claimed; a departing or departed owner's only by the same identity."""
+        """A free id may be claimed; a departing or departed owner's only by the same identity
+        (in a cluster, also one held on another node: its holder moved here)."""
         if owner is not None:
             return owner.closed and owner.identity == conn.identity
+        remote = self.remote.get(cid)
+        if remote is not None and remote[0] != conn.identity:
+            return False
         held = self.reserved.get(cid)
         return held is None or held[0] == conn.identity or held[1] <= time.monotonic()
 
@@ -313,10 +325,62 @@ class Room:
         return self._states_msg
 
     def compact(self) -> None:
-        """Ask the writer to replace this room's stored history by one snapshot (also measures
-        the document, correcting the running size estimate)."""
+        """Ask the writer to replace this room's stored history by one snapshot."""
+        self.writer.snapshot(self.name, self.take_snapshot())
+
+    def take_snapshot(self) -> Snapshot:
+        """The document encoded once (which also measures it, correcting the running size estimate)."""
         state = self.doc.get_update()
         strokes = len(self.doc.get(STROKES, type=Map))
-        self.writer.snapshot(self.name, Snapshot(state, strokes))
         self.history = History(doc_bytes=len(state), snapshot_bytes=len(state))
         self._full_step2 = None
+        return Snapshot(state, strokes)
+
+    # cluster mode: what the other nodes committed to this room's stream
+
+    def remote_update(self, frame: bytes) -> None:
+        """A sync update another node committed: apply it and forward the same frame to our
+        connections (it is committed already: nothing to wait for)."""
+        _, update = p.decode_sync(frame)
+        self.doc.apply_update(update)
+        self._full_step2 = None
+        self.history.doc_bytes += len(update)
+        self.broadcast(frame, None)
+
+    def remote_awareness(self, frame: bytes, identity: str, node: str) -> None:
+        """Presence from a connection on another node; ids our own connections hold stay theirs."""
+        changed = skipped = False
+        kept = []
+        states, remote = self.states, self.remote
+        for entry in p.parse_awareness(p.decode_awareness_payload(frame)):
+            cid, clock, state = entry
+            if cid in self.owners:
+                skipped = True
+                continue
+            kept.append(entry)
+            cur = states.get(cid)
+            if state == "null":
+                if cur is not None and clock >= cur[0]:
+                    del states[cid]
+                    remote.pop(cid, None)
+                    changed = True
+            elif cur is None or clock > cur[0]:
+                states[cid] = (clock, state)
+                remote[cid] = (identity, node)
+                changed = True
+        if changed:
+            self._states_msg = None
+            self.broadcast(p.awareness_message(p.encode_awareness(kept)) if skipped else frame, None)
+
+    def forget_nodes(self, alive: set[str]) -> None:
+        """Drop the presence held on nodes that stopped beating (died without saying goodbye)."""
+        gone = [cid for cid, (_, node) in self.remote.items() if node not in alive]
+        removed = []
+        for cid in gone:
+            del self.remote[cid]
+            entry = self.states.pop(cid, None)
+            if entry is not None:
+                removed.append((cid, entry[0] + 1, "null"))
+        if removed:
+            self._states_msg = None
+            self.broadcast(p.awareness_message(p.encode_awareness(removed)), None)

@@ -18,6 +18,10 @@ from .writer import Writer
 log = logging.getLogger("inhabit.rooms")
 
 
+class RoomUnavailable(Exception):
+    """The room cannot be loaded now (cluster mode: Redis or PostgreSQL away); try again later."""
+
+
 class RoomManager:
     def __init__(self, store: Store, writer: Writer, metrics: Metrics, grace: float = 30.0, bounds: DocBounds | None = None) -> None:
         self.store = store

@@ -78,6 +78,8 @@ async def restore(request: Request) -> Response:
     saved = asyncio.get_running_loop().create_future()
     room.after_commit(lambda: saved.done() or saved.set_result(None))
     await saved  # answer once the restore is on disk, like any acknowledged edit
+    if room.failed is not None:  # cluster mode: the append failed and the room was dropped
+        return error(503, f"the restore was not saved: {room.failed}; try again later")
     return _json(RestoreResponse(room=name, version=version, restored=len(missing)))
 
 

@@ -24,6 +24,7 @@ from wire.protocol import Close, ProtocolError
 
 from .conn import Conn, Transport
 from .room import Room
+from .rooms import RoomUnavailable
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -123,7 +124,10 @@ async def room_endpoint(ws: WebSocket) -> None:
 
     transport = transport_of(ws)
     rooms = state.rooms
-    room = await rooms.acquire(name)
+    try:
+        room = await rooms.acquire(name)
+    except RoomUnavailable as exc:  # cluster mode: Redis or PostgreSQL away
+        return await refuse(ws, Close.UNAVAILABLE, f"{exc}; reconnect later")
     await ws.accept()
     metrics.connections_accepted += 1
     conn = Conn(ws, transport, who.id, who.role, settings, metrics)

@@ -64,6 +64,9 @@ class Writer:
             self._oldest = time.monotonic()
         self._appends.append((room, update))
 
+    def presence(self, room: str, msg: bytes, identity: str) -> None:
+        """Presence is not stored (in cluster mode, `server.cluster.writer` shares it with the other nodes)."""
+
     def snapshot(self, room: str, snap: Snapshot) -> None:
         """Replace the room's history by `snap`, which must include every appended update."""
         if self._oldest is None:

@@ -44,12 +44,13 @@ class ManualWriter:
 
     Keeps `server.writer.Writer`'s contract: `after_commit(fn, *args)` runs `fn` at once when
     nothing is waiting to be committed, else at the next commit, callbacks in order.
-    `appends` and `snapshots` record everything ever queued, in order.
+    `appends`, `snapshots` and `shared` (presence) record everything ever queued, in order.
     """
 
     def __init__(self) -> None:
         self.appends: list[tuple[str, bytes]] = []
         self.snapshots: list[tuple[str, Snapshot]] = []
+        self.shared: list[tuple[str, bytes, str]] = []  # presence changes (cluster mode shares them)
         self.uncommitted = 0
         self.waiting: list[tuple[Callable[..., object], tuple[object, ...]]] = []
         self.unavailable: str | None = None
@@ -61,6 +62,9 @@ class ManualWriter:
     def snapshot(self, room: str, snap: Snapshot) -> None:
         self.snapshots.append((room, snap))
         self.uncommitted += 1
+
+    def presence(self, room: str, msg: bytes, identity: str) -> None:
+        self.shared.append((room, msg, identity))
 
     def after_commit(self, fn: Callable[..., object], *args: object) -> None:
         if self.uncommitted:
