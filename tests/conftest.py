@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cluster_fixtures import Postgres, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +84,7 @@ class LiveServer:
         key = (room, role)
         if key not in self._tokens:
             out = subprocess.run([sys.executable, "-m", "inhabit", "token", room, "--role", role, "--data", str(self.data_dir)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
+                                 cwd=ROOT, env={**os.environ, **(self.env or {})}, capture_output=True, text=True, check=True, timeout=30)
             self._tokens[key] = out.stdout.strip().splitlines()[-1]
         return self._tokens[key]
 
@@ -129,6 +130,63 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(server_factory: Any) -> LiveServer:
     return server_factory()
+
+
+# ---- cluster mode: real redis-server and PostgreSQL in temp folders (tests/cluster_fixtures.py) ----
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    try:
+        yield pg.start()
+    finally:
+        pg.cleanup()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path / "redis")
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+class Cluster:
+    """Nodes of one cluster (`inhabit serve` processes on one Redis and one PostgreSQL database)."""
+
+    def __init__(self, root: Path, redis: RedisServer, postgres: Postgres) -> None:
+        self.root = root
+        self.redis = redis
+        self.postgres = postgres
+        self.database_url = postgres.create_database()
+        self.nodes: list[LiveServer] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"INHABIT_REDIS_URL": self.redis.url, "INHABIT_DATABASE_URL": self.database_url}
+
+    def node(self, env: dict[str, str] | None = None, **config: Any) -> LiveServer:
+        """Start one more node (its own data folder, for what stays local: logs)."""
+        srv = LiveServer(self.root / f"node{len(self.nodes)}", env={**self.env, **(env or {})}, **config)
+        self.nodes.append(srv)
+        return srv.start()
+
+    def stop(self) -> None:
+        for srv in self.nodes:
+            srv.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer, postgres: Postgres) -> Iterator[Cluster]:
+    if postgres.proc is None:  # a test that stopped it failed before starting it again
+        postgres.start()
+    c = Cluster(tmp_path, redis_server, postgres)
+    try:
+        yield c
+    finally:
+        c.stop()
 
 
 # ---- browser (Playwright for Python driving Debian's Chromium, installed by bin/dev) -------
