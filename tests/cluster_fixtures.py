@@ -3,7 +3,9 @@ plus a TCP load balancer in front of the nodes (no sticky sessions).
 
 `redis-server` and PostgreSQL come from Debian's packages (`bin/dev` installs them). PostgreSQL
 refuses to run as root: as root, `initdb` and `postgres` run as the `postgres` user (created by
-the package; `nobody` otherwise) in a folder owned by it. Everything is stopped (SIGKILL if it
+the package; `nobody` otherwise) in a folder owned by it, started as our own children (Popen's
+`user=`, not `runuser`) so that we reap them: a container's init may not, and a dead but
+unreaped postmaster keeps its pid, which a restart would take for a running one. Everything is stopped (SIGKILL if it
 must) and deleted by `stop()`, which the fixtures call even when a test fails.
 """
 
@@ -107,15 +109,12 @@ class Postgres:
         self.data = self.folder / "data"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.user: str | None = None
         self._dbs = itertools.count()
+        self._as: dict[str, Any] = {}
         if os.getuid() == 0:  # PostgreSQL will not run as root
-            self.user = "postgres" if _user_exists("postgres") else "nobody"
-            pw = pwd.getpwnam(self.user)
+            pw = pwd.getpwnam("postgres" if _user_exists("postgres") else "nobody")
             os.chown(self.folder, pw.pw_uid, pw.pw_gid)
-
-    def _run_as(self, args: list[str]) -> list[str]:
-        return ["runuser", "-u", self.user, "--", *args] if self.user else args
+            self._as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "env": {**os.environ, "HOME": str(self.folder)}}
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -123,15 +122,13 @@ class Postgres:
     def start(self) -> Postgres:
         assert (PG_BIN / "postgres").exists(), "PostgreSQL is missing: run the tests through `bin/dev test` (installs it)"
         if not self.data.exists():
-            subprocess.run(self._run_as([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                                         "-E", "UTF8", "--no-sync", "--no-instructions"]),
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                            "-E", "UTF8", "--no-sync", "--no-instructions"], check=True, capture_output=True, timeout=120, cwd=self.folder, **self._as)
         log = self.folder / "postgres.log"
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(self._run_as([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                                                       "-k", str(self.folder), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                                                       "-c", "max_connections=200"]),
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
+                                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.folder, **self._as)
         _wait_port(self.port, self.proc, "postgres", log)
         deadline = time.monotonic() + 20
         while True:  # listening is not yet accepting queries (startup recovery)
@@ -155,17 +152,29 @@ class Postgres:
         self.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def _signal(self, sig: int) -> None:
+        """Signal the postmaster and wait for it; SIGKILL goes to its whole process group (its
+        backends too, as if the machine had died)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT): what is committed stays."""
-        proc, self.proc = self.proc, None
-        _stop(proc, signal.SIGINT)
+        self._signal(signal.SIGINT)
 
     def kill9(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:  # the postmaster and its children
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        self._signal(signal.SIGKILL)
 
     def cleanup(self) -> None:
         self.stop()
