@@ -100,13 +100,24 @@ class AgentPeer:
         """Queue a prompt; raises `QueueFull` (nothing recorded or written) when there is no room."""
         if not self._queue.room_for(grant):
             raise QueueFull
-        run = self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source))  # type: ignore[arg-type]
-        if source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
-            self.doc.post(Message(author=author, kind="human", text=f"@{self.name} {prompt}" if not prompt.startswith("@") else prompt, run=run.id))
+        return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)))  # type: ignore[arg-type]
+
+    def enqueue(self, run: AgentRun) -> AgentRun:
+        """Queue a recorded run (cluster mode: one another node took, or a dead node left);
+        raises `QueueFull`."""
+        if not self._queue.room_for(run.grant):
+            raise QueueFull
+        if run.source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
+            text = run.prompt if run.prompt.startswith("@") else f"@{self.name} {run.prompt}"
+            self.doc.post(Message(author=run.author, kind="human", text=text, run=run.id))
         displaced = self._queue.put(run)
         if displaced is not None:
             self._finish(displaced, "dropped: the queue was full and an editor's prompt took its place; ask again later")
         return run
+
+    def refuse(self, run: AgentRun, reason: str) -> None:
+        """End a recorded run that will not run (it says so in the record and the chat)."""
+        self._finish(run, reason)
 
     def _finish(self, run: AgentRun, reason: str) -> None:
         """End a run that never ran (it says so in the record and the chat)."""

@@ -11,6 +11,10 @@ room (viewers only for the room bound: editors are never refused for viewers' tr
 bounded queue per room with edit grants first, and a cap on resident peers (the idlest leaves
 to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
 runs are in flight and one room never holds more than one of the sandbox's threads.
+
+In cluster mode (`Host.cluster`), run records live in PostgreSQL and `agent.cluster` keeps one
+peer per room across the nodes (a lease): a prompt or undo reaching another node is handed to
+the node holding the room's agent, and any node answers the run routes.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from starlette.routing import BaseRoute, Route
 
 from agent.admission import PromptLimits, QueueFull, RateLimiter
 from agent.canvas_api import Grant
+from agent.cluster import AgentCluster
 from agent.codemode import CodeMode
 from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.loop import ModelSettings
 from agent.peer import AgentPeer, addressed
+from agent.pgrundb import PgRunDB
 from agent.rundb import RunDB
 from agent.runs import AgentRun, RunStore, dump_json
 from common.access import Denied, TokenInfo, authorize
@@ -86,6 +92,7 @@ class AgentPlugin:
         self._code_mode = CodeMode()
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
+        self.cluster: AgentCluster | None = None
         self._routes: list[BaseRoute] = [
             Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
@@ -102,22 +109,32 @@ class AgentPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._host = host
-        db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
-        self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
+        if host.cluster is not None:  # the records in PostgreSQL; one peer per room across the nodes
+            records = await asyncio.to_thread(PgRunDB, host.cluster.pool, self.runs.per_room)
+            self.runs = RunStore(self.runs.per_room, db=records)
+            self.cluster = AgentCluster(host.cluster, self.runs, records, peer_of=self.peers.get, take_over=self._take_over, lost=self._lost)
+            await self.cluster.start()
+        else:
+            db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
+            self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
         self._reaper = asyncio.create_task(self._reap())
 
     async def shutdown(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-        peers, self.peers = list(self.peers.values()), {}
+        peers = list(self.peers.values())
+        self.peers.clear()
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         self.runs.close()  # writes what is pending; blocking, but only once at shutdown
+        if self.cluster is not None:  # after the records are written: another node takes the rooms over
+            await self.cluster.close()
         self._code_mode.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         return {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
             "agent_rate_keys": (len(self._per_token) + len(self._per_room), "Prompt rate-limit buckets held in memory."),
+            **(self.cluster.gauges() if self.cluster is not None else {}),
         }
 
     # hosted peers ------------------------------------------------------------------------
@@ -136,6 +153,44 @@ class AgentPlugin:
         if peer is not None:
             await peer.close()
             self.runs.forget(room)
+            if self.cluster is not None:
+                await self.cluster.release(room)
+
+    async def _lost(self, room: str) -> None:
+        """Cluster mode: another node holds this room's agent now; ours leaves."""
+        async with self._admit:
+            peer = self.peers.pop(room, None)
+            if peer is not None:
+                await peer.close()
+                self.runs.forget(room)
+
+    async def _take_over(self, room: str) -> None:
+        """Cluster mode: this node took the agent lease of a room whose node died."""
+        assert self.cluster is not None
+        try:
+            peer = await self.peer(room)
+        except Exception as exc:
+            log.warning("room %s: cannot take its agent over here (%s); another node will", room, type(exc).__name__)
+            await self.cluster.release(room, resident=True)
+            return
+        await self.cluster.recover(room, peer)
+
+    async def _here_or_holder(self, room: str) -> AgentPeer | str:
+        """Cluster mode: this node's peer for the room (taking the room's agent lease if it is
+        free), or the id of the node that has it."""
+        assert self.cluster is not None
+        holder = await self.cluster.place(room)
+        if holder is not None:
+            return holder
+        fresh = room not in self.peers
+        try:
+            peer = await self.peer(room)
+        except BaseException:
+            await self.cluster.release(room, resident=True)
+            raise
+        if fresh:
+            await self.cluster.recover(room, peer)
+        return peer
 
     def release(self, room: str) -> None:
         """Others sharing the run store (MCP sessions, `agent/mcp.py`) are done with `room`: its
@@ -203,8 +258,16 @@ class AgentPlugin:
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
 
     async def _submit(self, room: str, text: str, *, author: str, grant: Grant) -> AgentRun:
-        peer = await self.peer(room)
-        return peer.submit(addressed(text, self.name) or text.strip(), author=author, grant=grant, source="http")
+        prompt = addressed(text, self.name) or text.strip()
+        if self.cluster is None:
+            peer = await self.peer(room)
+            return peer.submit(prompt, author=author, grant=grant, source="http")
+        target = await self._here_or_holder(room)
+        if isinstance(target, str):
+            run = AgentRun(room=room, prompt=prompt, author=author, grant=grant, source="http")
+            await self.cluster.forward(room, run, target)
+            return run
+        return target.submit(prompt, author=author, grant=grant, source="http")
 
     def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
         """Why `who` may not prompt in `room` now and for how long; None if it may.
@@ -237,7 +300,11 @@ class AgentPlugin:
             authorize(request, room)
         except Denied as e:
             return _err(e.status, e.message)
-        return _json(RunList(runs=[r.summary() for r in self.runs.list(room)]))
+        try:
+            runs = await self.runs.fetch_all(room)
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        return _json(RunList(runs=[r.summary() for r in runs]))
 
     async def get_run(self, request: Request) -> Response:
         room = request.path_params["name"]
@@ -245,7 +312,10 @@ class AgentPlugin:
             authorize(request, room)
         except Denied as e:
             return _err(e.status, e.message)
-        run = self.runs.get(room, request.path_params["run"])
+        try:
+            run = await self.runs.fetch(room, request.path_params["run"])
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         if run is None:
             return _err(404, "no such run in this room")
         return _json(run)
@@ -256,11 +326,26 @@ class AgentPlugin:
             authorize(request, room, "edit")
         except Denied as e:
             return _err(e.status, e.message)
-        run = self.runs.get(room, request.path_params["run"])
+        try:
+            run = await self.runs.fetch(room, request.path_params["run"])
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         if run is None:
             return _err(404, "no such run in this room")
         try:
-            peer = await self.peer(room)
+            erased = await self._undo(room, run)
         except PeersFull:
             return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
-        return _json(UndoResult(run=run.id, erased=peer.undo(run.id)))
+        if erased is None:
+            return _err(503, "the node running this room's agent did not answer; try again shortly", QUEUE_RETRY_S)
+        return _json(UndoResult(run=run.id, erased=erased))
+
+    async def _undo(self, room: str, run: AgentRun) -> list[str] | None:
+        """The strokes erased by undoing `run`, wherever the room's agent is (None: no answer)."""
+        if self.cluster is None:
+            return (await self.peer(room)).undo(run.id)
+        target = await self._here_or_holder(room)
+        if isinstance(target, str):
+            return await self.cluster.undo_at(room, run.id)
+        self.runs.adopt(run)
+        return target.undo(run.id)

@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 from common.sqlite import open_sqlite, transaction
 
@@ -39,8 +40,33 @@ CREATE INDEX IF NOT EXISTS runs_room ON runs (room, seq);
 """
 
 
+class RunRecords(Protocol):
+    """Where run records are kept: `RunDB` (this SQLite file, one process) or, in cluster mode,
+    `agent.pgrundb.PgRunDB` (PostgreSQL, shared by every node). Synchronous: called from a
+    worker thread (`agent.runs.RunStore` does)."""
+
+    per_room: int
+    shared: bool
+    """Other processes write it too: read it through, and never take their runs in progress
+    for interrupted ones."""
+
+    def load(self, room: str) -> list[str]:
+        """The room's newest `per_room` records (JSON), oldest first."""
+        ...
+
+    def load_one(self, room: str, run_id: str) -> str | None: ...
+
+    def write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
+        """Upsert `(id, room, status, json)` rows and delete ids, in one transaction."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class RunDB:
     """Synchronous, thread-safe access to the runs database."""
+
+    shared = False
 
     def __init__(self, path: str | Path, per_room: int = 200) -> None:
         self.path = Path(path)
@@ -57,6 +83,11 @@ class RunDB:
             log.exception("reading the run records of room %s from %s", room, self.path)
             return []
         return [r[0] for r in reversed(rows) if isinstance(r[0], str)]
+
+    def load_one(self, room: str, run_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM runs WHERE room = ? AND id = ?", (room, run_id)).fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
 
     def write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
         """Upsert `(id, room, status, json)` rows and delete ids, in one transaction; then trim

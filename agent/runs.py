@@ -5,7 +5,9 @@ asked, with which grant, every piece of code executed, every capability call, th
 added (the undo set), token usage and errors. Bounded per room so a busy room cannot grow
 memory without limit.
 
-Durability (optional): given a `RunDB` (`agent/rundb.py`, the server's `<data>/runs.sqlite3`),
+Durability (optional): given a `RunDB` (`agent/rundb.py`, the server's `<data>/runs.sqlite3`;
+in cluster mode `agent/pgrundb.py`, PostgreSQL, which other nodes write too: then lookups read
+it through, `fetch`/`fetch_all`, and memory holds only the runs this node is working on),
 the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
 starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
 and their undo survive a restart. Saves are coalesced to one write per event-loop tick, and
@@ -29,7 +31,7 @@ from agent.sandbox import CallRecord, scrub
 from canvas import new_id, now_ms
 
 if TYPE_CHECKING:
-    from agent.rundb import RunDB
+    from agent.rundb import RunRecords
 
 log = logging.getLogger("inhabit.agent")
 
@@ -95,7 +97,7 @@ class RunStore:
     """Runs, newest last, at most `per_room` per room (oldest finished ones dropped); persisted
     to `db` when one is given."""
 
-    def __init__(self, per_room: int = 200, db: RunDB | None = None) -> None:
+    def __init__(self, per_room: int = 200, db: RunRecords | None = None) -> None:
         self.per_room = per_room
         self.db = db
         self._rooms: dict[str, OrderedDict[str, AgentRun]] = {}
@@ -105,18 +107,21 @@ class RunStore:
         self._closed = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-runs") if db is not None else None
 
+    @property
+    def shared(self) -> bool:
+        """Other processes write the records too (cluster mode)."""
+        return self.db is not None and self.db.shared
+
     def _room(self, room: str, create: bool = False) -> OrderedDict[str, AgentRun] | None:
         runs = self._rooms.get(room)
-        if runs is not None or self.db is None:
+        if runs is not None or self.db is None or self.shared:
             if runs is None and create:
                 runs = self._rooms[room] = OrderedDict()
             return runs
         loaded: OrderedDict[str, AgentRun] = OrderedDict()
         for data in self.db.load(room):  # one small indexed read per room per process
-            try:
-                run = AgentRun.model_validate_json(data)
-            except (ValidationError, ValueError):
-                log.warning("skipping an unreadable run record in room %s", room)
+            run = _parse(data, room)
+            if run is None:
                 continue
             if run.status in ("queued", "running"):  # its worker died with the old process
                 run.status = "failed"
@@ -152,6 +157,36 @@ class RunStore:
 
     def list(self, room: str) -> list[AgentRun]:
         return list((self._room(room) or {}).values())
+
+    async def fetch(self, room: str, run_id: str) -> AgentRun | None:
+        """`get`; when the records are shared, a run this node does not hold is read from the
+        database (off the loop)."""
+        run = self.get(room, run_id)
+        if run is not None or not self.shared:
+            return run
+        assert self.db is not None
+        data = await asyncio.to_thread(self.db.load_one, room, run_id)
+        return _parse(data, room) if data else None
+
+    async def fetch_all(self, room: str) -> list[AgentRun]:
+        """`list`; when the records are shared, the database's, with this node's newer copies."""
+        if not self.shared:
+            return self.list(room)
+        assert self.db is not None
+        mine = dict((self._rooms.get(room) or {}).items())
+        out = [mine.pop(run.id, run) for data in await asyncio.to_thread(self.db.load, room) if (run := _parse(data, room))]
+        return out + list(mine.values())
+
+    def adopt(self, run: AgentRun) -> AgentRun:
+        """Hold a run read from the shared records (this node works on it now); not saved."""
+        runs = self._room(run.room, create=True)
+        assert runs is not None
+        return runs.setdefault(run.id, run)
+
+    async def save_now(self, run: AgentRun) -> None:
+        """Write `run` and wait until it is written (before another node may update it)."""
+        assert self.db is not None
+        await asyncio.to_thread(self.db.write, [(run.id, run.room, run.status, dump_json(run))], [])
 
     def forget(self, room: str) -> None:
         """Drop a room's records from memory (they are read back from the database on the next
@@ -217,6 +252,14 @@ class RunStore:
         self._writer.shutdown(wait=True)
         assert self.db is not None
         self.db.close()
+
+
+def _parse(data: str, room: str) -> AgentRun | None:
+    try:
+        return AgentRun.model_validate_json(data)
+    except (ValidationError, ValueError):
+        log.warning("skipping an unreadable run record in room %s", room)
+        return None
 
 
 def dump_json(model: BaseModel) -> str:

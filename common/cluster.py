@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
@@ -30,10 +30,21 @@ class Cluster:
     node: str
     """A fresh random id per process start: names this node in streams, heartbeats and leases."""
     redis: Redis
-    """Commands with short timeouts (never a blocking read: those get their own connections)."""
+    """Commands with short timeouts (blocking reads shorter than them), RESP2 replies as redis-py documents them."""
     pool: ConnectionPool
     lease_s: float
     """How long a lease lasts unless renewed: a dead holder's lease is taken over this long after."""
+
+
+async def forever(run: Callable[[], Awaitable[None]], retry_s: float = 1.0) -> None:
+    """Run one of a node's background loops for the process's life: a crash (our bug) is
+    logged and the loop started again, never silently lost."""
+    while True:
+        try:
+            await run()
+        except Exception:
+            log.exception("cluster loop %s crashed; restarting it", getattr(run, "__name__", run))
+            await asyncio.sleep(retry_s)
 
 
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"

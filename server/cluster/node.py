@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -23,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from common.access import Access
-from common.cluster import Cluster, Lease
+from common.cluster import Cluster, Lease, forever
 from common.postgres import DatabaseError, open_pool, redact_url
 from common.settings import Settings
 from common.shared_access import SharedRevocations, shared_access
@@ -44,8 +43,8 @@ MARKS_EVERY = 5
 COMMAND_TIMEOUT_S = 2.0
 
 
-def _redis(url: str, timeout: float) -> Redis:
-    return Redis.from_url(url, protocol=3, socket_timeout=timeout, socket_connect_timeout=COMMAND_TIMEOUT_S,
+def _redis(url: str, timeout: float, protocol: int = 3) -> Redis:
+    return Redis.from_url(url, protocol=protocol, socket_timeout=timeout, socket_connect_timeout=COMMAND_TIMEOUT_S,
                           retry=Retry(NoBackoff(), 0), health_check_interval=0)
 
 
@@ -61,9 +60,10 @@ class ClusterNode:
         except (RedisError, OSError) as exc:
             raise DatabaseError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from exc
         self.pool = open_pool(settings.database_url, settings.pg_pool)
-        self.redis = _redis(settings.redis_url, COMMAND_TIMEOUT_S)
+        self.redis = _redis(settings.redis_url, COMMAND_TIMEOUT_S)  # the streams' (raw replies), and the blocking reads'
         self.blocking = _redis(settings.redis_url, BLOCK_MS / 1000 + COMMAND_TIMEOUT_S)
-        self.cluster = Cluster(node=self.id, redis=self.redis, pool=self.pool, lease_s=settings.lease_s)
+        self.cluster = Cluster(node=self.id, redis=_redis(settings.redis_url, COMMAND_TIMEOUT_S, protocol=2), pool=self.pool,
+                               lease_s=settings.lease_s)
         secret = settings.secret.get_secret_value() if settings.secret else None
         self.access: Access = shared_access(self.pool, secret)
         self.snapshots = Snapshots(self.pool, settings.versions_kept)
@@ -85,21 +85,10 @@ class ClusterNode:
         self.redis_error = None if await self._beat() else self.redis_error
         self.writer.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._supervised(run), name=run.__name__) for run in (
+        self._tasks = [loop.create_task(forever(run), name=run.__name__) for run in (
             self.rooms.read_forever, self._keep_beating, self._watch_postgres, self.compactor.sweep_forever)]
         log.info("cluster node %s up (Redis %s, PostgreSQL %s)", self.id, redact_url(self.settings.redis_url or ""),
                  redact_url(self.settings.database_url or ""))
-
-    @staticmethod
-    async def _supervised(run: Callable[[], Awaitable[None]]) -> None:
-        """One of the node's loops, for the node's whole life: a crash (our bug) is logged and
-        the loop started again, never silently lost."""
-        while True:
-            try:
-                await run()
-            except Exception:
-                log.exception("cluster loop %s crashed; restarting it", run.__name__)
-                await asyncio.sleep(BEAT_S)
 
     async def _beat(self) -> bool:
         """One heartbeat; True if Redis answered. Also forgets the presence of dead nodes."""
@@ -164,7 +153,7 @@ class ClusterNode:
         await self.compactor.close()
         if isinstance(self.access.revoked, SharedRevocations):
             self.access.revoked.close()
-        for client in (self.redis, self.blocking):
+        for client in (self.redis, self.blocking, self.cluster.redis):
             with contextlib.suppress(Exception):
                 await client.aclose()
         await asyncio.to_thread(self.pool.close)

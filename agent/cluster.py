@@ -1,0 +1,254 @@
+"""The agent in cluster mode: exactly one agent peer per room across the cluster, whichever node
+a prompt reaches.
+
+- A lease per room in Redis (`inhabit:{room}:agent` = the holder's node id, SET NX PX): the node
+  holding it runs the room's peer, renews it while the peer is resident and releases it when
+  the peer leaves. A node that dies loses its leases when they expire.
+- Requests reach the holder through the room's agent queue (a Redis stream,
+  `inhabit:{room}:agentq`): the node that took an HTTP prompt records the run in PostgreSQL
+  first (so every node can show it at once), then appends `{run}`; undo appends
+  `{undo, reply}` and waits for the answer on the `reply` list (BLPOP). The holder reads the
+  queues of all the rooms it holds in one blocking read.
+- Takeover: rooms with an agent are listed in `inhabit:agents`. Every node looks, every half
+  lease, for such a room whose lease is gone, takes it, starts the peer and takes over the
+  room's unfinished runs from PostgreSQL: queued ones run; ones that were running when their
+  node died are marked interrupted (as a restart does on one node: a half-run prompt is not
+  run twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from agent.admission import QueueFull
+from agent.runs import INTERRUPTED, AgentRun, RunStore
+from canvas import now_ms
+from common.cluster import PREFIX, Cluster, Lease, forever
+
+log = logging.getLogger("inhabit.agent")
+
+AGENTS = PREFIX + "agents"
+QUEUE_LEN = 1000
+"""Requests kept per room's agent queue (a bound; the holder reads them within a moment)."""
+READ_BLOCK_MS = 500
+UNDO_WAIT_S = 10.0
+SEEN = 512
+
+
+def lease_key(room: str) -> str:
+    return f"{PREFIX}{{{room}}}:agent"
+
+
+def queue_key(room: str) -> str:
+    return f"{PREFIX}{{{room}}}:agentq"
+
+
+class Peer(Protocol):
+    """What the cluster side needs of a room's peer (`agent.peer.AgentPeer`)."""
+
+    def enqueue(self, run: AgentRun) -> AgentRun: ...
+
+    def refuse(self, run: AgentRun, reason: str) -> None: ...
+
+    def undo(self, run_id: str) -> list[str]: ...
+
+
+class Unfinished(Protocol):
+    def unfinished(self, room: str) -> list[str]: ...
+
+
+class AgentCluster:
+    """Leases, queues and takeover for the agent plugin (see the module docstring)."""
+
+    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, *, peer_of: Callable[[str], Peer | None],
+                 take_over: Callable[[str], Awaitable[None]], lost: Callable[[str], Awaitable[None]]) -> None:
+        self.redis = cluster.redis
+        self.node = cluster.node
+        self.lease = Lease(cluster)
+        self.runs = runs
+        self.records = records
+        self.peer_of = peer_of
+        self._take_over = take_over
+        self._lost = lost
+        self.held: dict[str, str] = {}  # room -> the last queue id read
+        self._seen: OrderedDict[str, None] = OrderedDict()  # run ids taken, so a queued run never runs twice
+        self._tasks: list[asyncio.Task[None]] = []
+        self.forwarded = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(forever(f)) for f in (self._read_forever, self._renew_forever, self._watch_forever)]
+
+    async def close(self) -> None:
+        """Stop; leases held are released, so another node takes the rooms over at once (and
+        their unfinished runs with them)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for room in list(self.held):
+            try:
+                await self.lease.release(lease_key(room))
+            except (RedisError, OSError):
+                pass
+        self.held.clear()
+
+    # where a room's agent is
+
+    async def place(self, room: str) -> str | None:
+        """None if this node has the room's agent (taking the lease if it is free: start the
+        peer then), else the id of the node that has it."""
+        for _ in range(3):
+            if room in self.held:
+                return None
+            if await self.lease.acquire(lease_key(room)):
+                await self._hold(room)
+                return None
+            holder = await self.lease.holder(lease_key(room))
+            if holder is not None and holder != self.node:
+                return holder
+        raise RuntimeError(f"the agent lease of room {room} changes hands too fast")
+
+    async def _hold(self, room: str) -> None:
+        last = await self.redis.xrevrange(queue_key(room), "+", "-", count=1)
+        self.held[room] = last[0][0].decode() if last else "0-0"  # before reading unfinished runs: nothing falls between
+        await self.redis.sadd(AGENTS, room)
+
+    async def release(self, room: str, resident: bool = False) -> None:
+        """The room's peer left: give the lease back (and, unless runs may wait, the listing)."""
+        self.held.pop(room, None)
+        try:
+            await self.lease.release(lease_key(room))
+            if not resident:
+                await self.redis.srem(AGENTS, room)
+        except (RedisError, OSError) as exc:
+            log.warning("room %s: cannot release the agent lease (%s); it expires by itself", room, exc)
+
+    async def recover(self, room: str, peer: Peer) -> None:
+        """A new tenure: run the room's queued runs, mark the ones cut short as interrupted."""
+        for data in await asyncio.to_thread(self.records.unfinished, room):
+            run = AgentRun.model_validate_json(data)
+            if not self._take(run.id):
+                continue
+            run = self.runs.adopt(run)
+            if run.status == "running":
+                run.status, run.reply, run.finished = "failed", INTERRUPTED, now_ms()
+                run.errors.append(INTERRUPTED)
+                self.runs.save(run)
+            else:
+                self._enqueue(peer, run)
+
+    # requests for the holder
+
+    async def forward(self, room: str, run: AgentRun, holder: str) -> None:
+        """Hand a prompt's run to the node holding the room's agent (recorded first)."""
+        await self.runs.save_now(run)
+        await self.redis.xadd(queue_key(room), {"run": run.model_dump_json()}, maxlen=QUEUE_LEN, approximate=True)
+        self.forwarded += 1
+        if await self.lease.holder(lease_key(room)) != holder:  # it let go meanwhile: whoever takes over runs it
+            log.info("room %s: the agent moved while a prompt was forwarded; it runs from the records", room)
+
+    async def undo_at(self, room: str, run_id: str) -> list[str] | None:
+        """Undo a run on the holder; the stroke ids it erased (None: no answer in time)."""
+        reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
+        await self.redis.xadd(queue_key(room), {"undo": run_id, "reply": reply}, maxlen=QUEUE_LEN, approximate=True)
+        for _ in range(int(UNDO_WAIT_S)):  # one-second waits: within the client's socket timeout
+            got = await self.redis.blpop([reply], timeout=1)
+            if got is not None:
+                return list(json.loads(got[1]))
+        return None
+
+    async def _read_forever(self) -> None:
+        while True:
+            if not self.held:
+                await asyncio.sleep(READ_BLOCK_MS / 1000)
+                continue
+            try:  # a room taken meanwhile is read from the next round on (at most READ_BLOCK_MS)
+                reply = await self.redis.xread({queue_key(r): at for r, at in self.held.items()}, count=100, block=READ_BLOCK_MS)
+            except (RedisError, OSError) as exc:
+                log.debug("agent queues: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            for key, entries in reply or ():  # RESP2: [[stream, [(id, {field: value})]]]
+                room = key.decode()[len(PREFIX) + 1:-len("}:agentq")]
+                for entry_id, fields in entries:
+                    if room in self.held:
+                        self.held[room] = entry_id.decode()
+                        await self._request(room, fields)
+
+    async def _request(self, room: str, fields: dict[bytes, bytes]) -> None:
+        peer = self.peer_of(room)
+        if peer is None:
+            return
+        try:
+            if b"run" in fields:
+                run = AgentRun.model_validate_json(fields[b"run"])
+                if self._take(run.id):
+                    self._enqueue(peer, self.runs.add(run))
+            elif b"undo" in fields:
+                run_id = fields[b"undo"].decode()
+                run = await self.runs.fetch(room, run_id)
+                if run is not None:
+                    self.runs.adopt(run)
+                erased = peer.undo(run_id) if run is not None else []
+                reply = fields[b"reply"].decode()
+                await self.redis.rpush(reply, json.dumps(erased))
+                await self.redis.expire(reply, int(UNDO_WAIT_S) * 3)
+        except Exception:
+            log.exception("room %s: agent request failed", room)
+
+    def _enqueue(self, peer: Peer, run: AgentRun) -> None:
+        try:
+            peer.enqueue(run)
+        except QueueFull:
+            peer.refuse(run, "the agent's queue in this room was full; ask again shortly")
+
+    def _take(self, run_id: str) -> bool:
+        if run_id in self._seen:
+            return False
+        self._seen[run_id] = None
+        while len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        return True
+
+    # leases: kept while resident, taken over from dead nodes
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.ms / 3000)
+            for room in list(self.held):
+                try:
+                    kept = await self.lease.renew(lease_key(room))
+                except (RedisError, OSError):
+                    continue  # Redis away: nobody can take it either; try again next round
+                if not kept and room in self.held:
+                    log.warning("room %s: lost the agent lease; its peer leaves this node", room)
+                    self.held.pop(room, None)
+                    await self._lost(room)
+
+    async def _watch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.ms / 2000)
+            try:
+                rooms = [r.decode() for r in await self.redis.smembers(AGENTS)]
+                for room in rooms:
+                    if room not in self.held and not await self.redis.exists(lease_key(room)) and await self.lease.acquire(lease_key(room)):
+                        log.info("room %s: its agent's node is gone; the agent comes back here", room)
+                        await self._hold(room)
+                        await self._take_over(room)
+            except (RedisError, OSError) as exc:
+                log.debug("agent takeover watch: %s", exc)
+            except Exception:
+                log.exception("agent takeover watch")
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        return {"agent_leases": (len(self.held), "Rooms whose agent lease this node holds."),
+                "agent_prompts_forwarded_total": (self.forwarded, "Prompts handed to the node holding their room's agent.")}
+

@@ -1,0 +1,89 @@
+"""The agent in cluster mode, with real nodes, the real agent peer and sandbox, and a scripted
+model server: one agent per room across the nodes (a lease), prompts taken by any node run on
+the lease holder, every node answers the run routes, and when the holder is killed the agent
+comes back on another node and the next prompt works."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from wire.client import CanvasClient
+
+from agent_helpers import scripted_env
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOM = "agents"
+DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
+
+
+async def prompt(node, token: str, text: str) -> str:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{node.http}/rooms/{ROOM}/prompts", json={"text": text}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 202, r.text
+    return r.json()["run"]
+
+
+async def run_on(node, token: str, run_id: str, timeout: float = 40) -> dict:
+    """The run as `node` serves it, once finished."""
+    async with httpx.AsyncClient() as http:
+        for _ in range(int(timeout / 0.1)):
+            r = await http.get(f"{node.http}/rooms/{ROOM}/runs/{run_id}", params={"token": token})
+            if r.status_code == 200 and r.json()["status"] in ("done", "failed"):
+                return r.json()
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish on node {node.port} in {timeout} s")
+
+
+def node_id(node) -> str:
+    return httpx.get(f"{node.http}/healthz").json()["node"]
+
+
+def agents_here(c: CanvasClient) -> set[int]:
+    """The awareness client ids of agents present in the room."""
+    return {cid for cid, s in c.awareness().items() if s.get("user", {}).get("kind") == "agent"}
+
+
+async def test_one_agent_per_room_any_node_answers_and_it_survives_its_node(cluster, model_server):
+    model_server.script(ROOM, [{"tool": "execute", "input": {"code": DRAW_JS}}, {"text": "Drew an X."}])
+    env = scripted_env(model_server)
+    a, b, c = (cluster.node(env=env, lease_s=2, node_ttl_s=2) for _ in range(3))
+    tok = a.token()
+    lease = cluster.redis.client()
+    watcher = await CanvasClient.connect(a.ws, ROOM, tok, name="watcher")
+    try:
+        first = await prompt(b, tok, "@agent draw an X")  # nobody holds the room's agent: B takes it
+        done = await run_on(b, tok, first)
+        assert done["status"] == "done" and len(done["strokes"]) == 2, done
+        assert lease.get("inhabit:{agents}:agent").decode() == node_id(b)
+        for node in (a, c):  # every node serves the record, as it is in PostgreSQL
+            assert (await run_on(node, tok, first)) == done
+
+        second = await prompt(a, tok, "@agent once more")  # taken by A, run by B, the holder
+        assert (await run_on(c, tok, second))["status"] == "done"
+        await watcher.wait_for(lambda d: len(d.stroke_ids()) == 4, 10)
+        await watcher.wait_for(lambda: len(agents_here(watcher)) == 1, 10)  # one agent in the room, not one per node
+        async with httpx.AsyncClient() as http:  # undo through a node that is not the holder
+            r = await http.post(f"{c.http}/rooms/{ROOM}/runs/{first}/undo", params={"token": tok}, timeout=20)
+        assert r.status_code == 200 and sorted(r.json()["erased"]) == sorted(done["strokes"]), r.text
+        await watcher.wait_for(lambda d: len(d.stroke_ids()) == 2, 10)
+        assert (await run_on(a, tok, first))["undone"] is True
+
+        old = agents_here(watcher)
+        b.kill9()
+        third = await prompt(c, tok, "@agent and again")  # the lease may still name B: the run waits in PostgreSQL
+        after = await run_on(a, tok, third)
+        assert after["status"] == "done" and len(after["strokes"]) == 2, after
+        holder = lease.get("inhabit:{agents}:agent").decode()
+        assert holder in (node_id(a), node_id(c))
+        await watcher.wait_for(lambda: agents_here(watcher) and not agents_here(watcher) & old, 10)  # B's agent went, one came back
+        assert len(agents_here(watcher)) == 1
+        fourth = await prompt(a, tok, "@agent last one")
+        assert (await run_on(c, tok, fourth))["status"] == "done"
+        runs = httpx.get(f"{c.http}/rooms/{ROOM}/runs", params={"token": tok}).json()["runs"]
+        assert [r["id"] for r in runs] == [first, second, third, fourth]
+    finally:
+        await watcher.close()
