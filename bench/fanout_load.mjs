@@ -179,8 +179,11 @@ async function fanout () {
   const { base, prefix = 'bench', clients = 500, rooms = 50, worker = 0, workers = 1, rate = 1,
     warmupMs = 5000, durationMs = 15000, drainMs = 1500, points = 20, connectConcurrency = 25,
     deflate = true } = opts
+  // client i is in room i % rooms; a room's members alternate between workers (so every room
+  // has members in every worker when it has as many members; round-robin by i would put all
+  // of a room's members in one worker whenever workers divides rooms)
   const mine = []
-  for (let i = worker; i < clients; i += workers) mine.push(i)
+  for (let i = 0; i < clients; i++) if (Math.floor(i / rooms) % workers === worker) mine.push(i)
   const roomSize = new Array(rooms).fill(0)
   for (let i = 0; i < clients; i++) roomSize[i % rooms]++
   const cl = mine.map((i) => new Client(base, `${prefix}-r${i % rooms}`, `w${worker}c${i}`, { deflate }))
@@ -195,6 +198,8 @@ async function fanout () {
   const mStart = t0 + warmupMs
   const mEnd = mStart + durationMs
   const lat = []
+  const latCross = [] // deliveries of strokes written by another worker's clients (bench/cluster.py: another node's)
+  const ownPrefix = `w${worker}c`
   let received = 0 // remote strokes received in the window (by receipt time)
   let receivedAll = 0
   let sentWindow = 0
@@ -202,7 +207,12 @@ async function fanout () {
   for (const c of cl) {
     c.onStroke = (v, latency, t) => {
       receivedAll++
-      if (t >= mStart && t < mEnd) { received++; lat.push(Math.round(latency * 100) / 100) }
+      if (t >= mStart && t < mEnd) {
+        received++
+        const ms = Math.round(latency * 100) / 100
+        lat.push(ms)
+        if (typeof v.author === 'string' && !v.author.startsWith(ownPrefix)) latCross.push(ms)
+      }
     }
   }
   const period = 1000 / rate
@@ -244,7 +254,8 @@ async function fanout () {
     cpuWindowS: (cpuAtEnd.user + cpuAtEnd.system) / 1e6,
     cpuTotalS: (() => { const u = process.cpuUsage(cpu0); return (u.user + u.system) / 1e6 })(),
     eventLoopLagMaxMs: lagInWindow,
-    lat
+    lat,
+    latCross
   }
   await emit(`RESULT ${JSON.stringify(out)}`)
   for (const c of cl) c.close()

@@ -141,14 +141,19 @@ class RoomStreams:
         """Append each room's messages (in order, one script call per room, one pipeline).
         Returns per room the stream's new length, or the exception that room's append raised
         (StreamFull; the rest is a lost connection and raises for the whole batch)."""
-        pipe = self.redis.pipeline(transaction=False)
         rooms = list(batch)
-        for room in rooms:
-            args: list[bytes | str | int] = [self.node, self.max_entries, room]
-            for message, identity in batch[room]:
-                args += (message, identity)
-            pipe.evalsha(self._append.sha, 2, stream_key(room), DIRTY, *args)
-        results = await pipe.execute(raise_on_error=False)
+        calls = [self._append_args(room, batch[room]) for room in rooms]
+        results: list[object]
+        if len(calls) == 1:  # the common case under light load: a pipeline object would cost more than the call
+            try:
+                results = [await self.redis.evalsha(*calls[0])]
+            except ResponseError as exc:
+                results = [exc]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(*call)
+            results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted: load the script, once
             await self.redis.script_load(APPEND)
             retry = {room: batch[room] for room, r in zip(rooms, results, strict=True) if isinstance(r, NoScriptError)}
@@ -162,6 +167,12 @@ class RoomStreams:
             else:
                 out[room] = int(r)
         return out
+
+    def _append_args(self, room: str, messages: list[tuple[bytes, str]]) -> list[bytes | str | int]:
+        args: list[bytes | str | int] = [self._append.sha, 2, stream_key(room), DIRTY, self.node, self.max_entries, room]
+        for message, identity in messages:
+            args += (message, identity)
+        return args
 
     # reading: every node reads the rooms it has loaded
 
