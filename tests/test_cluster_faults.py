@@ -239,3 +239,30 @@ async def test_postgres_stopped_for_seconds_keeps_live_rooms_refuses_loads_and_c
     assert await fresh_ids(a.ws, "cold", tok) == set()
     await ca.close()
     await cb.close()
+
+
+async def test_a_room_whose_stream_reaches_its_bound_refuses_edits_then_recovers(cluster):
+    node = cluster.node(stream_max_entries=1000, snapshot_every_s=1, stream_window_s=0.5)
+    tok = node.token()
+    watching = asyncio.create_task(close_code(node.ws, "full", tok, timeout=30))
+    await asyncio.sleep(0.3)
+    writer = await CanvasClient.connect(node.ws, "full", tok)
+    cluster.postgres.stop()  # compaction cannot run: the stream grows until its bound
+    try:
+        for i in range(1100):
+            writer.doc.add_strokes([stroke(f"s{i}")])
+        code, reason = await watching
+        assert code == p.Close.UNAVAILABLE and "stream" in reason, (code, reason)
+        assert (await wait_health(node, ok=False))["redis"] == "ok"
+        want = {f"s{i}" for i in range(1100)}
+        await writer.wait_for(lambda d: set(d.stroke_ids()) == want, 5)  # the writer keeps what was refused ...
+    finally:
+        cluster.postgres.start()
+    for _ in range(150):  # ... and the room takes it once compaction made room (the writer reconnects by itself)
+        if await fresh_ids(node.ws, "full", tok) == want:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the refused strokes never reached the room")
+    assert cluster.redis.client().xlen("inhabit:{full}:s") < 1000
+    await writer.close()

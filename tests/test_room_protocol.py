@@ -865,3 +865,74 @@ async def test_more_full_state_requests_than_the_budget_closes_with_1008():
     code, reason = closed_with(querier)
     assert code == p.Close.POLICY and "awareness queries" in reason
     assert room.metrics.policy_closed == 2
+
+
+# ---- cluster mode: what other nodes committed, and what this one shares ------------------------
+
+
+def test_presence_changes_are_shared_through_the_writer_updates_are_not():
+    room, writer = new_room()
+    a, b = join(room, identity="alice-token"), join(room)
+    alice = Presence("alice")
+    room.handle(a, alice.frame())
+    room.handle(a, p.sync_update(change(Doc(), k=1)))
+    assert writer.shared == [(ROOM, alice.frame(), "alice-token")]  # the update goes through append, not here
+    take(b)
+    room.leave(a)
+    (gone,) = take(b)
+    assert entries(gone) == [(alice.id, 2, "null")] and writer.shared[-1] == (ROOM, gone, "alice-token")
+
+
+def test_a_remote_update_is_applied_and_forwarded_as_is_to_every_connection():
+    room, writer = new_room()
+    a, b = join(room), join(room)
+    take(a)
+    take(b)
+    frame = p.sync_update(change(Doc(), k="from another node"))
+    room.remote_update(frame)
+    assert content(room.doc) == {"k": "from another node"}
+    assert take(a) == [frame] and take(b) == [frame]  # committed already: no wait, nobody excluded
+    assert writer.appends == [] and writer.waiting == []  # and not appended again
+
+
+def test_remote_presence_shows_here_and_another_nodes_ids_are_not_ours_to_claim():
+    room, writer = new_room()
+    mallory, alice_here, watcher = join(room, identity="mallory"), join(room, identity="alice"), join(room)
+    alice = Presence("alice")
+    for c in (mallory, alice_here, watcher):
+        take(c)
+    room.remote_awareness(alice.frame(), "alice", "node-b")
+    assert room.states[alice.id] == (1, state_json(alice.frame())) and room.remote == {alice.id: ("alice", "node-b")}
+    assert take(watcher) == [alice.frame()]
+    joiner = join(room)  # a newcomer here sees the remote presence too
+    assert entries(take(joiner)[1]) == entries(alice.frame())
+
+    forged = aware([(alice.id, 5, '{"user":{"name":"mallory"}}')])
+    room.handle(mallory, forged)  # another identity: dropped
+    assert room.states[alice.id][0] == 1 and room.owners == {} and take(watcher) == []
+    moved = alice.set({"user": {"name": "alice"}, "cursor": {"x": 3, "y": 4}})
+    room.handle(alice_here, moved)  # the same identity, reconnected to this node: it is hers again
+    assert room.owners[alice.id] is alice_here and alice.id not in room.remote
+    assert take(watcher) == [moved] and writer.shared[-1] == (ROOM, moved, "alice")
+
+    bob = Presence("bob")  # a remote frame naming an id held here: that entry is skipped, the rest applied
+    both = p.awareness_message(p.encode_awareness([(alice.id, 9, "null"), (bob.id, 1, state_json(bob.frame()))]))
+    room.remote_awareness(both, "bob", "node-b")
+    assert alice.id in room.states and room.remote[bob.id] == ("bob", "node-b")
+    assert [e[0] for e in entries(take(watcher)[0])] == [bob.id]
+
+
+def test_the_presence_of_a_node_that_stopped_beating_goes():
+    room, _ = new_room()
+    watcher = join(room)
+    take(watcher)
+    alice, bob = Presence("alice"), Presence("bob")
+    room.remote_awareness(alice.frame(), "alice", "node-b")
+    room.remote_awareness(bob.frame(), "bob", "node-c")
+    take(watcher)
+    room.forget_nodes({"node-a", "node-c"})
+    assert set(room.states) == {bob.id} and room.remote == {bob.id: ("bob", "node-c")}
+    (gone,) = take(watcher)
+    assert entries(gone) == [(alice.id, 2, "null")]
+    room.forget_nodes({"node-a", "node-c"})  # nothing more to say
+    assert take(watcher) == []

@@ -39,7 +39,7 @@ local function now() local t = redis.call('TIME'); return t[1] * 1000 + math.flo
 APPEND = _IDS + """
 -- KEYS: stream, dirty; ARGV: node, max entries, room, then (message, identity) pairs
 local n = redis.call('XLEN', KEYS[1])
-if n >= tonumber(ARGV[2]) then return redis.error_reply('FULL the room stream holds ' .. n .. ' entries') end
+if n + (#ARGV - 3) / 2 > tonumber(ARGV[2]) then return redis.error_reply('FULL the room stream holds ' .. n .. ' entries') end
 for i = 4, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'm', ARGV[i])
   else redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'm', ARGV[i], 'i', ARGV[i + 1]) end
