@@ -137,8 +137,14 @@ class ClusterRooms(RoomManager):
                     room.remote_update(message)
                 elif message[0] == p.MSG_AWARENESS:
                     room.remote_awareness(message, entry.identity, entry.node.decode())
-            except Exception:  # another node committed it: it applied there; log and go on
-                log.exception("room %s: cannot apply stream entry %s", name, entry.id)
+            except BaseException as exc:  # a Rust panic is a BaseException too
+                if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                    raise
+                # it applied on the node that committed it: our copy of the room is wrong now, and
+                # must never be compacted as if it held that entry; load it afresh
+                log.error("room %s: stream entry %s does not apply here (%s)", name, entry.id, exc)
+                self.drop(name, "this node could not apply an edit of the room")
+                return
         self.positions[name] = entries[-1].id
 
     def drop(self, name: str | None, why: str) -> None:
