@@ -24,6 +24,8 @@ export interface Stroke {
   kind: "human" | "agent"
   /** the agent run that drew it (agents only); undoing the run erases it */
   run?: string
+  /** the behaviour whose program drew it (then `run` is its firing, or the run that installed it); a behaviour never fires on its own strokes */
+  behaviour?: string
   /** ms since the Unix epoch when it was committed */
   t: number
 }
@@ -42,6 +44,8 @@ export interface Message {
   t: number
   /** the agent run it belongs to, if any */
   run?: string
+  /** the behaviour that said it, if any */
+  behaviour?: string
 }
 
 /** `POST /rooms/{name}/prompts`. */
