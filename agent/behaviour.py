@@ -346,10 +346,18 @@ def behaviour_declarations() -> str:
 
 # ---- what the model loop is handed when its run may install behaviours ----------------------
 
+NO_INSTALLER = ("this prompt came from a chat line, and the agent cannot tell whose link wrote it, so it cannot install "
+                "behaviours (they act with their installer's grant); ask from the page's chat box or POST /prompts with an edit link")
+
 
 class Installs(Protocol):
     """A run's install capability (`agent/scheduler.py` makes them; only for edit grants with a
     known installer, so a viewer's run never holds one)."""
+
+    @property
+    def can_install(self) -> bool:
+        """Whether `install` may be used (else only `manage`)."""
+        ...
 
     def context(self) -> str:
         """The room's behaviours in a few lines, for the model's prompt."""
@@ -363,3 +371,40 @@ class Installs(Protocol):
         """`behaviours.*` bindings for one execute, and a callable applying its removals
         (returns the removed ids) once the program has succeeded."""
         ...
+
+
+class BehaviourLimits(BaseModel):
+    """What one room's behaviours may cost (the composition root fills them from Settings)."""
+
+    per_room: int = Field(default=8, ge=1, description="behaviours a room may have")
+    firings_per_minute: int = Field(default=60, ge=1, description="firings of one behaviour per minute (more events wait, merged)")
+    failures: int = Field(default=3, ge=1, description="failed firings in a row before a behaviour pauses itself")
+    state_bytes: int = Field(default=16 * 1024, ge=256, description="size of one behaviour's state (JSON)")
+    firings_kept: int = Field(default=50, ge=1, description="firing records kept per behaviour")
+    chain: int = Field(default=8, ge=1, description="firings in a row caused by behaviours' writes before the loop guard pauses one")
+    code_chars: int = Field(default=64_000, ge=100, description="size of a behaviour's program")
+    asks_per_minute: int = Field(default=2, ge=1, description="behaviour.ask() model calls per behaviour per minute")
+
+
+# ---- HTTP payloads (`agent/behaviour_routes.py`) ----------------------------------------------
+
+
+class BehaviourList(BaseModel):
+    """`GET /rooms/{name}/behaviours`, oldest first."""
+
+    behaviours: list[BehaviourSummary]
+
+
+class BehaviourDetail(BaseModel):
+    """`GET /rooms/{name}/behaviours/{id}`: the behaviour, its code and its recent firings (newest first)."""
+
+    behaviour: BehaviourSummary
+    code: str
+    firings: list[Firing]
+
+
+class BehaviourRemoved(BaseModel):
+    """`DELETE /rooms/{name}/behaviours/{id}`."""
+
+    id: str
+    removed: bool

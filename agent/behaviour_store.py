@@ -103,6 +103,17 @@ class BehaviourStore:
         self._batch.firings[f.id] = (f.behaviour, _json(f))
         self._schedule()
 
+    def save_seen(self, room: str, ids: list[str]) -> None:
+        """The strokes the room's behaviours have seen, as the agent leaves the room."""
+        self._batch.seen[room] = "\n".join(ids)
+        self._schedule()
+
+    async def seen(self, room: str) -> set[str] | None:
+        """The strokes seen when the agent last left `room` (None: it never did)."""
+        await self.flush()
+        text = await asyncio.to_thread(self.db.seen, room)
+        return None if text is None else set(text.split("\n")) - {""}
+
     async def firings(self, b: Behaviour, limit: int) -> list[Firing]:
         """`b`'s newest firing records, newest first."""
         await self.flush()

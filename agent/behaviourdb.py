@@ -1,5 +1,6 @@
 """Durable behaviours: `<data>/behaviours.sqlite3` — behaviours (code and state included),
-every version of their code, and their most recent firings.
+the versions of their code that kept firings ran, their most recent firings, and per room the
+strokes they had seen when the agent last left (so strokes drawn before it is back count).
 
 Why a database of its own, next to the run records (`agent/rundb.py`): behaviours are agent
 state, not document state; the room store holds only the CRDT updates a room applied. Losing
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS firings (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS firings_behaviour ON firings (behaviour, seq);
+CREATE TABLE IF NOT EXISTS seen (
+    room TEXT PRIMARY KEY,
+    ids TEXT NOT NULL
+);
 """
 
 
@@ -52,9 +57,10 @@ class Batch:
     removed: set[str] = field(default_factory=set)
     versions: list[tuple[str, int, str]] = field(default_factory=list)
     firings: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (behaviour, json)
+    seen: dict[str, str] = field(default_factory=dict)  # room -> stroke ids, one a line
 
     def __bool__(self) -> bool:
-        return bool(self.behaviours or self.removed or self.versions or self.firings)
+        return bool(self.behaviours or self.removed or self.versions or self.firings or self.seen)
 
 
 class BehaviourDB:
@@ -86,6 +92,12 @@ class BehaviourDB:
             row = self._db.execute("SELECT data FROM firings WHERE id = ?", (firing_id,)).fetchone()
         return row[0] if row and isinstance(row[0], str) else None
 
+    def seen(self, room: str) -> str | None:
+        """The stroke ids the room's behaviours had seen when the agent last left it."""
+        with self._lock:
+            row = self._db.execute("SELECT ids FROM seen WHERE room = ?", (room,)).fetchone()
+        return row[0] if row else None
+
     def code(self, behaviour: str, version: int) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT code FROM versions WHERE behaviour = ? AND version = ?", (behaviour, version)).fetchone()
@@ -101,6 +113,7 @@ class BehaviourDB:
             db.executemany("INSERT OR IGNORE INTO versions (behaviour, version, code) VALUES (?, ?, ?)", batch.versions)
             db.executemany("INSERT INTO firings (id, behaviour, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                            [(i, b, data) for i, (b, data) in batch.firings.items()])
+            db.executemany("INSERT INTO seen (room, ids) VALUES (?, ?) ON CONFLICT(room) DO UPDATE SET ids = excluded.ids", batch.seen.items())
             for bid in batch.removed:
                 for table, column in (("behaviours", "id"), ("versions", "behaviour"), ("firings", "behaviour")):
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", (bid,))

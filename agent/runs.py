@@ -36,7 +36,8 @@ log = logging.getLogger("inhabit.agent")
 INTERRUPTED = "the server stopped before this run finished"
 
 Status = Literal["queued", "running", "done", "failed"]
-Source = Literal["chat", "http", "cli"]
+Source = Literal["chat", "http", "cli", "behaviour"]
+"""behaviour: a behaviour asked the model (`behaviour.ask`)."""
 
 
 class Tokens(BaseModel):

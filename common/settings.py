@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     room_prompts_per_minute: int = Field(default=30, ge=1, description="prompts a room accepts per minute")
     prompt_queue: int = Field(default=8, ge=1, description="prompts waiting per room before new ones get 429")
 
+    # behaviours: programs the agent leaves running in a room
+    behaviours_per_room: int = Field(default=8, ge=1, description="behaviours one room may have")
+    behaviour_firings_per_minute: int = Field(default=60, ge=1, description="firings of one behaviour per minute (more events wait, merged)")
+    behaviour_failures: int = Field(default=3, ge=1, description="failed firings in a row before a behaviour pauses itself")
+    behaviour_state_bytes: int = Field(default=16 * 1024, ge=256, description="largest state (JSON) one behaviour keeps")
+    behaviour_firings_kept: int = Field(default=50, ge=1, description="firing records kept per behaviour")
+    behaviour_chain: int = Field(default=8, ge=1, description="firings in a row caused by behaviours' writes before the loop guard pauses one")
+
     @property
     def public_base(self) -> str:
         """The base URL people open (`--public-url`, else this host and port)."""

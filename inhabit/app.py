@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from agent.admission import PromptLimits
+from agent.behaviour import BehaviourLimits
 from agent.loop import ModelSettings
 from agent.plugin import AgentPlugin
 from common.settings import Settings
@@ -23,6 +24,14 @@ def prompt_limits(settings: Settings) -> PromptLimits:
                         queue=settings.prompt_queue, peers=settings.agent_peers)
 
 
+def behaviour_limits(settings: Settings) -> BehaviourLimits:
+    """What one room's behaviours may cost, from the one settings model."""
+    return BehaviourLimits(per_room=settings.behaviours_per_room, firings_per_minute=settings.behaviour_firings_per_minute,
+                           failures=settings.behaviour_failures, state_bytes=settings.behaviour_state_bytes,
+                           firings_kept=settings.behaviour_firings_kept, chain=settings.behaviour_chain)
+
+
 def build_app(settings: Settings) -> Starlette:
-    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings))
+    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings),
+                        behaviours=behaviour_limits(settings))
     return create_app(settings, [agent])

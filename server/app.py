@@ -86,7 +86,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
     counters = Metrics()
     bounds = DocBounds(settings.compact_every, settings.compact_bytes, settings.max_doc_bytes)
     rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
-    host = Host(settings=settings, access=access)
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

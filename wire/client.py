@@ -70,6 +70,8 @@ class CanvasClient:
         self._sending = False
         self._changed = asyncio.Event()
         self._callbacks: list[Callable[..., Any]] = []
+        self._presence: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
+        self._known: dict[int, dict[str, Any]] = {}  # others' last awareness states, to say who left
         self._notify_scheduled = False
         self._closing = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -137,6 +139,12 @@ class CanvasClient:
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
+    def on_presence(self, callback: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]) -> Callable[[], None]:
+        """Call `callback(joined, left)` with the awareness states of peers that appeared and of
+        peers that went away (never our own); returns an unsubscribe."""
+        self._presence.append(callback)
+        return lambda: self._presence.remove(callback) if callback in self._presence else None
+
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far has been handed to the socket."""
         async with asyncio.timeout(timeout):
@@ -198,6 +206,25 @@ class CanvasClient:
         self._changed.set()
         if topic == "update" and change[1] == "local":
             self._send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
+        elif topic == "change" and change[1] != "local":
+            self._presence_change(change[0])
+
+    def _presence_change(self, ids: dict[str, list[int]]) -> None:
+        me, states, known = self.client_id, self._aw.states, self._known
+        joined = []
+        for cid in ids.get("added", []):
+            if cid != me and states.get(cid) is not None:
+                known[cid] = states[cid]
+                joined.append(known[cid])
+        for cid in ids.get("updated", []):
+            if cid != me and states.get(cid) is not None:
+                known[cid] = states[cid]
+        left = [st for st in (known.pop(cid, None) for cid in ids.get("removed", []) if cid != me) if st is not None]
+        for cb in list(self._presence) if joined or left else ():
+            try:
+                cb(joined, left)
+            except Exception:
+                log.exception("on_presence callback failed")
 
     def _send(self, msg: bytes) -> None:
         if self._ws is not None:
