@@ -298,7 +298,7 @@ LIST_CAP = Capability(name="behaviours.list", params=NoParams, returns=list[Beha
                       doc="The room's behaviours (read-only view).", example="behaviours.list().filter(b => b.status === 'active')")
 REMOVE_CAP = Capability(name="behaviours.remove", params=RemoveParams, returns=bool,
                         doc="Remove a behaviour (by id or name) when this program succeeds; true if it exists.",
-                        example="behaviours.remove('tic-tac-toe')")
+                        example="behaviours.remove('echo')")
 
 FIRING_GLOBALS = (EVENT, STATE, IDENTITY)
 FIRING_CAPS = (STOP_CAP, ASK_CAP)
