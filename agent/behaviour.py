@@ -57,9 +57,12 @@ def parse_triggers(value: Any) -> list[Trigger]:
     try:
         triggers = _TRIGGERS.validate_python(value)
     except ValidationError as e:
-        errors = e.errors()
-        schedule = [x for x in errors if "Every" in map(str, x.get("loc", ()))]  # {"every": 1}: say what is wrong with it
-        why = (schedule or errors)[0]["msg"]
+        errors = e.errors()  # for an item both branches of the union complain: say the one that fits its shape
+        def item(loc: tuple[Any, ...]) -> Any:
+            return value[loc[0]] if loc and isinstance(loc[0], int) and isinstance(value, list) else None
+
+        fits = [x for x in errors if ("Every" in map(str, x["loc"])) == isinstance(item(x["loc"]), dict)]
+        why = (fits or errors)[0]["msg"]
         raise BadInstall(f"{usage}; got {json.dumps(value, default=str)[:200]} ({why})") from None
     if not triggers:
         raise BadInstall(usage)
