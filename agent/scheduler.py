@@ -294,7 +294,7 @@ class RoomBehaviours:
         strokes = self.mirror.snapshot()
         session = CanvasSession(strokes, author=self.author, run_id=fid, grant="write", quotas=self.h.quotas, behaviour=b.id,
                                 id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
-        state_before = b.state
+        state_before, started = b.state, now_ms()
         out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
                                behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
                                state_bytes=self.limits.state_bytes)
@@ -311,7 +311,7 @@ class RoomBehaviours:
         written = out.ok and session.dirty
         firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
                         clock_ms=event.t, depth=depth, ok=out.ok, error=rec.error, result=rec.result, console=rec.console[-50:],
-                        calls=call_records(rec)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=now_ms(),
+                        calls=call_records(rec)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
