@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.admission import PromptQueue, QueueFull
-from agent.behaviour import Behaviour, Installer, describe_triggers
+from agent.behaviour import Behaviour, FiringSummary, Installer, describe_triggers
 from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
 from agent.codemode import CodeMode
 from agent.installs import RunInstalls
@@ -256,12 +256,12 @@ class AgentPeer:
 
     # behaviours ------------------------------------------------------------------------
 
-    def _behaviour_asks(self, b: Behaviour, text: str) -> bool:
-        """`behaviour.ask(text)`: a prompt for the model with the behaviour's code, state and last
-        firing, run with its installer's grant. False if the queue had no room."""
-        last = b.last.model_dump_json(exclude_none=True) if b.last else "none"
+    def _behaviour_asks(self, b: Behaviour, text: str, recent: list[FiringSummary]) -> bool:
+        """`behaviour.ask(text)`: a prompt for the model with the behaviour's code, state and recent
+        firings, run with its installer's grant. False if the queue had no room."""
+        firings = "\n".join(f"- {f.model_dump_json(exclude_none=True)}" for f in recent) or "none yet"
         prompt = (f"Your behaviour “{b.name}” (id {b.id}, on {describe_triggers(b.on)}, version {b.version}, {b.firings} firings) asks: {text}\n\n"
-                  f"Its code:\n```js\n{b.code}\n```\nIts state: {_short(json.dumps(b.state), 4000)}\nIts last firing: {last}\n\n"
+                  f"Its code:\n```js\n{b.code}\n```\nIts state: {_short(json.dumps(b.state), 4000)}\nIts recent firings, oldest first:\n{firings}\n\n"
                   "Decide: answer in the chat, replace it (execute with the same name and on), or remove it (behaviours.remove).")
         echo = Message(author=self.name, kind="agent", text=f"Behaviour “{b.name}” asks: {_short(text, 500)}", behaviour=b.id)
         try:

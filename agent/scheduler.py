@@ -29,7 +29,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.admission import RateLimiter
-from agent.behaviour import EVENT_STROKES, Behaviour, BehaviourLimits, EventType, FiredEvent, Firing, Installer, MessageView, Status, Writes
+from agent.behaviour import (
+    EVENT_STROKES,
+    Behaviour,
+    BehaviourLimits,
+    EventType,
+    FiredEvent,
+    Firing,
+    FiringSummary,
+    Installer,
+    MessageView,
+    Status,
+    Writes,
+)
 from agent.behaviour_store import BehaviourStore
 from agent.canvas_api import CanvasSession, Quotas
 from agent.codemode import call_records
@@ -44,6 +56,7 @@ log = logging.getLogger("inhabit.agent")
 DEPTHS_KEPT = 1024
 MAX_ERASED = 1000
 RECORDED_CALLS = 100
+RECENT = 5
 
 
 @dataclass
@@ -106,7 +119,7 @@ class RoomBehaviours:
     """One room's behaviours while its agent peer is there."""
 
     def __init__(self, room: str, client: CanvasClient, hosting: Hosting, *, author: str,
-                 ask: Callable[[Behaviour, str], bool]) -> None:
+                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool]) -> None:
         self.room, self.client, self.h, self.author = room, client, hosting, author
         self.limits = hosting.limits
         self.mirror = StrokeMirror(client.doc)
@@ -115,6 +128,7 @@ class RoomBehaviours:
         self._rate = RateLimiter(self.limits.firings_per_minute)
         self._asks = RateLimiter(self.limits.asks_per_minute)
         self._depth: OrderedDict[str, int] = OrderedDict()  # firing (or run) id -> its depth
+        self._recent: dict[str, deque[FiringSummary]] = {}  # behaviour id -> its last few firings (for asks)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -315,6 +329,7 @@ class RoomBehaviours:
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
+        self._recent.setdefault(b.id, deque(maxlen=RECENT)).append(b.last)
         self.h.metrics.record(out.ok, time.perf_counter() - p.since)
         self.h.store.save_firing(firing)
         if not out.ok and b.failures >= self.limits.failures:
@@ -331,7 +346,7 @@ class RoomBehaviours:
         if self._asks.wait(b.id):
             log.info("room %s: behaviour %s asked too often; not asked", self.room, b.id)
             return
-        if self._ask(b, text):
+        if self._ask(b, text, list(self._recent.get(b.id, ()))):
             self._asks.take(b.id)
 
     def note_depth(self, run_id: str, depth: int) -> None:

@@ -143,7 +143,7 @@ class Room:
         self.hosting = Hosting(store=self.store, sandbox=sandbox, limits=limits or BehaviourLimits(), grant_problem=lambda i: self.problem)
         self.client = CanvasClient("ws://127.0.0.1:1/rooms/r", {"name": "agent", "kind": "agent"})
         self.asked: list[tuple[str, str]] = []
-        self.rb = RoomBehaviours("r", self.client, self.hosting, author="agent", ask=lambda b, t: self.asked.append((b.id, t)) or True).start()
+        self.rb = RoomBehaviours("r", self.client, self.hosting, author="agent", ask=lambda b, t, recent: self.asked.append((b.id, t)) or True).start()
 
     async def install(self, code: str, on: list, name: str) -> dict:
         compact, _ = await RunInstalls(self.rb, ME).install(code, parse_triggers(on), name, run_id="run-1")

@@ -150,9 +150,11 @@ async def test_a_firing_can_be_undone_and_replayed_from_its_record(server_factor
     server = server_factory(env=scripted_env(model_server))
     alice, b = await _echo(server, model_server, room)
     try:
-        alice.doc.add_strokes(board_strokes()[:2])
+        alice.doc.add_strokes(board_strokes()[:2])  # one event: two strokes, one firing
         await alice.wait_for(lambda doc: len([s for s in doc.strokes() if s.behaviour == b["id"]]) == 2, 10)
-        b = await wait_behaviour(server, room, lambda x: x["firings"] >= 1 and x["state"].get("seen") == 2)
+        b = await wait_behaviour(server, room, lambda x: x["firings"] == 1 and x["state"].get("seen") == 2)
+        await asyncio.sleep(0.5)
+        assert behaviours(server, room)[0]["firings"] == 1  # its own two strokes did not fire it
         detail = get(server, f"/rooms/{room}/behaviours/{b['id']}").json()
         record = Firing.model_validate(detail["firings"][0])
         assert detail["code"] == ECHO_JS and record.kind == "behaviour" and record.ok and record.version == 1
@@ -279,6 +281,7 @@ async def test_a_behaviour_asks_the_model(server_factory, model_server):
         assert run["source"] == "behaviour" and run["grant"] == "write" and run["status"] == "done"
         prompt = model_server.requests_for(room)[-1]["body"]["messages"][0]["content"]
         assert "A person asked: what is this shape?" in prompt and code in prompt and b["id"] in prompt
+        assert "recent firings" in prompt and '"type":"message"' in prompt  # the firing that asked
         assert any(m.behaviour == b["id"] and "asks" in m.text for m in alice.doc.messages())
     finally:
         await alice.close()
@@ -316,3 +319,42 @@ def _metric(server, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_guards_hold_on_a_live_server(server_factory, model_server):
+    """Two behaviours that answer each other's strokes stop within the chain bound; one that
+    throws pauses after three failures; each says why in the chat, and failures write nothing."""
+    follow = "for (const s of event.strokes ?? []) canvas.draw({points: [[s.bbox.x1 + 5, s.bbox.y0], [s.bbox.x1 + 15, s.bbox.y1]]}); 1"
+    throws = "if (event.type !== 'install') { canvas.draw({points: [[0, 0], [9, 9]]}); throw new Error('cannot read this'); } 1"
+    model_server.script("loops", [{"tool": "execute", "input": {"code": follow, "on": ["stroke"], "name": "ping"}},
+                                  {"tool": "execute", "input": {"code": follow, "on": ["stroke"], "name": "pong"}}, {"text": "Both running."}])
+    model_server.script("throws", install_script(throws, ["stroke"], "fragile"))
+    server = server_factory(env=scripted_env(model_server))
+    alice, carol = await connect(server, "loops", "alice"), await connect(server, "throws", "carol")
+    try:
+        for room in ("loops", "throws"):
+            r = await post_prompt(server, room, "@agent go")
+            assert (await wait_run(server, room, r.json()["run"]))["status"] == "done"
+        assert {b["name"] for b in behaviours(server, "loops")} == {"ping", "pong"}
+        alice.doc.add_strokes(board_strokes()[:1])
+        paused = await wait_behaviour(server, "loops", lambda b: b["status"] == "paused")
+        assert "kept reacting to behaviours' writes" in paused["reason"]
+        line = await wait_chat(alice, lambda m: m.behaviour == paused["id"] and "kept reacting" in m.text)
+        assert paused["name"] in line.text
+        drawn = len([s for s in alice.doc.strokes() if s.behaviour])
+        await asyncio.sleep(0.5)
+        assert sum(b["firings"] for b in behaviours(server, "loops")) <= 2 * 8  # the chain bound (default 8), both of them
+        assert len([s for s in alice.doc.strokes() if s.behaviour]) == drawn  # and it is over
+
+        fragile = behaviours(server, "throws")[0]
+        for i in range(3):
+            carol.doc.add_strokes(board_strokes("carol")[i:i + 1])
+            await wait_behaviour(server, "throws", lambda b, n=i + 1: b["firings"] == n)
+        line = await wait_chat(carol, lambda m: m.behaviour == fragile["id"] and "failed 3 times in a row" in m.text)
+        assert "cannot read this" in line.text
+        fragile = behaviours(server, "throws")[0]
+        assert fragile["status"] == "failed" and fragile["last"]["ok"] is False
+        assert not [s for s in carol.doc.strokes() if s.behaviour]
+    finally:
+        await alice.close()
+        await carol.close()
