@@ -14,6 +14,7 @@ model loop and one sandbox run at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -96,6 +97,8 @@ class AgentPeer:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.client is not None:
+            with contextlib.suppress(Exception):  # what the last run or firing wrote leaves before we do
+                await self.client.flush(timeout=2)
             await self.client.close()
 
     @property

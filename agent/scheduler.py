@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -55,7 +56,9 @@ log = logging.getLogger("inhabit.agent")
 
 DEPTHS_KEPT = 1024
 MAX_ERASED = 1000
-RECORDED_CALLS = 100
+RECORDED_CALLS = 50
+KEPT_CHARS = 2000
+"""Of a firing's result and console, what its record keeps (records are kept by the dozen)."""
 RECENT = 5
 
 
@@ -151,7 +154,7 @@ class RoomBehaviours:
         for undo in self._unsubscribe:
             with contextlib.suppress(Exception):
                 undo()
-        if self._reacts_to("stroke"):
+        if self.behaviours():  # what they have seen (or missed while paused) is not new when the agent is back
             self.h.store.save_seen(self.room, list(self.mirror.strokes))
         if self._task is not None:
             self._task.cancel()
@@ -324,8 +327,8 @@ class RoomBehaviours:
             b.failures += 1
         written = out.ok and session.dirty
         firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
-                        clock_ms=event.t, depth=depth, ok=out.ok, error=rec.error, result=rec.result, console=rec.console[-50:],
-                        calls=call_records(rec)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
+                        clock_ms=event.t, depth=depth, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
+                        calls=call_records(rec, preview=200)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
@@ -367,3 +370,21 @@ class RoomBehaviours:
         self.h.store.save(b)
         if say:
             self.client.doc.post(Message(author=self.author, kind="agent", text=say[:2000], behaviour=b.id))
+
+
+def _preview(result: Any) -> Any:
+    text = json.dumps(result, default=str)
+    return result if len(text) <= KEPT_CHARS else text[:KEPT_CHARS] + f"… [{len(text) - KEPT_CHARS} more chars]"
+
+
+def _tail(lines: list[str]) -> list[str]:
+    """The last console lines, about KEPT_CHARS of them."""
+    out: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) > KEPT_CHARS:
+            out.append("… [earlier output cut]" if out else "…" + line[-KEPT_CHARS:])
+            break
+        out.append(line)
+        size += len(line)
+    return out[::-1]
