@@ -6,12 +6,14 @@
 A real `inhabit serve` (open mode, fresh data dir, loopback), the real hosted agent, and the
 scripted Messages-API server of the tests (tests/model_server.py) playing the model: it installs
 ONE behaviour per room with `execute({code, on: ["stroke"]})`; the model is never called again.
-Two programs: "event" draws a line under each stroke of `event.strokes` (reads only the event),
+After each reaction A erases both strokes, so the room stays at its size. Two programs: "event"
+draws a line under each stroke of `event.strokes` (reads only the event),
 "room" also reads the whole room (`canvas.strokes()`) each firing, like a game that re-derives
 its board. Events are sequential: A draws, waits for the reaction at B, then draws again, so
 nothing is merged and each event is one firing. Reported: p50/p99/max reaction at B; the
-server's CPU (whole process: the room, its commits and fan-out, and the agent peer with the
-sandbox) per firing; and the server's own event->commit time and sandbox time per firing.
+server's CPU per event (whole process: the room applying, storing and fanning out the stroke,
+the reaction and A's clean-up erase, and the agent peer with its sandbox run); and the server's
+own event->commit time and sandbox time per firing.
 The server is killed at the end, also on error.
 """
 
@@ -78,18 +80,30 @@ async def room_run(srv: Server, ms: ModelServer, size: int, program: str, events
             while (await h.get(f"{http}/rooms/{room}/runs/{run_id}")).json()["status"] not in ("done", "failed"):
                 await asyncio.sleep(0.05)
         arrived = asyncio.Event()
-        b.doc.strokes_map.observe(lambda ev: arrived.set() if any((c.get("newValue") or {}).get("behaviour") for c in ev.keys.values()) else None)
+        reactions: list[str] = []
+
+        def seen(ev: object) -> None:
+            new = [k for k, c in ev.keys.items() if (c.get("newValue") or {}).get("behaviour")]  # type: ignore[attr-defined]
+            if new:
+                reactions.extend(new)
+                arrived.set()
+
+        b.doc.strokes_map.observe(seen)
         lat: list[float] = []
         cpu0 = fired0 = secs0 = 0.0
         for i in range(warmup + events):
             if i == warmup:
                 cpu0, fired0, secs0 = srv.cpu_seconds(), metric(http, "inhabit_behaviour_firings_total"), metric(http, "inhabit_behaviour_firing_seconds_total")
             arrived.clear()
+            s = stroke(size + i, n=8)
             t0 = time.perf_counter()
-            a.doc.add_strokes([stroke(size + i, n=8)])
+            a.doc.add_strokes([s])
             await asyncio.wait_for(arrived.wait(), 30)
             if i >= warmup:
                 lat.append((time.perf_counter() - t0) * 1e3)
+            await a.wait_for(lambda doc: all(k in doc.strokes_map for k in reactions), 10)
+            a.doc.erase([s.id, *reactions])  # the room stays at `size` strokes (erasing fires nothing: on stroke only)
+            reactions.clear()
             await asyncio.sleep(0.005)
         cpu = srv.cpu_seconds() - cpu0
         fired = metric(http, "inhabit_behaviour_firings_total") - fired0
@@ -120,7 +134,7 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
             for program in args.programs:
                 r = await room_run(srv, ms, size, program, args.events, args.warmup)
                 print(f"  {size:>6} strokes, {program:<5}: p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms  "
-                      f"server CPU {r['cpu_ms']:.2f} ms/firing  event->commit {r['commit_ms']:.2f} ms  sandbox {r['sandbox_ms']:.2f} ms", flush=True)
+                      f"server CPU {r['cpu_ms']:.2f} ms/event  event->commit {r['commit_ms']:.2f} ms  sandbox {r['sandbox_ms']:.2f} ms", flush=True)
                 out.append(r)
     finally:
         srv.stop()
@@ -138,7 +152,7 @@ def main() -> int:
     print(f"behaviour reaction: {args.events} sequential events per room (after {args.warmup} warm-up), loopback, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     rows = asyncio.run(main_async(args))
-    print("\n| room | program | p50 ms | p99 ms | max ms | server CPU ms/firing | event->commit ms | sandbox ms |")
+    print("\n| room | program | p50 ms | p99 ms | max ms | server CPU ms/event | event->commit ms | sandbox ms |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['size']:,} | {r['program']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['cpu_ms']:.2f} | {r['commit_ms']:.2f} | {r['sandbox_ms']:.2f} |")
