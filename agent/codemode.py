@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.behaviour import EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, GUIDE, MANAGE_CAPS, behaviour_declarations
+from agent.behaviour_api import EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, GUIDE, MANAGE_CAPS, behaviour_declarations
 from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
 from agent.sandbox import Binding, CallRecord, Capability, ErrorKind, Limits, RunRecord, Sandbox
 

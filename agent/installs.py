@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.behaviour import LIST_CAP, NO_INSTALLER, REMOVE_CAP, Behaviour, BehaviourInfo, FiredEvent, Installer, RemoveParams, Trigger, describe_triggers
+from agent.behaviour import Behaviour, FiredEvent, Installer, Trigger, describe_triggers
+from agent.behaviour_api import LIST_CAP, NO_INSTALLER, REMOVE_CAP, BehaviourInfo, RemoveParams
 from agent.canvas_api import CanvasSession, NoParams
 from agent.codemode import compact_record
 from agent.firing import event_global, run_firing

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.behaviour import NO_INSTALLER, BadInstall, Installs, parse_name, parse_triggers
+from agent.behaviour import BadInstall, parse_name, parse_triggers
+from agent.behaviour_api import NO_INSTALLER, Installs
 from agent.canvas_api import CanvasSession, Quotas
 from agent.codemode import CodeMode, call_records, system_prompt, tools
 from agent.runs import AgentRun
