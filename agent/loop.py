@@ -189,7 +189,9 @@ class ModelLoop:
     async def _install(self, run: AgentRun, code: str, args: dict[str, Any], installs: Installs | None) -> tuple[str, bool]:
         """execute with `on`: run the program once and install it as a behaviour of the room."""
         if installs is None:
-            return _bad_input(run, "this run cannot install behaviours: it has read-only access to the room (on and name are not available)")
+            why = ("it has read-only access to the room" if run.grant == "read" else
+                   "behaviours live in the server's hosted agent, and this agent runs on its own")
+            return _bad_input(run, f"this run cannot install behaviours: {why} (on and name are not available)")
         if not installs.can_install:
             return _bad_input(run, NO_INSTALLER)
         try:
