@@ -196,13 +196,15 @@ class Views:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Stroke, str, BBox]] = {}
 
-    def entry(self, stroke: Stroke) -> tuple[str, BBox]:
+    def entry(self, stroke: Stroke, keep: bool = True) -> tuple[str, BBox]:
+        """`keep=False` for a stroke that is not in the room (yet): a run's own drawing."""
         hit = self._entries.get(stroke.id)
         if hit is not None and hit[0] is stroke:
             return hit[1], hit[2]
         box = bbox(stroke.points)
         text = json.dumps(view(stroke, box), separators=(",", ":"), allow_nan=False)
-        self._entries[stroke.id] = (stroke, text, box)
+        if keep:
+            self._entries[stroke.id] = (stroke, text, box)
         return text, box
 
     def drop(self, stroke_id: str) -> None:
@@ -233,6 +235,7 @@ class CanvasSession:
         self.said: list[Message] = []
         self._points = 0
         self._made = 0
+        self._own: set[str] = set()  # ids this run drew: not (yet) in the room, so never cached in `views`
 
     def _new_id(self, kind: str) -> str:
         self._made += 1
@@ -250,7 +253,7 @@ class CanvasSession:
     def strokes(self, params: StrokesParams) -> RawJSON:
         f = params.filter
         box = BBox(f.box.x0, f.box.y0, f.box.x1, f.box.y1) if f is not None and f.box is not None else None
-        entry = self._views.entry
+        entry, own = self._views.entry, self._own
         out = []
         for s in self._strokes.values():
             if f is not None:
@@ -258,7 +261,7 @@ class CanvasSession:
                     continue
                 if f.kind is not None and s.kind != f.kind:
                     continue
-            text, b = entry(s)
+            text, b = entry(s, s.id not in own)
             if box is not None and not b.intersects(box):
                 continue
             out.append(text)
@@ -266,10 +269,10 @@ class CanvasSession:
 
     def stroke(self, params: StrokeParams) -> RawJSON | None:
         s = self._strokes.get(params.id)
-        return RawJSON(self._views.entry(s)[0]) if s is not None else None
+        return RawJSON(self._views.entry(s, s.id not in self._own)[0]) if s is not None else None
 
     def bounds(self, params: NoParams) -> dict[str, float] | None:
-        boxes = [self._views.entry(s)[1] for s in self._strokes.values()]
+        boxes = [self._views.entry(s, s.id not in self._own)[1] for s in self._strokes.values()]
         if not boxes:
             return None
         return {"x0": min(b.x0 for b in boxes), "y0": min(b.y0 for b in boxes), "x1": max(b.x1 for b in boxes), "y1": max(b.y1 for b in boxes)}
@@ -302,6 +305,7 @@ class CanvasSession:
             raise CapabilityError("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
         self._points += len(spec.points)
         self.added.append(stroke)
+        self._own.add(stroke.id)
         self._strokes[stroke.id] = stroke
         return stroke.id
 
