@@ -105,7 +105,7 @@ EXECUTE_PROPS: dict[str, Any] = {
 }
 """`execute`'s extra inputs, offered only to runs that may install behaviours."""
 
-GUIDE = """\
+BEHAVIOUR_GUIDE = """\
 A behaviour is a program that keeps running in the room after your turn: the server runs it on \
 every matching event, with no model call, for as long as it is active. Install one with \
 execute({code, on, name}): `on` lists triggers ("stroke": strokes added by anyone but this \

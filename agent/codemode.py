@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.behaviour_api import EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, GUIDE, MANAGE_CAPS, behaviour_declarations
+from agent.behaviour_api import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
 from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
 from agent.sandbox import Binding, CallRecord, Capability, ErrorKind, Limits, RunRecord, Sandbox
 
@@ -25,6 +25,11 @@ SYSTEM_PROMPT = """\
 You are {name}, an AI peer in "{room}", a shared multiplayer drawing canvas. People draw pen \
 strokes and chat; you see the same room state they do and act on it by writing JavaScript.
 
+{guide} Finish with a short plain-text reply for the chat (one or two sentences: what you saw \
+and what you did). Be concise.
+"""
+
+GUIDE = """\
 The room: a set of strokes (polylines of points) and a chat. Coordinates are canvas units: \
 x grows to the right, y grows DOWNWARDS (like a screen); a stroke's bbox is {{x0, y0, x1, y1}} \
 with x0 <= x1 and y0 <= y1. Strokes carry no meaning but their geometry, author and kind \
@@ -44,9 +49,9 @@ Access: {access}
 
 How to work: read the strokes, compute what you need with ordinary code (geometry, \
 clustering, bounding boxes), then draw. Prefer one program that does the whole job. Keep \
-returned values small (summaries, not whole stroke lists). Finish with a short plain-text \
-reply for the chat (one or two sentences: what you saw and what you did). Be concise.
-"""
+returned values small (summaries, not whole stroke lists)."""
+"""The room, the tools and how to use them: what any Code Mode client needs to know, whether
+it is our model loop (inside the system prompt) or an MCP client (as the server's instructions)."""
 
 BEHAVIOURS = """
 Behaviours: to keep acting after this turn (play a game, keep a rule, redraw on a schedule), \
@@ -83,9 +88,18 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
+def access(grant: Grant) -> str:
+    """What a run with `grant` may do, in the words the model reads."""
+    return ACCESS_WRITE if grant == "write" else ACCESS_READ
+
+
+def guide(access_text: str) -> str:
+    return GUIDE.format(access=access_text)
+
+
 def system_prompt(*, name: str, room: str, grant: Grant, behaviours: bool = False) -> str:
     """The system prompt; `behaviours`: the run may install them (it says how, briefly)."""
-    text = SYSTEM_PROMPT.format(name=name, room=room, access=ACCESS_WRITE if grant == "write" else ACCESS_READ)
+    text = SYSTEM_PROMPT.format(name=name, room=room, guide=guide(access(grant)))
     return text + BEHAVIOURS.format() if behaviours else text
 
 
@@ -140,7 +154,7 @@ _GUIDE = [
 def _sections(caps: tuple[Capability, ...], behaviours: bool = False) -> list[Section]:
     out = [Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()) for cap in caps]
     if behaviours:  # the guide first: on a tie, the earlier section wins
-        out.append(Section("Behaviours: programs that keep running", GUIDE,
+        out.append(Section("Behaviours: programs that keep running", BEHAVIOUR_GUIDE,
                            "behaviour behaviours on trigger triggers install replace remove stop event state every schedule game keep"))
         for g in FIRING_GLOBALS:
             out.append(Section(f"{g.name} (in a behaviour)", g.markdown(), f"{g.name} behaviour behaviours global {g.doc}".lower()))

@@ -78,10 +78,15 @@ def parse_prompt(body: bytes) -> PromptRequest:
     return prompt
 
 
+def clean_name(given: str | None) -> str:
+    """A display name a caller gave, fit to show: control and bidi characters gone, spaces
+    collapsed, at most MAX_AUTHOR characters ('' if nothing is left)."""
+    name = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]", " ", given or "").split())
+    return name[: MAX_AUTHOR - 1] + "…" if len(name) > MAX_AUTHOR else name
+
+
 def display_author(given: str | None, label: str) -> str:
     """How a prompt's author is shown: the token's identity, and a name the caller gave marked
     as such ("Alice (unverified) · viewer 3fa2c1"), so nobody can pose as the room owner."""
-    name = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]", " ", given or "").split())
-    if len(name) > MAX_AUTHOR:
-        name = name[: MAX_AUTHOR - 1] + "…"
+    name = clean_name(given)
     return f"{name} (unverified) · {label}" if name else label

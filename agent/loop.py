@@ -23,6 +23,7 @@ from agent.behaviour_api import NO_INSTALLER, Installs
 from agent.canvas_api import CanvasSession, Quotas
 from agent.codemode import CodeMode, call_records, system_prompt, tools
 from agent.runs import AgentRun
+from agent.sandbox import Binding
 from canvas import CanvasDoc, now_ms
 from common.settings import DEFAULT_MODEL
 
@@ -162,27 +163,8 @@ class ModelLoop:
                 return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
             if "on" in args or "name" in args:
                 return await self._install(run, code, args, installs)
-            run.code.append(code)
-            session = CanvasSession.of(doc(), author=name, run_id=run.id, grant=run.grant, quotas=quotas)
-            extra, removals = installs.manage() if installs is not None else ([], None)
-
-            def _commit(sess: CanvasSession) -> None:
-                commit(sess)
-                run.strokes.extend(s.id for s in sess.added)
-                run.erased.extend(sess.erased)
-
-            try:
-                compact, record = await self.code_mode.execute(code, session, _commit, extra)
-                if record.ok and removals is not None and (removed := removals()):
-                    compact["removed"] = removed
-            except Exception as e:
-                log.exception("sandbox failure")
-                run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
-                return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}), True
-            run.calls.extend(call_records(record))
-            if not compact["ok"]:
-                err = compact["error"]
-                run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+            compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
+                                           manage=installs.manage() if installs is not None else None)
             return json.dumps(compact), not compact["ok"]
         return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
 
@@ -212,6 +194,37 @@ class ModelLoop:
             err = compact["error"]
             run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
         return json.dumps(compact), not compact["ok"]
+
+
+async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
+                         commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
+                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None) -> dict[str, Any]:
+    """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
+    loop and MCP clients (`agent/mcp_peer.py`) share it, so their run records are alike.
+    `manage`: the run's `behaviours.*` bindings and what applies their removals once the
+    program has succeeded (`Installs.manage`). Returns the compact record the caller hands its model."""
+    run.code.append(code)
+    session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
+    extra, removals = manage if manage is not None else ([], None)
+
+    def _commit(sess: CanvasSession) -> None:
+        commit(sess)
+        run.strokes.extend(s.id for s in sess.added)
+        run.erased.extend(sess.erased)
+
+    try:
+        compact, record = await code_mode.execute(code, session, _commit, extra)
+        if record.ok and removals is not None and (removed := removals()):
+            compact["removed"] = removed
+    except Exception as e:
+        log.exception("sandbox failure")
+        run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
+        return {"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}
+    run.calls.extend(call_records(record))
+    if not compact["ok"]:
+        err = compact["error"]
+        run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+    return compact
 
 
 def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:

@@ -196,6 +196,12 @@ class AgentPlugin:
             await peer.close()
             self.runs.forget(room)
 
+    def release(self, room: str) -> None:
+        """Others sharing the run store (MCP sessions, `agent/mcp.py`) are done with `room`: its
+        records leave memory unless our peer is resident there (they are read back when needed)."""
+        if room not in self.peers:
+            self.runs.forget(room)
+
     async def _leave_now(self, room: str) -> None:
         async with self._admit:
             await self._leave(room)

@@ -5,7 +5,9 @@ installed (tiktoken's cl100k_base, a proxy — Claude's tokenizer is not availab
 otherwise they are approximated as chars / 4, and the output says which.
 
 Two costs are measured:
-1. fixed: what every request carries (system prompt + tool definitions);
+1. fixed: what every request carries (system prompt + tool definitions); for MCP clients, the
+   server's instructions and the `tools/list` result exactly as a client receives it (read off
+   the wire from a real `inhabit serve` started for the purpose);
 2. per task: what the model must read to act on a room — in Code Mode the compact result of
    the program it wrote; with JSON tools the full `canvas_strokes` result (every point).
 """
@@ -13,15 +15,25 @@ Two costs are measured:
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.canvas_api import ALL_CAPS, CanvasSession, view
 from agent.codemode import TOOLS, system_prompt
 from canvas import Stroke
+from common.access import Access
+
+ROOT = Path(__file__).resolve().parent.parent
 
 JSON_TOOLS_SYSTEM = (
     'You are agent, an AI peer in "room", a shared multiplayer drawing canvas. Canvas units, '
@@ -61,6 +73,37 @@ def sample_room(n_marks: int = 30, points: int = 60) -> list[Stroke]:
     return out
 
 
+def mcp_wire(role: str = "edit") -> tuple[str, str]:
+    """(instructions, tools/list result JSON) as an MCP client receives them from a real server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as data:
+        token = Access.load(data).mint("bench", role)  # the server reads the same secret
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([sys.executable, "-m", "inhabit", "serve", "--port", str(port), "--data", data], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/rooms/bench/mcp"
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+            for _ in range(200):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+            init = httpx.post(url, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, timeout=30)
+            headers["Mcp-Session-Id"] = init.headers["mcp-session-id"]
+            httpx.post(url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, timeout=30)
+            listed = httpx.post(url, headers=headers, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}, timeout=30)
+            httpx.delete(url, headers=headers, timeout=30)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return init.json()["result"]["instructions"], json.dumps(listed.json()["result"], separators=(",", ":"))
+
+
 def main() -> None:
     count, how = counter()
     code_sys = system_prompt(name="agent", room="room", grant="write")
@@ -73,6 +116,12 @@ def main() -> None:
         ("JSON tools: minimal system prompt", JSON_TOOLS_SYSTEM),
         (f"JSON tools: {len(ALL_CAPS)} tool schemas", classic_tools),
         ("JSON tools: total fixed", JSON_TOOLS_SYSTEM + classic_tools),
+    ]
+    instructions, mcp_tools = mcp_wire()
+    rows += [
+        ("MCP: server instructions (initialize)", instructions),
+        ("MCP: tools/list result as a client receives it (search, execute, view)", mcp_tools),
+        ("MCP: total fixed", instructions + mcp_tools),
     ]
     room = sample_room()
     session = CanvasSession(room, author="agent", run_id="r", grant="write")

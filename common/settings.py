@@ -33,12 +33,10 @@ class Settings(BaseSettings):
     max_message: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest websocket message in bytes (bigger: close 1009)")
     unload_grace: float = Field(default=30.0, ge=0, description="seconds an empty room stays loaded")
     compact_every: int = Field(default=500, ge=1, description="squash a room's stored history after this many updates")
-    flush_interval: float = Field(default=0.05, gt=0, le=0.1, description="seconds between store commits (<= 100 ms)")
-    send_queue: int = Field(default=1024, ge=8, description="messages queued for one connection before it is closed as too slow")
     ping_interval: float = Field(default=20.0, gt=0, description="seconds between websocket keepalive pings")
 
     # bounds per connection and per room (what one hostile peer can cost everyone else)
-    send_queue_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, description="bytes queued for one connection before it is closed as too slow")
+    send_queue_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, description="bytes written to one connection and not yet taken by it before it is closed as too slow")
     recv_bytes_per_s: int = Field(default=4 * 1024 * 1024, ge=1024, description="sustained bytes/s one connection may send (bursts up to max_message)")
     recv_messages_per_s: int = Field(default=500, ge=1, description="sustained messages/s one connection may send")
     awareness_bytes: int = Field(default=256 * 1024, ge=1024, description="largest awareness (presence) state of one client")
@@ -58,6 +56,14 @@ class Settings(BaseSettings):
     prompts_per_minute: int = Field(default=6, ge=1, description="prompts one token may post per minute in a room")
     room_prompts_per_minute: int = Field(default=30, ge=1, description="prompts a room accepts per minute")
     prompt_queue: int = Field(default=8, ge=1, description="prompts waiting per room before new ones get 429")
+
+    # MCP clients (/rooms/NAME/mcp): each session is a peer in its room
+    mcp_sessions: int = Field(default=64, ge=1, description="MCP sessions open at once, all rooms together")
+    mcp_room_sessions: int = Field(default=8, ge=1, description="MCP sessions open at once in one room")
+    mcp_token_sessions: int = Field(default=4, ge=1, description="MCP sessions one token may hold open in a room")
+    mcp_idle_s: float = Field(default=600.0, gt=0, description="seconds an MCP session may go without a request or open stream before it ends and its peer leaves")
+    mcp_calls_per_minute: int = Field(default=60, ge=1, description="MCP tool calls one token may make per minute in a room")
+    mcp_body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest MCP request body in bytes (bigger: 413)")
 
     # behaviours: programs the agent leaves running in a room
     behaviours_per_room: int = Field(default=8, ge=1, description="behaviours one room may have")

@@ -1,4 +1,4 @@
-"""The app `inhabit serve` runs: the rooms server with the agent plugged in."""
+"""The app `inhabit serve` runs: the rooms server with the agent and the MCP endpoint plugged in."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 from agent.admission import PromptLimits
 from agent.behaviour import BehaviourLimits
 from agent.loop import ModelSettings
+from agent.mcp import McpLimits, McpPlugin
 from agent.plugin import AgentPlugin
 from common.settings import Settings
 from server.app import create_app
@@ -31,7 +32,14 @@ def behaviour_limits(settings: Settings) -> BehaviourLimits:
                            firings_kept=settings.behaviour_firings_kept, chain=settings.behaviour_chain)
 
 
+def mcp_limits(settings: Settings) -> McpLimits:
+    """What MCP clients may hold and do, from the one settings model."""
+    return McpLimits(sessions=settings.mcp_sessions, room_sessions=settings.mcp_room_sessions, token_sessions=settings.mcp_token_sessions,
+                     idle_s=settings.mcp_idle_s, calls_per_minute=settings.mcp_calls_per_minute, body_bytes=settings.mcp_body_bytes)
+
+
 def build_app(settings: Settings) -> Starlette:
     agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings),
                         behaviours=behaviour_limits(settings))
-    return create_app(settings, [agent])
+    mcp = McpPlugin(agent, limits=mcp_limits(settings))  # records its runs in the agent's store: one /runs, one undo
+    return create_app(settings, [agent, mcp])

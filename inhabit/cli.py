@@ -1,6 +1,6 @@
-"""`inhabit`: the command line. `serve`'s flags are generated from `common.settings.Settings`,
-so a setting is declared once and is a flag, an `INHABIT_` environment variable and a default
-at the same time."""
+"""`inhabit`: the command line (`serve`, `token`, `mcp`, `revoke`, `exec`, `agent`). `serve`'s
+flags are generated from `common.settings.Settings`, so a setting is declared once and is a
+flag, an `INHABIT_` environment variable and a default at the same time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import re
+import shlex
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +19,9 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from common.access import Access, TokenError
+from common.access import ROOM_RULE, Access, TokenError, valid_room
 from common.settings import Settings
 from server.store import DataFolderError
-
-from .app import build_app, model_settings
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +79,8 @@ def uvicorn_log_config() -> dict[str, Any]:
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from .app import build_app  # here, not at the top: commands that do not serve (token, mcp, ...) stay quick
 
     try:
         settings = settings_from(args)
@@ -144,6 +145,33 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def mcp_config(args: argparse.Namespace) -> int:
+    """Print what a person pastes into their MCP client to bring it into ROOM: the endpoint, a
+    freshly minted token, the `claude mcp add` line and the JSON for clients set up by file."""
+    access = Access.load(args.data)
+    try:
+        if not valid_room(args.room):
+            raise ValueError(ROOM_RULE)
+        minted = access.mint(args.room, args.role, name=args.name, expires=args.expires)
+        base = (args.url or Settings().public_base).rstrip("/")
+    except (ValueError, ValidationError) as exc:
+        print(f"inhabit mcp: {exc}", file=sys.stderr)
+        return 2
+    info = access.parse(minted)
+    url, name, header = f"{base}/rooms/{args.room}/mcp", f"inhabit-{args.room}", f"Authorization: Bearer {minted}"
+    config = {"mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {minted}"}}}}
+    until = f", expires {info.expires.isoformat()}" if info.expires else ""
+    print(f"MCP endpoint for room {args.room!r}: {'a read-only' if args.role == 'view' else 'an'} agent peer "
+          f"(token id {info.id}{until}; revoke: inhabit revoke {info.id} --data {args.data})\n")
+    print(f"URL:     {url}\nHeader:  {header}\n")
+    print("Claude Code:")
+    print(f"  claude mcp add --transport http {name} {url} --header {shlex.quote(header)}\n")
+    print("Clients configured by file (.mcp.json, Cursor's mcp.json, ...):")
+    print(json.dumps(config, indent=2) + "\n")
+    print(f"Clients that take only a URL:\n  {url}?token={minted}")
+    return 0
+
+
 def revoke(args: argparse.Namespace) -> int:
     """Add a token (or token id) to the data dir's revocation list; running servers see it
     within a second or two."""
@@ -184,6 +212,8 @@ def run_agent(args: argparse.Namespace) -> int:
     from agent.loop import NO_KEY, has_credentials
     from agent.peer import run_forever
 
+    from .app import model_settings
+
     base = args.server.rstrip("/")
     if base.startswith("http"):
         base = "ws" + base[4:]
@@ -215,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--expires", type=expiry, default=None, metavar="WHEN", help="30m, 12h, 7d or an ISO date (default: never)")
     t.add_argument("--data", default="./data")
     t.set_defaults(func=token)
+
+    m = sub.add_parser("mcp", help="print how to bring an MCP client (Claude Code, Cursor, ...) into a room, with a new token")
+    m.add_argument("room", help="room name")
+    m.add_argument("--role", choices=("view", "edit"), default="edit", help="edit: the client draws; view: it only reads")
+    m.add_argument("--name", default=None, help="name stored in the token (shown in logs and revocation)")
+    m.add_argument("--expires", type=expiry, default=None, metavar="WHEN", help="30m, 12h, 7d or an ISO date (default: never)")
+    m.add_argument("--url", default=None, help="the server's base URL as clients reach it (default: from INHABIT_PUBLIC_URL/HOST/PORT)")
+    m.add_argument("--data", default="./data")
+    m.set_defaults(func=mcp_config)
 
     r = sub.add_parser("revoke", help="refuse a token from now on (running servers too)")
     r.add_argument("token", metavar="TOKEN_OR_ID", help="the token, or the id `inhabit token` printed")

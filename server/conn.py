@@ -1,8 +1,16 @@
-"""One websocket peer in a room: its bounded send queue, its request budget, its closing.
+"""One websocket peer in a room: what it is sent, its request budget, its closing.
 
-`send` never blocks; one sender task drains the queue. The queue is bounded in messages and in
-bytes, so a slow or non-reading client only ever fills its own queue and is closed (for real:
-its transport is aborted after a short grace) instead of holding memory or stalling the room.
+`send` never blocks and never awaits: it writes a complete websocket frame straight to the
+connection's TCP transport, where the bytes wait until the kernel takes them. That write
+buffer is bounded in bytes, so a slow or non-reading client only ever fills its own buffer
+and is closed (for real: its transport is aborted after a short grace) instead of holding
+memory or stalling the room.
+
+Why not ASGI's `websocket.send`: it costs a task switch, an ASGI event, Starlette's wrapper
+and a frame serialization per message per connection, which is most of a fan-out server's
+CPU (bench/fanout.py: about a third of ours). A broadcast serializes its frame once, with
+the websockets library that uvicorn itself uses, and writes the same bytes to every peer.
+Closing still goes through ASGI, so uvicorn's protocol state stays its own.
 """
 
 from __future__ import annotations
@@ -11,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
+
+from websockets.frames import Frame, Opcode
 
 from wire import protocol as p
 
@@ -23,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("inhabit.conn")
 
-_CLOSE = object()
-
 CLOSE_GRACE = 2.0
 """Seconds a closing connection gets to take its close frame before its transport is aborted."""
 
@@ -34,77 +41,86 @@ STATE_REQUEST_EVERY = 15.0
 """Seconds that earn one more full-state request (so STATE_REQUESTS a minute, sustained)."""
 
 
+def binary_frame(msg: bytes) -> bytes:
+    """`msg` as one complete, unmasked binary websocket frame (server to client, no extensions:
+    the server never negotiates permessage-deflate)."""
+    return Frame(Opcode.BINARY, msg).serialize(mask=False)
+
+
 class Transport(Protocol):
     """What a connection needs of the TCP transport under its websocket (see websocket.transport_of)."""
 
+    def write(self, data: bytes) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
     def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
     def pause_reading(self) -> None: ...
 
 
 class Conn:
-    """One websocket peer in a room. `send` never blocks; `_run` is its only sender task.
+    """One websocket peer in a room. `send` writes at once; only closing awaits.
 
-    Everything it can make the server hold is bounded: the send queue in messages AND bytes,
-    its awareness ids and their states' size, how often it may ask for the full state.
+    Everything it can make the server hold is bounded: its write buffer in bytes, its
+    awareness ids and their states' size, how often it may ask for the full state.
     """
 
-    __slots__ = ("ws", "transport", "identity", "role", "limit", "limit_bytes", "queued", "queue", "wake",
-                 "awareness_ids", "max_ids", "max_state", "closed", "close_args", "denied", "task", "metrics",
-                 "requests", "requests_at")
+    __slots__ = ("ws", "transport", "identity", "role", "limit_bytes", "awareness_ids", "max_ids", "max_state",
+                 "closed", "close_args", "closing", "denied", "metrics", "requests", "requests_at")
 
     def __init__(self, ws: Any, transport: Transport, identity: str, role: str, settings: Settings, metrics: Metrics) -> None:
         self.ws = ws
         self.transport = transport
         self.identity = identity  # the token's id: who may reclaim our awareness ids after we leave
         self.role = role
-        self.limit = settings.send_queue
         self.limit_bytes = settings.send_queue_bytes
-        self.queued = 0  # bytes in `queue` (the one being written is no longer counted)
-        self.queue: deque[Any] = deque()
-        self.wake = asyncio.Event()
         self.awareness_ids: set[int] = set()
         self.max_ids = settings.awareness_ids
         self.max_state = settings.awareness_bytes
         self.closed = False
         self.close_args: tuple[int, str] | None = None
+        self.closing: asyncio.Task[None] | None = None  # sends the close frame
         self.denied = False
-        self.task: asyncio.Task[None] | None = None
         self.metrics = metrics
         self.requests = float(STATE_REQUESTS)  # a token bucket of full-state requests
         self.requests_at = time.monotonic()
 
-    def send(self, msg: bytes) -> None:
-        """Queue `msg`; close the connection as too slow if its backlog outgrows the bounds.
+    def send(self, msg: bytes, frame: bytes | None = None) -> None:
+        """Write `msg` (or its ready-made `frame`); close the connection as too slow if the
+        bytes it has not taken yet would pass the bound.
 
-        One message is always accepted into an empty queue (a full-state reply may be larger than
-        the bound); a BACKLOG past `send_queue_bytes` or `send_queue` messages is not.
+        One message is always accepted into an empty buffer (a full-state reply may be larger
+        than the bound); a BACKLOG past `send_queue_bytes` is not.
         """
         if self.closed:
             return
-        queue = self.queue
-        queued = self.queued + len(msg)
-        if (queued > self.limit_bytes and queue) or len(queue) >= self.limit:
-            self.metrics.slow_closed += 1
-            queue.clear()
-            self.queued = 0
-            self.close(p.Close.TOO_SLOW, "send queue overflow: client too slow to keep up, reconnect")
+        transport = self.transport
+        if transport.is_closing():  # the peer is gone; the receive loop will see it
             return
-        self.queued = queued
-        queue.append(msg)
-        self.wake.set()
+        waiting = transport.get_write_buffer_size()
+        if waiting and waiting + len(msg) > self.limit_bytes:
+            self.metrics.slow_closed += 1
+            self.close(p.Close.TOO_SLOW, "send buffer overflow: client too slow to keep up, reconnect")
+            return
+        transport.write(frame or binary_frame(msg))
 
     def close(self, code: int, reason: str) -> None:
-        """Close after what is already queued (so a PermissionDenied or reason still arrives),
-        and abort the transport CLOSE_GRACE later whatever happens: a peer that does not read
-        would otherwise keep its socket and buffers forever (uvicorn's close waits for a drain)."""
+        """Send a close frame after what was already written (so a PermissionDenied or reason
+        still arrives), and abort the transport CLOSE_GRACE later whatever happens: a peer that
+        does not read would otherwise keep its socket and buffers forever (uvicorn's close
+        waits for a drain)."""
         if self.closed:
             return
         self.closed = True
         self.close_args = (code, reason.encode()[:123].decode(errors="ignore"))
-        self.queue.append(_CLOSE)
-        self.wake.set()
+        self.closing = asyncio.get_running_loop().create_task(self._send_close(*self.close_args))
         self.abort_later()
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # the peer may be gone already: the abort follows anyway
+            await self.ws.close(code, reason)
+        # uvicorn now reads and discards whatever the peer sends, unthrottled, until the
+        # transport closes: a flooder would keep the loop busy parsing it
+        self.transport.pause_reading()
 
     def abort_later(self) -> None:
         """Drop the TCP connection CLOSE_GRACE from now (a no-op if it closed cleanly by then)."""
@@ -125,50 +141,18 @@ class Conn:
         self.metrics.policy_closed += 1
         self.close(p.Close.POLICY, reason)
 
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
     async def finish(self, peer_left: bool) -> None:
-        """Stop the sender and drop the backlog; never waits on a dead peer past CLOSE_GRACE.
+        """Close from our side unless the peer left; never waits on a dead peer past CLOSE_GRACE.
 
         If we are the ones closing, the close frame gets CLOSE_GRACE to go out (`close`
         schedules the abort that follows it); if the peer left, there is nothing to send."""
-        task = self.task
         if peer_left:
             if self.close_args is None:  # the peer's close may still wait on a drain that never comes
+                self.closed = True
                 self.abort_later()
-        else:
-            self.close(p.Close.NORMAL, "")
-            if task is not None:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(CLOSE_GRACE):
-                        await asyncio.shield(task)
-        self.closed = True
-        if task is not None:
-            task.cancel()
-        self.queue.clear()
-        self.queued = 0
-
-    async def _run(self) -> None:
-        ws, queue, wake = self.ws, self.queue, self.wake
-        send = ws._send  # raw ASGI send: skips Starlette's per-call state checks on the hot path
-        try:
-            while True:
-                if not queue:
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                msg = queue.popleft()
-                if msg is _CLOSE:
-                    code, reason = self.close_args or (p.Close.NORMAL, "")
-                    await ws.close(code, reason)
-                    # uvicorn now reads and discards whatever the peer sends, unthrottled, until
-                    # the transport closes: a flooder would keep the loop busy parsing it
-                    self.transport.pause_reading()
-                    return
-                self.queued -= len(msg)
-                await send({"type": "websocket.send", "bytes": msg})
-        except Exception:  # peer gone mid-send: the receive loop will see the disconnect
-            self.closed = True
-            queue.clear()
-            self.queued = 0
+            return
+        self.close(p.Close.NORMAL, "")
+        if self.closing is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_GRACE):
+                    await asyncio.shield(self.closing)

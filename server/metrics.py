@@ -15,12 +15,12 @@ from prometheus_client.registry import Collector
 
 COUNTERS: dict[str, str] = {
     "messages_in": "Websocket messages received.",
-    "messages_out": "Websocket messages queued for sending.",
+    "messages_out": "Websocket messages written to peers.",
     "bytes_in": "Websocket bytes received.",
-    "bytes_out": "Websocket bytes queued for sending.",
+    "bytes_out": "Websocket payload bytes written to peers.",
     "connections_accepted": "Websocket connections accepted.",
     "rejected": "Websocket connections refused (token, room name).",
-    "slow_closed": "Connections closed because their send queue overflowed.",
+    "slow_closed": "Connections closed because their send buffer overflowed.",
     "bad_input": "Connections closed for protocol violations (malformed, text or oversized frames).",
     "policy_closed": "Connections closed for crossing a bound (awareness size or ids, request or message rate).",
     "rooms_loaded": "Rooms loaded from the store.",

@@ -1,9 +1,9 @@
 """One room: its pycrdt document, its connections and their awareness states.
 
 The hot path (`Room.handle`) applies an update once and forwards the SAME bytes to every other
-connection: no re-encoding, no JSON, no per-message task. Each connection has one sender task
-draining a bounded queue, so a slow client only ever fills its own queue (and is closed when it
-overflows) instead of stalling the room.
+connection: no re-encoding, no JSON, no per-message task; a broadcast even builds its websocket
+frame once. Each connection's write buffer is bounded, so a slow client only ever fills its
+own (and is closed when it overflows) instead of stalling the room.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from canvas import CanvasDoc
 from canvas.schema import STROKES
 from wire import protocol as p
 
-from .conn import STATE_REQUESTS, Conn
+from .conn import STATE_REQUESTS, Conn, binary_frame
 from .history import DocBounds, History, has_pending, without_pending
 from .store import Snapshot
 
@@ -159,9 +159,10 @@ class Room:
 
     def broadcast(self, msg: bytes, exclude: Conn | None) -> None:
         n = 0
+        frame = binary_frame(msg)
         for c in self.conns:
             if c is not exclude:
-                c.send(msg)
+                c.send(msg, frame)
                 n += 1
         m = self.metrics
         m.messages_out += n

@@ -31,7 +31,7 @@ log = logging.getLogger("inhabit.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS updates (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     room TEXT NOT NULL,
     data BLOB NOT NULL
 );
@@ -58,6 +58,25 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at INTEGER NOT NULL
 );
 """
+
+INSERT_UPDATE = "INSERT INTO updates (room, data) VALUES (?, ?)"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Version 1 numbered updates with AUTOINCREMENT, which costs every insert an update of
+    `sqlite_sequence` (a second page in the WAL per commit, on the hot path). A plain rowid
+    key is enough: new rows always get a larger id than every row still stored, which is the
+    only order that loading relies on. Rebuilt once, in the opening transaction."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'updates'").fetchone()
+    if row is None or "AUTOINCREMENT" not in row[0].upper():
+        return
+    db.execute("ALTER TABLE updates RENAME TO updates_v1")
+    db.execute("DROP INDEX IF EXISTS updates_room")
+    db.execute("CREATE TABLE updates (id INTEGER PRIMARY KEY, room TEXT NOT NULL, data BLOB NOT NULL)")
+    db.execute("INSERT INTO updates (id, room, data) SELECT id, room, data FROM updates_v1")
+    db.execute("DROP TABLE updates_v1")
+    db.execute("CREATE INDEX updates_room ON updates (room, id)")
+
 
 # Test hook (documented, never set in production): while the file named by this variable
 # exists, the store caps its database at its current size (SQLite's `max_page_count`), so the
@@ -112,7 +131,8 @@ class Store:
             self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints from its thread
             self._max_pages = self._db.execute("PRAGMA max_page_count").fetchone()[0]
             with transaction(self._db) as db:  # prove we can write
-                db.execute("PRAGMA user_version = 1")
+                _migrate(db)
+                db.execute("PRAGMA user_version = 2")
         except (OSError, sqlite3.Error) as exc:
             raise DataFolderError(f"cannot write the database {self.path}: {exc}") from exc
         flag = os.environ.get(FULL_FLAG_ENV)
@@ -195,6 +215,9 @@ class Store:
 
     def _write_locked(self, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
         self._apply_full_flag()
+        if len(appends) == 1 and not snapshots:  # the common case: one statement is its own transaction
+            self._db.execute(INSERT_UPDATE, appends[0])
+            return
         with transaction(self._db) as db:
             self._write(db, appends, snapshots)
 
@@ -214,7 +237,7 @@ class Store:
                            "(SELECT id FROM versions WHERE room = ? ORDER BY id DESC LIMIT ?)",
                            (room, room, self.versions_kept))
         if appends:
-            db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", appends)
+            db.executemany(INSERT_UPDATE, appends)
 
     def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None:
         """Move rows that failed to load out of the room's history, keeping their bytes."""

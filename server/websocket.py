@@ -93,8 +93,7 @@ def _watch(conn: Conn, every: float) -> None:
 
     uvicorn's keepalive timeout closes the transport without telling the app, and that close
     waits for a drain that never comes from a peer that stopped reading."""
-    task = conn.task
-    if task is None or task.done():
+    if conn.closed:
         return
     if conn.transport.is_closing():
         conn.closed = True
@@ -128,7 +127,6 @@ async def room_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     metrics.connections_accepted += 1
     conn = Conn(ws, transport, who.id, who.role, settings, metrics)
-    conn.start()
     _watch(conn, max(1.0, min(10.0, settings.ping_interval / 2)))
     room.join(conn)
     rooms.joined(room)

@@ -109,3 +109,35 @@ async def test_store_writer_interleaved_snapshots(tmp_path):
         loaded.apply_update(row.data)
     assert dict(loaded.get("strokes", type=Map)) == dict(m)
     store.close()
+
+
+def test_store_migrates_a_version_1_database(tmp_path):
+    """A data folder written by version 1 (AUTOINCREMENT ids) opens with every update, in
+    order, and later appends still sort after them."""
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE updates (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, data BLOB NOT NULL);
+        CREATE INDEX updates_room ON updates (room, id);
+        PRAGMA user_version = 1;
+    """)
+    doc = Doc()
+    m = doc.get("strokes", type=Map)
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    for i in range(5):
+        m[f"k{i}"] = i
+    db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", [("r", u) for u in updates])
+    db.commit()
+    db.close()
+    store = Store(path)
+    m["k4"] = 44  # overwrites k4: loads right only if the new row comes after the old ones
+    store.write([("r", updates[-1])], {})
+    sql = store._db.execute("SELECT sql FROM sqlite_master WHERE name = 'updates'").fetchone()[0]
+    assert "AUTOINCREMENT" not in sql.upper()
+    assert store._db.execute("SELECT name FROM sqlite_master WHERE name = 'updates_room'").fetchone()
+    loaded = Doc()
+    for row in store.load("r"):
+        loaded.apply_update(row.data)
+    assert dict(loaded.get("strokes", type=Map)) == {"k0": 0, "k1": 1, "k2": 2, "k3": 3, "k4": 44}
+    store.close()

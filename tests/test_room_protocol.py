@@ -2,8 +2,8 @@
 
 `server.room.Room` is driven directly with a pycrdt Doc, a `ManualWriter` whose commits the
 test triggers (or a real `server.writer.Writer` over a tmp `Store`), `server.metrics.Metrics`
-and `server.conn.Conn`s that are never started, so every frame the room sends stays in
-`conn.queue` for the test to read. Frames are built the way clients build them: pycrdt
+and `server.conn.Conn`s over a `FakeTransport` that keeps every frame the room writes, unread,
+until the test takes it (so its write buffer fills like a peer's that stopped reading). Frames are built the way clients build them: pycrdt
 documents and awareness, `wire.protocol` encoders. Closing a connection schedules the abort of
 its transport on the running loop, so the tests that close one are async.
 The real-server versions of these scenarios are in test_rooms.py, test_access.py,
@@ -77,10 +77,18 @@ class ManualWriter:
 
 
 class FakeTransport:
-    """The TCP transport under a connection's websocket: records the abort."""
+    """The TCP transport under a connection's websocket: keeps what is written until `take`
+    reads it (the peer's reading), and records the abort."""
 
     def __init__(self) -> None:
         self.aborted = False
+        self.frames: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.frames.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.frames))
 
     def abort(self) -> None:
         self.aborted = True
@@ -92,6 +100,24 @@ class FakeTransport:
         pass
 
 
+class FakeWebSocket:
+    """The ASGI side of a connection: records the close frame sent through it."""
+
+    def __init__(self) -> None:
+        self.closed_with: tuple[int, str] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+def payload(frame: bytes) -> bytes:
+    """The message in one unmasked binary websocket frame (RFC 6455 section 5.2)."""
+    assert frame[0] == 0x82, frame[:2]  # FIN + binary
+    n = frame[1] & 0x7F
+    start = 2 if n < 126 else 4 if n == 126 else 10
+    return frame[start:]
+
+
 def new_room(bounds: DocBounds | None = None) -> tuple[Room, ManualWriter]:
     writer = ManualWriter()
     return Room(ROOM, Doc(), writer, Metrics(), bounds=bounds), writer  # type: ignore[arg-type]
@@ -101,32 +127,28 @@ _identities = itertools.count(1)
 
 
 def new_conn(role: str = "edit", identity: str | None = None, metrics: Metrics | None = None, **settings: Any) -> Conn:
-    """A connection that is never started; every token its own identity unless told."""
+    """A connection over a FakeTransport; every token its own identity unless told."""
     who = identity or f"token-{next(_identities)}"
-    return Conn(None, FakeTransport(), who, role, Settings(**{"send_queue": 64, **settings}), metrics or Metrics())
+    return Conn(FakeWebSocket(), FakeTransport(), who, role, Settings(**settings), metrics or Metrics())
 
 
 def join(room: Room, role: str = "edit", identity: str | None = None, **settings: Any) -> Conn:
-    """A connection that joined `room`; never started, so what it is sent stays in its queue."""
+    """A connection that joined `room`; what it is sent stays in its transport until taken."""
     conn = new_conn(role, identity, room.metrics, **settings)
     room.join(conn)
     return conn
 
 
 def take(conn: Conn) -> list[bytes]:
-    """The frames queued for `conn` since the last take (and no close), drained as its sender would."""
-    frames = list(conn.queue)
-    assert all(isinstance(f, bytes) for f in frames), frames
-    conn.queue.clear()
-    conn.queued -= sum(map(len, frames))
-    assert conn.queued == 0
-    return frames
+    """The messages written to `conn` since the last take, read as its peer would."""
+    frames = conn.transport.frames
+    conn.transport.frames = []
+    return [payload(f) for f in frames]
 
 
 def closed_with(conn: Conn) -> tuple[int, str]:
-    """The close code and reason of a closed connection (its close is the last thing queued)."""
-    assert conn.closed and conn.close_args is not None
-    assert conn.queue and not isinstance(conn.queue[-1], bytes), conn.queue
+    """The close code and reason of a closed connection (what its close frame will carry)."""
+    assert conn.closed and conn.close_args is not None and conn.closing is not None
     return conn.close_args
 
 
@@ -736,54 +758,32 @@ def test_leave_broadcasts_removals_for_the_leavers_ids_only():
 # ---- bounds per connection -----------------------------------------------------------------
 
 
-async def test_send_queue_overflow_closes_the_slow_connection_with_1013():
-    room, writer = new_room()
-    editor, fast = join(room), join(room)
-    slow = join(room, send_queue=8)  # its SyncStep1 greeting is the first of 8
-    take(fast)
-    client = Doc()
-    frames = [p.sync_update(change(client, **{f"k{i}": i})) for i in range(10)]
-    for frame in frames[:7]:
-        room.handle(editor, frame)
-        writer.commit()
-    assert len(slow.queue) == 8 and not slow.closed  # full, not over
-    room.handle(editor, frames[7])  # one more than it holds
-    writer.commit()
-    assert slow.closed
-    for frame in frames[8:]:
-        room.handle(editor, frame)
-        writer.commit()
-    code, reason = closed_with(slow)
-    assert code == p.Close.TOO_SLOW == 1013 and "too slow" in reason
-    assert len(slow.queue) == 1 and slow.queued == 0  # what was queued is dropped; only the close is left
-    assert room.metrics.slow_closed == 1
-    assert take(fast) == frames and not fast.closed  # the others are unaffected
-    assert content(room.doc) == {f"k{i}": i for i in range(10)}
-
-
-async def test_send_queue_bytes_overflow_closes_the_slow_connection_with_1013():
+async def test_send_buffer_overflow_closes_the_slow_connection_with_1013():
     limit = 64 * 1024
     room, writer = new_room()
     editor, fast = join(room), join(room)
-    slow = join(room, send_queue_bytes=limit)  # 64 messages would fit: bytes are the bound here
+    slow = join(room, send_queue_bytes=limit)  # it reads nothing from here on
     take(fast)
     take(slow)
     client = Doc()
     huge = p.sync_update(change(client, huge="h" * (limit + 1024)))
     room.handle(editor, huge)
     writer.commit()
-    assert list(slow.queue) == [huge] and not slow.closed  # one message always fits an empty queue
-    take(slow)
+    assert take(slow) == [huge] and not slow.closed  # one message always fits an empty buffer
     part = limit // 2 + 1024
-    frames = [p.sync_update(change(client, **{f"k{i}": str(i) * part})) for i in range(2)]
+    frames = [p.sync_update(change(client, **{f"k{i}": str(i) * part})) for i in range(3)]
     room.handle(editor, frames[0])
     writer.commit()
-    assert slow.queued == len(frames[0]) < limit and not slow.closed
+    assert len(frames[0]) < slow.transport.get_write_buffer_size() < limit and not slow.closed
     room.handle(editor, frames[1])  # the backlog would pass the bound
     writer.commit()
     code, reason = closed_with(slow)
-    assert code == p.Close.TOO_SLOW and "too slow" in reason
-    assert len(slow.queue) == 1 and slow.queued == 0 and room.metrics.slow_closed == 1
+    assert code == p.Close.TOO_SLOW and "too slow" in reason and room.metrics.slow_closed == 1
+    room.handle(editor, frames[2])
+    writer.commit()
+    assert take(slow) == frames[:1]  # nothing more is written to a closing connection
+    await asyncio.sleep(0)
+    assert slow.ws.closed_with == (p.Close.TOO_SLOW, reason)  # the close frame went out through ASGI
     assert take(fast) == [huge, *frames] and not fast.closed
 
 
@@ -795,7 +795,7 @@ async def test_a_close_reason_is_cut_to_what_a_close_frame_holds():
     conn.close(p.Close.NORMAL, "again")  # the first close wins
     assert conn.close_args == (1007, "é" * 61)
     conn.send(b"late")
-    assert not any(isinstance(f, bytes) for f in conn.queue)
+    assert take(conn) == []
 
 
 async def test_closing_aborts_the_transport_after_the_grace(monkeypatch: pytest.MonkeyPatch):
@@ -851,7 +851,7 @@ async def test_more_full_state_requests_than_the_budget_closes_with_1008():
     room.handle(syncer, p.sync_step1(Doc().get_state()))
     code, reason = closed_with(syncer)
     assert code == p.Close.POLICY and f"more than {STATE_REQUESTS} sync requests" in reason
-    assert len(syncer.queue) == 1  # refused: no reply, only the close
+    assert take(syncer) == []  # refused: no reply, only the close
 
     # awareness queries draw on the same budget
     for i in range(STATE_REQUESTS):

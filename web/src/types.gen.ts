@@ -94,7 +94,7 @@ export interface AgentRun {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli" | "behaviour"
+  source: "chat" | "http" | "cli" | "mcp" | "behaviour"
   /** every JavaScript program executed, in order */
   code: string[]
   /** capability calls made by the executed code */
@@ -120,7 +120,7 @@ export interface RunSummary {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli" | "behaviour"
+  source: "chat" | "http" | "cli" | "mcp" | "behaviour"
   strokes: string[]
   tokens: Tokens
   errors: string[]

@@ -1,0 +1,375 @@
+"""`/rooms/{name}/mcp`: any MCP client joins a room as an agent peer, through Code Mode.
+
+The official SDK does the protocol: its `StreamableHTTPSessionManager` (run in the server's
+lifespan through the Plugin hooks) and its lowlevel `Server` (tools/list, tools/call; the
+lowlevel one because the tool list depends on the session's grant). Around it, one ASGI
+endpoint adds what is ours:
+
+- Auth: the room token (`Authorization: Bearer`, or `?token=`), by `authorize` like every
+  route; 401 says why. The SDK also binds each session to the credential that opened it (we
+  hand it the token id and the room as its principal): a session id is no use to another
+  token or in another room.
+- The handshake protocol era only (sessions): a session is what a peer's presence lasts as
+  long as. A stateless 2026-07-28 request is refused with -32022 naming the versions served,
+  on which the SDK's own client falls back to `initialize`.
+- Bounds (`McpLimits`, from the settings): sessions per room and per token (429), sessions
+  overall (the SDK: 503), the request body (the SDK: 413), tool calls per token per minute (a
+  tool error saying when to retry), one execute at a time per session, two renders at once.
+- Lifetime: a session's peer joins when the client says it is initialized (or at its first
+  call) and leaves when the client ends the session (DELETE), once no request or stream of
+  it has been open for `idle_s` (the SDK forgets such a session then too), or once its token
+  is revoked or expires (an open stream of it is then ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from agent.admission import RateLimiter
+from agent.canvas_api import Grant
+from agent.codemode import CodeMode
+from agent.http import clean_name
+from agent.mcp_peer import McpPeer
+from agent.mcp_tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
+from agent.render import check_box
+from agent.runs import RunStore
+from agent.sandbox import Sandbox
+from canvas import BBox
+from common.access import Access, Denied, TokenError, TokenInfo, authorize, token_of
+
+log = logging.getLogger("inhabit.mcp")
+
+CALLER = "inhabit.mcp.caller"
+"""The scope key under which the endpoint hands a request's `Caller` to the tool handlers."""
+SANDBOX_WORKERS = 2
+"""MCP programs run on their own two threads: MCP clients cannot hold up the hosted agent's runs."""
+RENDERS = 2
+
+
+class McpLimits(BaseModel):
+    """What MCP clients may hold and do (the composition root fills them from Settings)."""
+
+    sessions: int = Field(default=64, ge=1, description="sessions open at once, all rooms together")
+    room_sessions: int = Field(default=8, ge=1, description="sessions open at once in one room")
+    token_sessions: int = Field(default=4, ge=1, description="sessions one token may hold open in a room")
+    idle_s: float = Field(default=600.0, gt=0, description="seconds without a request or open stream before a session ends")
+    calls_per_minute: int = Field(default=60, ge=1, description="tool calls one token may make per minute in a room")
+    body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest request body")
+
+
+class RunKeeper(Protocol):
+    """Where MCP runs are recorded: the hosted agent's run store (`AgentPlugin`), so that
+    `GET /runs` and "Undo run" serve them like the agent's own."""
+
+    runs: RunStore
+
+    def release(self, room: str) -> None:
+        """The last MCP session left `room`: its records may leave memory."""
+        ...
+
+
+@dataclass
+class Session:
+    """One MCP session: whose it is, and its peer in the room once joined."""
+
+    id: str
+    room: str
+    who: TokenInfo
+    token: str | None
+    in_flight: set[anyio.CancelScope] = field(default_factory=set)
+    """Its requests being served (an open stream included): ending the session cancels them."""
+    idle_since: float = field(default_factory=time.monotonic)
+    peer: asyncio.Task[McpPeer] | None = None
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def grant(self) -> Grant:
+        return "write" if self.who.role == "edit" else "read"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, as the endpoint checked it (its session is None until one is opened)."""
+
+    room: str
+    who: TokenInfo
+    session: Session | None
+
+
+class _Endpoint:
+    """A Starlette route target that is an ASGI app (a bound method would be wrapped as a request handler)."""
+
+    def __init__(self, plugin: McpPlugin) -> None:
+        self.plugin = plugin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.plugin.serve(scope, receive, send)
+
+
+def _refusal(status: int, message: str, *, code: int = types.INVALID_REQUEST, data: Any = None,
+             headers: dict[str, str] | None = None) -> Response:
+    """A JSON-RPC error body (the SDK's client shows its message) at an HTTP status."""
+    detail = types.ErrorData(code=code, message=message, **({"data": data} if data is not None else {}))
+    error = types.JSONRPCError(jsonrpc="2.0", id=None, error=detail)
+    return Response(error.model_dump_json(by_alias=True, exclude_unset=True), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+class McpPlugin:
+    """The MCP endpoint as a `server.plugin.Plugin`."""
+
+    def __init__(self, keeper: RunKeeper, limits: McpLimits | None = None) -> None:
+        self.keeper = keeper
+        self.limits = limits or McpLimits()
+        self.sessions: dict[str, Session] = {}
+        self._opening: dict[tuple[str, str | None], int] = {}  # (room, None | token id) -> sessions being opened
+        self._calls = RateLimiter(self.limits.calls_per_minute)
+        self._renders = asyncio.Semaphore(RENDERS)
+        self.code_mode = CodeMode(Sandbox(workers=SANDBOX_WORKERS))
+        self.server: Server[Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=self._list_tools,
+                                          on_call_tool=self._call_tool)
+        self.server.add_notification_handler("notifications/initialized", types.NotificationParams, self._on_initialized)
+        self.manager = StreamableHTTPSessionManager(self.server, json_response=True, session_idle_timeout=self.limits.idle_s,
+                                                    max_request_body_size=self.limits.body_bytes, max_sessions=self.limits.sessions)
+        self._lifespan = contextlib.AsyncExitStack()
+        self._reaper: asyncio.Task[None] | None = None
+        self._ws_base = ""
+        self._access: Access | None = None
+        self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
+
+    # the Plugin interface ----------------------------------------------------------------
+
+    async def startup(self, host: Any) -> None:
+        """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
+        self._ws_base = host.settings.internal_ws
+        self._access = None if host.settings.open else host.access
+        await self._lifespan.enter_async_context(self.manager.run())
+        self._reaper = asyncio.create_task(self._reap())
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for sid in list(self.sessions):
+            await self._end(sid)
+        await self._lifespan.aclose()
+        self.code_mode.close()
+
+    def gauges(self) -> dict[str, tuple[float, str]]:
+        return {
+            "mcp_sessions": (len(self.sessions), "MCP sessions open (each is a peer in its room once joined)."),
+            "mcp_rate_keys": (len(self._calls), "MCP tool-call rate-limit buckets held in memory."),
+        }
+
+    # the endpoint ------------------------------------------------------------------------
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        room = request.path_params["name"]
+        try:
+            who = authorize(request, room)
+        except Denied as e:
+            headers = {"WWW-Authenticate": 'Bearer realm="inhabit"'} if e.status == 401 else None
+            return await _refusal(e.status, e.message, headers=headers)(scope, receive, send)
+        version = request.headers.get("mcp-protocol-version")
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return await _refusal(400, f"protocol version {version} is not served here; use one with the initialize handshake",
+                                  code=types.UNSUPPORTED_PROTOCOL_VERSION,
+                                  data={"supported": list(HANDSHAKE_PROTOCOL_VERSIONS), "requested": version})(scope, receive, send)
+        sid = request.headers.get(MCP_SESSION_ID_HEADER)
+        session = self.sessions.get(sid) if sid is not None else None
+        if sid is not None and (session is None or session.room != room or session.who.id != who.id):
+            return await _refusal(404, "no such MCP session here (it ended, or was opened with another token or room): "
+                                       "initialize a new one")(scope, receive, send)
+        opening = [(room, None), (room, who.id)] if sid is None and request.method == "POST" else []
+        if opening and (refused := self._admit(room, who)):
+            return await _refusal(429, refused, headers={"Retry-After": "60"})(scope, receive, send)
+        scope["user"] = AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
+        scope[CALLER] = Caller(room, who, session)
+
+        response = {"started": False, "ended": False}
+
+        async def send_and_register(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["started"] = True
+                new_id = dict(message.get("headers", [])).get(MCP_SESSION_ID_HEADER.encode())
+                if opening and new_id and message["status"] < 400:
+                    self.sessions[new_id.decode()] = Session(new_id.decode(), room, who, token_of(request))
+            response["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        for key in opening:
+            self._opening[key] = self._opening.get(key, 0) + 1
+        with anyio.CancelScope() as serving:
+            if session is not None:
+                session.in_flight.add(serving)
+            try:
+                await self.manager.handle_request(scope, receive, send_and_register)
+            finally:
+                for key in opening:
+                    self._opening[key] -= 1
+                    if not self._opening[key]:
+                        del self._opening[key]
+                if session is not None:
+                    session.in_flight.discard(serving)
+                    session.idle_since = time.monotonic()
+        if serving.cancelled_caught and response["started"] and not response["ended"]:
+            with contextlib.suppress(Exception):  # end the stream we cut short, rather than drop the connection
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if session is not None and request.method == "DELETE":
+            await self._end(session.id)
+
+    def _admit(self, room: str, who: TokenInfo) -> str | None:
+        """Why `who` may not open another session in `room` now, or None."""
+        lim = self.limits
+        in_room = sum(s.room == room for s in self.sessions.values()) + self._opening.get((room, None), 0)
+        wait = f"end one (clients do when they exit) or wait: a session without requests ends after {lim.idle_s:g} s"
+        if in_room >= lim.room_sessions:
+            return f"this room already has {in_room} MCP sessions open, the most it takes; {wait}"
+        mine = sum(s.room == room and s.who.id == who.id for s in self.sessions.values()) + self._opening.get((room, who.id), 0)
+        if mine >= lim.token_sessions:
+            return f"this token already holds {mine} of the {lim.token_sessions} MCP sessions one token may open in this room; {wait}"
+        return None
+
+    # sessions and their peers ------------------------------------------------------------
+
+    async def _peer(self, session: Session, client: types.Implementation | None) -> McpPeer:
+        """The session's peer, joining the room on first use (a failed join is tried again next time)."""
+        task = session.peer
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            name = clean_name(client.name if client else None) or "mcp-client"
+            peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
+                           runs=self.keeper.runs, code_mode=self.code_mode)
+            task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
+        try:
+            return await asyncio.shield(task)
+        except Exception as e:
+            raise ToolError(f"could not join room {session.room!r}: {type(e).__name__}: {e}. Try again shortly.") from None
+
+    async def _end(self, sid: str) -> None:
+        """The session is over: its peer leaves the room."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        for serving in session.in_flight:  # an open stream ends with the session
+            serving.cancel()
+        task = session.peer
+        if task is not None and task.done():
+            if not task.cancelled() and task.exception() is None:
+                await task.result().close()
+        elif task is not None:  # a join under way is let finish (a cancelled connect could leave its socket behind)
+            task.add_done_callback(_leave)
+        if not any(s.room == session.room for s in self.sessions.values()):
+            self.keeper.release(session.room)
+
+    async def _reap(self) -> None:
+        """End sessions idle for `idle_s`, and those whose token was revoked or expired since (an
+        open stream would otherwise keep such a session, and its presence, for good)."""
+        while True:
+            await asyncio.sleep(min(5.0, self.limits.idle_s / 4))
+            now = time.monotonic()
+            for s in list(self.sessions.values()):
+                try:
+                    if (not s.in_flight and now - s.idle_since > self.limits.idle_s) or not self._still_valid(s):
+                        await self._end(s.id)
+                except Exception:
+                    log.exception("ending MCP session %s", s.id[:8])
+
+    def _still_valid(self, session: Session) -> bool:
+        if self._access is None:  # auth is off
+            return True
+        try:
+            self._access.verify(session.token, session.room)
+        except TokenError:
+            return False
+        return True
+
+    # the MCP handlers ----------------------------------------------------------------------
+
+    async def _on_initialized(self, ctx: Any, params: types.NotificationParams) -> None:
+        """Join the room as soon as the client is ready, so people see it before its first call."""
+        caller = _caller(ctx)
+        if caller.session is not None:
+            with contextlib.suppress(ToolError):
+                await self._peer(caller.session, _client_info(ctx))
+
+    async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        caller = _caller(ctx)
+        return types.ListToolsResult(tools=tool_list("write" if caller.who.role == "edit" else "read"))
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        caller = _caller(ctx)
+        session = caller.session
+        args = params.arguments or {}
+        try:
+            if session is None:
+                raise ToolError("tools are called within a session: initialize first")
+            key = (caller.who.id, caller.room)
+            wait = self._calls.wait(key)
+            if wait:
+                raise ToolError(f"too many calls from this token: at most {self.limits.calls_per_minute} a minute in this room; "
+                                f"try again in {math.ceil(wait)} s")
+            self._calls.take(key)
+            if params.name == "search":
+                return text_result(self.code_mode.reference(session.grant).search(query_arg(args)))
+            if params.name == "execute":
+                code = code_arg(args)
+                peer = await self._peer(session, _client_info(ctx))
+                async with session.busy:  # one program at a time per session
+                    out = await peer.execute(code)
+                return text_result(out, error=not out["ok"])
+            if params.name == "view":
+                view = view_args(args)
+                box = BBox(view.box.x0, view.box.y0, view.box.x1, view.box.y1) if view.box else None
+                if box is not None and (problem := check_box(box)):
+                    raise ToolError(problem)
+                peer = await self._peer(session, _client_info(ctx))
+                async with self._renders:
+                    return image_result(await peer.view(box, view.size))
+            raise ToolError(f"unknown tool {params.name!r}; the tools are search, execute and view")
+        except ToolError as e:
+            return text_result(str(e), error=True)
+
+
+def _leave(task: asyncio.Task[McpPeer]) -> None:
+    """A join finished after its session had ended: the peer leaves at once."""
+    if not task.cancelled() and task.exception() is None:
+        peer = task.result()
+        _closing.add(closing := asyncio.get_running_loop().create_task(peer.close()))
+        closing.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Peers on their way out (held so their tasks are not collected mid-close)."""
+
+
+def _caller(ctx: Any) -> Caller:
+    request = getattr(ctx, "request", None)
+    caller = request.scope.get(CALLER) if isinstance(request, Request) else None
+    if not isinstance(caller, Caller):  # only our endpoint reaches the handlers; say so if that ever changes
+        raise RuntimeError("MCP request without a checked caller")
+    return caller
+
+
+def _client_info(ctx: Any) -> types.Implementation | None:
+    params = ctx.session.client_params
+    return params.client_info if params is not None else None

@@ -1,0 +1,112 @@
+"""An MCP client in a room: a websocket peer whose every `execute` is an agent run.
+
+Why a peer, as for the hosted agent (`agent/peer.py`): the client then shows in presence,
+its cursor moves where it draws, and its writes take the path and the access checks
+everybody's take. It connects with the token the client presented, so a view token's peer
+is read-only at the server too, on top of its runs having no write capabilities bound.
+
+Each execute is one `AgentRun` (source "mcp", author = the client's name) recorded through
+`loop.execute_in_run`, exactly as the model loop records its executes, and added to the
+shared `RunStore` once finished, so `GET /runs` and "Undo run" serve it like any other. A run
+that drew or erased is announced in the chat with its run id, which is what makes the page
+show its card; reads and failed programs change nothing people see, so they stay out of the
+chat (their records are in `/runs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from typing import Any
+
+from agent.canvas_api import CanvasSession, Grant, Quotas
+from agent.codemode import CodeMode
+from agent.loop import execute_in_run
+from agent.render import View, render
+from agent.runs import AgentRun, RunStore
+from canvas import BBox, Message, bbox, now_ms, union
+from wire.client import CanvasClient
+
+COLORS = ("#0284c7", "#059669", "#d97706", "#db2777", "#0d9488", "#4f46e5")
+"""Agent colours for MCP clients (the hosted agent is violet): one per client name."""
+
+
+def color_for(name: str) -> str:
+    return COLORS[zlib.crc32(name.encode()) % len(COLORS)]
+
+
+class McpPeer:
+    """One MCP session's presence and runs in one room."""
+
+    def __init__(self, ws_base: str, room: str, *, token: str | None, name: str, grant: Grant, runs: RunStore,
+                 code_mode: CodeMode, quotas: Quotas | None = None) -> None:
+        self.ws_base, self.room, self.token, self.name, self.grant = ws_base, room, token, name, grant
+        self.runs = runs
+        self.code_mode = code_mode
+        self.quotas = quotas
+        self.color = color_for(name)
+        self.client: CanvasClient | None = None
+
+    async def start(self) -> McpPeer:
+        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=self.color)
+        return self
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    @property
+    def _client(self) -> CanvasClient:
+        assert self.client is not None, "start() first"
+        return self.client
+
+    async def execute(self, code: str) -> dict[str, Any]:
+        """Run `code` against the room as it is now; its writes land in one transaction."""
+        client = self._client
+        run = AgentRun(room=self.room, prompt=_first_line(code), author=self.name, grant=self.grant, source="mcp",
+                       status="running", started=now_ms())
+        compact = await execute_in_run(self.code_mode, code, run, author=self.name, doc=lambda: client.doc, commit=self._commit,
+                                       quotas=self.quotas)
+        run.status, run.finished = ("done" if compact["ok"] else "failed"), now_ms()
+        run.reply = _summary(run)
+        self.runs.add(run)
+        if run.strokes or run.erased:
+            client.doc.post(Message(author=self.name, kind="agent", text=f"{run.reply} (run {run.id})", run=run.id))
+        with contextlib.suppress(TimeoutError):  # a stalled socket catches up when it reconnects; the room has the run
+            await client.flush()
+        return {"run": run.id, **compact}
+
+    def _commit(self, session: CanvasSession) -> None:
+        client = self._client
+        if client.read_only:  # the server would drop the update and our copy of the room would drift
+            raise PermissionError(f"the server made this connection read-only: {client.read_only}")
+        session.commit(client.doc)
+        box = union(bbox(s.points) for s in session.added)
+        if box is not None:
+            self._cursor(box.center)
+
+    async def view(self, box: BBox | None, px: int) -> View:
+        """The room (or `box` of it) as a PNG, drawn on a worker thread."""
+        strokes = self._client.doc.strokes()
+        picture = await asyncio.to_thread(render, strokes, box, px)
+        if box is not None:
+            self._cursor(picture.box.center)  # people see where it is looking
+        return picture
+
+    def _cursor(self, at: tuple[float, float]) -> None:
+        self._client.set_awareness({"cursor": {"x": at[0], "y": at[1]}})
+
+
+def _first_line(code: str, n: int = 120) -> str:
+    line = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _summary(run: AgentRun) -> str:
+    if run.status == "failed":
+        return run.errors[-1] if run.errors else "the program failed; nothing was written"
+    done = [f"drew {len(run.strokes)} stroke{'s' if len(run.strokes) != 1 else ''}"] if run.strokes else []
+    if run.erased:
+        done.append(f"erased {len(run.erased)}")
+    return "Ran a program: " + ", ".join(done) + "." if done else "Ran a program (nothing written)."
