@@ -81,7 +81,10 @@ class AgentPeer:
     # lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> AgentPeer:
-        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=AGENT_COLOR)
+        # unseen until the chat it found is marked as read: a prompt posted once people can
+        # see the agent is always new to it
+        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
+                                                 color=AGENT_COLOR, presence=False)
         self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)

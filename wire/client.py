@@ -48,8 +48,9 @@ def _call(fn: Callable[..., Any], arg: Any) -> Any:
 
 
 class CanvasClient:
-    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True) -> None:
+    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True, presence: bool = True) -> None:
         self.url = url
+        self._announced = presence  # whether peers may see us (else: from the first set_awareness on)
         self.doc = CanvasDoc()
         self._ydoc = self.doc.doc
         self._aw = Awareness(self._ydoc)
@@ -79,10 +80,13 @@ class CanvasClient:
     @classmethod
     async def connect(cls, ws_base: str, room: str, token: str | None = None, name: str = "python",
                       kind: str = "human", color: str = "#3b82f6", timeout: float = 10.0,
-                      reconnect: bool = True) -> CanvasClient:
-        """Connect and wait until the first sync is complete (raises ClientError if refused)."""
+                      reconnect: bool = True, presence: bool = True) -> CanvasClient:
+        """Connect and wait until the first sync is complete (raises ClientError if refused).
+
+        `presence=False`: announce nothing until the first `set_awareness`, e.g. so that a bot
+        is seen only once it has taken note of the room as it found it."""
         url = f"{ws_base.rstrip('/')}/{room}" + (f"?token={quote(token)}" if token else "")
-        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect)
+        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._renew())]
         failed = loop.create_task(self._failed.wait())
@@ -113,6 +117,7 @@ class CanvasClient:
         """Merge `state` into our awareness state (e.g. {"cursor": {"x": 1, "y": 2}})."""
         cur = dict(self._aw.get_local_state() or {})
         cur.update(state)
+        self._announced = True
         self._aw.set_local_state(cur)
 
     def awareness(self) -> dict[int, dict[str, Any]]:
@@ -242,7 +247,8 @@ class CanvasClient:
         """Renew our awareness every 15 s, as y-protocols does, so peers do not time us out."""
         while True:
             await asyncio.sleep(15)
-            self._aw.set_local_state(self._aw.get_local_state())
+            if self._announced:
+                self._aw.set_local_state(self._aw.get_local_state())
 
     async def _run(self) -> None:
         delay = 0.1
@@ -277,7 +283,8 @@ class CanvasClient:
         sender = asyncio.get_running_loop().create_task(self._sender(ws))
         try:
             await ws.send(p.sync_step1(self._ydoc.get_state()))
-            await ws.send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
+            if self._announced:
+                await ws.send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
             async for frame in ws:
                 if isinstance(frame, bytes):
                     self._handle(ws, frame)
