@@ -12,12 +12,13 @@ nothing and other peers see an agent's drawing appear at once, attributed to its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.sandbox import Binding, Capability, CapabilityError
+from agent.sandbox import Binding, Capability, CapabilityError, RawJSON
 from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
 from canvas.geometry import BBox, bbox
 from canvas.schema import COORD_LIMIT, MAX_POINTS, MAX_TEXT
@@ -63,7 +64,8 @@ class StrokeView(BaseModel):
     width: float
     author: str
     kind: Literal["human", "agent"]
-    run: str | None = None
+    run: str | None = Field(default=None, description="the agent run or behaviour firing that drew it")
+    behaviour: str | None = Field(default=None, description="the behaviour that drew it, if any")
     bbox: Box
 
 
@@ -159,11 +161,11 @@ def capabilities(grant: Grant) -> tuple[Capability, ...]:
 # ---- one run's view of the room --------------------------------------------------------
 
 
-def view(stroke: Stroke) -> dict[str, Any]:
+def view(stroke: Stroke, box: BBox | None = None) -> dict[str, Any]:
     """The JSON a stroke is shown as in JS (pairs instead of flat triplets)."""
     p = stroke.points
     pressures = p[2::3]
-    b = bbox(p)
+    b = box or bbox(p)
     out: dict[str, Any] = {
         "id": stroke.id,
         "points": [[p[i], p[i + 1]] for i in range(0, len(p), 3)],
@@ -177,22 +179,70 @@ def view(stroke: Stroke) -> dict[str, Any]:
         out["pressure"] = pressures
     if stroke.run:
         out["run"] = stroke.run
+    if stroke.behaviour:
+        out["behaviour"] = stroke.behaviour
     return out
 
 
-class CanvasSession:
-    """Snapshot + write buffer for one sandbox run; `commit` makes the buffer one transaction."""
+class Views:
+    """Each stroke's JS view as JSON text and its box, computed once per stroke object.
 
-    def __init__(self, snapshot: list[Stroke], *, author: str, run_id: str, grant: Grant, quotas: Quotas | None = None) -> None:
+    Why: a run that lists a 10,000-stroke room would otherwise rebuild 10,000 views (and
+    boxes, for filters) on every call; a room's long-lived reader (the agent peer) keeps one of
+    these so a stroke costs its view once. Entries are keyed by id and checked by identity, so
+    a replaced stroke is never served stale; `drop` forgets erased ones. Safe to read from
+    sandbox threads (single dict operations only)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Stroke, str, BBox]] = {}
+
+    def entry(self, stroke: Stroke, keep: bool = True) -> tuple[str, BBox]:
+        """`keep=False` for a stroke that is not in the room (yet): a run's own drawing."""
+        hit = self._entries.get(stroke.id)
+        if hit is not None and hit[0] is stroke:
+            return hit[1], hit[2]
+        box = bbox(stroke.points)
+        text = json.dumps(view(stroke, box), separators=(",", ":"), allow_nan=False)
+        if keep:
+            self._entries[stroke.id] = (stroke, text, box)
+        return text, box
+
+    def drop(self, stroke_id: str) -> None:
+        self._entries.pop(stroke_id, None)
+
+
+class CanvasSession:
+    """Snapshot + write buffer for one sandbox run; `commit` makes the buffer one transaction.
+
+    `snapshot` is the room's strokes (a dict by id is taken over as is, without a copy). By
+    default the run's strokes get fresh random ids and the current time; a behaviour's firing
+    passes `id_prefix` and `clock_ms` instead, so the same firing always writes the same
+    strokes (it can be replayed), and `behaviour` tags everything it writes."""
+
+    def __init__(self, snapshot: Iterable[Stroke] | dict[str, Stroke], *, author: str, run_id: str, grant: Grant, quotas: Quotas | None = None,
+                 behaviour: str | None = None, id_prefix: str | None = None, clock_ms: int | None = None, views: Views | None = None) -> None:
         self.author = author
         self.run_id = run_id
         self.grant: Grant = grant
         self.quotas = quotas or Quotas()
-        self._strokes: dict[str, Stroke] = {s.id: s for s in snapshot}
+        self.behaviour = behaviour
+        self._prefix = id_prefix
+        self._clock = clock_ms
+        self._views = views or Views()
+        self._strokes: dict[str, Stroke] = snapshot if isinstance(snapshot, dict) else {s.id: s for s in snapshot}
         self.added: list[Stroke] = []
         self.erased: list[str] = []
         self.said: list[Message] = []
         self._points = 0
+        self._made = 0
+        self._own: set[str] = set()  # ids this run drew: not (yet) in the room, so never cached in `views`
+
+    def _new_id(self, kind: str) -> str:
+        self._made += 1
+        return f"{self._prefix}.{kind}{self._made}" if self._prefix else new_id(kind)
+
+    def _now(self) -> int:
+        return self._clock if self._clock is not None else now_ms()
 
     @classmethod
     def of(cls, doc: CanvasDoc, **kw: Any) -> CanvasSession:
@@ -200,8 +250,10 @@ class CanvasSession:
 
     # handlers ------------------------------------------------------------------------
 
-    def strokes(self, params: StrokesParams) -> list[dict[str, Any]]:
+    def strokes(self, params: StrokesParams) -> RawJSON:
         f = params.filter
+        box = BBox(f.box.x0, f.box.y0, f.box.x1, f.box.y1) if f is not None and f.box is not None else None
+        entry, own = self._views.entry, self._own
         out = []
         for s in self._strokes.values():
             if f is not None:
@@ -209,17 +261,18 @@ class CanvasSession:
                     continue
                 if f.kind is not None and s.kind != f.kind:
                     continue
-                if f.box is not None and not bbox(s.points).intersects(BBox(f.box.x0, f.box.y0, f.box.x1, f.box.y1)):
-                    continue
-            out.append(view(s))
-        return out
+            text, b = entry(s, s.id not in own)
+            if box is not None and not b.intersects(box):
+                continue
+            out.append(text)
+        return RawJSON("[" + ",".join(out) + "]")
 
-    def stroke(self, params: StrokeParams) -> dict[str, Any] | None:
+    def stroke(self, params: StrokeParams) -> RawJSON | None:
         s = self._strokes.get(params.id)
-        return view(s) if s is not None else None
+        return RawJSON(self._views.entry(s, s.id not in self._own)[0]) if s is not None else None
 
     def bounds(self, params: NoParams) -> dict[str, float] | None:
-        boxes = [bbox(s.points) for s in self._strokes.values()]
+        boxes = [self._views.entry(s, s.id not in self._own)[1] for s in self._strokes.values()]
         if not boxes:
             return None
         return {"x0": min(b.x0 for b in boxes), "y0": min(b.y0 for b in boxes), "x1": max(b.x1 for b in boxes), "y1": max(b.y1 for b in boxes)}
@@ -246,11 +299,13 @@ class CanvasSession:
         if len(spec.points) == 1:
             flat.extend(flat[:3])  # a dot: one zero-length segment renders everywhere
         try:
-            stroke = Stroke(id=new_id("a"), points=flat, color=spec.color, width=spec.width, author=self.author, kind="agent", run=self.run_id, t=now_ms())
+            stroke = Stroke(id=self._new_id("a"), points=flat, color=spec.color, width=spec.width, author=self.author, kind="agent",
+                            run=self.run_id, behaviour=self.behaviour, t=self._now())
         except ValidationError as e:
             raise CapabilityError("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
         self._points += len(spec.points)
         self.added.append(stroke)
+        self._own.add(stroke.id)
         self._strokes[stroke.id] = stroke
         return stroke.id
 
@@ -272,7 +327,8 @@ class CanvasSession:
         text = params.text.strip()
         if not text:
             raise CapabilityError("text is empty")
-        self.said.append(Message(author=self.author, kind="agent", text=text[:MAX_TEXT], run=self.run_id))
+        self.said.append(Message(id=self._new_id("m"), author=self.author, kind="agent", text=text[:MAX_TEXT], run=self.run_id,
+                                 behaviour=self.behaviour, t=self._now()))
         return None
 
     # wiring --------------------------------------------------------------------------
@@ -295,7 +351,8 @@ class CanvasSession:
     def commit(self, doc: CanvasDoc) -> None:
         """Apply the buffered writes as ONE transaction (call only after a successful run)."""
         if self.dirty:
-            doc.apply(self.added, self.erased, self.said, origin=("agent", self.run_id))
+            origin = ("behaviour", self.behaviour, self.run_id) if self.behaviour else ("agent", self.run_id)
+            doc.apply(self.added, self.erased, self.said, origin=origin)
 
 
 def undo_run(doc: CanvasDoc, run_id: str) -> list[str]:

@@ -29,6 +29,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from agent.admission import QueueFull
+from agent.behaviour import Installer
 from agent.runs import INTERRUPTED, AgentRun, RunStore
 from canvas import now_ms
 from common.cluster import PREFIX, Cluster, Lease, forever
@@ -54,7 +55,7 @@ def queue_key(room: str) -> str:
 class Peer(Protocol):
     """What the cluster side needs of a room's peer (`agent.peer.AgentPeer`)."""
 
-    def enqueue(self, run: AgentRun) -> AgentRun: ...
+    def enqueue(self, run: AgentRun, *, installer: Installer | None = None) -> AgentRun: ...
 
     def refuse(self, run: AgentRun, reason: str) -> None: ...
 
@@ -147,10 +148,12 @@ class AgentCluster:
 
     # requests for the holder
 
-    async def forward(self, room: str, run: AgentRun, holder: str) -> None:
-        """Hand a prompt's run to the node holding the room's agent (recorded first)."""
+    async def forward(self, room: str, run: AgentRun, holder: str, installer: Installer | None = None) -> None:
+        """Hand a prompt's run to the node holding the room's agent (recorded first), with the
+        edit link that asked (what may install behaviours; not part of the record)."""
         await self.runs.save_now(run)
-        await self.redis.xadd(queue_key(room), {"run": run.model_dump_json()}, maxlen=QUEUE_LEN, approximate=True)
+        fields = {"run": run.model_dump_json(), "installer": installer.model_dump_json() if installer else ""}
+        await self.redis.xadd(queue_key(room), fields, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
         self.forwarded += 1
         if await self.lease.holder(lease_key(room)) != holder:  # it let go meanwhile: whoever takes over runs it
             log.info("room %s: the agent moved while a prompt was forwarded; it runs from the records", room)
@@ -190,8 +193,9 @@ class AgentCluster:
         try:
             if b"run" in fields:
                 run = AgentRun.model_validate_json(fields[b"run"])
+                installer = Installer.model_validate_json(fields[b"installer"]) if fields.get(b"installer") else None
                 if self._take(run.id):
-                    self._enqueue(peer, self.runs.add(run))
+                    self._enqueue(peer, self.runs.add(run), installer)
             elif b"undo" in fields:
                 run_id = fields[b"undo"].decode()
                 run = await self.runs.fetch(room, run_id)
@@ -204,9 +208,9 @@ class AgentCluster:
         except Exception:
             log.exception("room %s: agent request failed", room)
 
-    def _enqueue(self, peer: Peer, run: AgentRun) -> None:
+    def _enqueue(self, peer: Peer, run: AgentRun, installer: Installer | None = None) -> None:
         try:
-            peer.enqueue(run)
+            peer.enqueue(run, installer=installer)
         except QueueFull:
             peer.refuse(run, "the agent's queue in this room was full; ask again shortly")
 

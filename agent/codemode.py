@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.behaviour_api import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
 from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
-from agent.sandbox import Capability, ErrorKind, Limits, RunRecord, Sandbox
+from agent.sandbox import Binding, CallRecord, Capability, ErrorKind, Limits, RunRecord, Sandbox
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
@@ -51,6 +52,14 @@ clustering, bounding boxes), then draw. Prefer one program that does the whole j
 returned values small (summaries, not whole stroke lists)."""
 """The room, the tools and how to use them: what any Code Mode client needs to know, whether
 it is our model loop (inside the system prompt) or an MCP client (as the server's instructions)."""
+
+BEHAVIOURS = """
+Behaviours: to keep acting after this turn (play a game, keep a rule, redraw on a schedule), \
+give execute `on` (triggers: "stroke", "erase", "message", "join", "leave", {{"every": seconds}}) \
+and a `name`: the program runs now, then by itself on every matching event, with no model call, \
+seeing globals `event`, `state` (JSON it keeps between firings) and `behaviour`. Search \
+'behaviour' first. The same name replaces it; behaviours.remove(name) removes it.
+"""
 
 ACCESS_WRITE = "read and write (canvas.draw, canvas.erase, canvas.say are available)."
 ACCESS_READ = "read-only. canvas.draw/erase/say are NOT available; answer in your reply text."
@@ -88,8 +97,19 @@ def guide(access_text: str) -> str:
     return GUIDE.format(access=access_text)
 
 
-def system_prompt(*, name: str, room: str, grant: Grant) -> str:
-    return SYSTEM_PROMPT.format(name=name, room=room, guide=guide(access(grant)))
+def system_prompt(*, name: str, room: str, grant: Grant, behaviours: bool = False) -> str:
+    """The system prompt; `behaviours`: the run may install them (it says how, briefly)."""
+    text = SYSTEM_PROMPT.format(name=name, room=room, guide=guide(access(grant)))
+    return text + BEHAVIOURS.format() if behaviours else text
+
+
+def tools(*, behaviours: bool = False) -> list[dict[str, Any]]:
+    """The two tools; for a run that may install behaviours, `execute` also takes `on` and `name`."""
+    if not behaviours:
+        return TOOLS
+    search, execute = TOOLS
+    schema = execute["input_schema"]
+    return [search, {**execute, "input_schema": {**schema, "properties": {**schema["properties"], **EXECUTE_PROPS}}}]
 
 
 # ---- search -------------------------------------------------------------------------
@@ -131,23 +151,29 @@ _GUIDE = [
 ]
 
 
-def _sections(caps: tuple[Capability, ...]) -> list[Section]:
-    out = []
-    for cap in caps:
-        out.append(Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()))
+def _sections(caps: tuple[Capability, ...], behaviours: bool = False) -> list[Section]:
+    out = [Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()) for cap in caps]
+    if behaviours:  # the guide first: on a tie, the earlier section wins
+        out.append(Section("Behaviours: programs that keep running", BEHAVIOUR_GUIDE,
+                           "behaviour behaviours on trigger triggers install replace remove stop event state every schedule game keep"))
+        for g in FIRING_GLOBALS:
+            out.append(Section(f"{g.name} (in a behaviour)", g.markdown(), f"{g.name} behaviour behaviours global {g.doc}".lower()))
+        for cap in FIRING_CAPS + MANAGE_CAPS:
+            out.append(Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()))
     writes = any(c.name == "canvas.draw" for c in caps)
     return out + [g for g in _GUIDE if writes or "canvas.draw" not in g.text]
 
 
 class Reference:
-    """The searchable API reference for a grant, generated from its capabilities."""
+    """The searchable API reference for a grant (and, for runs that may install them, the
+    behaviour globals and functions), generated from their one definition."""
 
-    def __init__(self, grant: Grant) -> None:
+    def __init__(self, grant: Grant, behaviours: bool = False) -> None:
         self.caps = capabilities(grant)
-        self.sections = _sections(self.caps)
+        self.sections = _sections(self.caps, behaviours)
         from agent.sandbox import declarations
 
-        self.declarations = declarations(list(self.caps))
+        self.declarations = declarations(list(self.caps)) + (behaviour_declarations() if behaviours else "")
 
     def search(self, query: str, limit: int = 4) -> str:
         words = [w for w in re.findall(r"[a-z0-9_.]+", (query or "").lower()) if len(w) > 1]
@@ -202,6 +228,19 @@ def compact_record(record: RunRecord, session: CanvasSession, committed: bool) -
     return out
 
 
+def call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
+    """A run's capability calls as records keep them: big arguments and results cut to a preview."""
+    out = []
+    for call in record.calls:
+        cut: dict[str, Any] = {}
+        for key in ("args", "result"):
+            text = json.dumps(getattr(call, key), default=str)
+            if len(text) > preview:
+                cut[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
+        out.append(call.model_copy(update=cut) if cut else call)
+    return out
+
+
 def _hint(kind: ErrorKind, message: str) -> str:
     """The next step, by the kinds of error the sandbox reports (agent/sandbox/record.py)."""
     if kind == "quota" or "quota:" in message:  # the call limit, or a canvas quota (a capability error)
@@ -227,16 +266,19 @@ class CodeMode:
         self.limits = limits
         self._refs: dict[str, Reference] = {}
 
-    def reference(self, grant: Grant) -> Reference:
-        if grant not in self._refs:
-            self._refs[grant] = Reference(grant)
-        return self._refs[grant]
+    def reference(self, grant: Grant, behaviours: bool = False) -> Reference:
+        key = f"{grant}+behaviours" if behaviours else grant
+        if key not in self._refs:
+            self._refs[key] = Reference(grant, behaviours)
+        return self._refs[key]
 
-    async def execute(self, code: str, session: CanvasSession, commit: Callable[[CanvasSession], None]) -> tuple[dict[str, Any], RunRecord]:
-        """Run `code` against `session`; on success call `commit(session)` (one transaction).
+    async def execute(self, code: str, session: CanvasSession, commit: Callable[[CanvasSession], None],
+                      extra: Sequence[Binding] = ()) -> tuple[dict[str, Any], RunRecord]:
+        """Run `code` against `session` (plus `extra` capabilities); on success call
+        `commit(session)` (one transaction).
 
         Returns (compact record for the model, the sandbox RunRecord)."""
-        record = await self.sandbox.run(code, bindings=session.bindings(), limits=self.limits)
+        record = await self.sandbox.run(code, bindings=[*session.bindings(), *extra], limits=self.limits)
         committed = False
         if record.ok and session.dirty:
             commit(session)

@@ -18,10 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent.behaviour import BadInstall, parse_name, parse_triggers
+from agent.behaviour_api import NO_INSTALLER, Installs
 from agent.canvas_api import CanvasSession, Quotas
-from agent.codemode import TOOLS, CodeMode, system_prompt
+from agent.codemode import CodeMode, call_records, system_prompt, tools
 from agent.runs import AgentRun
-from agent.sandbox import CallRecord, RunRecord
+from agent.sandbox import Binding
 from canvas import CanvasDoc, now_ms
 from common.settings import DEFAULT_MODEL
 
@@ -67,23 +69,28 @@ class ModelLoop:
             self._client = AsyncAnthropic(timeout=self.settings.timeout_s, max_retries=self.settings.max_retries)
         return self._client
 
-    async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> AgentRun:
-        """Fill in `run`; it ends within `max_run_s` whatever the model asks for."""
+    async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
+                  installs: Installs | None = None) -> AgentRun:
+        """Fill in `run`; it ends within `max_run_s` whatever the model asks for. `installs`:
+        the run's power over the room's behaviours, if it has any (never for a read grant)."""
         try:
             async with asyncio.timeout(self.settings.max_run_s):
-                return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas)
+                return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None)
         except TimeoutError:
             # A sandbox run in flight finishes on its thread within its own timeout; its
             # writes are dropped with the cancelled commit.
             return _fail(run, f"This run was stopped: it took longer than {self.settings.max_run_s:g} s, the bound on one agent run.")
 
-    async def _run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None) -> AgentRun:
+    async def _run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None,
+                   installs: Installs | None) -> AgentRun:
         s = self.settings
         run.status, run.started, run.model = "running", run.started or now_ms(), s.model
         if not has_credentials():
             return _fail(run, NO_KEY)
-        system = system_prompt(name=name, room=run.room, grant=run.grant)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}"}]
+        may_install = installs is not None and installs.can_install
+        system = system_prompt(name=name, room=run.room, grant=run.grant, behaviours=may_install)
+        context = installs.context() if installs is not None else ""
+        messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}" + (f"\n\n{context}" if context else "")}]
         executed_ok = 0
         attempted = 0
         tool_calls = 0
@@ -94,7 +101,8 @@ class ModelLoop:
                 run.errors.append(f"token cap reached ({s.max_total_tokens} tokens per run)")
                 break
             try:
-                resp = await self.client().messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=TOOLS, messages=messages)
+                resp = await self.client().messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=tools(behaviours=may_install),
+                                                           messages=messages)
             except Exception as e:
                 return _fail(run, _describe_api_error(e))
             try:
@@ -119,7 +127,7 @@ class ModelLoop:
                     results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": "not run: tool-call bound reached", "is_error": True})
                     continue
                 tool_calls += 1
-                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas)
+                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs)
                 if use.get("name") == "execute":
                     attempted += 1
                     executed_ok += 0 if is_error else 1
@@ -139,7 +147,8 @@ class ModelLoop:
         run.finished = now_ms()
         return run
 
-    async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None) -> tuple[str, bool]:
+    async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None],
+                    quotas: Quotas | None, installs: Installs | None) -> tuple[str, bool]:
         tool, args = use.get("name"), use.get("input")
         if not isinstance(args, dict):
             args = {}
@@ -147,23 +156,56 @@ class ModelLoop:
             q = args.get("query", "")
             if not isinstance(q, str):
                 return _bad_input(run, "search needs {\"query\": string}")
-            return self.code_mode.reference(run.grant).search(q), False
+            return self.code_mode.reference(run.grant, behaviours=installs is not None).search(q), False
         if tool == "execute":
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():
                 return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
-            compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas)
+            if "on" in args or "name" in args:
+                return await self._install(run, code, args, installs)
+            compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
+                                           manage=installs.manage() if installs is not None else None)
             return json.dumps(compact), not compact["ok"]
         return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
 
+    async def _install(self, run: AgentRun, code: str, args: dict[str, Any], installs: Installs | None) -> tuple[str, bool]:
+        """execute with `on`: run the program once and install it as a behaviour of the room."""
+        if installs is None:
+            why = ("it has read-only access to the room" if run.grant == "read" else
+                   "behaviours live in the server's hosted agent, and this agent runs on its own")
+            return _bad_input(run, f"this run cannot install behaviours: {why} (on and name are not available)")
+        if not installs.can_install:
+            return _bad_input(run, NO_INSTALLER)
+        try:
+            on = parse_triggers(args.get("on"))
+            name = parse_name(args.get("name"), on)
+        except BadInstall as e:
+            return _bad_input(run, str(e))
+        run.code.append(code)
+        try:
+            compact, record = await installs.install(code, on, name, run_id=run.id)
+        except Exception as e:
+            log.exception("behaviour install failure")
+            run.errors.append(f"install failure: {type(e).__name__}: {e}")
+            return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Not installed. Try again."}), True
+        run.calls.extend(call_records(record))
+        run.strokes.extend((compact.get("written") or {}).get("drawn", []))
+        if not compact["ok"]:
+            err = compact["error"]
+            run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
+        return json.dumps(compact), not compact["ok"]
+
 
 async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
-                         commit: Callable[[CanvasSession], None], quotas: Quotas | None = None) -> dict[str, Any]:
+                         commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
+                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None) -> dict[str, Any]:
     """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
     loop and MCP clients (`agent/mcp_peer.py`) share it, so their run records are alike.
-    Returns the compact record the caller hands its model."""
+    `manage`: the run's `behaviours.*` bindings and what applies their removals once the
+    program has succeeded (`Installs.manage`). Returns the compact record the caller hands its model."""
     run.code.append(code)
     session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
+    extra, removals = manage if manage is not None else ([], None)
 
     def _commit(sess: CanvasSession) -> None:
         commit(sess)
@@ -171,7 +213,9 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
         run.erased.extend(sess.erased)
 
     try:
-        compact, record = await code_mode.execute(code, session, _commit)
+        compact, record = await code_mode.execute(code, session, _commit, extra)
+        if record.ok and removals is not None and (removed := removals()):
+            compact["removed"] = removed
     except Exception as e:
         log.exception("sandbox failure")
         run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
@@ -186,19 +230,6 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
 def _bad_input(run: AgentRun, msg: str) -> tuple[str, bool]:
     run.errors.append("malformed tool input: " + msg)
     return msg, True
-
-
-def call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
-    """The run's capability calls for the record, with big arguments/results cut to a preview."""
-    out = []
-    for call in record.calls:
-        cut: dict[str, Any] = {}
-        for key in ("args", "result"):
-            text = json.dumps(getattr(call, key), default=str)
-            if len(text) > preview:
-                cut[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
-        out.append(call.model_copy(update=cut) if cut else call)
-    return out
 
 
 def _block(b: Any) -> dict[str, Any]:

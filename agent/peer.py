@@ -14,6 +14,8 @@ model loop and one sandbox run at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import re
 import time
@@ -23,10 +25,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.admission import PromptQueue, QueueFull
+from agent.behaviour import Behaviour, FiringSummary, Installer, describe_triggers
 from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
 from agent.codemode import CodeMode
+from agent.installs import RunInstalls
 from agent.loop import ModelLoop, ModelSettings
 from agent.runs import AgentRun, RunStore
+from agent.scheduler import Hosting, RoomBehaviours
 from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
 from wire.client import CanvasClient
@@ -55,7 +60,7 @@ class AgentPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
                  code_mode: CodeMode | None = None, settings: ModelSettings | None = None, quotas: Quotas | None = None,
-                 queue: int = 8) -> None:
+                 queue: int = 8, hosting: Hosting | None = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
@@ -68,22 +73,35 @@ class AgentPeer:
         self._tasks: list[asyncio.Task[None]] = []
         self.busy = False
         self.last_active = time.monotonic()
+        self._hosting = hosting
+        self.behaviours: RoomBehaviours | None = None
+        """The room's behaviours, hosted here (only when the plugin hosts this peer)."""
+        self._installers: dict[str, Installer | None] = {}  # queued run id -> the edit link that asked
 
     # lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> AgentPeer:
-        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=AGENT_COLOR)
+        # unseen until the chat it found is marked as read: a prompt posted once people can
+        # see the agent is always new to it
+        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
+                                                 color=AGENT_COLOR, presence=False)
         self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)
+        if self._hosting is not None:
+            self.behaviours = RoomBehaviours(self.room, self.client, self._hosting, author=self.name, ask=self._behaviour_asks).start()
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
         return self
 
     async def close(self) -> None:
+        if self.behaviours is not None:
+            await self.behaviours.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.client is not None:
+            with contextlib.suppress(Exception):  # what the last run or firing wrote leaves before we do
+                await self.client.flush(timeout=2)
             await self.client.close()
 
     @property
@@ -96,20 +114,26 @@ class AgentPeer:
         """Whether a prompt with `grant` would be queued now (else `submit` raises QueueFull)."""
         return self._queue.room_for(grant)
 
-    def submit(self, prompt: str, *, author: str, grant: Grant, source: str = "http") -> AgentRun:
-        """Queue a prompt; raises `QueueFull` (nothing recorded or written) when there is no room."""
+    def submit(self, prompt: str, *, author: str, grant: Grant, source: str = "http", installer: Installer | None = None,
+               echo: Message | None = None) -> AgentRun:
+        """Queue a prompt; raises `QueueFull` (nothing recorded or written) when there is no room.
+        `installer`: the edit link that asked, if known (only then may the run install behaviours)."""
         if not self._queue.room_for(grant):
             raise QueueFull
-        return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)))  # type: ignore[arg-type]
+        return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)),  # type: ignore[arg-type]
+                            installer=installer, echo=echo)
 
-    def enqueue(self, run: AgentRun) -> AgentRun:
-        """Queue a recorded run (cluster mode: one another node took, or a dead node left);
-        raises `QueueFull`."""
+    def enqueue(self, run: AgentRun, *, installer: Installer | None = None, echo: Message | None = None) -> AgentRun:
+        """Queue a recorded run (`submit`'s, or in cluster mode one another node took, or a dead
+        node left); raises `QueueFull`."""
         if not self._queue.room_for(run.grant):
             raise QueueFull
-        if run.source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
+        if echo is not None:
+            self.doc.post(echo.model_copy(update={"run": run.id}))
+        elif run.source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
             text = run.prompt if run.prompt.startswith("@") else f"@{self.name} {run.prompt}"
             self.doc.post(Message(author=run.author, kind="human", text=text, run=run.id))
+        self._installers[run.id] = installer
         displaced = self._queue.put(run)
         if displaced is not None:
             self._finish(displaced, "dropped: the queue was full and an editor's prompt took its place; ask again later")
@@ -123,6 +147,7 @@ class AgentPeer:
         """End a run that never ran (it says so in the record and the chat)."""
         run.status, run.reply, run.finished = "failed", reason, now_ms()
         run.errors.append(reason)
+        self._installers.pop(run.id, None)
         self.runs.save(run)
         self._say(f"Not run: {reason} (run {run.id})", run.id)
 
@@ -198,16 +223,19 @@ class AgentPeer:
                 self.last_active = time.monotonic()
 
     def idle_for(self) -> float:
-        """Seconds since the last run ended (0 while working or with prompts queued)."""
-        if self.busy or len(self._queue):
+        """Seconds since the last run or firing ended (0 while working or with prompts or events waiting)."""
+        b = self.behaviours
+        if self.busy or len(self._queue) or (b is not None and not b.idle()):
             return 0.0
-        return time.monotonic() - self.last_active
+        return time.monotonic() - max(self.last_active, b.last_active if b is not None else 0.0)
 
     async def _run(self, run: AgentRun) -> None:
         self._say(f"On it: “{_short(run.prompt)}” (run {run.id})", run.id)
         run.status, run.started = "running", now_ms()
         self.runs.save(run)
-        await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas)
+        installer = self._installers.pop(run.id, None)
+        installs = RunInstalls(self.behaviours, installer) if self.behaviours is not None and run.grant == "write" else None
+        await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas, installs=installs)
         if run.status == "done":
             text = run.reply or "Done."
         else:
@@ -241,6 +269,29 @@ class AgentPeer:
             run.undone = True
             self.runs.save(run)
         self._say(f"Undid run {run_id}: erased {len(ids)} stroke(s).", run_id)
+        return ids
+
+
+    # behaviours ------------------------------------------------------------------------
+
+    def _behaviour_asks(self, b: Behaviour, text: str, recent: list[FiringSummary]) -> bool:
+        """`behaviour.ask(text)`: a prompt for the model with the behaviour's code, state and recent
+        firings, run with its installer's grant. False if the queue had no room."""
+        firings = "\n".join(f"- {f.model_dump_json(exclude_none=True)}" for f in recent) or "none yet"
+        prompt = (f"Your behaviour “{b.name}” (id {b.id}, on {describe_triggers(b.on)}, version {b.version}, {b.firings} firings) asks: {text}\n\n"
+                  f"Its code:\n```js\n{b.code}\n```\nIts state: {_short(json.dumps(b.state), 4000)}\nIts recent firings, oldest first:\n{firings}\n\n"
+                  "Decide: answer in the chat, replace it (execute with the same name and on), or remove it (behaviours.remove).")
+        echo = Message(author=self.name, kind="agent", text=f"Behaviour “{b.name}” asks: {_short(text, 500)}", behaviour=b.id)
+        try:
+            self.submit(prompt, author=f"behaviour {b.name}", grant="write", source="behaviour", installer=b.installer, echo=echo)
+        except QueueFull:
+            return False
+        return True
+
+    def undo_firing(self, b: Behaviour, firing_id: str) -> list[str]:
+        """Erase what one firing drew (one transaction), and say so in the chat."""
+        ids = undo_run(self.doc, firing_id)
+        self.doc.post(Message(author=self.name, kind="agent", text=f"Undid a firing of “{b.name}”: erased {len(ids)} stroke(s).", behaviour=b.id))
         return ids
 
 

@@ -30,6 +30,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agent.admission import PromptLimits, QueueFull, RateLimiter
+from agent.behaviour import BehaviourLimits, Installer
+from agent.behaviour_routes import BehaviourRoutes
+from agent.behaviour_store import BehaviourStore
+from agent.behaviourdb import BehaviourDB
 from agent.canvas_api import Grant
 from agent.cluster import AgentCluster
 from agent.codemode import CodeMode
@@ -37,16 +41,28 @@ from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult,
 from agent.loop import ModelSettings
 from agent.peer import AgentPeer, addressed
 from agent.pgrundb import PgRunDB
+from agent.residency import Residency
 from agent.rundb import RunDB
 from agent.runs import AgentRun, RunStore, dump_json
+from agent.scheduler import Hosting
+from canvas import now_ms
 from common.access import Denied, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")
 
 RUNS_DB = "runs.sqlite3"
+BEHAVIOURS_DB = "behaviours.sqlite3"
 MAX_BODY = 64 * 1024
 QUEUE_RETRY_S = 10
 START_TIMEOUT_S = 10.0
+
+
+def _installer(who: TokenInfo) -> Installer | None:
+    """The edit link behind a prompt, as a behaviour it installs keeps it (never the token)."""
+    if who.role != "edit":
+        return None
+    expires = int(who.expires.timestamp() * 1000) if who.expires is not None else None
+    return Installer(id=who.id, label=who.label, expires=expires)
 
 
 class PeersFull(Exception):
@@ -78,7 +94,7 @@ class AgentPlugin:
     """The agent as a `server.plugin.Plugin`: prompt and run routes, one hosted peer per room."""
 
     def __init__(self, *, model: ModelSettings | None = None, idle_s: float = 300.0, name: str = "agent",
-                 limits: PromptLimits | None = None) -> None:
+                 limits: PromptLimits | None = None, behaviours: BehaviourLimits | None = None) -> None:
         self.name = name
         self.model = model or ModelSettings()
         self.idle_s = idle_s
@@ -93,11 +109,16 @@ class AgentPlugin:
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
         self.cluster: AgentCluster | None = None
+        self.behaviour_limits = behaviours or BehaviourLimits()
+        self.hosting: Hosting | None = None  # once started: the behaviours, shared by every room's peer
+        self.residency: Residency | None = None
+        self._clock: asyncio.Task[None] | None = None
         self._routes: list[BaseRoute] = [
             Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
+            *BehaviourRoutes(self._hosting, self.peer).routes,
         ]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -117,25 +138,62 @@ class AgentPlugin:
         else:
             db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
             self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
+        bdb = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, self.behaviour_limits.firings_kept)
+        store = await asyncio.to_thread(BehaviourStore, bdb)
+        self.hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
+        self.residency = Residency(self.hosting, self.peers, self.peer, self._leave_now)
+        host.watch_rooms(self.residency.occupancy)
         self._reaper = asyncio.create_task(self._reap())
+        self._clock = asyncio.create_task(self.residency.run())
 
     async def shutdown(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in (self._reaper, self._clock):
+            if task is not None:
+                task.cancel()
+        if self.residency is not None:
+            await self.residency.close()
         peers = list(self.peers.values())
         self.peers.clear()
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         self.runs.close()  # writes what is pending; blocking, but only once at shutdown
+        if self.hosting is not None:
+            self.hosting.store.close()
         if self.cluster is not None:  # after the records are written: another node takes the rooms over
             await self.cluster.close()
         self._code_mode.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
-        return {
+        out = {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
             "agent_rate_keys": (len(self._per_token) + len(self._per_room), "Prompt rate-limit buckets held in memory."),
             **(self.cluster.gauges() if self.cluster is not None else {}),
         }
+        if self.hosting is not None:
+            m = self.hosting.metrics
+            out.update({
+                "behaviours": (len(self.hosting.store), "Behaviours stored (every status)."),
+                "behaviours_active": (sum(1 for _ in self.hosting.store.active()), "Active behaviours."),
+                "behaviour_firings_total": (m.firings, "Behaviour firings run."),
+                "behaviour_failures_total": (m.failures, "Behaviour firings that failed (nothing written)."),
+                "behaviour_firing_seconds_total": (m.seconds, "Seconds from event to commit, summed over firings."),
+                "behaviour_firing_seconds_p50": (m.quantile(0.5), "Median seconds from event to commit (last 1,000 firings)."),
+                "behaviour_firing_seconds_p99": (m.quantile(0.99), "99th percentile seconds from event to commit (last 1,000 firings)."),
+            })
+        return out
+
+    def _hosting(self) -> Hosting:
+        assert self.hosting is not None, "the plugin has not started"
+        return self.hosting
+
+    def _grant_problem(self, installer: Installer) -> str | None:
+        """Why a behaviour installed by `installer` may not act now, or None."""
+        if self._host.settings.open:
+            return None
+        if installer.id in self._host.access.revoked:
+            return "the link that installed it was revoked"
+        if installer.expires is not None and installer.expires <= now_ms():
+            return "the link that installed it expired"
+        return None
 
     # hosted peers ------------------------------------------------------------------------
 
@@ -144,7 +202,7 @@ class AgentPlugin:
             await asyncio.sleep(min(30.0, self.idle_s / 2))
             async with self._admit:
                 for room, peer in list(self.peers.items()):
-                    if peer.idle_for() > self.idle_s:
+                    if peer.idle_for() > self.idle_s and not self._needed(room):
                         await self._leave(room)
 
     async def _leave(self, room: str) -> None:
@@ -198,11 +256,19 @@ class AgentPlugin:
         if room not in self.peers:
             self.runs.forget(room)
 
+    async def _leave_now(self, room: str) -> None:
+        async with self._admit:
+            await self._leave(room)
+
+    def _needed(self, room: str) -> bool:
+        """The peer hosts behaviours that react to the people in its room: it stays."""
+        return self.residency is not None and self.residency.needed(room)
+
     async def _make_room(self) -> None:
         """Below the peer cap after this (hold `_admit`): the idlest peer leaves; PeersFull
-        if every peer is working or has prompts waiting."""
+        if every peer is working, has prompts waiting, or hosts behaviours people are using."""
         while len(self.peers) >= self.limits.peers:
-            idle = [(peer.idle_for(), room) for room, peer in self.peers.items() if peer.idle_for() > 0]
+            idle = [(peer.idle_for(), room) for room, peer in self.peers.items() if peer.idle_for() > 0 and not self._needed(room)]
             if not idle:
                 raise PeersFull
             await self._leave(max(idle)[1])
@@ -219,7 +285,7 @@ class AgentPlugin:
                 settings = self._host.settings
                 token = None if settings.open else self._host.access.mint(room, "edit")
                 peer = AgentPeer(settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
-                                 code_mode=self._code_mode, settings=self.model, queue=self.limits.queue)
+                                 code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self.hosting)
                 self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
             return peer
 
@@ -244,7 +310,7 @@ class AgentPlugin:
         taken = self._rate_take(who, room)  # before any await: concurrent requests see it
         try:
             run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
-                                     grant="write" if who.role == "edit" else "read")
+                                     grant="write" if who.role == "edit" else "read", installer=_installer(who))
         except PeersFull:
             self._rate_give_back(taken)
             return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
@@ -257,17 +323,17 @@ class AgentPlugin:
             return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
 
-    async def _submit(self, room: str, text: str, *, author: str, grant: Grant) -> AgentRun:
+    async def _submit(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun:
         prompt = addressed(text, self.name) or text.strip()
         if self.cluster is None:
             peer = await self.peer(room)
-            return peer.submit(prompt, author=author, grant=grant, source="http")
+            return peer.submit(prompt, author=author, grant=grant, source="http", installer=installer)
         target = await self._here_or_holder(room)
         if isinstance(target, str):
             run = AgentRun(room=room, prompt=prompt, author=author, grant=grant, source="http")
-            await self.cluster.forward(room, run, target)
+            await self.cluster.forward(room, run, target, installer)
             return run
-        return target.submit(prompt, author=author, grant=grant, source="http")
+        return target.submit(prompt, author=author, grant=grant, source="http", installer=installer)
 
     def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
         """Why `who` may not prompt in `room` now and for how long; None if it may.

@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Protocol
 
-from common.sqlite import open_sqlite, transaction
+from common.sqlite import open_or_set_aside, transaction
 
 log = logging.getLogger("inhabit.agent")
 
@@ -72,7 +71,7 @@ class RunDB:
         self.path = Path(path)
         self.per_room = per_room
         self._lock = threading.Lock()
-        self._db = _open_or_replace(self.path)
+        self._db = open_or_set_aside(self.path, SCHEMA, "run records database")
 
     def load(self, room: str) -> list[str]:
         """The room's newest `per_room` records (JSON), oldest first; none if they cannot be read."""
@@ -110,26 +109,3 @@ class RunDB:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _open_or_replace(path: Path) -> sqlite3.Connection:
-    """The runs database at `path`; a damaged one is moved aside and a fresh one created."""
-    try:
-        db = open_sqlite(path, SCHEMA)
-        if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
-            return db
-        db.close()
-        problem = "quick_check failed"
-    except sqlite3.DatabaseError as e:
-        problem = str(e)
-    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-    n = 1
-    while aside.exists():  # never overwrite an earlier damaged copy
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
-    for suffix in ("", "-wal", "-shm"):
-        part = Path(str(path) + suffix)
-        if part.exists():
-            part.rename(str(aside) + suffix)
-    log.error("run records database %s is damaged (%s): moved it to %s and started a fresh one", path, problem, aside)
-    return open_sqlite(path, SCHEMA)

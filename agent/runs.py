@@ -38,8 +38,9 @@ log = logging.getLogger("inhabit.agent")
 INTERRUPTED = "the server stopped before this run finished"
 
 Status = Literal["queued", "running", "done", "failed"]
-Source = Literal["chat", "http", "cli", "mcp"]
-"""Where a run came from: a chat prompt, an HTTP prompt, the CLI, or an MCP client's execute."""
+Source = Literal["chat", "http", "cli", "mcp", "behaviour"]
+"""Where a run came from: a chat prompt, an HTTP prompt, the CLI, an MCP client's execute, or a behaviour that
+asked the model (`behaviour.ask`)."""
 
 
 class Tokens(BaseModel):

@@ -58,6 +58,7 @@ class Stroke(BaseModel):
     author: str = Field(default="anonymous", max_length=80, description="display name of the peer that drew it")
     kind: Kind = Field(default="human", description="who drew it")
     run: str | None = Field(default=None, description="the agent run that drew it (agents only); undoing the run erases it")
+    behaviour: str | None = Field(default=None, description="the behaviour whose program drew it (then `run` is its firing, or the run that installed it); a behaviour never fires on its own strokes")
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch when it was committed")
 
     @field_validator("id")
@@ -66,6 +67,11 @@ class Stroke(BaseModel):
         if not _ID.match(v):
             raise ValueError("stroke id must be 1-80 chars of [A-Za-z0-9_.:-]")
         return v
+
+    @field_validator("behaviour")
+    @classmethod
+    def _behaviour(cls, v: str | None) -> str | None:
+        return _tag(v)
 
     @field_validator("color")
     @classmethod
@@ -114,6 +120,18 @@ class Message(BaseModel):
     text: str = Field(max_length=MAX_TEXT, description="the line; prompts to agents start with @agent (or the agent's name)")
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch")
     run: str | None = Field(default=None, description="the agent run it belongs to, if any")
+    behaviour: str | None = Field(default=None, description="the behaviour that said it, if any")
+
+    @field_validator("behaviour")
+    @classmethod
+    def _behaviour(cls, v: str | None) -> str | None:
+        return _tag(v)
 
     def to_doc(self) -> dict:
         return self.model_dump(exclude_none=True)
+
+
+def _tag(v: str | None) -> str | None:
+    if v is not None and not _ID.fullmatch(v):
+        raise ValueError("a behaviour id is 1-80 chars of [A-Za-z0-9_.:-]")
+    return v

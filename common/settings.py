@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     mcp_calls_per_minute: int = Field(default=60, ge=1, description="MCP tool calls one token may make per minute in a room")
     mcp_body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest MCP request body in bytes (bigger: 413)")
 
+    # behaviours: programs the agent leaves running in a room
+    behaviours_per_room: int = Field(default=8, ge=1, description="behaviours one room may have")
+    behaviour_firings_per_minute: int = Field(default=60, ge=1, description="firings of one behaviour per minute (more events wait, merged)")
+    behaviour_failures: int = Field(default=3, ge=1, description="failed firings in a row before a behaviour pauses itself")
+    behaviour_state_bytes: int = Field(default=16 * 1024, ge=256, description="largest state (JSON) one behaviour keeps")
+    behaviour_firings_kept: int = Field(default=50, ge=1, description="firing records kept per behaviour")
+    behaviour_chain: int = Field(default=8, ge=1, description="firings in a row caused by behaviours' writes before the loop guard pauses one")
+
     # cluster mode: several `inhabit serve` processes share every room (README "Cluster")
     redis_url: str | None = Field(default=None, json_schema_extra={"flag": "--redis"},
                                   description="Redis for live traffic (redis://host:6379/0, unix:///path); with --database: cluster mode")

@@ -1,4 +1,4 @@
-"""SQLite set-up shared by the room store and the run records: one way to open, one way to commit.
+"""SQLite set-up shared by the room store, the run records and the behaviours: one way to open, one way to commit.
 
 Why our own few lines and not an ORM: both stores are a handful of statements on hot-ish
 paths, written from one worker thread each; what they need is the same connection settings
@@ -8,9 +8,13 @@ and the same all-or-nothing transaction, not a query layer.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("inhabit.sqlite")
 
 
 def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
@@ -40,3 +44,28 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def open_or_set_aside(path: Path, schema: str, what: str) -> sqlite3.Connection:
+    """`open_sqlite`, for a database whose loss costs history, never drawings (run records,
+    behaviours): a damaged file is moved aside (`<name>.damaged-<time>`, kept for forensics)
+    with a log line, and a fresh one is started, so it never stops the server."""
+    try:
+        db = open_sqlite(path, schema)
+        if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+            return db
+        db.close()
+        problem = "quick_check failed"
+    except sqlite3.DatabaseError as e:
+        problem = str(e)
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():  # never overwrite an earlier damaged copy
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.rename(str(aside) + suffix)
+    log.error("%s %s is damaged (%s): moved it to %s and started a fresh one", what, path, problem, aside)
+    return open_sqlite(path, schema)

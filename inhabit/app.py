@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from agent.admission import PromptLimits
+from agent.behaviour import BehaviourLimits
 from agent.loop import ModelSettings
 from agent.mcp import McpLimits, McpPlugin
 from agent.plugin import AgentPlugin
@@ -24,6 +25,13 @@ def prompt_limits(settings: Settings) -> PromptLimits:
                         queue=settings.prompt_queue, peers=settings.agent_peers)
 
 
+def behaviour_limits(settings: Settings) -> BehaviourLimits:
+    """What one room's behaviours may cost, from the one settings model."""
+    return BehaviourLimits(per_room=settings.behaviours_per_room, firings_per_minute=settings.behaviour_firings_per_minute,
+                           failures=settings.behaviour_failures, state_bytes=settings.behaviour_state_bytes,
+                           firings_kept=settings.behaviour_firings_kept, chain=settings.behaviour_chain)
+
+
 def mcp_limits(settings: Settings) -> McpLimits:
     """What MCP clients may hold and do, from the one settings model."""
     return McpLimits(sessions=settings.mcp_sessions, room_sessions=settings.mcp_room_sessions, token_sessions=settings.mcp_token_sessions,
@@ -31,6 +39,7 @@ def mcp_limits(settings: Settings) -> McpLimits:
 
 
 def build_app(settings: Settings) -> Starlette:
-    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings))
+    agent = AgentPlugin(model=model_settings(settings), idle_s=settings.agent_idle_s, limits=prompt_limits(settings),
+                        behaviours=behaviour_limits(settings))
     mcp = McpPlugin(agent, limits=mcp_limits(settings))  # records its runs in the agent's store: one /runs, one undo
     return create_app(settings, [agent, mcp])

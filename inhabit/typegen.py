@@ -12,6 +12,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from agent.behaviour import (
+    BehaviourDetail,
+    BehaviourList,
+    BehaviourRemoved,
+    BehaviourSummary,
+    Every,
+    FiredEvent,
+    Firing,
+    FiringSummary,
+    MessageView,
+    Writes,
+)
 from agent.http import PromptAccepted, PromptRequest, RunList, UndoResult
 from agent.runs import AgentRun, RunSummary, Tokens
 from agent.sandbox import CallRecord
@@ -47,6 +59,16 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (RunSummary, "serialization"),
     (RunList, "serialization"),
     (UndoResult, "serialization"),
+    (Every, "serialization"),
+    (MessageView, "serialization"),
+    (FiredEvent, "serialization"),
+    (Writes, "serialization"),
+    (Firing, "serialization"),
+    (FiringSummary, "serialization"),
+    (BehaviourSummary, "serialization"),
+    (BehaviourList, "serialization"),
+    (BehaviourDetail, "serialization"),
+    (BehaviourRemoved, "serialization"),
     (VersionInfo, "serialization"),
     (VersionsResponse, "serialization"),
     (RestoreResponse, "serialization"),

@@ -104,7 +104,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
         access, store = open_data(Path(settings.data), settings.versions_kept, secret)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
-    host = Host(settings=settings, access=access, cluster=node.cluster if node else None)
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -8,8 +8,8 @@ websocket peer if it wants to act in them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.routing import BaseRoute
@@ -18,13 +18,24 @@ from common.access import Access
 from common.cluster import Cluster
 from common.settings import Settings
 
+Occupancy = Callable[[str, int], None]
+"""Told `(room, open connections)` whenever a connection joins or leaves a room."""
+
+
+def _ignore(watcher: Occupancy) -> None:
+    return None
+
 
 @dataclass(frozen=True)
 class Host:
-    """What the server hands a plugin: the settings and the token authority, nothing of rooms."""
+    """What the server hands a plugin: the settings, the token authority, and word of who is
+    where (`watch_rooms(fn)`: fn(room, connections) on every join and leave), nothing of rooms
+    themselves. Why the last: a plugin that must be in a room while people are (the agent, for
+    behaviours that react to them) learns when to join without polling or holding rooms open."""
 
     settings: Settings
     access: Access
+    watch_rooms: Callable[[Occupancy], None] = field(default=_ignore)
     cluster: Cluster | None = None
     """Cluster mode: this node's id and its Redis and PostgreSQL clients (None: one process)."""
 

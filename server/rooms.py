@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from .history import DocBounds, build
 from .metrics import Metrics
@@ -32,6 +33,7 @@ class RoomManager:
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._watchers: list[Callable[[str, int], None]] = []
 
     async def get(self, name: str) -> Room:
         """The loaded room, loading it once even if many peers arrive together."""
@@ -93,8 +95,24 @@ class RoomManager:
 
     def release(self, room: Room) -> None:
         """Call after `room.leave(conn)`: start the grace period if the room is now empty."""
+        self._tell(room)
         if not room.conns:
             self._schedule_unload(room)
+
+    def joined(self, room: Room) -> None:
+        """Call after `room.join(conn)`."""
+        self._tell(room)
+
+    def watch(self, fn: Callable[[str, int], None]) -> None:
+        """`fn(room name, open connections)` after every join and leave (plugins: `Host.watch_rooms`)."""
+        self._watchers.append(fn)
+
+    def _tell(self, room: Room) -> None:
+        for fn in self._watchers:
+            try:
+                fn(room.name, len(room.conns))
+            except Exception:
+                log.exception("room watcher failed")
 
     def _schedule_unload(self, room: Room) -> None:
         if room.conns or room.name in self._timers:

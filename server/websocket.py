@@ -133,6 +133,7 @@ async def room_endpoint(ws: WebSocket) -> None:
     conn = Conn(ws, transport, who.id, who.role, settings, metrics)
     _watch(conn, max(1.0, min(10.0, settings.ping_interval / 2)))
     room.join(conn)
+    rooms.joined(room)
     peer_left = True  # unless the loop ends on our side
     try:
         peer_left = await _receive_loop(ws, conn, room, settings)

@@ -45,3 +45,17 @@ async def test_reconnects_after_restart_and_syncs_offline_edits(server):
     await a.wait_for(lambda d: d.stroke("after"), 10)
     await a.close()
     await b.close()
+
+
+async def test_presence_false_announces_nothing_until_the_first_set_awareness(server):
+    tok = server.token()
+    watcher = await CanvasClient.connect(server.ws, "quiet", tok, name="watcher")
+    bot = await CanvasClient.connect(server.ws, "quiet", tok, name="bot", presence=False)
+    bot.doc.add_strokes([Stroke(id="synced", points=[1, 1, 0.5])])  # the bot's frames are through
+    await watcher.wait_for(lambda d: d.stroke("synced"), 5)
+    assert bot.client_id not in watcher.awareness()
+    bot.set_awareness({"cursor": {"x": 1, "y": 2}})
+    await watcher.wait_for(lambda: (watcher.awareness().get(bot.client_id) or {}).get("cursor") == {"x": 1, "y": 2}, 5)
+    assert watcher.awareness()[bot.client_id]["user"]["name"] == "bot"
+    await bot.close()
+    await watcher.close()

@@ -48,8 +48,9 @@ def _call(fn: Callable[..., Any], arg: Any) -> Any:
 
 
 class CanvasClient:
-    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True) -> None:
+    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True, presence: bool = True) -> None:
         self.url = url
+        self._announced = presence  # whether peers may see us (else: from the first set_awareness on)
         self.doc = CanvasDoc()
         self._ydoc = self.doc.doc
         self._aw = Awareness(self._ydoc)
@@ -70,6 +71,8 @@ class CanvasClient:
         self._sending = False
         self._changed = asyncio.Event()
         self._callbacks: list[Callable[..., Any]] = []
+        self._presence: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
+        self._known: dict[int, dict[str, Any]] = {}  # others' last awareness states, to say who left
         self._notify_scheduled = False
         self._closing = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -77,10 +80,13 @@ class CanvasClient:
     @classmethod
     async def connect(cls, ws_base: str, room: str, token: str | None = None, name: str = "python",
                       kind: str = "human", color: str = "#3b82f6", timeout: float = 10.0,
-                      reconnect: bool = True) -> CanvasClient:
-        """Connect and wait until the first sync is complete (raises ClientError if refused)."""
+                      reconnect: bool = True, presence: bool = True) -> CanvasClient:
+        """Connect and wait until the first sync is complete (raises ClientError if refused).
+
+        `presence=False`: announce nothing until the first `set_awareness`, e.g. so that a bot
+        is seen only once it has taken note of the room as it found it."""
         url = f"{ws_base.rstrip('/')}/{room}" + (f"?token={quote(token)}" if token else "")
-        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect)
+        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._renew())]
         failed = loop.create_task(self._failed.wait())
@@ -111,6 +117,7 @@ class CanvasClient:
         """Merge `state` into our awareness state (e.g. {"cursor": {"x": 1, "y": 2}})."""
         cur = dict(self._aw.get_local_state() or {})
         cur.update(state)
+        self._announced = True
         self._aw.set_local_state(cur)
 
     def awareness(self) -> dict[int, dict[str, Any]]:
@@ -136,6 +143,12 @@ class CanvasClient:
         """Call `callback(doc)` (or `callback()`) after document changes; returns an unsubscribe."""
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    def on_presence(self, callback: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]) -> Callable[[], None]:
+        """Call `callback(joined, left)` with the awareness states of peers that appeared and of
+        peers that went away (never our own); returns an unsubscribe."""
+        self._presence.append(callback)
+        return lambda: self._presence.remove(callback) if callback in self._presence else None
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far has been handed to the socket."""
@@ -198,6 +211,25 @@ class CanvasClient:
         self._changed.set()
         if topic == "update" and change[1] == "local":
             self._send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
+        elif topic == "change" and change[1] != "local":
+            self._presence_change(change[0])
+
+    def _presence_change(self, ids: dict[str, list[int]]) -> None:
+        me, states, known = self.client_id, self._aw.states, self._known
+        joined = []
+        for cid in ids.get("added", []):
+            if cid != me and states.get(cid) is not None:
+                known[cid] = states[cid]
+                joined.append(known[cid])
+        for cid in ids.get("updated", []):
+            if cid != me and states.get(cid) is not None:
+                known[cid] = states[cid]
+        left = [st for st in (known.pop(cid, None) for cid in ids.get("removed", []) if cid != me) if st is not None]
+        for cb in list(self._presence) if joined or left else ():
+            try:
+                cb(joined, left)
+            except Exception:
+                log.exception("on_presence callback failed")
 
     def _send(self, msg: bytes) -> None:
         if self._ws is not None:
@@ -215,7 +247,8 @@ class CanvasClient:
         """Renew our awareness every 15 s, as y-protocols does, so peers do not time us out."""
         while True:
             await asyncio.sleep(15)
-            self._aw.set_local_state(self._aw.get_local_state())
+            if self._announced:
+                self._aw.set_local_state(self._aw.get_local_state())
 
     async def _run(self) -> None:
         delay = 0.1
@@ -250,7 +283,8 @@ class CanvasClient:
         sender = asyncio.get_running_loop().create_task(self._sender(ws))
         try:
             await ws.send(p.sync_step1(self._ydoc.get_state()))
-            await ws.send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
+            if self._announced:
+                await ws.send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
             async for frame in ws:
                 if isinstance(frame, bytes):
                     self._handle(ws, frame)

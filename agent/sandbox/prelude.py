@@ -4,7 +4,14 @@ WHY: everything guest code could tamper with (JSON, Error, Reflect, String.proto
 captured here, before any guest code exists. The raw host function is deleted from the
 global object and survives only in these closures, so guest code can never call it with
 forged ids, and capability functions are non-writable properties of frozen namespaces.
-The completion value is [install, serialize, describe, unwrap], held by the host as value boxes.
+The completion value is [install, serialize, describe, unwrap, collect], held by the host as
+value boxes.
+
+Per run, `install` also defines the run's globals (plain JSON values the host hands in, e.g. a
+behaviour's `event` and `state`) and seeds `Math.random`: QuickJS seeds its generator once, at
+boot, so without this every VM restored from the snapshot would draw the same numbers; with it a
+run is a function of its recorded inputs (code, globals, seed, clock) and can be replayed.
+`collect` hands chosen globals back to the host as JSON once the run has succeeded.
 """
 
 PRELUDE = r"""
@@ -18,6 +25,7 @@ PRELUDE = r"""
   const Str = String, Err = Error, TErr = TypeError;
   const sliceStr = String.prototype.slice, charCodeAt = String.prototype.charCodeAt;
   const split = String.prototype.split;
+  const hasOwn = O.prototype.hasOwnProperty, imul = Math.imul, M = Math;
 
   // Errors the host throws are created here and registered host-side by identity.
   function hostErr(msg, isType) {
@@ -69,15 +77,42 @@ PRELUDE = r"""
     return freeze(f);
   }
 
+  // sfc32, seeded through splitmix32: small, fast, and the same numbers for the same seed.
+  function seeded(seed) {
+    let s = seed >>> 0;
+    const next = () => {
+      s = (s + 0x9e3779b9) >>> 0;
+      let z = s;
+      z = imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    let a = next(), b = next(), c = next(), d = next();
+    return function random() {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      return t / 4294967296;
+    };
+  }
+
   function install(spec) {
     const conf = parse(spec), list = conf.caps, spaces = [];
     lineMax = conf.line;
+    defineProperty(M, "random", { value: seeded(conf.seed), writable: true, enumerable: false, configurable: true });
+    const globals = conf.globals || {};
+    for (const k in globals) {
+      defineProperty(G, k, { value: globals[k], writable: true, enumerable: false, configurable: false });
+    }
     for (let i = 0; i < list.length; i++) {
       const parts = apply(split, list[i][0], ["."]);
       let obj = G;
       for (let j = 0; j < parts.length - 1; j++) {
         const d = getOwn(obj, parts[j]);
-        if (d) { obj = d.value; continue; }
+        if (d) { obj = d.value; if (j === 0 && apply(hasOwn, globals, [parts[0]])) spaces.push(obj); continue; }
         const ns = {};
         defineProperty(obj, parts[j], { value: ns, writable: false, enumerable: j > 0, configurable: false });
         spaces.push(ns);
@@ -109,6 +144,12 @@ PRELUDE = r"""
       return '{"name":"unknown","message":"[unprintable thrown value]","stack":""}';
     }
   }
-  return [install, serialize, describe, unwrap];
+  // The named globals as one JSON object (names: a JSON array), after a successful run.
+  function collect(names) {
+    const list = parse(names), out = {};
+    for (let i = 0; i < list.length; i++) out[list[i]] = G[list[i]];
+    return stringify(out);
+  }
+  return [install, serialize, describe, unwrap, collect];
 })()
 """

@@ -73,12 +73,14 @@ class RunStats(BaseModel):
     calls: int
     console_bytes: int
     clock_ms: float = 0.0  # the frozen clock: what Date.now() returned for the whole run
+    seed: int = 0  # what Math.random was seeded with: with the clock and the inputs, a run replays exactly
 
 
 class RunRecord(BaseModel):
     ok: bool
     result: Any = None
     error: RunError | None = None
+    collected: dict[str, Any] | None = Field(default=None, description="the globals the host asked back, as the program left them (successful runs)")
     console: list[str] = Field(default_factory=list)
     calls: list[CallRecord] = Field(default_factory=list)
     stats: RunStats

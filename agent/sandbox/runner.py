@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic_core
@@ -120,10 +122,14 @@ def _encode(out: Any) -> bytes:
 class Run:
     """Host side of one run: capability dispatch, console, limits, trace."""
 
-    def __init__(self, bindings: Bindings, limits: Limits, clock_ms: float | None = None) -> None:
+    def __init__(self, bindings: Bindings, limits: Limits, clock_ms: float | None = None, *, globals: Mapping[str, Any] | None = None,
+                 collect: Sequence[str] = (), seed: int | None = None) -> None:
         self.caps = list(bindings)
         self.limits = limits
         self.clock_ms = float(time.time_ns() // 1_000_000) if clock_ms is None else clock_ms
+        self.globals = dict(globals or {})
+        self.collect = list(collect)
+        self.seed = secrets.randbits(32) if seed is None else seed & 0xFFFFFFFF
         self.console_lines: list[str] = []
         self.console_size = 0
         # Flat: name, args, result, seconds, error per call (see _records).
@@ -214,6 +220,7 @@ class Run:
         whole = int(self.clock_ms)  # exact integer ns: Date.now() floors, so float error would show
         vm.clock_ns = whole * 1_000_000 + round((self.clock_ms - whole) * 1e6)
         result: Any = None
+        collected: dict[str, Any] | None = None
         error: RunError | None = None
         start_ms = 0.0
         try:
@@ -221,9 +228,10 @@ class Run:
             x = vm.x
             x["qjs_set_memory_limit"](lim.memory_bytes)
             x["qjs_set_max_stack_size"](min(lim.stack_bytes, snap.stack_pointer - (128 << 10)))
-            install, _, _, unwrap = snap.fns
+            install, _, _, unwrap, _ = snap.fns
             # +1: a line longer than the bound still reaches the host, which cuts it and says so
-            spec = _dumps({"caps": [[c.name, i] for i, (c, _) in enumerate(self.caps)], "line": lim.console_bytes + 1})
+            spec = _dumps({"caps": [[c.name, i] for i, (c, _) in enumerate(self.caps)], "line": lim.console_bytes + 1,
+                           "seed": self.seed, "globals": self.globals})
             if x["qjs_is_exception"](vm.call(install, vm.new_string(spec))):
                 raise RuntimeError("capability install failed")
             start_ms = (time.perf_counter() - t0) * 1e3
@@ -242,6 +250,8 @@ class Run:
                     error = self._drain(vm, deadline)  # fire-and-forget jobs still run
                 if error is None:
                     result, error = self._serialize(vm, v)
+                if error is None and self.collect:
+                    collected, error = self._collect(vm)
         except WasmTrap as t:
             inner = vm.pending_error
             error = self.abort or self._trap_error(inner if isinstance(inner, WasmTrap) else t)
@@ -253,11 +263,12 @@ class Run:
         wall = (time.perf_counter() - t0) * 1e3
         return RunRecord(
             ok=error is None, result=result if error is None else None, error=error,
+            collected=collected if error is None else None,
             console=self.console_lines,
             calls=self._records(),
             stats=RunStats(wall_ms=round(wall, 3), start_ms=round(start_ms, 3), memory_peak_bytes=peak,
                            calls=len(self.trace) // 5, console_bytes=self.console_size,
-                           clock_ms=self.clock_ms))
+                           clock_ms=self.clock_ms, seed=self.seed))
 
     def _records(self) -> list[CallRecord]:
         t = self.trace
@@ -301,6 +312,24 @@ class Run:
             return _parse_json(raw), None
         except ValueError as e:
             return None, RunError(kind="output", message=f"the result could not be returned: {_json_problem(e)}")
+
+    def _collect(self, vm: VM) -> tuple[dict[str, Any] | None, RunError | None]:
+        """The globals named in `collect`, as the program left them (bounded like the result)."""
+        x = vm.x
+        s = vm.call(vm.snap.fns[4], vm.new_string(_dumps(self.collect)))  # type: ignore[union-attr]
+        names = ", ".join(self.collect)
+        if x["qjs_is_exception"](s):
+            err = self._describe(vm, x["qjs_get_exception"]())
+            if err.kind == "js":
+                err.kind, err.message, err.stack = "output", f"{names} is not JSON-serialisable: {err.message}", ""
+            return None, err
+        raw = vm.read_string(s)
+        if len(raw.encode("utf-8", "surrogatepass")) > self.limits.result_bytes:
+            return None, RunError(kind="output", message=f"{names} exceeded {self.limits.result_bytes} bytes")
+        try:
+            return _parse_json(raw), None
+        except ValueError as e:
+            return None, RunError(kind="output", message=f"{names} could not be read: {_json_problem(e)}")
 
     def _trap_error(self, t: WasmTrap) -> RunError:
         if t.code == TrapCode.INTERRUPT:

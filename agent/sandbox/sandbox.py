@@ -6,11 +6,14 @@ so runs on different threads execute in parallel, and the asyncio loop never blo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .capability import Bindings
 from .record import Limits, RunError, RunRecord, RunStats, well_formed
@@ -43,29 +46,34 @@ class Sandbox:
         """Compile/load the module and build the snapshot now rather than on first run."""
         snapshot()
 
-    def run_sync(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None) -> RunRecord:
+    def run_sync(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None, *,
+                 globals: Mapping[str, Any] | None = None, collect: Sequence[str] = (), seed: int | None = None) -> RunRecord:
         """Run `code`; ALWAYS a RunRecord (a host failure is an error of kind "internal").
 
-        `clock_ms` is what the guest's clocks read for the whole run (default: now); pass a
-        recorded `stats.clock_ms` to replay a run."""
+        `clock_ms` is what the guest's clocks read for the whole run (default: now) and `seed`
+        what `Math.random` is seeded with (default: random); pass a record's `stats.clock_ms` and
+        `stats.seed` to replay a run. `globals` (JSON values) are defined before the program
+        runs; the ones named in `collect` come back in `record.collected` if it succeeds."""
         clock = float(time.time_ns() // 1_000_000) if clock_ms is None else clock_ms  # whole ms, as Date.now() shows it
         t0 = time.perf_counter()
         try:
-            return Run(bindings, limits or self.limits, clock).execute(snapshot(), code)
+            return Run(bindings, limits or self.limits, clock, globals=globals, collect=collect, seed=seed).execute(snapshot(), code)
         except Exception as e:  # a host bug must cost one run, not the caller (and never a 500)
             log.exception("sandbox run failed")
             stats = RunStats(wall_ms=round((time.perf_counter() - t0) * 1e3, 3), start_ms=0.0, memory_peak_bytes=0,
-                             calls=0, console_bytes=0, clock_ms=clock)
+                             calls=0, console_bytes=0, clock_ms=clock, seed=seed or 0)
             error = RunError(kind="internal", message=well_formed(f"the sandbox host failed: {type(e).__name__}: {e}"))
             return RunRecord(ok=False, error=error, stats=stats)
 
-    async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None) -> RunRecord:
+    async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None, *,
+                  globals: Mapping[str, Any] | None = None, collect: Sequence[str] = (), seed: int | None = None) -> RunRecord:
         """`run_sync` on the pool, FIFO: a run queued by one caller waits behind at most the
         runs already queued, so callers that run one program at a time share it fairly."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inhabit-sandbox")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_sync, code, bindings, limits, clock_ms)
+        run = functools.partial(self.run_sync, code, bindings, limits, clock_ms, globals=globals, collect=collect, seed=seed)
+        return await loop.run_in_executor(self._pool, run)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -45,7 +45,7 @@ class Snapshot:
     stack_pointer: int
     runtime_ptr: int
     context_ptr: int
-    fns: tuple[int, int, int, int]  # boxes: install, serialize, describe, unwrap
+    fns: tuple[int, int, int, int, int]  # boxes: install, serialize, describe, unwrap, collect
     undefined: int
     scratch: int  # SCRATCH bytes of wasm_malloc'd buffer
     lenbuf: int
@@ -262,7 +262,7 @@ class VM:
         res = vm.eval(PRELUDE, flags=0)
         if x["qjs_is_exception"](res):
             raise RuntimeError("prelude failed")
-        fns = tuple(x["qjs_get_prop_uint32"](res, i) for i in range(4))
+        fns = tuple(x["qjs_get_prop_uint32"](res, i) for i in range(5))
         undefined = x["qjs_get_undefined"]()
         snap = Snapshot(
             memory=vm.mem.read(0, vm.mem.size()),

@@ -1,6 +1,8 @@
-// HTTP calls to the server (whoami, prompts, runs), typed by ./types.gen.
+// HTTP calls to the server (whoami, prompts, runs, behaviours), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
-import type { AgentRun, PromptAccepted, PromptRequest, RunList, UndoResult, WhoAmI } from './types.gen'
+import type {
+  AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, PromptAccepted, PromptRequest, RunList, UndoResult, WhoAmI,
+} from './types.gen'
 
 /** Why the server said no: its status (0: no answer at all), its `{"error"}` text, Retry-After. */
 export interface Refusal { ok: false; status: number; error: string; retryAfter: number | null }
@@ -59,3 +61,25 @@ export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | nu
 /** Erase a run's strokes on the server, which marks the run undone. 403: view-only link; 404: no such run. */
 export const undoRun = (cfg: PageConfig, id: string) =>
   call<UndoResult>(cfg, `/runs/${encodeURIComponent(id)}/undo`, { method: 'POST' })
+
+// ---- behaviours: programs the agent left running in the room ------------------------------
+
+const behaviourPath = (id: string) => `/behaviours/${encodeURIComponent(id)}`
+
+/** The room's behaviours (404: this server has no agent). */
+export const listBehaviours = (cfg: PageConfig) => call<BehaviourList>(cfg, '/behaviours')
+
+/** One behaviour with its code and recent firings (fetched when its firings are opened). */
+export const getBehaviour = (cfg: PageConfig, id: string) => call<BehaviourDetail>(cfg, behaviourPath(id))
+
+/** Pause or resume a behaviour. 403: view-only link; 409: it cannot be resumed (the answer says why). */
+export const setBehaviour = (cfg: PageConfig, id: string, action: 'pause' | 'resume') =>
+  call<BehaviourSummary>(cfg, `${behaviourPath(id)}/${action}`, { method: 'POST' })
+
+/** Remove a behaviour for good. */
+export const removeBehaviour = (cfg: PageConfig, id: string) =>
+  call<BehaviourRemoved>(cfg, behaviourPath(id), { method: 'DELETE' })
+
+/** Erase what one firing drew. */
+export const undoFiring = (cfg: PageConfig, id: string, firing: string) =>
+  call<UndoResult>(cfg, `${behaviourPath(id)}/firings/${encodeURIComponent(firing)}/undo`, { method: 'POST' })

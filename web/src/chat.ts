@@ -98,7 +98,7 @@ export function mountChat(d: Deps) {
       const li = messageEl(m)
       list.insertBefore(li, first)
       shown.push(li)
-      if (m.run) runs.refresh()
+      if (m.run && !m.behaviour) runs.refresh()
     }
     const drop = shown.length - limit
     if (drop > 0) {
@@ -142,7 +142,8 @@ export function mountChat(d: Deps) {
     body.dataset.testid = 'message-text'
     body.textContent = m.text
     li.append(head, body)
-    if (m.run && !withCard.has(m.run)) {
+    if (m.behaviour) li.dataset.behaviour = m.behaviour // a behaviour's line: its card is in the Behaviours list
+    else if (m.run && !withCard.has(m.run)) {
       withCard.add(m.run)
       li.append(runs.card(m.run))
     }

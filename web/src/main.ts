@@ -17,8 +17,9 @@ import { shortcuts } from './shortcuts'
 import { mountToolbar } from './toolbar'
 import { mountPresence } from './presence'
 import { mountChat } from './chat'
+import { mountBehaviours } from './behaviours'
 import { whoami } from './api'
-import { strokesOf } from './ops'
+import { messagesOf, strokesOf } from './ops'
 import { exposeDebugHooks } from './debug'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
@@ -65,6 +66,9 @@ const chat = mountChat({
   list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: promptInput,
 })
 attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
+const behaviours = mountBehaviours({ cfg, el: $('behaviours'), readOnly: () => readOnly })
+messagesOf(doc).observe(() => behaviours.refresh()) // a chat line may be an install, a pause, a firing's `say`
+store.on('runs', () => behaviours.refresh()) // a run or a firing drew or lost strokes
 
 // ---- connection indicator & read-only mode ---------------------------------
 const connStatus = mountConnStatus($('conn'), conn)
@@ -81,6 +85,7 @@ function setReadOnly(ro: boolean, why?: string) {
   banner.innerHTML = `<strong>View only.</strong> ${why ?? 'Watch, or ask @agent — drawing and chat are off.'}`
   settings.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
   chat.setReadOnly(ro)
+  behaviours.renderAll()
 }
 conn.on('denied', (reason) => {
   console.info('inhabit: server refused a change:', reason)

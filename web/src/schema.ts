@@ -36,7 +36,7 @@ export function isStroke(v: unknown, key?: string): v is Stroke {
   if (typeof s.color !== 'string' || !COLOR_RE.test(s.color)) return false
   if (typeof s.width !== 'number' || !(s.width > 0 && s.width <= 200)) return false
   if (s.kind !== 'human' && s.kind !== 'agent') return false
-  if (!isRunId(s.run)) return false
+  if (!isRunId(s.run) || !isRunId(s.behaviour)) return false
   return pointsInBounds(s.points)
 }
 
@@ -45,8 +45,8 @@ export function isMessage(v: unknown): v is Message {
   if (!m || typeof m !== 'object') return false
   if (typeof m.text !== 'string' || m.text.length > MAX_TEXT) return false
   if (typeof m.author !== 'string' || m.author.length > MAX_NAME) return false
-  return isRunId(m.run)
+  return isRunId(m.run) && isRunId(m.behaviour)
 }
 
-/** An optional run id: absent, null, or an id (it ends up in URLs and in data attributes). */
+/** An optional run or behaviour id: absent, null, or an id (it ends up in URLs and in data attributes). */
 const isRunId = (r: unknown) => r == null || (typeof r === 'string' && ID_RE.test(r))

@@ -24,6 +24,8 @@ export interface Stroke {
   kind: "human" | "agent"
   /** the agent run that drew it (agents only); undoing the run erases it */
   run?: string
+  /** the behaviour whose program drew it (then `run` is its firing, or the run that installed it); a behaviour never fires on its own strokes */
+  behaviour?: string
   /** ms since the Unix epoch when it was committed */
   t: number
 }
@@ -42,6 +44,8 @@ export interface Message {
   t: number
   /** the agent run it belongs to, if any */
   run?: string
+  /** the behaviour that said it, if any */
+  behaviour?: string
 }
 
 /** `POST /rooms/{name}/prompts`. */
@@ -90,7 +94,7 @@ export interface AgentRun {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli" | "mcp"
+  source: "chat" | "http" | "cli" | "mcp" | "behaviour"
   /** every JavaScript program executed, in order */
   code: string[]
   /** capability calls made by the executed code */
@@ -116,7 +120,7 @@ export interface RunSummary {
   prompt: string
   author: string
   grant: "read" | "write"
-  source: "chat" | "http" | "cli" | "mcp"
+  source: "chat" | "http" | "cli" | "mcp" | "behaviour"
   strokes: string[]
   tokens: Tokens
   errors: string[]
@@ -135,6 +139,123 @@ export interface RunList {
 export interface UndoResult {
   run: string
   erased: string[]
+}
+
+/** A schedule: fire every `every` seconds, whether or not anyone is in the room. */
+export interface Every {
+  /** seconds between firings, at least 5 */
+  every: number
+}
+
+export interface MessageView {
+  author: string
+  kind: "human" | "agent"
+  text: string
+  t: number
+}
+
+/** An event as a firing record keeps it: stroke ids instead of stroke views. */
+export interface FiredEvent {
+  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
+  t: number
+  by: string | null
+  strokes: string[]
+  erased: string[]
+  message: MessageView | null
+  count: number
+  dropped: number
+}
+
+export interface Writes {
+  /** ids of strokes it drew (undo erases these) */
+  drawn: string[]
+  erased: string[]
+  said: string[]
+}
+
+/**
+ * A firing's run record: with the behaviour's code of `version`, the room's strokes and
+ * these inputs (event, state before, seed, clock), it replays to the same writes.
+ */
+export interface Firing {
+  kind: "behaviour"
+  id: string
+  behaviour: string
+  room: string
+  version: number
+  event: FiredEvent
+  state_before: Record<string, any>
+  seed: number
+  clock_ms: number
+  /** firings of behaviours in a row since a person (or a schedule) acted */
+  depth: number
+  ok: boolean
+  error: { kind: "syntax" | "js" | "timeout" | "memory" | "stack" | "output" | "capability" | "quota" | "internal"; message: string; stack?: string } | null
+  result: any
+  console: string[]
+  calls: CallRecord[]
+  writes: Writes
+  /** the reason it gave to behaviour.stop() */
+  stopped: string | null
+  /** what it asked the model with behaviour.ask() */
+  asked: string | null
+  /** wall time of the sandbox run */
+  ms: number
+  /** ms since the Unix epoch when it started (its clock reads `clock_ms`, the event's time) */
+  started: number
+  undone: boolean
+}
+
+/** One firing, in a line: when, why, whether it worked, what it wrote. */
+export interface FiringSummary {
+  id: string
+  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
+  t: number
+  ok: boolean
+  error: string | null
+  drawn: number
+  erased: number
+  said: number
+  ms: number
+  undone: boolean
+}
+
+/** One entry of `GET /rooms/{name}/behaviours`. */
+export interface BehaviourSummary {
+  id: string
+  room: string
+  name: string
+  on: ("stroke" | "erase" | "message" | "join" | "leave" | Every)[]
+  version: number
+  status: "active" | "paused" | "stopped" | "failed"
+  reason: string | null
+  state: Record<string, any>
+  /** who installed it (the link's label) */
+  installer: string
+  run: string | null
+  firings: number
+  failures: number
+  last: FiringSummary | null
+  created: number
+  updated: number
+}
+
+/** `GET /rooms/{name}/behaviours`, oldest first. */
+export interface BehaviourList {
+  behaviours: BehaviourSummary[]
+}
+
+/** `GET /rooms/{name}/behaviours/{id}`: the behaviour, its code and its recent firings (newest first). */
+export interface BehaviourDetail {
+  behaviour: BehaviourSummary
+  code: string
+  firings: Firing[]
+}
+
+/** `DELETE /rooms/{name}/behaviours/{id}`. */
+export interface BehaviourRemoved {
+  id: string
+  removed: boolean
 }
 
 /** One kept version of a room. */

@@ -1,0 +1,264 @@
+"""Behaviours, defined once: triggers, the records of a behaviour and of a firing, the event a
+firing sees, the bounds, and the HTTP payloads.
+
+Why one module: the validation of what the model sends (`execute`'s `on`), what is stored, what
+the routes answer (and so the browser's types) all come from the models below, so they cannot
+drift apart. The JS globals and functions a firing gets are `agent/behaviour_api.py`; what runs
+a firing is `agent/firing.py`, what schedules firings `agent/scheduler.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from agent.canvas_api import StrokeView
+from agent.sandbox import CallRecord, RunError
+from canvas import new_id
+
+EVERY_MIN_S = 5.0
+EVENT_STROKES = 100
+"""Strokes one event carries at most (the rest are counted in `dropped`; read them with canvas.strokes)."""
+
+EventName = Literal["stroke", "erase", "message", "join", "leave"]
+EventType = Literal["install", "stroke", "erase", "message", "join", "leave", "every"]
+Status = Literal["active", "paused", "stopped", "failed"]
+"""active: it fires. paused: by a person, by the loop guard, or because its installer's link
+expired or was revoked (`reason` says which). stopped: it called `behaviour.stop()`.
+failed: it failed `behaviour_failures` times in a row. Paused and failed ones can be resumed."""
+
+
+class Every(BaseModel):
+    """A schedule: fire every `every` seconds, whether or not anyone is in the room."""
+
+    model_config = ConfigDict(extra="forbid")
+    every: float = Field(ge=EVERY_MIN_S, le=7 * 86400, description=f"seconds between firings, at least {EVERY_MIN_S:g}")
+
+
+Trigger = EventName | Every
+_TRIGGERS: TypeAdapter[list[Trigger]] = TypeAdapter(list[Trigger])
+NAME_RE = re.compile(r"^[\w .:-]{1,40}$")
+
+
+class BadInstall(ValueError):
+    """`on` or `name` that cannot be used; the message says how to fix it."""
+
+
+def parse_triggers(value: Any) -> list[Trigger]:
+    """`execute`'s `on`, checked: a non-empty list of distinct triggers, at most one schedule."""
+    usage = ('on must be a list of triggers: "stroke", "erase", "message", "join", "leave" '
+             f'or {{"every": seconds}} (at least {EVERY_MIN_S:g})')
+    try:
+        triggers = _TRIGGERS.validate_python(value)
+    except ValidationError as e:
+        errors = e.errors()  # for an item both branches of the union complain: say the one that fits its shape
+        def item(loc: tuple[Any, ...]) -> Any:
+            return value[loc[0]] if loc and isinstance(loc[0], int) and isinstance(value, list) else None
+
+        fits = [x for x in errors if ("Every" in map(str, x["loc"])) == isinstance(item(x["loc"]), dict)]
+        why = (fits or errors)[0]["msg"]
+        raise BadInstall(f"{usage}; got {json.dumps(value, default=str)[:200]} ({why})") from None
+    if not triggers:
+        raise BadInstall(usage)
+    names = [t if isinstance(t, str) else "every" for t in triggers]
+    if len(set(names)) != len(names):
+        raise BadInstall(f"{usage}; each trigger at most once")
+    return triggers
+
+
+def parse_name(value: Any, triggers: list[Trigger]) -> str:
+    """`execute`'s `name` (default: from the triggers), 1-40 word characters, spaces, . : -"""
+    if value is None:
+        return "on " + ", ".join(t if isinstance(t, str) else f"every {t.every:g}s" for t in triggers)
+    if not isinstance(value, str) or not NAME_RE.match(value.strip()):
+        raise BadInstall("name must be 1-40 letters, digits, spaces or . : - _ (it names the behaviour; the same name replaces it)")
+    return value.strip()
+
+
+def describe_triggers(triggers: list[Trigger]) -> str:
+    return ", ".join(t if isinstance(t, str) else f"every {t.every:g} s" for t in triggers)
+
+
+def every_of(triggers: list[Trigger]) -> float | None:
+    return next((t.every for t in triggers if isinstance(t, Every)), None)
+
+
+# ---- what a firing sees ---------------------------------------------------------------
+
+
+class MessageView(BaseModel):
+    author: str
+    kind: Literal["human", "agent"]
+    text: str
+    t: int
+
+
+class EventView(BaseModel):
+    """The `event` global: what made this firing happen."""
+
+    type: EventType = Field(description='"install" (the run when it is installed), a trigger name, or "every"')
+    t: int = Field(description="ms since the Unix epoch when it happened; Date.now() reads this for the whole firing")
+    by: str | None = Field(default=None, description="who did it (a display name), if anyone")
+    strokes: list[StrokeView] | None = Field(default=None, description="strokes added since the last firing (not by this behaviour), oldest first")
+    erased: list[str] | None = Field(default=None, description="ids of strokes erased since the last firing")
+    message: MessageView | None = Field(default=None, description="the latest chat line")
+    count: int = Field(default=1, description="how many events were merged into this firing (they arrived while it was busy)")
+    dropped: int = Field(default=0, description=f"strokes left out past {EVENT_STROKES} (read them with canvas.strokes)")
+
+
+class FiredEvent(BaseModel):
+    """An event as a firing record keeps it: stroke ids instead of stroke views."""
+
+    type: EventType
+    t: int
+    by: str | None = None
+    strokes: list[str] = Field(default_factory=list)
+    erased: list[str] = Field(default_factory=list)
+    message: MessageView | None = None
+    count: int = 1
+    dropped: int = 0
+
+
+class Installer(BaseModel):
+    """Whose grant a behaviour acts with: the edit link that installed it (never the token itself)."""
+
+    id: str = Field(description="the token id (revoking it pauses the behaviour)")
+    label: str
+    expires: int | None = Field(default=None, description="ms since the Unix epoch when the link expires")
+
+
+class FiringSummary(BaseModel):
+    """One firing, in a line: when, why, whether it worked, what it wrote."""
+
+    id: str
+    type: EventType
+    t: int
+    ok: bool
+    error: str | None = None
+    drawn: int = 0
+    erased: int = 0
+    said: int = 0
+    ms: float = 0.0
+    undone: bool = False
+
+
+class Writes(BaseModel):
+    drawn: list[str] = Field(default_factory=list, description="ids of strokes it drew (undo erases these)")
+    erased: list[str] = Field(default_factory=list)
+    said: list[str] = Field(default_factory=list)
+
+
+class Firing(BaseModel):
+    """A firing's run record: with the behaviour's code of `version`, the room's strokes and
+    these inputs (event, state before, seed, clock), it replays to the same writes."""
+
+    kind: Literal["behaviour"] = "behaviour"
+    id: str
+    behaviour: str
+    room: str
+    version: int
+    event: FiredEvent
+    state_before: dict[str, Any]
+    seed: int
+    clock_ms: int
+    depth: int = Field(default=0, description="firings of behaviours in a row since a person (or a schedule) acted")
+    ok: bool
+    error: RunError | None = None
+    result: Any = None
+    console: list[str] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list)
+    writes: Writes = Field(default_factory=Writes)
+    stopped: str | None = Field(default=None, description="the reason it gave to behaviour.stop()")
+    asked: str | None = Field(default=None, description="what it asked the model with behaviour.ask()")
+    ms: float = Field(default=0.0, description="wall time of the sandbox run")
+    started: int = Field(default=0, description="ms since the Unix epoch when it started (its clock reads `clock_ms`, the event's time)")
+    undone: bool = False
+
+    def summary(self) -> FiringSummary:
+        err = self.error.message if self.error else None
+        return FiringSummary(id=self.id, type=self.event.type, t=self.event.t, ok=self.ok, error=err, drawn=len(self.writes.drawn),
+                             erased=len(self.writes.erased), said=len(self.writes.said), ms=self.ms, undone=self.undone)
+
+
+class Behaviour(BaseModel):
+    """A behaviour of a room, as stored (its code included)."""
+
+    id: str = Field(default_factory=lambda: new_id("bh-"))
+    room: str
+    name: str
+    on: list[Trigger]
+    code: str
+    version: int = 1
+    status: Status = "active"
+    reason: str | None = Field(default=None, description="why it is not active")
+    state: dict[str, Any] = Field(default_factory=dict)
+    installer: Installer
+    run: str | None = Field(default=None, description="the agent run that installed (or last replaced) it")
+    firings: int = 0
+    failures: int = Field(default=0, description="consecutive failed firings")
+    last: FiringSummary | None = None
+    created: int = 0
+    updated: int = 0
+
+    def summary(self) -> BehaviourSummary:
+        return BehaviourSummary.model_validate({**self.model_dump(exclude={"code", "installer"}), "installer": self.installer.label})
+
+
+class BehaviourSummary(BaseModel):
+    """One entry of `GET /rooms/{name}/behaviours`."""
+
+    id: str
+    room: str
+    name: str
+    on: list[Trigger]
+    version: int
+    status: Status
+    reason: str | None
+    state: dict[str, Any]
+    installer: str = Field(description="who installed it (the link's label)")
+    run: str | None
+    firings: int
+    failures: int
+    last: FiringSummary | None
+    created: int
+    updated: int
+
+
+class BehaviourLimits(BaseModel):
+    """What one room's behaviours may cost (the composition root fills them from Settings)."""
+
+    per_room: int = Field(default=8, ge=1, description="behaviours a room may have")
+    firings_per_minute: int = Field(default=60, ge=1, description="firings of one behaviour per minute (more events wait, merged)")
+    failures: int = Field(default=3, ge=1, description="failed firings in a row before a behaviour pauses itself")
+    state_bytes: int = Field(default=16 * 1024, ge=256, description="size of one behaviour's state (JSON)")
+    firings_kept: int = Field(default=50, ge=1, description="firing records kept per behaviour")
+    chain: int = Field(default=8, ge=1, description="firings in a row caused by behaviours' writes before the loop guard pauses one")
+    code_chars: int = Field(default=64_000, ge=100, description="size of a behaviour's program")
+    asks_per_minute: int = Field(default=2, ge=1, description="behaviour.ask() model calls per behaviour per minute")
+
+
+# ---- HTTP payloads (`agent/behaviour_routes.py`) ----------------------------------------------
+
+
+class BehaviourList(BaseModel):
+    """`GET /rooms/{name}/behaviours`, oldest first."""
+
+    behaviours: list[BehaviourSummary]
+
+
+class BehaviourDetail(BaseModel):
+    """`GET /rooms/{name}/behaviours/{id}`: the behaviour, its code and its recent firings (newest first)."""
+
+    behaviour: BehaviourSummary
+    code: str
+    firings: list[Firing]
+
+
+class BehaviourRemoved(BaseModel):
+    """`DELETE /rooms/{name}/behaviours/{id}`."""
+
+    id: str
+    removed: bool

@@ -1,0 +1,185 @@
+"""Behaviours in memory, written behind to `BehaviourDB` (`<data>/behaviours.sqlite3`).
+
+Why every behaviour is in memory: a behaviour is small and bounded (code, state of at most
+`state_bytes`, at most `per_room` per room), and the server must know at start-up which rooms
+have schedules to keep and which need the agent as soon as someone joins. Firing records are
+not: they are written behind and read back from the database when someone asks (the last one
+is kept on its behaviour as a summary).
+
+Writes are gathered over one event-loop tick and committed on one writer thread, never on the
+loop; `flush` waits for them (routes flush before reading firings back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from agent.behaviour import Behaviour, Firing
+from agent.behaviourdb import Batch, BehaviourDB
+from agent.sandbox import scrub
+
+log = logging.getLogger("inhabit.agent")
+
+
+def _json(model: BaseModel) -> str:
+    """`model` as JSON, always: ill-formed text (a lone surrogate from the model) is repaired
+    rather than failing a whole batch (as `agent.runs.dump_json` does for run records)."""
+    try:
+        return model.model_dump_json()
+    except PydanticSerializationError:
+        return type(model).model_validate(scrub(model.model_dump(mode="python"))).model_dump_json()
+
+
+class BehaviourStore:
+    """The server's behaviours by room and id; durable through `db`."""
+
+    def __init__(self, db: BehaviourDB) -> None:
+        self.db = db
+        self._rooms: dict[str, dict[str, Behaviour]] = {}
+        self._batch = Batch()
+        self._scheduled = False
+        self._closed = False
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-behaviours")
+        for data in db.load():
+            try:
+                b = Behaviour.model_validate_json(data)
+            except (ValidationError, ValueError):
+                log.warning("skipping an unreadable behaviour record")
+                continue
+            self._rooms.setdefault(b.room, {})[b.id] = b
+
+    # reading -------------------------------------------------------------------------
+
+    def list(self, room: str) -> list[Behaviour]:
+        return list(self._rooms.get(room, {}).values())
+
+    def get(self, room: str, bid: str) -> Behaviour | None:
+        return self._rooms.get(room, {}).get(bid)
+
+    def find(self, room: str, id_or_name: str) -> Behaviour | None:
+        rooms = self._rooms.get(room, {})
+        return rooms.get(id_or_name) or next((b for b in rooms.values() if b.name == id_or_name), None)
+
+    def active(self) -> Iterator[Behaviour]:
+        for behaviours in self._rooms.values():
+            yield from (b for b in behaviours.values() if b.status == "active")
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._rooms.values())
+
+    # writing -------------------------------------------------------------------------
+
+    def save(self, b: Behaviour) -> None:
+        """Add or update `b` (persisted soon, off the loop)."""
+        self._rooms.setdefault(b.room, {})[b.id] = b
+        self._batch.removed.discard(b.id)
+        self._batch.behaviours[b.id] = (b.room, _json(b))
+        self._schedule()
+
+    def save_code(self, b: Behaviour) -> None:
+        """Keep the code of `b`'s current version (firings of it replay against it)."""
+        self._batch.versions.append((b.id, b.version, b.code))
+        self._schedule()
+
+    def remove(self, b: Behaviour) -> None:
+        room = self._rooms.get(b.room, {})
+        room.pop(b.id, None)
+        if not room:
+            self._rooms.pop(b.room, None)
+        self._batch.behaviours.pop(b.id, None)
+        self._batch.firings = {k: v for k, v in self._batch.firings.items() if v[0] != b.id}
+        self._batch.removed.add(b.id)
+        self._schedule()
+
+    def save_firing(self, f: Firing) -> None:
+        if f.behaviour in self._batch.removed:
+            return
+        self._batch.firings[f.id] = (f.behaviour, _json(f))
+        self._schedule()
+
+    def save_seen(self, room: str, ids: list[str]) -> None:
+        """The strokes the room's behaviours have seen, as the agent leaves the room."""
+        self._batch.seen[room] = "\n".join(ids)
+        self._schedule()
+
+    async def seen(self, room: str) -> set[str] | None:
+        """The strokes seen when the agent last left `room` (None: it never did)."""
+        await self.flush()
+        text = await asyncio.to_thread(self.db.seen, room)
+        return None if text is None else set(text.split("\n")) - {""}
+
+    async def firings(self, b: Behaviour, limit: int) -> list[Firing]:
+        """`b`'s newest firing records, newest first."""
+        await self.flush()
+        rows = await asyncio.to_thread(self.db.firings, b.id, limit)
+        return [f for f in (_parse_firing(r) for r in rows) if f is not None]
+
+    async def firing(self, firing_id: str) -> Firing | None:
+        await self.flush()
+        row = await asyncio.to_thread(self.db.firing, firing_id)
+        return _parse_firing(row) if row else None
+
+    async def code(self, b: Behaviour, version: int) -> str | None:
+        if version == b.version:
+            return b.code
+        await self.flush()
+        return await asyncio.to_thread(self.db.code, b.id, version)
+
+    # the writer ----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._scheduled or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._writer.submit(self._write, self._take()).result()
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush_soon)
+
+    def _take(self) -> Batch:
+        batch, self._batch = self._batch, Batch()
+        return batch
+
+    def _write(self, batch: Batch) -> None:
+        try:
+            self.db.write(batch)
+        except Exception:
+            log.exception("writing behaviours (%d) and firings (%d)", len(batch.behaviours), len(batch.firings))
+
+    def _flush_soon(self) -> None:
+        self._scheduled = False
+        if not self._closed and self._batch:
+            self._writer.submit(self._write, self._take())
+
+    async def flush(self) -> None:
+        """Wait until everything saved so far is written."""
+        if self._closed:
+            return
+        batch = self._take()
+        await asyncio.wrap_future(self._writer.submit(self._write, batch) if batch else self._writer.submit(lambda: None))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        batch = self._take()
+        if batch:
+            self._writer.submit(self._write, batch).result()
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        self.db.close()
+
+
+def _parse_firing(data: str) -> Firing | None:
+    try:
+        return Firing.model_validate_json(data)
+    except (ValidationError, ValueError):
+        log.warning("skipping an unreadable firing record")
+        return None

@@ -1,0 +1,148 @@
+"""Where the agent must be for its behaviours, and when: rooms with people, and schedules.
+
+Why: behaviours run in the room's hosted agent peer, but a peer holds its room in memory, so it
+should be there only when needed. A behaviour that reacts to events needs the agent while
+anyone else is in the room (nothing happens in an empty room): the server says when a room's
+connections change (`Host.watch_rooms`), and the agent joins when people do. A schedule
+(`{"every": s}`) needs it at the due time only: if nobody is there, the agent joins (the room
+loads), fires, and leaves again, so the room unloads after its grace period and what it drew
+is there for whoever comes next. Schedules resume after a restart from the last firing's time.
+Installers' links are checked here too, so a behaviour whose link expired or was revoked shows
+as paused even while it has nothing to fire on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from agent.behaviour import every_of
+from agent.peer import AgentPeer
+from agent.scheduler import Hosting
+from canvas import now_ms
+
+log = logging.getLogger("inhabit.agent")
+
+TICK_S = 0.25
+GRANT_CHECK_S = 5.0
+RETRY_MS = 5_000
+
+
+class Residency:
+    """Keeps hosted peers where behaviours need them (see the module docstring)."""
+
+    def __init__(self, hosting: Hosting, peers: dict[str, AgentPeer], start: Callable[[str], Awaitable[AgentPeer]],
+                 leave: Callable[[str], Awaitable[None]]) -> None:
+        self.h = hosting
+        self.peers = peers
+        self._start = start
+        self._leave = leave
+        self.occupants: dict[str, int] = {}  # room -> open connections (ours included), from the server
+        self._due: dict[str, int] = {}  # behaviour id -> when its schedule is next due (ms)
+        self._visiting: set[str] = set()  # rooms the agent joined only to fire a schedule
+        self._arrivals: set[asyncio.Task[None]] = set()
+        self._checked = 0.0
+
+    # who is in a room ---------------------------------------------------------------------
+
+    def occupancy(self, room: str, n: int) -> None:
+        """The server's word: `room` has `n` connections now (called on every join and leave)."""
+        if n > 0:
+            self.occupants[room] = n
+        else:
+            self.occupants.pop(room, None)
+        if self.others(room) > 0:
+            self._visiting.discard(room)  # people are here: the agent stays as for anyone
+            if room not in self.peers and self._reacts(room):
+                task = asyncio.get_running_loop().create_task(self._arrive(room))
+                self._arrivals.add(task)
+                task.add_done_callback(self._arrivals.discard)
+
+    def others(self, room: str) -> int:
+        return self.occupants.get(room, 0) - (1 if room in self.peers else 0)
+
+    def needed(self, room: str) -> bool:
+        """Whether the room's peer must stay: it hosts behaviours that react to people who are here."""
+        return self.others(room) > 0 and self._reacts(room)
+
+    def _reacts(self, room: str) -> bool:
+        return any(b.status == "active" and any(isinstance(t, str) for t in b.on) for b in self.h.store.list(room))
+
+    async def _arrive(self, room: str) -> None:
+        try:
+            await self._start(room)
+        except Exception as e:  # PeersFull, or the room cannot be joined: the next join or tick retries
+            log.warning("room %s: the agent could not join for its behaviours: %s", room, type(e).__name__)
+
+    # schedules and grants ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled: fire due schedules, send visiting peers home, check grants."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("behaviour schedules")
+
+    async def _tick(self) -> None:
+        now = now_ms()
+        live = set()
+        for b in list(self.h.store.active()):
+            every = every_of(b.on)
+            if every is None:
+                continue
+            live.add(b.id)
+            period = int(every * 1000)
+            due = self._due.setdefault(b.id, (b.last.t if b.last else b.updated) + period)
+            if now < due:
+                continue
+            self._due[b.id] = due + period if due + period > now else now + period
+            if not await self._deliver(b.room, b.id):
+                self._due[b.id] = now + RETRY_MS
+        for bid in set(self._due) - live:
+            del self._due[bid]
+        for room in list(self._visiting):
+            peer = self.peers.get(room)
+            if peer is None:
+                self._visiting.discard(room)
+            elif self.others(room) <= 0 and peer.idle_for() > 0:
+                self._visiting.discard(room)
+                await self._leave(room)
+        if now - self._checked >= GRANT_CHECK_S * 1000:
+            self._checked = now
+            self._check_grants()
+
+    async def _deliver(self, room: str, bid: str) -> bool:
+        peer = self.peers.get(room)
+        if peer is None:
+            visiting = self.others(room) <= 0
+            try:
+                peer = await self._start(room)
+            except Exception as e:
+                log.warning("room %s: the agent could not join to fire a schedule: %s", room, type(e).__name__)
+                return False
+            if visiting:
+                self._visiting.add(room)
+        if peer.behaviours is None:
+            return False
+        peer.behaviours.tick(bid)
+        return True
+
+    def _check_grants(self) -> None:
+        for b in list(self.h.store.active()):
+            problem = self.h.grant_problem(b.installer)
+            if problem is None:
+                continue
+            peer = self.peers.get(b.room)
+            if peer is not None and peer.behaviours is not None:
+                peer.behaviours.set_status(b, "paused", problem, say=f"Behaviour “{b.name}” paused: {problem}.")
+            else:
+                b.status, b.reason, b.updated = "paused", problem, now_ms()
+                self.h.store.save(b)
+
+    async def close(self) -> None:
+        for task in list(self._arrivals):
+            task.cancel()
+        await asyncio.gather(*self._arrivals, return_exceptions=True)

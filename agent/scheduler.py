@@ -1,0 +1,390 @@
+"""When behaviours fire: one room's events in, one firing at a time out.
+
+Why here, in the agent peer, and not in the server: the agent is a peer like any other, so a
+behaviour sees the room exactly as people do and writes through the same path and checks. The
+peer's document emits every change with its transaction origin; `RoomBehaviours` turns them
+into events for the behaviours whose triggers match, merges what arrives while a behaviour is
+busy or rate-limited into its next firing, and fires them one at a time.
+
+Guards, in the order a firing meets them: its own writes never reach it (the document tags
+them with its id); a rate limit per behaviour (events wait, merged); its installer's link must
+still be valid (else it pauses); a causal chain bound: every write of a firing carries the
+firing's depth (1 + the depth of what caused it, people and schedules being 0), and a firing
+deeper than `chain` pauses its behaviour with a chat line, so behaviours that keep triggering
+each other stop within `chain` firings; and `failures` failed firings in a row pause it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.admission import RateLimiter
+from agent.behaviour import (
+    EVENT_STROKES,
+    Behaviour,
+    BehaviourLimits,
+    EventType,
+    FiredEvent,
+    Firing,
+    FiringSummary,
+    Installer,
+    MessageView,
+    Status,
+    Writes,
+)
+from agent.behaviour_store import BehaviourStore
+from agent.canvas_api import CanvasSession, Quotas
+from agent.codemode import call_records
+from agent.firing import event_global, run_firing, seed_of
+from agent.mirror import StrokeMirror
+from agent.sandbox import Limits, Sandbox
+from canvas import Message, now_ms
+from wire.client import CanvasClient
+
+log = logging.getLogger("inhabit.agent")
+
+DEPTHS_KEPT = 1024
+MAX_ERASED = 1000
+RECORDED_CALLS = 50
+KEPT_CHARS = 2000
+"""Of a firing's result and console, what its record keeps (records are kept by the dozen)."""
+RECENT = 5
+
+
+@dataclass
+class Pending:
+    """The events waiting for one behaviour, merged into its next firing."""
+
+    type: EventType
+    t: int
+    by: str | None
+    since: float = field(default_factory=time.perf_counter)
+    count: int = 0
+    depth: int = 0
+    strokes: dict[str, None] = field(default_factory=dict)
+    erased: list[str] = field(default_factory=list)
+    message: MessageView | None = None
+    dropped: int = 0
+
+    def event(self) -> FiredEvent:
+        return FiredEvent(type=self.type, t=self.t, by=self.by, strokes=list(self.strokes), erased=self.erased, message=self.message,
+                          count=self.count, dropped=self.dropped)
+
+
+class Metrics:
+    """Firings across rooms, for /metrics: counts, and latency from event to commit."""
+
+    def __init__(self) -> None:
+        self.firings = 0
+        self.failures = 0
+        self.seconds = 0.0
+        self.latencies: deque[float] = deque(maxlen=1000)
+
+    def record(self, ok: bool, seconds: float) -> None:
+        self.firings += 1
+        self.failures += 0 if ok else 1
+        self.seconds += seconds
+        self.latencies.append(seconds)
+
+    def quantile(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+@dataclass
+class Hosting:
+    """What the plugin shares with every room's behaviours."""
+
+    store: BehaviourStore
+    sandbox: Sandbox
+    limits: BehaviourLimits
+    grant_problem: Callable[[Installer], str | None]
+    """Why a behaviour may not act with its installer's grant now (expired, revoked), or None."""
+    metrics: Metrics = field(default_factory=Metrics)
+    quotas: Quotas | None = None
+    run_limits: Limits | None = None
+
+
+class RoomBehaviours:
+    """One room's behaviours while its agent peer is there."""
+
+    def __init__(self, room: str, client: CanvasClient, hosting: Hosting, *, author: str,
+                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool]) -> None:
+        self.room, self.client, self.h, self.author = room, client, hosting, author
+        self.limits = hosting.limits
+        self.mirror = StrokeMirror(client.doc)
+        self._ask = ask
+        self._pending: dict[str, Pending] = {}
+        self._rate = RateLimiter(self.limits.firings_per_minute)
+        self._asks = RateLimiter(self.limits.asks_per_minute)
+        self._depth: OrderedDict[str, int] = OrderedDict()  # firing (or run) id -> its depth
+        self._recent: dict[str, deque[FiringSummary]] = {}  # behaviour id -> its last few firings (for asks)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.busy = False
+        self.last_active = time.monotonic()
+
+    # lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> RoomBehaviours:
+        doc = self.client.doc
+        strokes, messages = doc.strokes_map.observe(self._on_strokes), doc.messages_array.observe(self._on_messages)
+        self._unsubscribe = [lambda: doc.strokes_map.unobserve(strokes), lambda: doc.messages_array.unobserve(messages),
+                             self.client.on_presence(self._on_presence)]
+        # people here when the agent arrives are joining: it came because somebody did
+        self._on_presence(list(self.client.awareness().values()), [])
+        self._task = asyncio.create_task(self._work())
+        return self
+
+    async def close(self) -> None:
+        for undo in self._unsubscribe:
+            with contextlib.suppress(Exception):
+                undo()
+        if self.behaviours():  # what they have seen (or missed while paused) is not new when the agent is back
+            self.h.store.save_seen(self.room, list(self.mirror.strokes))
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    def idle(self) -> bool:
+        return not self.busy and not self._pending
+
+    def behaviours(self) -> list[Behaviour]:
+        return self.h.store.list(self.room)
+
+    def _reacts_to(self, kind: str) -> bool:
+        return any(b.status == "active" and kind in b.on for b in self.behaviours())
+
+    async def _catch_up(self) -> None:
+        """Strokes drawn while the agent was away (a person is often quicker than the agent's
+        arrival, and a restart sends it away) reach the behaviours as one event."""
+        if not self._reacts_to("stroke"):
+            return
+        seen = await self.h.store.seen(self.room)
+        if seen is None:
+            return
+        for s in [s for i, s in self.mirror.strokes.items() if i not in seen]:
+            self._offer("stroke", now_ms(), s.author, self._depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
+
+    # events in -----------------------------------------------------------------------
+
+    def _on_strokes(self, event: Any) -> None:
+        try:
+            origin = event.transaction.origin
+            writer = origin[1] if isinstance(origin, tuple) and len(origin) == 3 and origin[0] == "behaviour" else None
+            added, removed = self.mirror.apply(event.keys)
+            now = now_ms()
+            for s in added:
+                self._offer("stroke", now, s.author, self._depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
+            if removed:
+                for p in self._pending.values():
+                    for i in removed:
+                        p.strokes.pop(i, None)
+                depth = self._depth_of(writer, origin[2]) if writer else 0
+                self._offer("erase", now, None, depth, writer, erased=removed)
+        except Exception:
+            log.exception("room %s: reading a strokes change for behaviours", self.room)
+
+    def _on_messages(self, event: Any) -> None:
+        try:
+            for part in event.delta:
+                for item in part.get("insert") or ():
+                    try:
+                        m = Message.model_validate(item)
+                    except (ValidationError, TypeError):
+                        continue
+                    view = MessageView(author=m.author, kind=m.kind, text=m.text, t=m.t)
+                    self._offer("message", now_ms(), m.author, self._depth_of(m.behaviour, m.run), m.behaviour, message=view)
+        except Exception:
+            log.exception("room %s: reading a chat change for behaviours", self.room)
+
+    def _on_presence(self, joined: list[dict[str, Any]], left: list[dict[str, Any]]) -> None:
+        for kind, states in (("join", joined), ("leave", left)):
+            for st in states:
+                user = st.get("user") if isinstance(st, dict) else None
+                name = user.get("name") if isinstance(user, dict) else None
+                self._offer(kind, now_ms(), str(name)[:80] if name else None, 0, None)  # type: ignore[arg-type]
+
+    def tick(self, bid: str) -> None:
+        """A schedule is due for behaviour `bid`."""
+        b = self.h.store.get(self.room, bid)
+        if b is not None and b.status == "active":
+            self._add(b, "every", now_ms(), None, 0)
+
+    def _depth_of(self, behaviour: str | None, run: str | None) -> int:
+        """How deep in a chain of behaviours a write is: 0 for people, the writing firing's depth otherwise."""
+        if behaviour is None:
+            return 0
+        return self._depth.get(run or "", 1)
+
+    def _offer(self, kind: EventType, t: int, by: str | None, depth: int, writer: str | None, *, stroke: str | None = None,
+               erased: list[str] | None = None, message: MessageView | None = None) -> None:
+        for b in self.h.store.list(self.room):
+            if b.status == "active" and b.id != writer and kind in b.on:
+                self._add(b, kind, t, by, depth, stroke=stroke, erased=erased, message=message)
+
+    def _add(self, b: Behaviour, kind: EventType, t: int, by: str | None, depth: int, *, stroke: str | None = None,
+             erased: list[str] | None = None, message: MessageView | None = None) -> None:
+        p = self._pending.get(b.id)
+        if p is None:
+            p = self._pending[b.id] = Pending(type=kind, t=t, by=by)
+        p.type, p.t, p.by = kind, t, by
+        p.count += 1
+        p.depth = max(p.depth, depth)
+        if stroke is not None:
+            if len(p.strokes) < EVENT_STROKES:
+                p.strokes[stroke] = None
+            else:
+                p.dropped += 1
+        if erased:
+            p.erased.extend(erased[: MAX_ERASED - len(p.erased)])
+        if message is not None:
+            p.message = message
+        self._wake.set()
+
+    # firings out ---------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        try:
+            await self._catch_up()
+        except Exception:
+            log.exception("room %s: catching up with strokes drawn while the agent was away", self.room)
+        while True:
+            chosen, wait = self._next()
+            if chosen is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                continue
+            b, p = chosen
+            self.busy = True
+            try:
+                await self._fire(b, p)
+            except Exception:
+                log.exception("room %s: firing behaviour %s", self.room, b.id)
+            finally:
+                self.busy = False
+                self.last_active = time.monotonic()
+
+    def _next(self) -> tuple[tuple[Behaviour, Pending] | None, float | None]:
+        """The first waiting behaviour its rate limit lets fire, else how long until one may."""
+        soonest: float | None = None
+        for bid in list(self._pending):
+            b = self.h.store.get(self.room, bid)
+            if b is None or b.status != "active":
+                del self._pending[bid]  # paused, stopped or removed meanwhile: its events are void
+                continue
+            wait = self._rate.wait(bid)
+            if wait == 0:
+                self._rate.take(bid)
+                return (b, self._pending.pop(bid)), None
+            soonest = wait if soonest is None else min(soonest, wait)
+        return None, soonest
+
+    async def _fire(self, b: Behaviour, p: Pending) -> None:
+        problem = self.h.grant_problem(b.installer)
+        if problem is not None:
+            return self.set_status(b, "paused", problem, say=f"Behaviour “{b.name}” paused: {problem}.")
+        depth = p.depth + 1
+        if depth > self.limits.chain:
+            why = f"it kept reacting to behaviours' writes ({self.limits.chain} firings in a row with no person in between)"
+            return self.set_status(b, "paused", why, say=f"Behaviour “{b.name}” paused: {why}. Resume it in the panel, or ask @agent to fix it.")
+        version, seq = b.version, b.firings + 1
+        fid = f"{b.id}.{seq}-{secrets.token_hex(2)}"
+        event = p.event()
+        strokes = self.mirror.snapshot()
+        session = CanvasSession(strokes, author=self.author, run_id=fid, grant="write", quotas=self.h.quotas, behaviour=b.id,
+                                id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
+        state_before, started = b.state, now_ms()
+        out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
+                               behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
+                               state_bytes=self.limits.state_bytes)
+        if self.h.store.get(self.room, b.id) is not b or b.status != "active" or b.version != version:
+            return  # removed, paused or replaced while it ran: its writes are dropped
+        rec = out.record
+        if out.ok:
+            if session.dirty:
+                self.note_depth(fid, depth)
+                session.commit(self.client.doc)
+            b.state, b.failures = out.state or {}, 0
+        else:
+            b.failures += 1
+        written = out.ok and session.dirty
+        firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
+                        clock_ms=event.t, depth=depth, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
+                        calls=call_records(rec, preview=200)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
+                        writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
+                        stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
+        b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
+        self._recent.setdefault(b.id, deque(maxlen=RECENT)).append(b.last)
+        self.h.metrics.record(out.ok, time.perf_counter() - p.since)
+        self.h.store.save_firing(firing)
+        if not out.ok and b.failures >= self.limits.failures:
+            err = rec.error.message if rec.error else "unknown error"
+            why = f"it failed {b.failures} times in a row (last: {err[:300]})"
+            return self.set_status(b, "failed", why, say=f"Behaviour “{b.name}” paused: {why}. Ask @agent to fix it, or resume it in the panel.")
+        if out.ok and out.requests.stop:
+            return self.set_status(b, "stopped", out.requests.stop)
+        self.h.store.save(b)
+        if out.ok and out.requests.ask:
+            self._asked(b, out.requests.ask)
+
+    def _asked(self, b: Behaviour, text: str) -> None:
+        if self._asks.wait(b.id):
+            log.info("room %s: behaviour %s asked too often; not asked", self.room, b.id)
+            return
+        if self._ask(b, text, list(self._recent.get(b.id, ()))):
+            self._asks.take(b.id)
+
+    def note_depth(self, run_id: str, depth: int) -> None:
+        """Writes tagged with `run_id` are `depth` deep in a chain of behaviours (bounded memory)."""
+        self._depth[run_id] = depth
+        while len(self._depth) > DEPTHS_KEPT:
+            self._depth.popitem(last=False)
+
+    def remove(self, b: Behaviour) -> None:
+        self._pending.pop(b.id, None)
+        self.h.store.remove(b)
+
+    def set_status(self, b: Behaviour, status: Status, reason: str | None, *, say: str | None = None) -> None:
+        b.status, b.reason, b.updated = status, reason, now_ms()
+        if status == "active":
+            b.failures = 0
+        self._pending.pop(b.id, None)
+        self.h.store.save(b)
+        if say:
+            self.client.doc.post(Message(author=self.author, kind="agent", text=say[:2000], behaviour=b.id))
+
+
+def _preview(result: Any) -> Any:
+    text = json.dumps(result, default=str)
+    return result if len(text) <= KEPT_CHARS else text[:KEPT_CHARS] + f"… [{len(text) - KEPT_CHARS} more chars]"
+
+
+def _tail(lines: list[str]) -> list[str]:
+    """The last console lines, about KEPT_CHARS of them."""
+    out: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) > KEPT_CHARS:
+            out.append("… [earlier output cut]" if out else "…" + line[-KEPT_CHARS:])
+            break
+        out.append(line)
+        size += len(line)
+    return out[::-1]
