@@ -44,6 +44,10 @@ UNDO_WAIT_S = 10.0
 SEEN = 512
 
 
+class AgentElsewhere(Exception):
+    """The room's agent runs on another node (its lease is held there)."""
+
+
 def lease_key(room: str) -> str:
     return f"{PREFIX}{{{room}}}:agent"
 

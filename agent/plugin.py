@@ -35,7 +35,7 @@ from agent.behaviour_routes import BehaviourRoutes
 from agent.behaviour_store import BehaviourStore
 from agent.behaviourdb import BehaviourDB
 from agent.canvas_api import Grant
-from agent.cluster import AgentCluster
+from agent.cluster import AgentCluster, AgentElsewhere
 from agent.codemode import CodeMode
 from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.loop import ModelSettings
@@ -118,7 +118,7 @@ class AgentPlugin:
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
-            *BehaviourRoutes(self._hosting, self.peer).routes,
+            *BehaviourRoutes(self._hosting, self._resident).routes,
         ]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -141,7 +141,7 @@ class AgentPlugin:
         bdb = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, self.behaviour_limits.firings_kept)
         store = await asyncio.to_thread(BehaviourStore, bdb)
         self.hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
-        self.residency = Residency(self.hosting, self.peers, self.peer, self._leave_now)
+        self.residency = Residency(self.hosting, self.peers, self._resident, self._leave_now)
         host.watch_rooms(self.residency.occupancy)
         self._reaper = asyncio.create_task(self._reap())
         self._clock = asyncio.create_task(self.residency.run())
@@ -232,6 +232,17 @@ class AgentPlugin:
             await self.cluster.release(room, resident=True)
             return
         await self.cluster.recover(room, peer)
+
+    async def _resident(self, room: str) -> AgentPeer:
+        """The room's peer on this node, for its behaviours (residency, behaviour routes). In
+        cluster mode only the node holding the room's agent lease has one: elsewhere this
+        raises AgentElsewhere, so a room never gets a second agent for its behaviours."""
+        if self.cluster is None:
+            return await self.peer(room)
+        target = await self._here_or_holder(room)
+        if isinstance(target, str):
+            raise AgentElsewhere(f"the agent of room {room} runs on node {target}")
+        return target
 
     async def _here_or_holder(self, room: str) -> AgentPeer | str:
         """Cluster mode: this node's peer for the room (taking the room's agent lease if it is

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent.behaviour import every_of
+from agent.cluster import AgentElsewhere
 from agent.peer import AgentPeer
 from agent.scheduler import Hosting
 from canvas import now_ms
@@ -72,6 +73,8 @@ class Residency:
     async def _arrive(self, room: str) -> None:
         try:
             await self._start(room)
+        except AgentElsewhere:  # cluster mode: the room's agent is on another node
+            pass
         except Exception as e:  # PeersFull, or the room cannot be joined: the next join or tick retries
             log.warning("room %s: the agent could not join for its behaviours: %s", room, type(e).__name__)
 
@@ -120,6 +123,8 @@ class Residency:
             visiting = self.others(room) <= 0
             try:
                 peer = await self._start(room)
+            except AgentElsewhere:  # cluster mode: the node holding the room's agent fires it
+                return False
             except Exception as e:
                 log.warning("room %s: the agent could not join to fire a schedule: %s", room, type(e).__name__)
                 return False
