@@ -48,16 +48,29 @@ export function mountBehaviours({ cfg, el, readOnly }: BehaviourDeps) {
   let timer = 0
   let lastList = -Infinity
   let absent = false // this server has no agent (404): stop asking
+  let fetching = false
+  let again = false // asked while a fetch was on its way: its answer may predate the change
 
   const scheduleList = (delay = 0) => {
-    if (timer || absent) return
+    if (absent) return
+    if (fetching) {
+      again = true
+      return
+    }
+    if (timer) return
     timer = window.setTimeout(fetchList, Math.max(delay, lastList + LIST_GAP_MS - performance.now()))
   }
 
   const fetchList = async () => {
+    timer = 0
+    fetching = true
     lastList = performance.now()
     const r = await listBehaviours(cfg)
-    timer = 0
+    fetching = false
+    if (again) {
+      again = false
+      scheduleList()
+    }
     if (!r.ok) {
       absent = r.status === 404
       return
