@@ -121,6 +121,13 @@ async def test_killing_and_restarting_the_whole_cluster_loses_nothing(cluster):
     want = {f"s{i}" for i in range(120)}
     for c in clients:
         await c.wait_for(lambda d: set(d.stroke_ids()) == want, 15)  # seen: committed to Redis
+    dbname = cluster.database_url.rsplit("/", 1)[1]
+    snapshot = "SELECT count(*) FROM inhabit.rooms WHERE room = 'all'"
+    for _ in range(150):  # compaction is asynchronous: let one reach PostgreSQL (bounded wait)
+        if cluster.postgres.execute(snapshot, dbname) == [(1,)]:
+            break
+        await asyncio.sleep(0.1)
+    assert cluster.postgres.execute(snapshot, dbname) == [(1,)]  # so the restart loads snapshot + stream
     for n in nodes:
         n.kill9()
     cluster.redis.kill9()  # appendfsync always: every acknowledged append is on disk
@@ -132,7 +139,7 @@ async def test_killing_and_restarting_the_whole_cluster_loses_nothing(cluster):
     back = [n.start() for n in nodes]
     assert await fresh_ids(back[0].ws, "all", tok) == want
     assert await fresh_ids(back[1].ws, "all", tok) == want
-    assert cluster.postgres.execute("SELECT count(*) FROM inhabit.rooms WHERE room = 'all'", cluster.database_url.rsplit("/", 1)[1]) == [(1,)]
+    assert cluster.postgres.execute(snapshot, dbname) == [(1,)]
 
 
 @pytest.mark.parametrize("step", ["save", "trim"])
