@@ -7,13 +7,18 @@
     POST   /rooms/{name}/behaviours/{id}/firings/{firing}/undo   erase what one firing drew (edit token)
 
 Payloads are defined once in `agent/behaviour.py` (the browser's types are generated from them).
+
+A change is a `BehaviourChange`, carried out by `perform` where the room's behaviours are held:
+here on one node; in cluster mode on the node holding the room's agent, to which the plugin's
+`dispatch` forwards it (reading is answered by any node, from the shared records).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,7 +28,7 @@ from agent.http import ApiError, UndoResult
 from agent.peer import AgentPeer
 from agent.scheduler import Hosting
 from canvas import now_ms
-from common.access import Denied, Role, TokenInfo, authorize
+from common.access import Denied, authorize
 
 FIRINGS_SHOWN = 20
 
@@ -36,13 +41,44 @@ def _json(model: Any) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
+class BehaviourChange(BaseModel):
+    """A change a person asked of one behaviour (authorized already, by the node that took it)."""
+
+    op: Literal["pause", "resume", "remove", "undo"]
+    room: str
+    id: str
+    by: str
+    firing: str | None = None
+
+
+class Outcome(BaseModel):
+    """What a change answers: the HTTP status and JSON body."""
+
+    status: int
+    body: str
+
+    @classmethod
+    def of(cls, model: BaseModel, status: int = 200) -> Outcome:
+        return cls(status=status, body=model.model_dump_json(exclude_none=True))
+
+    def response(self) -> Response:
+        return Response(self.body, status_code=self.status, media_type="application/json")
+
+
+def _refused(status: int, msg: str) -> Outcome:
+    return Outcome.of(ApiError(error=msg), status)
+
+
 class BehaviourRoutes:
     """The routes, over the store (`hosting()`, once the plugin has started); `peer(room)` brings
-    the room's agent (to undo a firing)."""
+    the room's agent (to undo a firing); `dispatch` carries a change out where the room's
+    behaviours are held (by default, here: `perform`)."""
 
-    def __init__(self, hosting: Callable[[], Hosting], peer: Callable[[str], Awaitable[AgentPeer]]) -> None:
+    def __init__(self, hosting: Callable[[], Hosting], peer: Callable[[str], Awaitable[AgentPeer]],
+                 dispatch: Callable[[BehaviourChange], Awaitable[Outcome]] | None = None) -> None:
         self._hosting = hosting
         self._peer = peer
+        self._dispatch = dispatch or self.perform
         base = "/rooms/{name}/behaviours"
         self.routes: list[BaseRoute] = [
             Route(base, self.list, methods=["GET"]),
@@ -57,50 +93,81 @@ class BehaviourRoutes:
     def h(self) -> Hosting:
         return self._hosting()
 
-    def _find(self, request: Request, need: Role) -> tuple[Behaviour | None, TokenInfo | None, Response | None]:
-        room = request.path_params["name"]
-        try:
-            who = authorize(request, room, need)
-        except Denied as e:
-            return None, None, _err(e.status, e.message)
-        b = self.h.store.get(room, request.path_params.get("id", ""))
-        return b, who, None if b is not None else _err(404, "no such behaviour in this room")
+    # reading: any node ----------------------------------------------------------------
 
     async def list(self, request: Request) -> Response:
         room = request.path_params["name"]
         try:
             authorize(request, room)
+            behaviours = await self.h.store.view(room)
         except Denied as e:
             return _err(e.status, e.message)
-        return _json(BehaviourList(behaviours=[b.summary() for b in self.h.store.list(room)]))
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
+        return _json(BehaviourList(behaviours=[b.summary() for b in behaviours]))
 
     async def get(self, request: Request) -> Response:
-        b, _, refusal = self._find(request, "view")
-        if b is None:
-            return refusal  # type: ignore[return-value]
-        firings = await self.h.store.firings(b, FIRINGS_SHOWN)
+        room = request.path_params["name"]
+        try:
+            authorize(request, room)
+            b = next((b for b in await self.h.store.view(room) if b.id == request.path_params["id"]), None)
+            if b is None:
+                return _err(404, "no such behaviour in this room")
+            firings = await self.h.store.firings(b, FIRINGS_SHOWN)
+        except Denied as e:
+            return _err(e.status, e.message)
+        except Exception as e:
+            return _err(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
         return _json(BehaviourDetail(behaviour=b.summary(), code=b.code, firings=firings))
 
+    # changing: where the room's behaviours are held ---------------------------------------
+
     async def pause(self, request: Request) -> Response:
-        b, who, refusal = self._find(request, "edit")
-        if b is None or who is None:
-            return refusal  # type: ignore[return-value]
-        if b.status == "active":
-            self._set(b, "paused", f"paused by {who.label}")
-        return _json(b.summary())
+        return await self._change(request, "pause")
 
     async def resume(self, request: Request) -> Response:
-        b, who, refusal = self._find(request, "edit")
-        if b is None or who is None:
-            return refusal  # type: ignore[return-value]
-        problem = self.h.grant_problem(b.installer)
-        if problem is not None:
-            return _err(409, f"it cannot act any more: {problem}; ask the agent to install it again")
-        if b.status in ("paused", "failed"):
-            self._set(b, "active", None)
-        elif b.status == "stopped":
-            return _err(409, "it stopped itself (it said it was done); ask the agent to install it again")
-        return _json(b.summary())
+        return await self._change(request, "resume")
+
+    async def remove(self, request: Request) -> Response:
+        return await self._change(request, "remove")
+
+    async def undo(self, request: Request) -> Response:
+        return await self._change(request, "undo")
+
+    async def _change(self, request: Request, op: Any) -> Response:
+        room = request.path_params["name"]
+        try:
+            who = authorize(request, room, "edit")
+        except Denied as e:
+            return _err(e.status, e.message)
+        change = BehaviourChange(op=op, room=room, id=request.path_params["id"], by=who.label, firing=request.path_params.get("firing"))
+        try:
+            return (await self._dispatch(change)).response()
+        except Exception as e:
+            return _err(503, f"the agent of this room cannot be reached now ({type(e).__name__}); try again shortly")
+
+    async def perform(self, change: BehaviourChange) -> Outcome:
+        """Carry out `change` here (this node holds the room's behaviours)."""
+        b = self.h.store.get(change.room, change.id)
+        if b is None:
+            return _refused(404, "no such behaviour in this room")
+        if change.op == "pause":
+            if b.status == "active":
+                self._set(b, "paused", f"paused by {change.by}")
+        elif change.op == "resume":
+            problem = self.h.grant_problem(b.installer)
+            if problem is not None:
+                return _refused(409, f"it cannot act any more: {problem}; ask the agent to install it again")
+            if b.status == "stopped":
+                return _refused(409, "it stopped itself (it said it was done); ask the agent to install it again")
+            if b.status in ("paused", "failed"):
+                self._set(b, "active", None)
+        elif change.op == "remove":
+            self.h.store.remove(b)
+            return Outcome.of(BehaviourRemoved(id=b.id, removed=True))
+        else:
+            return await self._undo(b, change.firing or "")
+        return Outcome.of(b.summary())
 
     def _set(self, b: Behaviour, status: Any, reason: str | None) -> None:
         b.status, b.reason, b.updated = status, reason, now_ms()
@@ -108,28 +175,18 @@ class BehaviourRoutes:
             b.failures = 0
         self.h.store.save(b)
 
-    async def remove(self, request: Request) -> Response:
-        b, who, refusal = self._find(request, "edit")
-        if b is None:
-            return refusal  # type: ignore[return-value]
-        self.h.store.remove(b)
-        return _json(BehaviourRemoved(id=b.id, removed=True))
-
-    async def undo(self, request: Request) -> Response:
-        b, _, refusal = self._find(request, "edit")
-        if b is None:
-            return refusal  # type: ignore[return-value]
-        firing = await self.h.store.firing(request.path_params["firing"])
+    async def _undo(self, b: Behaviour, firing_id: str) -> Outcome:
+        firing = await self.h.store.firing(firing_id)
         if firing is None or firing.behaviour != b.id:
-            return _err(404, "no such firing of this behaviour (only the most recent ones are kept)")
+            return _refused(404, "no such firing of this behaviour (only the most recent ones are kept)")
         try:
             peer = await self._peer(b.room)
         except Exception as e:
-            return _err(503, f"the agent cannot join this room right now ({type(e).__name__}); try again shortly")
+            return _refused(503, f"the agent cannot join this room right now ({type(e).__name__}); try again shortly")
         erased = peer.undo_firing(b, firing.id)
         firing.undone = True
         self.h.store.save_firing(firing)
         if b.last is not None and b.last.id == firing.id:
             b.last.undone = True
             self.h.store.save(b)
-        return _json(UndoResult(run=firing.id, erased=erased))
+        return Outcome.of(UndoResult(run=firing.id, erased=erased))

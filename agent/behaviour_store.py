@@ -8,6 +8,11 @@ is kept on its behaviour as a summary).
 
 Writes are gathered over one event-loop tick and committed on one writer thread, never on the
 loop; `flush` waits for them (routes flush before reading firings back).
+
+Shared records (cluster mode, `agent.pgbehaviourdb`): behaviours fire only on the node holding
+their room's agent lease, so a node keeps in memory only the rooms it holds: `adopt` loads a
+room when the node takes its lease, `drop` forgets it when the node lets go. Other rooms are
+read through (`view`), for the routes that any node answers.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from agent.behaviour import Behaviour, Firing
-from agent.behaviourdb import Batch, BehaviourDB
+from agent.behaviour import Behaviour, Firing, every_of
+from agent.behaviourdb import Batch, BehaviourRecords
 from agent.sandbox import scrub
 
 log = logging.getLogger("inhabit.agent")
@@ -39,20 +44,57 @@ def _json(model: BaseModel) -> str:
 class BehaviourStore:
     """The server's behaviours by room and id; durable through `db`."""
 
-    def __init__(self, db: BehaviourDB) -> None:
+    def __init__(self, db: BehaviourRecords) -> None:
         self.db = db
+        self.shared = db.shared
         self._rooms: dict[str, dict[str, Behaviour]] = {}
+        self._held: set[str] = set()  # shared records: the rooms adopted (in memory, ours to change)
         self._batch = Batch()
         self._scheduled = False
         self._closed = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-behaviours")
-        for data in db.load():
-            try:
-                b = Behaviour.model_validate_json(data)
-            except (ValidationError, ValueError):
-                log.warning("skipping an unreadable behaviour record")
-                continue
+        for b in [] if self.shared else _parse(db.load()):
             self._rooms.setdefault(b.room, {})[b.id] = b
+
+    # rooms held (shared records) ---------------------------------------------------------
+
+    def holds(self, room: str) -> bool:
+        """Whether `room`'s behaviours are in memory here (always, unless shared)."""
+        return not self.shared or room in self._held
+
+    async def adopt(self, room: str) -> None:
+        """Shared records: this node took `room`'s agent; its behaviours are ours from now."""
+        if self.holds(room):
+            return
+        await self.flush()
+        loaded = _parse(await asyncio.to_thread(self.db.load_room, room))
+        if room not in self._held:
+            self._held.add(room)
+            self._rooms[room] = {b.id: b for b in loaded}
+            if not self._rooms[room]:
+                del self._rooms[room]
+
+    async def drop(self, room: str) -> None:
+        """Shared records: another node may take `room` now: what is pending is written, and
+        the room leaves memory."""
+        if not self.shared or room not in self._held:
+            return
+        self._held.discard(room)
+        self._rooms.pop(room, None)
+        await self.flush()
+
+    async def view(self, room: str) -> list[Behaviour]:
+        """The room's behaviours, wherever they are held."""
+        if self.holds(room):
+            return self.list(room)
+        return _parse(await asyncio.to_thread(self.db.load_room, room))
+
+    async def scheduled_rooms(self) -> list[str]:
+        return await asyncio.to_thread(self.db.scheduled_rooms)
+
+    def scheduled(self, room: str) -> bool:
+        """Whether a behaviour of `room` (held here) is active on a schedule."""
+        return any(b.status == "active" and every_of(b.on) is not None for b in self.list(room))
 
     # reading -------------------------------------------------------------------------
 
@@ -77,7 +119,8 @@ class BehaviourStore:
 
     def save(self, b: Behaviour) -> None:
         """Add or update `b` (persisted soon, off the loop)."""
-        self._rooms.setdefault(b.room, {})[b.id] = b
+        if self.holds(b.room):  # else a firing that ended after its room was let go: written, not kept
+            self._rooms.setdefault(b.room, {})[b.id] = b
         self._batch.removed.discard(b.id)
         self._batch.behaviours[b.id] = (b.room, _json(b))
         self._schedule()
@@ -175,6 +218,16 @@ class BehaviourStore:
         self._closed = True
         self._writer.shutdown(wait=True)
         self.db.close()
+
+
+def _parse(rows: list[str]) -> list[Behaviour]:
+    out = []
+    for data in rows:
+        try:
+            out.append(Behaviour.model_validate_json(data))
+        except (ValidationError, ValueError):
+            log.warning("skipping an unreadable behaviour record")
+    return out
 
 
 def _parse_firing(data: str) -> Firing | None:

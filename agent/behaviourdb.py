@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from common.sqlite import open_or_set_aside, transaction
 
@@ -63,8 +64,42 @@ class Batch:
         return bool(self.behaviours or self.removed or self.versions or self.firings or self.seen)
 
 
+class BehaviourRecords(Protocol):
+    """Where behaviours are kept: `BehaviourDB` (this SQLite file, one process) or, in cluster
+    mode, `agent.pgbehaviourdb.PgBehaviourDB` (PostgreSQL, shared by every node). Synchronous:
+    called from a worker thread (`agent.behaviour_store.BehaviourStore` does)."""
+
+    shared: bool
+    """Other processes write it too: a node keeps in memory only the rooms whose agent it holds
+    (`load_room` when it takes one) and reads the others through."""
+
+    def load(self) -> list[str]:
+        """Every behaviour (JSON); only called when not `shared`."""
+        ...
+
+    def load_room(self, room: str) -> list[str]: ...
+
+    def scheduled_rooms(self) -> list[str]:
+        """Rooms with an active behaviour on a schedule (someone must hold them to fire it)."""
+        ...
+
+    def firings(self, behaviour: str, limit: int) -> list[str]: ...
+
+    def firing(self, firing_id: str) -> str | None: ...
+
+    def seen(self, room: str) -> str | None: ...
+
+    def code(self, behaviour: str, version: int) -> str | None: ...
+
+    def write(self, batch: Batch) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class BehaviourDB:
     """Synchronous, thread-safe access to the behaviours database."""
+
+    shared = False
 
     def __init__(self, path: str | Path, firings_kept: int = 50) -> None:
         self.path = Path(path)
@@ -76,6 +111,16 @@ class BehaviourDB:
         """Every behaviour (JSON)."""
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT data FROM behaviours ORDER BY rowid") if isinstance(r[0], str)]
+
+    def load_room(self, room: str) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT data FROM behaviours WHERE room = ? ORDER BY rowid", (room,)) if isinstance(r[0], str)]
+
+    def scheduled_rooms(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT room FROM behaviours WHERE json_extract(data, '$.status') = 'active' AND EXISTS "
+                                    "(SELECT 1 FROM json_each(data, '$.on') WHERE json_type(value) = 'object')").fetchall()
+        return [r[0] for r in rows]
 
     def firings(self, behaviour: str, limit: int) -> list[str]:
         """The behaviour's newest `limit` firings (JSON), newest first."""

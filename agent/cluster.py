@@ -9,11 +9,16 @@ a prompt reaches.
   first (so every node can show it at once), then appends `{run}`; undo appends
   `{undo, reply}` and waits for the answer on the `reply` list (BLPOP). The holder reads the
   queues of all the rooms it holds in one blocking read.
-- Takeover: rooms with an agent are listed in `inhabit:agents`. Every node looks, every half
-  lease, for such a room whose lease is gone, takes it, starts the peer and takes over the
-  room's unfinished runs from PostgreSQL: queued ones run; ones that were running when their
-  node died are marked interrupted (as a restart does on one node: a half-run prompt is not
-  run twice).
+- Takeover: rooms with an agent are listed in `inhabit:agents`, and rooms with a behaviour on a
+  schedule are listed by PostgreSQL. Every node looks, every half lease, for such a room whose
+  lease is gone, takes it and takes over the room's behaviours and unfinished runs: queued
+  runs run; ones that were running when their node died are marked interrupted (as a restart
+  does on one node: a half-run prompt is not run twice).
+- The holder also hosts the room's behaviours: it alone fires them (schedules fire once, not
+  once per node), and other nodes hand it what people ask of them (pause, resume, remove,
+  undo a firing: `{op, reply}`) and tell it when people arrive (`{arrive}`: its peer comes for
+  behaviours that react to them). It keeps the lease while the room has a schedule, with or
+  without a peer there.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from psycopg import Error as PgError
 from redis.exceptions import RedisError
 
 from agent.admission import QueueFull
@@ -56,6 +62,10 @@ def queue_key(room: str) -> str:
     return f"{PREFIX}{{{room}}}:agentq"
 
 
+Handler = Callable[[str, bytes], Awaitable[bytes]]
+"""The holder's answer to a request another node forwarded: (room, request) -> reply."""
+
+
 class Peer(Protocol):
     """What the cluster side needs of a room's peer (`agent.peer.AgentPeer`)."""
 
@@ -73,16 +83,20 @@ class Unfinished(Protocol):
 class AgentCluster:
     """Leases, queues and takeover for the agent plugin (see the module docstring)."""
 
-    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, *, peer_of: Callable[[str], Peer | None],
-                 take_over: Callable[[str], Awaitable[None]], lost: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, *, peer_for: Callable[[str], Awaitable[Peer]],
+                 take_over: Callable[[str], Awaitable[None]], lost: Callable[[str], Awaitable[None]],
+                 scheduled: Callable[[], Awaitable[list[str]]], handle: Handler, arrive: Callable[[str], Awaitable[None]]) -> None:
         self.redis = cluster.redis
         self.node = cluster.node
         self.lease = Lease(cluster)
         self.runs = runs
         self.records = records
-        self.peer_of = peer_of
+        self.peer_for = peer_for
         self._take_over = take_over
         self._lost = lost
+        self._scheduled = scheduled
+        self._handle = handle
+        self._arrive = arrive
         self.held: dict[str, str] = {}  # room -> the last queue id read
         self._seen: OrderedDict[str, None] = OrderedDict()  # run ids taken, so a queued run never runs twice
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,12 +178,24 @@ class AgentCluster:
 
     async def undo_at(self, room: str, run_id: str) -> list[str] | None:
         """Undo a run on the holder; the stroke ids it erased (None: no answer in time)."""
+        got = await self._call(room, {"undo": run_id})
+        return None if got is None else list(json.loads(got))
+
+    async def ask_holder(self, room: str, request: bytes) -> bytes | None:
+        """The holder's `handle` of `request` (None: no answer in time)."""
+        return await self._call(room, {"op": request})
+
+    async def nudge(self, room: str) -> None:
+        """Tell the holder that people arrived here (its peer comes if behaviours react to them)."""
+        await self.redis.xadd(queue_key(room), {"arrive": b"1"}, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
+
+    async def _call(self, room: str, fields: dict[str, str | bytes]) -> bytes | None:
         reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
-        await self.redis.xadd(queue_key(room), {"undo": run_id, "reply": reply}, maxlen=QUEUE_LEN, approximate=True)
+        await self.redis.xadd(queue_key(room), {**fields, "reply": reply}, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
         for _ in range(int(UNDO_WAIT_S)):  # one-second waits: within the client's socket timeout
             got = await self.redis.blpop([reply], timeout=1)
             if got is not None:
-                return list(json.loads(got[1]))
+                return bytes(got[1])
         return None
 
     async def _read_forever(self) -> None:
@@ -191,26 +217,30 @@ class AgentCluster:
                         await self._request(room, fields)
 
     async def _request(self, room: str, fields: dict[bytes, bytes]) -> None:
-        peer = self.peer_of(room)
-        if peer is None:
-            return
         try:
             if b"run" in fields:
                 run = AgentRun.model_validate_json(fields[b"run"])
                 installer = Installer.model_validate_json(fields[b"installer"]) if fields.get(b"installer") else None
                 if self._take(run.id):
-                    self._enqueue(peer, self.runs.add(run), installer)
+                    self._enqueue(await self.peer_for(room), self.runs.add(run), installer)
             elif b"undo" in fields:
                 run_id = fields[b"undo"].decode()
                 run = await self.runs.fetch(room, run_id)
                 if run is not None:
                     self.runs.adopt(run)
-                erased = peer.undo(run_id) if run is not None else []
-                reply = fields[b"reply"].decode()
-                await self.redis.rpush(reply, json.dumps(erased))
-                await self.redis.expire(reply, int(UNDO_WAIT_S) * 3)
+                erased = (await self.peer_for(room)).undo(run_id) if run is not None else []
+                await self._reply(fields, json.dumps(erased).encode())
+            elif b"op" in fields:
+                await self._reply(fields, await self._handle(room, fields[b"op"]))
+            elif b"arrive" in fields:
+                await self._arrive(room)
         except Exception:
             log.exception("room %s: agent request failed", room)
+
+    async def _reply(self, fields: dict[bytes, bytes], answer: bytes) -> None:
+        reply = fields[b"reply"].decode()
+        await self.redis.rpush(reply, answer)
+        await self.redis.expire(reply, int(UNDO_WAIT_S) * 3)
 
     def _enqueue(self, peer: Peer, run: AgentRun, installer: Installer | None = None) -> None:
         try:
@@ -229,8 +259,13 @@ class AgentCluster:
     # leases: kept while resident, taken over from dead nodes
 
     async def _renew_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             await asyncio.sleep(self.lease.ms / 3000)
+            late = loop.time() - began - self.lease.ms / 3000
+            if late > self.lease.ms / 3000 and self.held:  # the lease may lapse while we hold it: say why
+                log.warning("agent leases renewed %.1f s late (this node's event loop was busy)", late)
             for room in list(self.held):
                 try:
                     kept = await self.lease.renew(lease_key(room))
@@ -245,13 +280,13 @@ class AgentCluster:
         while True:
             await asyncio.sleep(self.lease.ms / 2000)
             try:
-                rooms = [r.decode() for r in await self.redis.smembers(AGENTS)]
-                for room in rooms:
+                rooms = {r.decode() for r in await self.redis.smembers(AGENTS)} | set(await self._scheduled())
+                for room in sorted(rooms):
                     if room not in self.held and not await self.redis.exists(lease_key(room)) and await self.lease.acquire(lease_key(room)):
-                        log.info("room %s: its agent's node is gone; the agent comes back here", room)
+                        log.info("room %s: nobody holds its agent (its node died, or it has a schedule); it comes here", room)
                         await self._hold(room)
                         await self._take_over(room)
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, PgError) as exc:
                 log.debug("agent takeover watch: %s", exc)
             except Exception:
                 log.exception("agent takeover watch")

@@ -47,6 +47,14 @@ class ModelSettings(BaseModel):
     the rest refused and the run ends."""
 
 
+def model_client(settings: ModelSettings) -> Any:
+    """The Messages API client. Blocking: the first call imports the SDK (~1.5 s of CPU), so a
+    server makes it once, off its event loop (`agent.plugin` at start-up), and shares it."""
+    from anthropic import AsyncAnthropic  # the SDK reads ANTHROPIC_BASE_URL itself
+
+    return AsyncAnthropic(timeout=settings.timeout_s, max_retries=settings.max_retries)
+
+
 def has_credentials() -> bool:
     return bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
 
@@ -64,9 +72,7 @@ class ModelLoop:
 
     def client(self) -> Any:
         if self._client is None:
-            from anthropic import AsyncAnthropic  # the SDK reads ANTHROPIC_BASE_URL itself
-
-            self._client = AsyncAnthropic(timeout=self.settings.timeout_s, max_retries=self.settings.max_retries)
+            self._client = model_client(self.settings)
         return self._client
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,

@@ -60,11 +60,11 @@ class AgentPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
                  code_mode: CodeMode | None = None, settings: ModelSettings | None = None, quotas: Quotas | None = None,
-                 queue: int = 8, hosting: Hosting | None = None) -> None:
+                 queue: int = 8, hosting: Hosting | None = None, model_client: Any = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
-        self.loop = ModelLoop(self.code_mode, settings)
+        self.loop = ModelLoop(self.code_mode, settings, client=model_client)
         self.quotas = quotas
         self.client: CanvasClient | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()  # ids of the latest chat lines looked at (bounded)

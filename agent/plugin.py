@@ -12,17 +12,20 @@ bounded queue per room with edit grants first, and a cap on resident peers (the 
 to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
 runs are in flight and one room never holds more than one of the sandbox's threads.
 
-In cluster mode (`Host.cluster`), run records live in PostgreSQL and `agent.cluster` keeps one
-peer per room across the nodes (a lease): a prompt or undo reaching another node is handed to
-the node holding the room's agent, and any node answers the run routes.
+In cluster mode (`Host.cluster`), run records and behaviours live in PostgreSQL and
+`agent.cluster` keeps one agent per room across the nodes (a lease): a prompt, an undo or a
+change to a behaviour reaching another node is handed to the node holding the room's agent,
+which alone hosts the room's behaviours, and any node answers the reading routes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Hashable, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -31,15 +34,16 @@ from starlette.routing import BaseRoute, Route
 
 from agent.admission import PromptLimits, QueueFull, RateLimiter
 from agent.behaviour import BehaviourLimits, Installer
-from agent.behaviour_routes import BehaviourRoutes
+from agent.behaviour_routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviour_store import BehaviourStore
-from agent.behaviourdb import BehaviourDB
+from agent.behaviourdb import BehaviourDB, BehaviourRecords
 from agent.canvas_api import Grant
 from agent.cluster import AgentCluster, AgentElsewhere
 from agent.codemode import CodeMode
 from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
-from agent.loop import ModelSettings
+from agent.loop import ModelSettings, model_client
 from agent.peer import AgentPeer, addressed
+from agent.pgbehaviourdb import PgBehaviourDB
 from agent.pgrundb import PgRunDB
 from agent.residency import Residency
 from agent.rundb import RunDB
@@ -108,6 +112,8 @@ class AgentPlugin:
         self._code_mode = CodeMode()
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
+        self._model_client: Any = None  # one Messages API client for every room's peer
+        self._claims: Counter[str] = Counter()  # cluster mode: rooms whose lease was just taken for something under way
         self.cluster: AgentCluster | None = None
         self.behaviour_limits = behaviours or BehaviourLimits()
         self.hosting: Hosting | None = None  # once started: the behaviours, shared by every room's peer
@@ -118,8 +124,9 @@ class AgentPlugin:
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
             Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
-            *BehaviourRoutes(self._hosting, self._resident).routes,
         ]
+        self._behaviour_routes = BehaviourRoutes(self._hosting, self._resident, self._dispatch)
+        self._routes += self._behaviour_routes.routes
 
     # the Plugin interface ----------------------------------------------------------------
 
@@ -130,18 +137,25 @@ class AgentPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._host = host
+        try:  # off the event loop: importing the SDK would stall every room for a second or more
+            self._model_client = await asyncio.to_thread(model_client, self.model)
+        except Exception as exc:  # made again (and its error reported) by the first run
+            log.warning("the model client cannot be made yet: %s", exc)
         if host.cluster is not None:  # the records in PostgreSQL; one peer per room across the nodes
             records = await asyncio.to_thread(PgRunDB, host.cluster.pool, self.runs.per_room)
             self.runs = RunStore(self.runs.per_room, db=records)
-            self.cluster = AgentCluster(host.cluster, self.runs, records, peer_of=self.peers.get, take_over=self._take_over, lost=self._lost)
-            await self.cluster.start()
+            bdb: BehaviourRecords = await asyncio.to_thread(PgBehaviourDB, host.cluster.pool, self.behaviour_limits.firings_kept)
         else:
             db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
             self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
-        bdb = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, self.behaviour_limits.firings_kept)
+            bdb = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, self.behaviour_limits.firings_kept)
         store = await asyncio.to_thread(BehaviourStore, bdb)
         self.hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
         self.residency = Residency(self.hosting, self.peers, self._resident, self._leave_now)
+        if host.cluster is not None:
+            self.cluster = AgentCluster(host.cluster, self.runs, records, peer_for=self.peer, take_over=self._take_over, lost=self._lost,
+                                        scheduled=store.scheduled_rooms, handle=self._handle, arrive=self.residency.arrive)
+            await self.cluster.start()
         host.watch_rooms(self.residency.occupancy)
         self._reaper = asyncio.create_task(self._reap())
         self._clock = asyncio.create_task(self.residency.run())
@@ -204,6 +218,8 @@ class AgentPlugin:
                 for room, peer in list(self.peers.items()):
                     if peer.idle_for() > self.idle_s and not self._needed(room):
                         await self._leave(room)
+                for room in list(self.cluster.held if self.cluster is not None else ()):
+                    await self._let_go(room)  # held for a change or a schedule that is gone
 
     async def _leave(self, room: str) -> None:
         """The room's peer leaves (hold `_admit`); its run records stay in the database."""
@@ -211,8 +227,16 @@ class AgentPlugin:
         if peer is not None:
             await peer.close()
             self.runs.forget(room)
-            if self.cluster is not None:
-                await self.cluster.release(room)
+            await self._let_go(room)
+
+    async def _let_go(self, room: str) -> None:
+        """Cluster mode, no peer here: give the room's agent lease back, unless the room has a
+        schedule (this node fires it, peer or not)."""
+        store = self._hosting().store
+        if self.cluster is None or room in self.peers or room in self._claims or store.scheduled(room):
+            return
+        await store.drop(room)  # written before another node can load it
+        await self.cluster.release(room)
 
     async def _lost(self, room: str) -> None:
         """Cluster mode: another node holds this room's agent now; ours leaves."""
@@ -221,17 +245,51 @@ class AgentPlugin:
             if peer is not None:
                 await peer.close()
                 self.runs.forget(room)
+            await self._hosting().store.drop(room)
 
     async def _take_over(self, room: str) -> None:
-        """Cluster mode: this node took the agent lease of a room whose node died."""
-        assert self.cluster is not None
+        """Cluster mode: this node took the agent lease of a room nobody holds (its node died,
+        or it has a schedule): its behaviours are ours; its peer starts if runs wait or
+        behaviours react to people (it leaves again if nobody is there)."""
+        assert self.cluster is not None and self.residency is not None
         try:
-            peer = await self.peer(room)
+            with self._claim(room):
+                await self._hosting().store.adopt(room)
+                waiting = await asyncio.to_thread(self.cluster.records.unfinished, room)
+                peer = await self.peer(room) if waiting or self.residency.reacts(room) else None
+            if peer is None:
+                return await self._let_go(room)  # a schedule: fired when due; else nothing to do here
         except Exception as exc:
             log.warning("room %s: cannot take its agent over here (%s); another node will", room, type(exc).__name__)
+            await self._hosting().store.drop(room)
             await self.cluster.release(room, resident=True)
             return
         await self.cluster.recover(room, peer)
+
+    async def _dispatch(self, change: BehaviourChange) -> Outcome:
+        """A change to a behaviour, carried out where the room's behaviours are held."""
+        routes = self._behaviour_routes
+        if self.cluster is None:
+            return await routes.perform(change)
+        with self._claim(change.room):
+            holder = await self.cluster.place(change.room)
+            if holder is None:
+                await self._hosting().store.adopt(change.room)
+                out = await routes.perform(change)
+        if holder is None:
+            async with self._admit:
+                await self._let_go(change.room)
+            return out
+        answer = await self.cluster.ask_holder(change.room, change.model_dump_json().encode())
+        if answer is None:
+            return Outcome.of(ApiError(error=f"the node running this room's agent ({holder}) did not answer; try again shortly"), 503)
+        return Outcome.model_validate_json(answer)
+
+    async def _handle(self, room: str, request: bytes) -> bytes:
+        """Cluster mode: a change another node forwarded to us, the holder."""
+        change = BehaviourChange.model_validate_json(request)
+        await self._hosting().store.adopt(change.room)
+        return (await self._behaviour_routes.perform(change)).model_dump_json().encode()
 
     async def _resident(self, room: str) -> AgentPeer:
         """The room's peer on this node, for its behaviours (residency, behaviour routes). In
@@ -241,6 +299,7 @@ class AgentPlugin:
             return await self.peer(room)
         target = await self._here_or_holder(room)
         if isinstance(target, str):
+            await self.cluster.nudge(room)  # people arrived here: the holder's peer comes for them
             raise AgentElsewhere(f"the agent of room {room} runs on node {target}")
         return target
 
@@ -248,18 +307,31 @@ class AgentPlugin:
         """Cluster mode: this node's peer for the room (taking the room's agent lease if it is
         free), or the id of the node that has it."""
         assert self.cluster is not None
-        holder = await self.cluster.place(room)
-        if holder is not None:
-            return holder
-        fresh = room not in self.peers
+        with self._claim(room):
+            holder = await self.cluster.place(room)
+            if holder is not None:
+                return holder
+            fresh = room not in self.peers
+            try:
+                peer = await self.peer(room)
+            except BaseException:
+                await self.cluster.release(room, resident=True)
+                raise
+            if fresh:
+                await self.cluster.recover(room, peer)
+            return peer
+
+    @contextlib.contextmanager
+    def _claim(self, room: str) -> Iterator[None]:
+        """Cluster mode: while this is held, the room's lease is not let go (`_let_go`): it was
+        just taken for a peer still starting, or for a change still being made."""
+        self._claims[room] += 1
         try:
-            peer = await self.peer(room)
-        except BaseException:
-            await self.cluster.release(room, resident=True)
-            raise
-        if fresh:
-            await self.cluster.recover(room, peer)
-        return peer
+            yield
+        finally:
+            self._claims[room] -= 1
+            if not self._claims[room]:
+                del self._claims[room]
 
     def release(self, room: str) -> None:
         """Others sharing the run store (MCP sessions, `agent/mcp.py`) are done with `room`: its
@@ -293,10 +365,12 @@ class AgentPlugin:
             peer = self.peers.get(room)
             if peer is None:
                 await self._make_room()
+                await self._hosting().store.adopt(room)  # cluster mode: its behaviours are ours while we hold it
                 settings = self._host.settings
                 token = None if settings.open else self._host.access.mint(room, "edit")
                 peer = AgentPeer(settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
-                                 code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self.hosting)
+                                 code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self.hosting,
+                                 model_client=self._model_client)
                 self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
             return peer
 

@@ -9,15 +9,21 @@ loads), fires, and leaves again, so the room unloads after its grace period and 
 is there for whoever comes next. Schedules resume after a restart from the last firing's time.
 Installers' links are checked here too, so a behaviour whose link expired or was revoked shows
 as paused even while it has nothing to fire on.
+
+Cluster mode: only the node holding a room's agent lease holds its behaviours (and fires its
+schedules). People may be on any node: the peer counts everyone it sees in the room, and a node
+where people arrive in a room it does not hold reads whether its behaviours react to them and,
+if so, brings the agent: here if nobody holds the room, else the holder is told (`nudge`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
-from agent.behaviour import every_of
+from agent.behaviour import Behaviour, every_of
 from agent.cluster import AgentElsewhere
 from agent.peer import AgentPeer
 from agent.scheduler import Hosting
@@ -28,6 +34,8 @@ log = logging.getLogger("inhabit.agent")
 TICK_S = 0.25
 GRANT_CHECK_S = 5.0
 RETRY_MS = 5_000
+LOOK_AGAIN_S = 5.0
+"""Cluster mode: how often people arriving in a room held elsewhere make this node look again."""
 
 
 class Residency:
@@ -44,6 +52,7 @@ class Residency:
         self._visiting: set[str] = set()  # rooms the agent joined only to fire a schedule
         self._arrivals: set[asyncio.Task[None]] = set()
         self._checked = 0.0
+        self._looked: dict[str, float] = {}  # cluster mode: room held elsewhere -> when we last looked at it
 
     # who is in a room ---------------------------------------------------------------------
 
@@ -53,27 +62,46 @@ class Residency:
             self.occupants[room] = n
         else:
             self.occupants.pop(room, None)
+            self._looked.pop(room, None)
         if self.others(room) > 0:
             self._visiting.discard(room)  # people are here: the agent stays as for anyone
-            if room not in self.peers and self._reacts(room):
+            if room not in self.peers and (self.reacts(room) or self._look_again(room)):
                 task = asyncio.get_running_loop().create_task(self._arrive(room))
                 self._arrivals.add(task)
                 task.add_done_callback(self._arrivals.discard)
 
     def others(self, room: str) -> int:
-        return self.occupants.get(room, 0) - (1 if room in self.peers else 0)
+        """Connections to the room other than our peer's: here, or (cluster mode) anywhere the peer sees."""
+        peer = self.peers.get(room)
+        here = self.occupants.get(room, 0) - (1 if peer is not None else 0)
+        return max(here, len(peer.client.awareness()) if peer is not None and peer.client is not None else 0)
 
     def needed(self, room: str) -> bool:
         """Whether the room's peer must stay: it hosts behaviours that react to people who are here."""
-        return self.others(room) > 0 and self._reacts(room)
+        return self.others(room) > 0 and self.reacts(room)
 
-    def _reacts(self, room: str) -> bool:
-        return any(b.status == "active" and any(isinstance(t, str) for t in b.on) for b in self.h.store.list(room))
+    def reacts(self, room: str, behaviours: list[Behaviour] | None = None) -> bool:
+        """Whether the room has an active behaviour triggered by events (not only a schedule)."""
+        return any(b.status == "active" and any(isinstance(t, str) for t in b.on) for b in (self.h.store.list(room) if behaviours is None else behaviours))
+
+    def _look_again(self, room: str) -> bool:
+        """Cluster mode: a room held elsewhere (its behaviours are not here): time to read them again?"""
+        if self.h.store.holds(room) or time.monotonic() - self._looked.get(room, -LOOK_AGAIN_S) < LOOK_AGAIN_S:
+            return False
+        self._looked[room] = time.monotonic()
+        return True
+
+    async def arrive(self, room: str) -> None:
+        """The peer comes for the room's behaviours, if they react to people and it is not there."""
+        if room not in self.peers and self.reacts(room):
+            await self._arrive(room)
 
     async def _arrive(self, room: str) -> None:
         try:
+            if not self.h.store.holds(room) and not self.reacts(room, await self.h.store.view(room)):
+                return
             await self._start(room)
-        except AgentElsewhere:  # cluster mode: the room's agent is on another node
+        except AgentElsewhere:  # cluster mode: the room's agent is on another node (told to come)
             pass
         except Exception as e:  # PeersFull, or the room cannot be joined: the next join or tick retries
             log.warning("room %s: the agent could not join for its behaviours: %s", room, type(e).__name__)
