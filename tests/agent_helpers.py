@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -181,3 +182,33 @@ def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     """Run the `inhabit` command line (as `python -m inhabit`) and capture what it prints."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "inhabit", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+# ---- cluster nodes (tests/conftest.py's Cluster) ----------------------------------------
+
+
+async def prompt(node, token: str, text: str, room: str = "agents") -> str:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{node.http}/rooms/{room}/prompts", json={"text": text}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 202, r.text
+    return r.json()["run"]
+
+
+async def run_on(node, token: str, run_id: str, timeout: float = 40, room: str = "agents") -> dict:
+    """The run as `node` serves it, once finished."""
+    async with httpx.AsyncClient() as http:
+        for _ in range(int(timeout / 0.1)):
+            r = await http.get(f"{node.http}/rooms/{room}/runs/{run_id}", params={"token": token})
+            if r.status_code == 200 and r.json()["status"] in ("done", "failed"):
+                return r.json()
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish on node {node.port} in {timeout} s")
+
+
+def node_id(node) -> str:
+    return httpx.get(f"{node.http}/healthz").json()["node"]
+
+
+def agents_here(c: Any) -> set[int]:
+    """The awareness client ids of agents present in the room."""
+    return {cid for cid, s in c.awareness().items() if s.get("user", {}).get("kind") == "agent"}

@@ -5,46 +5,17 @@ comes back on another node and the next prompt works."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from wire.client import CanvasClient
 
-from agent_helpers import scripted_env
+from agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
 
 pytestmark = pytest.mark.timeout(120)
 
 ROOM = "agents"
 DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
-
-
-async def prompt(node, token: str, text: str) -> str:
-    async with httpx.AsyncClient() as http:
-        r = await http.post(f"{node.http}/rooms/{ROOM}/prompts", json={"text": text}, headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 202, r.text
-    return r.json()["run"]
-
-
-async def run_on(node, token: str, run_id: str, timeout: float = 40) -> dict:
-    """The run as `node` serves it, once finished."""
-    async with httpx.AsyncClient() as http:
-        for _ in range(int(timeout / 0.1)):
-            r = await http.get(f"{node.http}/rooms/{ROOM}/runs/{run_id}", params={"token": token})
-            if r.status_code == 200 and r.json()["status"] in ("done", "failed"):
-                return r.json()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not finish on node {node.port} in {timeout} s")
-
-
-def node_id(node) -> str:
-    return httpx.get(f"{node.http}/healthz").json()["node"]
-
-
-def agents_here(c: CanvasClient) -> set[int]:
-    """The awareness client ids of agents present in the room."""
-    return {cid for cid, s in c.awareness().items() if s.get("user", {}).get("kind") == "agent"}
 
 
 async def test_one_agent_per_room_any_node_answers_and_it_survives_its_node(cluster, model_server):

@@ -12,7 +12,6 @@ import json
 
 import httpx
 import pytest
-from test_cluster_agent import agents_here, node_id, prompt, run_on
 
 from agent.behaviour import Behaviour, FiredEvent, Firing, Installer
 from agent.behaviour_store import BehaviourStore
@@ -21,12 +20,12 @@ from canvas import Stroke, new_id
 from common.postgres import open_pool
 from wire.client import CanvasClient
 
-from agent_helpers import scripted_env
+from agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
 from behaviour_helpers import ECHO_JS, install_script
 
 pytestmark = pytest.mark.timeout(150)
 
-ROOM = "agents"  # test_cluster_agent's helpers use it
+ROOM = "agents"  # the default room of the helpers
 TICK_JS = "state.n = (state.n ?? 0) + 1; canvas.draw({points: [[state.n * 20, 0], [state.n * 20, 40]], color: '#2f9e44'}); state.n"
 
 
