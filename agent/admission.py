@@ -65,6 +65,10 @@ class RateLimiter:
             del self._buckets[key]
 
 
+class PeersFull(Exception):
+    """Every resident agent peer is busy: no room for another one now."""
+
+
 class QueueFull(Exception):
     """The room's prompt queue is full."""
 

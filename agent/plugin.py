@@ -1,4 +1,5 @@
-"""Server plugin: HTTP prompts, run records and undo, with one hosted agent peer per room.
+"""Server plugin: one hosted agent peer per room, for prompts (`agent.run_routes`) and
+behaviours (`agent.behaviour_routes`, `agent.residency`).
 
 Why hosted peers connect over the websocket (to the server's own URL, with an internally
 minted edit token) instead of touching room objects: the agent stays a peer like any other,
@@ -7,9 +8,8 @@ authority), the shared token lookup (`common.access`) and the headless client
 (`wire.client`), never on room internals.
 
 What one token can cost (all bounds from `PromptLimits`): prompts per minute per token and per
-room (viewers only for the room bound: editors are never refused for viewers' traffic), a
-bounded queue per room with edit grants first, and a cap on resident peers (the idlest leaves
-to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
+room (`agent.run_routes`), a bounded queue per room with edit grants first, and a cap on
+resident peers (the idlest leaves to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
 runs are in flight and one room never holds more than one of the sandbox's threads.
 
 In cluster mode (`Host.cluster`), run records and behaviours live in PostgreSQL and
@@ -23,16 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections import Counter
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from agent.admission import PromptLimits, QueueFull, RateLimiter
+from agent.admission import PeersFull, PromptLimits
 from agent.behaviour import BehaviourLimits, Installer
 from agent.behaviour_routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviour_store import BehaviourStore
@@ -40,58 +37,23 @@ from agent.behaviourdb import BehaviourDB, BehaviourRecords
 from agent.canvas_api import Grant
 from agent.cluster import AgentCluster, AgentElsewhere
 from agent.codemode import CodeMode
-from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
+from agent.http import ApiError
 from agent.loop import ModelSettings, model_client
 from agent.peer import AgentPeer, addressed
 from agent.pgbehaviourdb import PgBehaviourDB
 from agent.pgrundb import PgRunDB
 from agent.residency import Residency
+from agent.run_routes import RunRoutes
 from agent.rundb import RunDB
-from agent.runs import AgentRun, RunStore, dump_json
+from agent.runs import AgentRun, RunStore
 from agent.scheduler import Hosting
 from canvas import now_ms
-from common.access import Denied, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")
 
 RUNS_DB = "runs.sqlite3"
 BEHAVIOURS_DB = "behaviours.sqlite3"
-MAX_BODY = 64 * 1024
-QUEUE_RETRY_S = 10
 START_TIMEOUT_S = 10.0
-
-
-def _installer(who: TokenInfo) -> Installer | None:
-    """The edit link behind a prompt, as a behaviour it installs keeps it (never the token)."""
-    if who.role != "edit":
-        return None
-    expires = int(who.expires.timestamp() * 1000) if who.expires is not None else None
-    return Installer(id=who.id, label=who.label, expires=expires)
-
-
-class PeersFull(Exception):
-    """Every resident agent peer is busy: no room for another one now."""
-
-
-def _err(status: int, msg: str, retry_after: float | None = None) -> Response:
-    retry = math.ceil(retry_after) if retry_after is not None else None
-    headers = {"Retry-After": str(retry)} if retry is not None else None
-    return Response(ApiError(error=msg, retry_after=retry).model_dump_json(exclude_none=True), status_code=status,
-                    media_type="application/json", headers=headers)
-
-
-def _json(model: Any, status: int = 200) -> Response:
-    return Response(dump_json(model), status_code=status, media_type="application/json")
-
-
-async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
-    """The request body, or None once it passes `limit` bytes (read no further)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 class AgentPlugin:
@@ -107,8 +69,6 @@ class AgentPlugin:
         self.runs = RunStore()
         self.peers: dict[str, AgentPeer] = {}
         self._admit = asyncio.Lock()  # peers start and leave one at a time, so the cap cannot race
-        self._per_token = RateLimiter(self.limits.per_token)
-        self._per_room = RateLimiter(self.limits.per_room)
         self._code_mode = CodeMode()
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
@@ -119,14 +79,9 @@ class AgentPlugin:
         self.hosting: Hosting | None = None  # once started: the behaviours, shared by every room's peer
         self.residency: Residency | None = None
         self._clock: asyncio.Task[None] | None = None
-        self._routes: list[BaseRoute] = [
-            Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
-            Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
-            Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
-            Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
-        ]
+        self._run_routes = RunRoutes(self.limits, lambda: self.runs, self._submit, self._undo)
         self._behaviour_routes = BehaviourRoutes(self._hosting, self._resident, self._dispatch)
-        self._routes += self._behaviour_routes.routes
+        self._routes: list[BaseRoute] = [*self._run_routes.routes, *self._behaviour_routes.routes]
 
     # the Plugin interface ----------------------------------------------------------------
 
@@ -179,7 +134,7 @@ class AgentPlugin:
     def gauges(self) -> dict[str, tuple[float, str]]:
         out = {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
-            "agent_rate_keys": (len(self._per_token) + len(self._per_room), "Prompt rate-limit buckets held in memory."),
+            "agent_rate_keys": (len(self._run_routes.per_token) + len(self._run_routes.per_room), "Prompt rate-limit buckets held in memory."),
             **(self.cluster.gauges() if self.cluster is not None else {}),
         }
         if self.hosting is not None:
@@ -374,40 +329,6 @@ class AgentPlugin:
                 self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
             return peer
 
-    # routes ----------------------------------------------------------------------------
-
-    async def prompt(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            who = authorize(request, room)
-        except Denied as e:
-            return _err(e.status, e.message)
-        body = await _read_body(request)
-        if body is None:
-            return _err(413, f"request body larger than {MAX_BODY} bytes")
-        try:
-            prompt = parse_prompt(body)
-        except BadPrompt as e:
-            return _err(e.status, str(e))
-        refusal = self._rate_refusal(who, room)
-        if refusal is not None:
-            return _err(429, *refusal)
-        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
-        try:
-            run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
-                                     grant="write" if who.role == "edit" else "read", installer=_installer(who))
-        except PeersFull:
-            self._rate_give_back(taken)
-            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
-        except QueueFull:
-            self._rate_give_back(taken)
-            return _err(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
-        except Exception as e:
-            self._rate_give_back(taken)
-            log.exception("starting agent peer for %s", room)
-            return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
-        return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
-
     async def _submit(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun:
         prompt = addressed(text, self.name) or text.strip()
         if self.cluster is None:
@@ -419,77 +340,6 @@ class AgentPlugin:
             await self.cluster.forward(room, run, target, installer)
             return run
         return target.submit(prompt, author=author, grant=grant, source="http", installer=installer)
-
-    def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
-        """Why `who` may not prompt in `room` now and for how long; None if it may.
-        Viewers also share the room's bound; editors only have their own."""
-        wait = self._per_token.wait((who.id, room))
-        if wait:
-            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
-        wait = self._per_room.wait(room) if who.role != "edit" else 0.0
-        if wait:
-            return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
-        return None
-
-    def _rate_take(self, who: TokenInfo, room: str) -> list[tuple[RateLimiter, Hashable]]:
-        """Take from every bucket the prompt counts against; returns them (for `_rate_give_back`)."""
-        taken: list[tuple[RateLimiter, Hashable]] = [(self._per_token, (who.id, room))]
-        if who.role != "edit" or self._per_room.wait(room) == 0:  # editors use the room's budget when there is some
-            taken.append((self._per_room, room))
-        for limiter, key in taken:
-            limiter.take(key)
-        return taken
-
-    @staticmethod
-    def _rate_give_back(taken: list[tuple[RateLimiter, Hashable]]) -> None:
-        for limiter, key in taken:
-            limiter.give_back(key)
-
-    async def list_runs(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            authorize(request, room)
-        except Denied as e:
-            return _err(e.status, e.message)
-        try:
-            runs = await self.runs.fetch_all(room)
-        except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        return _json(RunList(runs=[r.summary() for r in runs]))
-
-    async def get_run(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            authorize(request, room)
-        except Denied as e:
-            return _err(e.status, e.message)
-        try:
-            run = await self.runs.fetch(room, request.path_params["run"])
-        except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        if run is None:
-            return _err(404, "no such run in this room")
-        return _json(run)
-
-    async def undo(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            authorize(request, room, "edit")
-        except Denied as e:
-            return _err(e.status, e.message)
-        try:
-            run = await self.runs.fetch(room, request.path_params["run"])
-        except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        if run is None:
-            return _err(404, "no such run in this room")
-        try:
-            erased = await self._undo(room, run)
-        except PeersFull:
-            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
-        if erased is None:
-            return _err(503, "the node running this room's agent did not answer; try again shortly", QUEUE_RETRY_S)
-        return _json(UndoResult(run=run.id, erased=erased))
 
     async def _undo(self, room: str, run: AgentRun) -> list[str] | None:
         """The strokes erased by undoing `run`, wherever the room's agent is (None: no answer)."""

@@ -1,0 +1,192 @@
+"""HTTP for prompts and run records: people ask the agent, follow its runs and undo them.
+
+    POST /rooms/{name}/prompts               {"text": ...}  -> 202 {run, grant} (view token: a read-only run)
+    GET  /rooms/{name}/runs                  the room's recent runs (view token)
+    GET  /rooms/{name}/runs/{run}            one run: code, calls, strokes, reply (view token)
+    POST /rooms/{name}/runs/{run}/undo       erase what one run drew (edit token)
+
+What one token can cost here: prompts per minute per token and per room (viewers only for the
+room bound: editors are never refused for viewers' traffic), taken before any await so
+concurrent requests see them, and given back when the prompt is not taken. Where a prompt runs
+and where an undo happens (this node's peer, or in cluster mode the node holding the room's
+agent) is the plugin's: `submit` and `undo` below.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from agent.admission import PeersFull, PromptLimits, QueueFull, RateLimiter
+from agent.behaviour import Installer
+from agent.canvas_api import Grant
+from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
+from agent.runs import AgentRun, RunStore, dump_json
+from common.access import Denied, TokenInfo, authorize
+
+log = logging.getLogger("inhabit.agent")
+
+MAX_BODY = 64 * 1024
+QUEUE_RETRY_S = 10
+
+
+class Submit(Protocol):
+    async def __call__(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun: ...
+
+
+def installer_of(who: TokenInfo) -> Installer | None:
+    """The edit link behind a prompt, as a behaviour it installs keeps it (never the token)."""
+    if who.role != "edit":
+        return None
+    expires = int(who.expires.timestamp() * 1000) if who.expires is not None else None
+    return Installer(id=who.id, label=who.label, expires=expires)
+
+
+def _err(status: int, msg: str, retry_after: float | None = None) -> Response:
+    retry = math.ceil(retry_after) if retry_after is not None else None
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    return Response(ApiError(error=msg, retry_after=retry).model_dump_json(exclude_none=True), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _json(model: Any, status: int = 200) -> Response:
+    return Response(dump_json(model), status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (read no further)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+class RunRoutes:
+    """The routes over `runs()` (the plugin's store, made at start-up); `submit` queues a prompt
+    where the room's agent is, `undo` undoes a run there (None: no answer in time)."""
+
+    def __init__(self, limits: PromptLimits, runs: Callable[[], RunStore], submit: Submit,
+                 undo: Callable[[str, AgentRun], Awaitable[list[str] | None]]) -> None:
+        self.limits = limits
+        self._runs = runs
+        self._submit = submit
+        self._undo = undo
+        self.per_token = RateLimiter(limits.per_token)
+        self.per_room = RateLimiter(limits.per_room)
+        self.routes: list[BaseRoute] = [
+            Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
+            Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
+            Route("/rooms/{name}/runs/{run}", self.get_run, methods=["GET"]),
+            Route("/rooms/{name}/runs/{run}/undo", self.undo, methods=["POST"]),
+        ]
+
+    async def prompt(self, request: Request) -> Response:
+        room = request.path_params["name"]
+        try:
+            who = authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
+        body = await _read_body(request)
+        if body is None:
+            return _err(413, f"request body larger than {MAX_BODY} bytes")
+        try:
+            prompt = parse_prompt(body)
+        except BadPrompt as e:
+            return _err(e.status, str(e))
+        refusal = self._rate_refusal(who, room)
+        if refusal is not None:
+            return _err(429, *refusal)
+        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
+        try:
+            run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
+                                     grant="write" if who.role == "edit" else "read", installer=installer_of(who))
+        except PeersFull:
+            self._rate_give_back(taken)
+            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
+        except QueueFull:
+            self._rate_give_back(taken)
+            return _err(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
+        except Exception as e:
+            self._rate_give_back(taken)
+            log.exception("starting agent peer for %s", room)
+            return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
+        return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
+
+    def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
+        """Why `who` may not prompt in `room` now and for how long; None if it may.
+        Viewers also share the room's bound; editors only have their own."""
+        wait = self.per_token.wait((who.id, room))
+        if wait:
+            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
+        wait = self.per_room.wait(room) if who.role != "edit" else 0.0
+        if wait:
+            return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
+        return None
+
+    def _rate_take(self, who: TokenInfo, room: str) -> list[tuple[RateLimiter, Hashable]]:
+        """Take from every bucket the prompt counts against; returns them (for `_rate_give_back`)."""
+        taken: list[tuple[RateLimiter, Hashable]] = [(self.per_token, (who.id, room))]
+        if who.role != "edit" or self.per_room.wait(room) == 0:  # editors use the room's budget when there is some
+            taken.append((self.per_room, room))
+        for limiter, key in taken:
+            limiter.take(key)
+        return taken
+
+    @staticmethod
+    def _rate_give_back(taken: list[tuple[RateLimiter, Hashable]]) -> None:
+        for limiter, key in taken:
+            limiter.give_back(key)
+
+    async def list_runs(self, request: Request) -> Response:
+        room = request.path_params["name"]
+        try:
+            authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
+        try:
+            runs = await self._runs().fetch_all(room)
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        return _json(RunList(runs=[r.summary() for r in runs]))
+
+    async def get_run(self, request: Request) -> Response:
+        room = request.path_params["name"]
+        try:
+            authorize(request, room)
+        except Denied as e:
+            return _err(e.status, e.message)
+        try:
+            run = await self._runs().fetch(room, request.path_params["run"])
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        if run is None:
+            return _err(404, "no such run in this room")
+        return _json(run)
+
+    async def undo(self, request: Request) -> Response:
+        room = request.path_params["name"]
+        try:
+            authorize(request, room, "edit")
+        except Denied as e:
+            return _err(e.status, e.message)
+        try:
+            run = await self._runs().fetch(room, request.path_params["run"])
+        except Exception as e:  # cluster mode: PostgreSQL away
+            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        if run is None:
+            return _err(404, "no such run in this room")
+        try:
+            erased = await self._undo(room, run)
+        except PeersFull:
+            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
+        if erased is None:
+            return _err(503, "the node running this room's agent did not answer; try again shortly", QUEUE_RETRY_S)
+        return _json(UndoResult(run=run.id, erased=erased))
