@@ -318,7 +318,7 @@ def main() -> int:
     if goals:
         print("\nGOALS (cluster2): " + "; ".join(goals))
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": res, "runs": runs}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": res, "runs": runs}, indent=2, default=str))
     return 0 if res else 1
 
 
