@@ -3,6 +3,7 @@
     .venv/bin/python bench/cluster.py                          # 500 clients / 50 rooms / 1 upd/s, 15 s measured
     .venv/bin/python bench/cluster.py --clients 100 --rooms 10 --duration 5 --warmup 2
     .venv/bin/python bench/cluster.py --setups embedded,cluster2 --repeat 3
+    .venv/bin/python bench/cluster.py --setups cluster2 --profile     # py-spy each node; profiles in the logs folder
 
 Setups (the same Node load generator, two worker processes, each client in room i % rooms):
 - `embedded`: today's single process with SQLite (the figure cluster mode is measured against);
@@ -41,7 +42,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _servers import PY, ROOT, Server, free_port
+from _servers import PY, ROOT, Server, free_port, py_spy_available
 from cluster_fixtures import Postgres, RedisServer
 from fanout import LOAD, _reader, pct
 
@@ -111,6 +112,13 @@ def run_load(servers: list[Server], args: argparse.Namespace, prefix: str, redis
         cmds0 = redis.commands() if redis else 0
         calls0 = node_calls(servers) if redis else 0
         xacts0 = pg_xacts(pg, db) if pg and db else 0
+        spies = []
+        if args.profile and py_spy_available():  # each node's stacks over the window, as bench/fanout.py --profile
+            for i, s in enumerate(servers):
+                out = args.log_dir / f"{prefix}-node{i}.txt"
+                spies.append(subprocess.Popen([py_spy_available(), "record", "-p", str(s.proc.pid), "-d",
+                                               str(max(1, int(args.duration) - 1)), "-r", "100", "-f", "raw", "-o", str(out),
+                                               "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         t_a = time.time()
         time.sleep(max(0.0, m_start + args.duration - time.time()))
         wall = time.time() - t_a
@@ -122,6 +130,8 @@ def run_load(servers: list[Server], args: argparse.Namespace, prefix: str, redis
         calls = node_calls(servers) - calls0 if redis else 0
         xacts = pg_xacts(pg, db) - xacts0 if pg and db else 0
         results = wait_for("RESULT", args.drain + 60)
+        for spy in spies:
+            spy.wait(30)
     finally:
         for p in workers:
             if p.poll() is None:
@@ -270,9 +280,11 @@ def main() -> int:
     ap.add_argument("--setups", default="embedded,cluster1,cluster2")
     ap.add_argument("--repeat", type=int, default=1, help="alternate the setups K times; medians")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile", action="store_true", help="py-spy record every node during the window (summarise with "
+                                                          "bench/_pyspy_summary.py); costs CPU: not for the figures")
     args = ap.parse_args()
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
-    log_dir = Path(tempfile.mkdtemp(prefix="inhabit-cluster-bench-"))
+    log_dir = args.log_dir = Path(tempfile.mkdtemp(prefix="inhabit-cluster-bench-"))
     tag = f"c{int(time.time()) % 100000}"
     print(f"cluster bench: {args.clients} clients / {args.rooms} rooms, {args.rate} upd/s/client, {args.points}-point strokes, "
           f"warmup {args.warmup}s, measured {args.duration}s, {args.workers} generator procs, {os.cpu_count()} cores, "
@@ -306,7 +318,7 @@ def main() -> int:
     if goals:
         print("\nGOALS (cluster2): " + "; ".join(goals))
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": res, "runs": runs}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": res, "runs": runs}, indent=2, default=str))
     return 0 if res else 1
 
 

@@ -153,6 +153,8 @@ class ClusterNode:
         await self.compactor.close()
         if isinstance(self.access.revoked, SharedRevocations):
             self.access.revoked.close()
+        with contextlib.suppress(Exception):
+            await self.streams.close()
         for client in (self.redis, self.blocking, self.cluster.redis):
             with contextlib.suppress(Exception):
                 await client.aclose()

@@ -24,6 +24,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from common.cluster import PREFIX
 
+from .link import Link
+
 DIRTY = PREFIX + "dirty"
 NODES = PREFIX + "nodes"
 READ_COUNT = 1000
@@ -126,6 +128,8 @@ class RoomStreams:
         for client in (redis, blocking):  # our fields are fixed: skip redis-py's dict building
             client.set_response_callback("XREAD", _raw)
             client.set_response_callback("XRANGE", _raw)
+        self._writes = Link(redis)  # the appends' own connection (the writer makes one call at a time)
+        self._reads = Link(blocking)  # the reader's (one blocking read at a time)
         self._append = redis.register_script(APPEND)
         self._trim = redis.register_script(TRIM)
         self._heartbeat = redis.register_script(HEARTBEAT)
@@ -138,22 +142,11 @@ class RoomStreams:
     # appending: the commit point
 
     async def append(self, batch: dict[str, list[tuple[bytes, str]]]) -> dict[str, int | Exception]:
-        """Append each room's messages (in order, one script call per room, one pipeline).
+        """Append each room's messages (in order, one script call per room, all in one round trip).
         Returns per room the stream's new length, or the exception that room's append raised
         (StreamFull; the rest is a lost connection and raises for the whole batch)."""
         rooms = list(batch)
-        calls = [self._append_args(room, batch[room]) for room in rooms]
-        results: list[object]
-        if len(calls) == 1:  # the common case under light load: a pipeline object would cost more than the call
-            try:
-                results = [await self.redis.evalsha(*calls[0])]
-            except ResponseError as exc:
-                results = [exc]
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            for call in calls:
-                pipe.evalsha(*call)
-            results = await pipe.execute(raise_on_error=False)
+        results = await self._writes.call([self._append_args(room, batch[room]) for room in rooms])  # one round trip
         if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted: load the script, once
             await self.redis.script_load(APPEND)
             retry = {room: batch[room] for room, r in zip(rooms, results, strict=True) if isinstance(r, NoScriptError)}
@@ -169,7 +162,7 @@ class RoomStreams:
         return out
 
     def _append_args(self, room: str, messages: list[tuple[bytes, str]]) -> list[bytes | str | int]:
-        args: list[bytes | str | int] = [self._append.sha, 2, stream_key(room), DIRTY, self.node, self.max_entries, room]
+        args: list[bytes | str | int] = ["EVALSHA", self._append.sha, 2, stream_key(room), DIRTY, self.node, self.max_entries, room]
         for message, identity in messages:
             args += (message, identity)
         return args
@@ -179,12 +172,15 @@ class RoomStreams:
     async def read(self, positions: dict[str, str], block_ms: int) -> list[tuple[str, list[Entry]]]:
         """New entries of the rooms at `positions` (room -> last id applied), waiting up to
         `block_ms` for the first; `wake()` ends the wait early."""
-        streams = {stream_key(room): at for room, at in positions.items()}
-        streams[self.wake_key] = self.wake_at
-        reply = await self.blocking.xread(streams, count=READ_COUNT, block=block_ms)
+        keys = [stream_key(room) for room in positions]
+        keys.append(self.wake_key)
+        command = ["XREAD", "COUNT", READ_COUNT, "BLOCK", block_ms, "STREAMS", *keys, *positions.values(), self.wake_at]
+        reply, = await self._reads.call([command], block_ms / 1000 + self._writes.timeout_s)
+        if isinstance(reply, Exception):
+            raise reply
         self.reads += 1
         out = []
-        for key, raw in (reply or {}).items():  # RESP3: a map of stream -> entries
+        for key, raw in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 a map, RESP2 pairs
             if key == self.wake_key.encode():
                 self.wake_at = raw[-1][0].decode()
                 continue
@@ -192,6 +188,10 @@ class RoomStreams:
             self.entries_read += len(entries)
             out.append((key[len(PREFIX) + 1:-3].decode(), entries))
         return out
+
+    async def close(self) -> None:
+        for link in (self._writes, self._reads):
+            await link.close()
 
     async def start_waking(self) -> None:
         """Position the wake stream at its end (only later wakes count)."""
