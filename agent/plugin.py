@@ -47,6 +47,7 @@ from agent.run_routes import RunRoutes
 from agent.rundb import RunDB
 from agent.runs import AgentRun, RunStore
 from agent.scheduler import Hosting
+from agent.shared_limits import SharedBuckets
 from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")
@@ -111,6 +112,7 @@ class AgentPlugin:
             self.cluster = AgentCluster(host.cluster, self.runs, records, peer_for=self.peer, take_over=self._take_over, lost=self._lost,
                                         scheduled=store.scheduled_rooms, handle=self._handle, arrive=self.residency.arrive)
             await self.cluster.start()
+            self._run_routes.shared = SharedBuckets(host.cluster)
         host.watch_rooms(self.residency.occupancy)
         self._reaper = asyncio.create_task(self._reap())
         self._clock = asyncio.create_task(self.residency.run())

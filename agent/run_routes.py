@@ -6,8 +6,10 @@
     POST /rooms/{name}/runs/{run}/undo       erase what one run drew (edit token)
 
 What one token can cost here: prompts per minute per token and per room (viewers only for the
-room bound: editors are never refused for viewers' traffic), taken before any await so
-concurrent requests see them, and given back when the prompt is not taken. Where a prompt runs
+room bound: editors are never refused for viewers' traffic), taken before the prompt goes on
+so concurrent requests see them, and given back when the prompt is not taken. In cluster mode
+the buckets are in Redis (`agent.shared_limits`), so a link has one budget however many nodes
+it reaches. Where a prompt runs
 and where an undo happens (this node's peer, or in cluster mode the node holding the room's
 agent) is the plugin's: `submit` and `undo` below.
 """
@@ -19,6 +21,7 @@ import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +31,7 @@ from agent.behaviour import Installer
 from agent.canvas_api import Grant
 from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.runs import AgentRun, RunStore, dump_json
+from agent.shared_limits import SharedBuckets
 from common.access import Denied, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")
@@ -38,6 +42,10 @@ QUEUE_RETRY_S = 10
 
 class Submit(Protocol):
     async def __call__(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun: ...
+
+
+async def _nothing() -> None:
+    return None
 
 
 def installer_of(who: TokenInfo) -> Installer | None:
@@ -81,6 +89,8 @@ class RunRoutes:
         self._undo = undo
         self.per_token = RateLimiter(limits.per_token)
         self.per_room = RateLimiter(limits.per_room)
+        self.shared: SharedBuckets | None = None
+        """Cluster mode: the buckets every node takes from (set by the plugin at start-up)."""
         self.routes: list[BaseRoute] = [
             Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
@@ -101,35 +111,66 @@ class RunRoutes:
             prompt = parse_prompt(body)
         except BadPrompt as e:
             return _err(e.status, str(e))
-        refusal = self._rate_refusal(who, room)
+        refusal, give_back = await self._rate(who, room)
         if refusal is not None:
             return _err(429, *refusal)
-        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
         try:
             run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
                                      grant="write" if who.role == "edit" else "read", installer=installer_of(who))
         except PeersFull:
-            self._rate_give_back(taken)
+            await give_back()
             return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
         except QueueFull:
-            self._rate_give_back(taken)
+            await give_back()
             return _err(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
         except Exception as e:
-            self._rate_give_back(taken)
+            await give_back()
             log.exception("starting agent peer for %s", room)
             return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
+
+    async def _rate(self, who: TokenInfo, room: str) -> tuple[tuple[str, float] | None, Callable[[], Awaitable[None]]]:
+        """Why `who` may not prompt in `room` now and for how long (None: it may, and its
+        prompt was counted), and how to give it back if the prompt is not taken after all."""
+        if self.shared is not None:
+            try:
+                return await self._shared_rate(self.shared, who, room)
+            except (RedisError, OSError) as exc:  # Redis away: this node's buckets still hold
+                log.warning("shared prompt limits unavailable (%s); counting on this node", exc)
+        refusal = self._rate_refusal(who, room)
+        if refusal is not None:
+            return refusal, _nothing
+        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
+
+        async def give_back() -> None:
+            self._rate_give_back(taken)
+
+        return None, give_back
+
+    async def _shared_rate(self, shared: SharedBuckets, who: TokenInfo, room: str) -> tuple[tuple[str, float] | None, Callable[[], Awaitable[None]]]:
+        buckets = [(f"link:{who.id}", self.limits.per_token, True), ("viewers", self.limits.per_room, who.role != "edit")]
+        wait, which = await shared.take(room, buckets)
+        if wait:
+            return self._refusal(which, wait), _nothing
+
+        async def give_back() -> None:
+            await shared.give_back(room, [b for b in buckets if b[2]])
+
+        return None, give_back
+
+    def _refusal(self, bucket: int, wait: float) -> tuple[str, float]:
+        if bucket == 0:
+            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
+        return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
 
     def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
         """Why `who` may not prompt in `room` now and for how long; None if it may.
         Viewers also share the room's bound; editors only have their own."""
         wait = self.per_token.wait((who.id, room))
         if wait:
-            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
+            return self._refusal(0, wait)
         wait = self.per_room.wait(room) if who.role != "edit" else 0.0
-        if wait:
-            return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
-        return None
+        return self._refusal(1, wait) if wait else None
 
     def _rate_take(self, who: TokenInfo, room: str) -> list[tuple[RateLimiter, Hashable]]:
         """Take from every bucket the prompt counts against; returns them (for `_rate_give_back`)."""

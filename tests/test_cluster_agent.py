@@ -58,3 +58,28 @@ async def test_one_agent_per_room_any_node_answers_and_it_survives_its_node(clus
         assert [r["id"] for r in runs] == [first, second, third, fourth]
     finally:
         await watcher.close()
+
+
+async def test_a_links_prompt_budget_is_one_across_nodes(cluster):
+    """Per-minute prompt limits are the cluster's, not each node's: a link that spent its
+    budget on one node is refused on the other (429, with Retry-After), and viewers share one
+    room budget wherever they post."""
+    a, b = (cluster.node(prompts_per_minute=2, room_prompts_per_minute=3) for _ in range(2))
+    edit, v1, v2 = a.token(), a.token(role="view"), a.token("limits", role="view")  # two view links
+
+    async def post(node, token: str) -> httpx.Response:
+        async with httpx.AsyncClient() as http:
+            return await http.post(f"{node.http}/rooms/limits/prompts", json={"text": "@agent hi"},
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=20)
+
+    codes = [(await post(n, v)).status_code for n, v in ((a, v1), (b, v2), (b, v1))]
+    assert codes == [202, 202, 202], codes
+    r = await post(a, v2)  # its own budget has one left, the room's viewers have none
+    assert r.status_code == 429 and "too many prompts from viewers of this room: at most 3" in r.json()["error"], r.text
+    r = await post(a, v1)
+    assert r.status_code == 429 and "too many prompts from this link: at most 2" in r.json()["error"], r.text
+    assert [(await post(n, edit)).status_code for n in (a, b)] == [202, 202]  # editors are never refused for viewers' traffic
+    for node in (b, a):
+        r = await post(node, edit)
+        assert r.status_code == 429 and "too many prompts from this link: at most 2" in r.json()["error"], r.text
+        assert int(r.headers["Retry-After"]) > 0
