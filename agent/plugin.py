@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from agent.admission import PeersFull, PromptLimits
+from agent.admission import PeersFull, PromptLimits, QueueFull
 from agent.behaviour import BehaviourLimits, Installer
 from agent.behaviour_routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviour_store import BehaviourStore
@@ -338,6 +338,10 @@ class AgentPlugin:
             return peer.submit(prompt, author=author, grant=grant, source="http", installer=installer)
         target = await self._here_or_holder(room)
         if isinstance(target, str):
+            # the holder's queue, as the records show it (one running, the rest waiting): a full
+            # one refuses here, with 429, rather than as a failed run there
+            if len(await asyncio.to_thread(self.cluster.records.unfinished, room)) > self.limits.queue:
+                raise QueueFull
             run = AgentRun(room=room, prompt=prompt, author=author, grant=grant, source="http")
             await self.cluster.forward(room, run, target, installer)
             return run

@@ -9,10 +9,12 @@ Turn forms:
   {"tool": "search" | "execute" | any, "input": {...}}   -> a tool_use turn
   {"text": "..."}                                       -> a final end_turn reply
   {"raw": "...", "status": 200, "content_type": "..."}  -> a verbatim (e.g. garbage) response
+  any of them with "wait": seconds                     -> answered that much later
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -76,6 +78,8 @@ class ModelServer:
         step = sum(1 for msg in body.get("messages", []) if msg.get("role") == "assistant")
         turns = self.scripts.get(room, self.default)
         turn = turns[step] if step < len(turns) else {"text": "(scripted model: script exhausted)"}
+        if "wait" in turn:  # a slow model: the run stays in flight this long
+            await asyncio.sleep(turn["wait"])
         if "raw" in turn:
             return Response(turn["raw"], status_code=turn.get("status", 200), media_type=turn.get("content_type", "application/json"))
         self._n += 1

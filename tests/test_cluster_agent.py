@@ -83,3 +83,18 @@ async def test_a_links_prompt_budget_is_one_across_nodes(cluster):
         r = await post(node, edit)
         assert r.status_code == 429 and "too many prompts from this link: at most 2" in r.json()["error"], r.text
         assert int(r.headers["Retry-After"]) > 0
+
+
+async def test_a_prompt_taken_for_a_full_queue_elsewhere_gets_429(cluster, model_server):
+    """The holder's queue is bounded on every node: a prompt reaching another node while the
+    holder has a run in flight and `--prompt-queue` waiting is refused there with 429."""
+    model_server.script("queue", [{"text": "done", "wait": 4}])
+    a, b = (cluster.node(env=scripted_env(model_server), prompt_queue=1, prompts_per_minute=10) for _ in range(2))
+    tok = a.token()
+    first = await prompt(a, tok, "@agent one", room="queue")  # A holds the room's agent; this one runs
+    second = await prompt(b, tok, "@agent two", room="queue")  # waits on A
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{b.http}/rooms/queue/prompts", json={"text": "@agent three"}, headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 429 and "prompts waiting in this room" in r.json()["error"], r.text
+    for run in (first, second):  # what was taken runs
+        assert (await run_on(b, tok, run, room="queue"))["status"] == "done"
