@@ -151,6 +151,11 @@ class BehaviourStore:
         self._batch.seen[room] = "\n".join(ids)
         self._schedule()
 
+    def forget_seen(self, room: str) -> None:
+        """The agent is back: what it had seen is used (`seen` says None until it leaves again)."""
+        self._batch.seen[room] = None
+        self._schedule()
+
     async def seen(self, room: str) -> set[str] | None:
         """The strokes seen when the agent last left `room` (None: it never did)."""
         await self.flush()

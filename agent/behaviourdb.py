@@ -58,7 +58,7 @@ class Batch:
     removed: set[str] = field(default_factory=set)
     versions: list[tuple[str, int, str]] = field(default_factory=list)
     firings: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (behaviour, json)
-    seen: dict[str, str] = field(default_factory=dict)  # room -> stroke ids, one a line
+    seen: dict[str, str | None] = field(default_factory=dict)  # room -> stroke ids, one a line (None: forget)
 
     def __bool__(self) -> bool:
         return bool(self.behaviours or self.removed or self.versions or self.firings or self.seen)
@@ -158,7 +158,9 @@ class BehaviourDB:
             db.executemany("INSERT OR IGNORE INTO versions (behaviour, version, code) VALUES (?, ?, ?)", batch.versions)
             db.executemany("INSERT INTO firings (id, behaviour, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                            [(i, b, data) for i, (b, data) in batch.firings.items()])
-            db.executemany("INSERT INTO seen (room, ids) VALUES (?, ?) ON CONFLICT(room) DO UPDATE SET ids = excluded.ids", batch.seen.items())
+            db.executemany("INSERT INTO seen (room, ids) VALUES (?, ?) ON CONFLICT(room) DO UPDATE SET ids = excluded.ids",
+                           [(room, ids) for room, ids in batch.seen.items() if ids is not None])
+            db.executemany("DELETE FROM seen WHERE room = ?", [(room,) for room, ids in batch.seen.items() if ids is None])
             for bid in batch.removed:
                 for table, column in (("behaviours", "id"), ("versions", "behaviour"), ("firings", "behaviour")):
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", (bid,))

@@ -95,7 +95,8 @@ class PgBehaviourDB:
             cur.executemany(f"INSERT INTO {F} (id, behaviour, data) VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                             [(i, b, data) for i, (b, data) in batch.firings.items()])
             cur.executemany(f"INSERT INTO {S} (room, ids) VALUES (%s, %s) ON CONFLICT (room) DO UPDATE SET ids = excluded.ids",
-                            list(batch.seen.items()))
+                            [(room, ids) for room, ids in batch.seen.items() if ids is not None])
+            cur.executemany(f"DELETE FROM {S} WHERE room = %s", [(room,) for room, ids in batch.seen.items() if ids is None])
             if batch.removed:
                 removed = list(batch.removed)
                 for table, column in ((B, "id"), (V, "behaviour"), (F, "behaviour")):

@@ -172,11 +172,16 @@ class RoomBehaviours:
 
     async def _catch_up(self) -> None:
         """Strokes drawn while the agent was away (a person is often quicker than the agent's
-        arrival, and a restart sends it away) reach the behaviours as one event."""
-        if not self._reacts_to("stroke"):
-            return
+        arrival, and a restart sends it away) reach the behaviours as one event.
+
+        What was seen is saved as the agent leaves and used once: after a crash (or, in cluster
+        mode, its node's death) there is none, and strokes drawn meanwhile fire nothing, rather
+        than an older list making strokes already fired on look new."""
         seen = await self.h.store.seen(self.room)
         if seen is None:
+            return
+        self.h.store.forget_seen(self.room)
+        if not self._reacts_to("stroke"):
             return
         for s in [s for i, s in self.mirror.strokes.items() if i not in seen]:
             self._offer("stroke", now_ms(), s.author, self._depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)

@@ -55,6 +55,9 @@ async def test_the_shared_store_holds_only_adopted_rooms_reads_others_through_an
         assert [f.id for f in await two.firings(b, 10)] == [f"{b.id}.{i}" for i in (4, 3, 2)]
         assert await two.code(seen_there[0], 1) is None and await two.code(seen_there[0], 2) == "2"  # version 1: no firing uses it
         assert await two.seen("r") == {"s1", "s2"}
+        two.forget_seen("r")
+        await two.flush()
+        assert await one.seen("r") is None
         b.status = "paused"
         one.save(b)
         await one.drop("r")  # written before it goes
