@@ -32,7 +32,7 @@ from agent.canvas_api import Grant
 from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.runs import AgentRun, RunStore, dump_json
 from agent.shared_limits import SharedBuckets
-from common.access import Denied, TokenInfo, authorize
+from common.access import Denied, Role, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")
 
@@ -198,32 +198,28 @@ class RunRoutes:
             return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         return _json(RunList(runs=[r.summary() for r in runs]))
 
-    async def get_run(self, request: Request) -> Response:
+    async def _find(self, request: Request, need: Role = "view") -> tuple[AgentRun | None, Response | None]:
+        """The run the path names, or the response that refuses it (401/403, 404, 503)."""
         room = request.path_params["name"]
         try:
-            authorize(request, room)
+            authorize(request, room, need)
         except Denied as e:
-            return _err(e.status, e.message)
+            return None, _err(e.status, e.message)
         try:
             run = await self._runs().fetch(room, request.path_params["run"])
         except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        if run is None:
-            return _err(404, "no such run in this room")
-        return _json(run)
+            return None, _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        return (run, None) if run is not None else (None, _err(404, "no such run in this room"))
+
+    async def get_run(self, request: Request) -> Response:
+        run, refusal = await self._find(request)
+        return _json(run) if run is not None else refusal  # type: ignore[return-value]
 
     async def undo(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            authorize(request, room, "edit")
-        except Denied as e:
-            return _err(e.status, e.message)
-        try:
-            run = await self._runs().fetch(room, request.path_params["run"])
-        except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+        run, refusal = await self._find(request, "edit")
         if run is None:
-            return _err(404, "no such run in this room")
+            return refusal  # type: ignore[return-value]
+        room = request.path_params["name"]
         try:
             erased = await self._undo(room, run)
         except PeersFull:
