@@ -1,5 +1,5 @@
-"""Server plugin: one hosted agent peer per room, for prompts (`agent.run_routes`) and
-behaviours (`agent.behaviour_routes`, `agent.residency`).
+"""Server plugin: one hosted agent peer per room, for prompts (`agent.runs.routes`) and
+behaviours (`agent.behaviours.routes`, `agent.hosting.residency`).
 
 Why hosted peers connect over the websocket (to the server's own URL, with an internally
 minted edit token) instead of touching room objects: the agent stays a peer like any other,
@@ -8,12 +8,12 @@ authority), the shared token lookup (`common.access`) and the headless client
 (`wire.client`), never on room internals.
 
 What one token can cost (all bounds from `PromptLimits`): prompts per minute per token and per
-room (`agent.run_routes`), a bounded queue per room with edit grants first, and a cap on
+room (`agent.runs.routes`), a bounded queue per room with edit grants first, and a cap on
 resident peers (the idlest leaves to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
 runs are in flight and one room never holds more than one of the sandbox's threads.
 
 In cluster mode (`Host.cluster`), run records and behaviours live in PostgreSQL and
-`agent.cluster` keeps one agent per room across the nodes (a lease): a prompt, an undo or a
+`agent.hosting.cluster` keeps one agent per room across the nodes (a lease): a prompt, an undo or a
 change to a behaviour reaching another node is handed to the node holding the room's agent,
 which alone hosts the room's behaviours, and any node answers the reading routes.
 """
@@ -29,25 +29,26 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from agent.admission import PeersFull, PromptLimits, QueueFull
-from agent.behaviour import BehaviourLimits, Installer
-from agent.behaviour_routes import BehaviourChange, BehaviourRoutes, Outcome
-from agent.behaviour_store import BehaviourStore
-from agent.behaviourdb import BehaviourDB, BehaviourRecords
-from agent.canvas_api import Grant
-from agent.cluster import AgentCluster, AgentElsewhere
-from agent.codemode import CodeMode
-from agent.http import ApiError
-from agent.loop import ModelSettings, model_client
-from agent.peer import AgentPeer, addressed
-from agent.pgbehaviourdb import PgBehaviourDB
-from agent.pgrundb import PgRunDB
-from agent.residency import Residency
-from agent.run_routes import RunRoutes
-from agent.rundb import RunDB
-from agent.runs import AgentRun, RunStore
-from agent.scheduler import Hosting
-from agent.shared_limits import SharedBuckets
+from agent.behaviours.model import BehaviourLimits
+from agent.behaviours.pg_records import PgBehaviourDB
+from agent.behaviours.records import BehaviourDB, BehaviourRecords
+from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
+from agent.behaviours.scheduler import Hosting
+from agent.behaviours.store import BehaviourStore
+from agent.contract.canvas import Grant
+from agent.contract.codemode import CodeMode
+from agent.contract.events import Installer
+from agent.hosting.cluster import AgentCluster, AgentElsewhere
+from agent.hosting.peer import AgentPeer, addressed
+from agent.hosting.residency import Residency
+from agent.limits.admission import PeersFull, PromptLimits, QueueFull
+from agent.limits.shared import SharedBuckets
+from agent.runs.http import ApiError
+from agent.runs.loop import ModelSettings, model_client
+from agent.runs.pg_records import PgRunDB
+from agent.runs.records import RunDB
+from agent.runs.routes import RunRoutes
+from agent.runs.store import AgentRun, RunStore
 from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")
@@ -291,7 +292,7 @@ class AgentPlugin:
                 del self._claims[room]
 
     def release(self, room: str) -> None:
-        """Others sharing the run store (MCP sessions, `agent/mcp.py`) are done with `room`: its
+        """Others sharing the run store (MCP sessions, `agent/mcp/endpoint.py`) are done with `room`: its
         records leave memory unless our peer is resident there (they are read back when needed)."""
         if room not in self.peers:
             self.runs.forget(room)

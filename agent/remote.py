@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from agent.canvas_api import CanvasSession, Grant, Quotas
+from agent.contract.canvas import CanvasSession, Grant, Quotas
 from agent.sandbox import Limits, Sandbox
 from canvas import new_id
 from wire.client import CanvasClient

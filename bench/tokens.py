@@ -28,8 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.canvas_api import ALL_CAPS, CanvasSession, view
-from agent.codemode import TOOLS, system_prompt
+from agent.contract.canvas import ALL_CAPS, CanvasSession, view
+from agent.contract.codemode import TOOLS, system_prompt
 from canvas import Stroke
 from common.access import Access
 

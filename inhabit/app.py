@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from agent.admission import PromptLimits
-from agent.behaviour import BehaviourLimits
-from agent.loop import ModelSettings
-from agent.mcp import McpLimits, McpPlugin
+from agent.behaviours.model import BehaviourLimits
+from agent.limits.admission import PromptLimits
+from agent.mcp.endpoint import McpLimits, McpPlugin
 from agent.plugin import AgentPlugin
+from agent.runs.loop import ModelSettings
 from common.settings import Settings
 from server.app import create_app
 

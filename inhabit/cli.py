@@ -253,8 +253,8 @@ def run_exec(args: argparse.Namespace) -> int:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from agent.loop import NO_KEY, has_credentials
-    from agent.peer import run_forever
+    from agent.hosting.peer import run_forever
+    from agent.runs.loop import NO_KEY, has_credentials
 
     from .app import model_settings
 

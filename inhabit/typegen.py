@@ -12,20 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.behaviour import (
-    BehaviourDetail,
-    BehaviourList,
-    BehaviourRemoved,
-    BehaviourSummary,
-    Every,
-    FiredEvent,
-    Firing,
-    FiringSummary,
-    MessageView,
-    Writes,
-)
-from agent.http import PromptAccepted, PromptRequest, RunList, UndoResult
-from agent.runs import AgentRun, RunSummary, Tokens
+from agent.behaviours.model import BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, FiredEvent, Firing, FiringSummary, Writes
+from agent.contract.events import Every, MessageView
+from agent.runs.http import PromptAccepted, PromptRequest, RunList, UndoResult
+from agent.runs.store import AgentRun, RunSummary, Tokens
 from agent.sandbox import CallRecord
 from agent.sandbox.capability import ts_type
 from canvas import schema

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.canvas_api import ALL_CAPS, READ_CAPS, CanvasSession, Quotas, undo_run
-from agent.codemode import TOOLS, CodeMode, Reference, system_prompt
-from agent.peer import addressed
-from agent.runs import AgentRun, RunStore
+from agent.contract.canvas import ALL_CAPS, READ_CAPS, CanvasSession, Quotas, undo_run
+from agent.contract.codemode import TOOLS, CodeMode, Reference, system_prompt
+from agent.hosting.peer import addressed
+from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Stroke
 
 

@@ -68,8 +68,8 @@ async def test_run_records_and_undo_survive_restart(server_factory, model_server
 
 
 def test_store_is_bounded_on_disk_and_marks_interrupted_runs(tmp_path):
-    from agent.rundb import RunDB
-    from agent.runs import INTERRUPTED, AgentRun, RunStore
+    from agent.runs.records import RunDB
+    from agent.runs.store import INTERRUPTED, AgentRun, RunStore
 
     store = RunStore(per_room=3, db=RunDB(tmp_path / "runs.sqlite3", per_room=3))
     runs = [store.add(AgentRun(room="r", prompt=str(i), status="done")) for i in range(5)]

@@ -11,25 +11,16 @@ from typing import Any
 
 import pytest
 
-from agent.behaviour import (
-    BadInstall,
-    Behaviour,
-    BehaviourLimits,
-    Every,
-    FiredEvent,
-    Firing,
-    Installer,
-    parse_name,
-    parse_triggers,
-)
-from agent.behaviour_store import BehaviourStore
-from agent.behaviourdb import BehaviourDB
-from agent.canvas_api import CanvasSession
-from agent.codemode import Reference, system_prompt, tools
-from agent.firing import event_global, replay, run_firing
-from agent.installs import RunInstalls
+from agent.behaviours.firing import event_global, replay, run_firing
+from agent.behaviours.installs import RunInstalls
+from agent.behaviours.model import Behaviour, BehaviourLimits, FiredEvent, Firing
+from agent.behaviours.records import BehaviourDB
+from agent.behaviours.scheduler import Hosting, RoomBehaviours
+from agent.behaviours.store import BehaviourStore
+from agent.contract.canvas import CanvasSession
+from agent.contract.codemode import Reference, system_prompt, tools
+from agent.contract.events import BadInstall, Every, Installer, parse_name, parse_triggers
 from agent.sandbox import Sandbox
-from agent.scheduler import Hosting, RoomBehaviours
 from canvas import Stroke
 from wire.client import CanvasClient
 

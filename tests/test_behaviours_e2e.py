@@ -142,8 +142,8 @@ async def _echo(server, model_server, room: str, author: str = "alice", token: s
 
 
 async def test_a_firing_can_be_undone_and_replayed_from_its_record(server_factory, model_server):
-    from agent.behaviour import Firing
-    from agent.firing import replay
+    from agent.behaviours.firing import replay
+    from agent.behaviours.model import Firing
     from agent.sandbox import Sandbox
 
     room = "echo"

@@ -13,9 +13,10 @@ import json
 import httpx
 import pytest
 
-from agent.behaviour import Behaviour, FiredEvent, Firing, Installer
-from agent.behaviour_store import BehaviourStore
-from agent.pgbehaviourdb import PgBehaviourDB
+from agent.behaviours.model import Behaviour, FiredEvent, Firing
+from agent.behaviours.pg_records import PgBehaviourDB
+from agent.behaviours.store import BehaviourStore
+from agent.contract.events import Installer
 from canvas import Stroke, new_id
 from common.postgres import open_pool
 from wire.client import CanvasClient

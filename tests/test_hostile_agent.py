@@ -202,7 +202,7 @@ async def test_a_damaged_runs_database_is_moved_aside(server_factory, model_serv
 
 
 def test_rate_limit_buckets_are_bounded_and_expire():
-    from agent.admission import RateLimiter
+    from agent.limits.admission import RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(3, max_keys=1_000, clock=lambda: now[0])

@@ -14,7 +14,7 @@ import re
 import httpx
 import pytest
 
-from agent.codemode import TOOLS, Reference
+from agent.contract.codemode import TOOLS, Reference
 
 from agent_helpers import board_strokes, connect, fingerprint, inhabit, wait_chat, watch_strokes
 from mcp_helpers import RawSession, agents, mcp_client, mcp_url, payload, picture

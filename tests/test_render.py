@@ -1,4 +1,4 @@
-"""agent/render.py's bounds, in process: what `view` promises about size holds for any room."""
+"""agent/contract/render.py's bounds, in process: what `view` promises about size holds for any room."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 from PIL import Image
 
-from agent.render import EMPTY_BOX, MAX_PNG_BYTES, MAX_PX, MIN_SIDE, check_box, render
+from agent.contract.render import EMPTY_BOX, MAX_PNG_BYTES, MAX_PX, MIN_SIDE, check_box, render
 from canvas import BBox, Stroke
 
 

@@ -205,7 +205,7 @@ def test_the_clock_is_frozen_at_the_start_of_the_run(sb: Sandbox) -> None:
 
 @pytest.mark.timeout(30)
 def test_draw_rejects_points_outside_the_canvas_clearly(sb: Sandbox) -> None:
-    from agent.canvas_api import CanvasSession
+    from agent.contract.canvas import CanvasSession
 
     session = CanvasSession([], author="a", run_id="r", grant="write")
     r = sb.run_sync("canvas.draw({points: [[0, 0], [1e300, 5]]})", session.bindings())

@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.behaviour import BadInstall, parse_name, parse_triggers
-from agent.behaviour_api import NO_INSTALLER, Installs
-from agent.canvas_api import CanvasSession, Quotas
-from agent.codemode import CodeMode, call_records, system_prompt, tools
-from agent.runs import AgentRun
+from agent.contract.behaviour import NO_INSTALLER, Installs
+from agent.contract.canvas import CanvasSession, Quotas
+from agent.contract.codemode import CodeMode, call_records, system_prompt, tools
+from agent.contract.events import BadInstall, parse_name, parse_triggers
+from agent.runs.store import AgentRun
 from agent.sandbox import Binding
 from canvas import CanvasDoc, now_ms
 from common.settings import DEFAULT_MODEL
@@ -206,7 +206,7 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
                          commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
                          manage: tuple[list[Binding], Callable[[], list[str]]] | None = None) -> dict[str, Any]:
     """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
-    loop and MCP clients (`agent/mcp_peer.py`) share it, so their run records are alike.
+    loop and MCP clients (`agent/mcp/peer.py`) share it, so their run records are alike.
     `manage`: the run's `behaviours.*` bindings and what applies their removals once the
     program has succeeded (`Installs.manage`). Returns the compact record the caller hands its model."""
     run.code.append(code)

@@ -6,7 +6,7 @@
     DELETE /rooms/{name}/behaviours/{id}                  (edit token)
     POST   /rooms/{name}/behaviours/{id}/firings/{firing}/undo   erase what one firing drew (edit token)
 
-Payloads are defined once in `agent/behaviour.py` (the browser's types are generated from them).
+Payloads are defined once in `agent/behaviours/model.py` (the browser's types are generated from them).
 
 A change is a `BehaviourChange`, carried out by `perform` where the room's behaviours are held:
 here on one node; in cluster mode on the node holding the room's agent, to which the plugin's
@@ -16,17 +16,16 @@ here on one node; in cluster mode on the node holding the room's agent, to which
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from agent.behaviour import Behaviour, BehaviourDetail, BehaviourList, BehaviourRemoved
-from agent.http import ApiError, UndoResult
-from agent.peer import AgentPeer
-from agent.scheduler import Hosting
+from agent.behaviours.model import Behaviour, BehaviourDetail, BehaviourList, BehaviourRemoved
+from agent.behaviours.scheduler import Hosting
+from agent.runs.http import ApiError, UndoResult
 from canvas import now_ms
 from common.access import Denied, authorize
 
@@ -69,12 +68,18 @@ def _refused(status: int, msg: str) -> Outcome:
     return Outcome.of(ApiError(error=msg), status)
 
 
+class FiringUndoer(Protocol):
+    """What undoing a firing needs of the room's agent peer (`agent.hosting.peer.AgentPeer`)."""
+
+    def undo_firing(self, b: Behaviour, firing_id: str) -> list[str]: ...
+
+
 class BehaviourRoutes:
     """The routes, over the store (`hosting()`, once the plugin has started); `peer(room)` brings
     the room's agent (to undo a firing); `dispatch` carries a change out where the room's
     behaviours are held (by default, here: `perform`)."""
 
-    def __init__(self, hosting: Callable[[], Hosting], peer: Callable[[str], Awaitable[AgentPeer]],
+    def __init__(self, hosting: Callable[[], Hosting], peer: Callable[[str], Awaitable[FiringUndoer]],
                  dispatch: Callable[[BehaviourChange], Awaitable[Outcome]] | None = None) -> None:
         self._hosting = hosting
         self._peer = peer

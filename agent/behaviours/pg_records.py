@@ -1,4 +1,4 @@
-"""Durable behaviours in cluster mode: the tables of `agent.behaviourdb` in PostgreSQL, shared
+"""Durable behaviours in cluster mode: the tables of `agent.behaviours.records` in PostgreSQL, shared
 by every node.
 
 The same rows and the same interface as `BehaviourDB` (SQLite, one process), so
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from psycopg_pool import ConnectionPool
 
-from agent.behaviourdb import Batch
+from agent.behaviours.records import Batch
 from common.postgres import SCHEMA, ensure_schema
 
 DDL = f"""

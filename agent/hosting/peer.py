@@ -24,14 +24,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.admission import PromptQueue, QueueFull
-from agent.behaviour import Behaviour, FiringSummary, Installer, describe_triggers
-from agent.canvas_api import CanvasSession, Grant, Quotas, undo_run
-from agent.codemode import CodeMode
-from agent.installs import RunInstalls
-from agent.loop import ModelLoop, ModelSettings
-from agent.runs import AgentRun, RunStore
-from agent.scheduler import Hosting, RoomBehaviours
+from agent.behaviours.installs import RunInstalls
+from agent.behaviours.model import Behaviour, FiringSummary
+from agent.behaviours.scheduler import Hosting, RoomBehaviours
+from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
+from agent.contract.codemode import CodeMode
+from agent.contract.events import Installer, describe_triggers
+from agent.limits.admission import PromptQueue, QueueFull
+from agent.runs.loop import ModelLoop, ModelSettings
+from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
 from wire.client import CanvasClient

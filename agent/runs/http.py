@@ -1,6 +1,6 @@
 """The agent's HTTP payloads, defined once: the routes in `agent/plugin.py` read and emit
 them, and the browser's TypeScript types are generated from them (`python -m inhabit.typegen`).
-Run records themselves are `agent.runs.AgentRun` / `RunSummary`.
+Run records themselves are `agent.runs.store.AgentRun` / `RunSummary`.
 
 Text enters here: a prompt body is parsed with the stdlib (which, unlike pydantic-core,
 accepts lone-surrogate escapes such as "\\udc00"), every string is made well-formed (U+FFFD),
@@ -13,8 +13,8 @@ import re
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.canvas_api import Grant
-from agent.runs import RunSummary
+from agent.contract.canvas import Grant
+from agent.runs.store import RunSummary
 from agent.sandbox import scrub
 
 MAX_PROMPT = 4_000

@@ -9,7 +9,7 @@ is kept on its behaviour as a summary).
 Writes are gathered over one event-loop tick and committed on one writer thread, never on the
 loop; `flush` waits for them (routes flush before reading firings back).
 
-Shared records (cluster mode, `agent.pgbehaviourdb`): behaviours fire only on the node holding
+Shared records (cluster mode, `agent.behaviours.pg_records`): behaviours fire only on the node holding
 their room's agent lease, so a node keeps in memory only the rooms it holds: `adopt` loads a
 room when the node takes its lease, `drop` forgets it when the node lets go. Other rooms are
 read through (`view`), for the routes that any node answers.
@@ -25,8 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from agent.behaviour import Behaviour, Firing, every_of
-from agent.behaviourdb import Batch, BehaviourRecords
+from agent.behaviours.model import Behaviour, Firing
+from agent.behaviours.records import Batch, BehaviourRecords
+from agent.contract.events import every_of
 from agent.sandbox import scrub
 
 log = logging.getLogger("inhabit.agent")
@@ -34,7 +35,7 @@ log = logging.getLogger("inhabit.agent")
 
 def _json(model: BaseModel) -> str:
     """`model` as JSON, always: ill-formed text (a lone surrogate from the model) is repaired
-    rather than failing a whole batch (as `agent.runs.dump_json` does for run records)."""
+    rather than failing a whole batch (as `agent.runs.store.dump_json` does for run records)."""
     try:
         return model.model_dump_json()
     except PydanticSerializationError:

@@ -34,9 +34,9 @@ from typing import Protocol
 from psycopg import Error as PgError
 from redis.exceptions import RedisError
 
-from agent.admission import QueueFull
-from agent.behaviour import Installer
-from agent.runs import INTERRUPTED, AgentRun, RunStore
+from agent.contract.events import Installer
+from agent.limits.admission import QueueFull
+from agent.runs.store import INTERRUPTED, AgentRun, RunStore
 from canvas import now_ms
 from common.cluster import PREFIX, Cluster, Lease, forever
 
@@ -67,7 +67,7 @@ Handler = Callable[[str, bytes], Awaitable[bytes]]
 
 
 class Peer(Protocol):
-    """What the cluster side needs of a room's peer (`agent.peer.AgentPeer`)."""
+    """What the cluster side needs of a room's peer (`agent.hosting.peer.AgentPeer`)."""
 
     def enqueue(self, run: AgentRun, *, installer: Installer | None = None) -> AgentRun: ...
 

@@ -1,6 +1,6 @@
 """An MCP client in a room: a websocket peer whose every `execute` is an agent run.
 
-Why a peer, as for the hosted agent (`agent/peer.py`): the client then shows in presence,
+Why a peer, as for the hosted agent (`agent/hosting/peer.py`): the client then shows in presence,
 its cursor moves where it draws, and its writes take the path and the access checks
 everybody's take. It connects with the token the client presented, so a view token's peer
 is read-only at the server too, on top of its runs having no write capabilities bound.
@@ -20,11 +20,11 @@ import contextlib
 import zlib
 from typing import Any
 
-from agent.canvas_api import CanvasSession, Grant, Quotas
-from agent.codemode import CodeMode
-from agent.loop import execute_in_run
-from agent.render import View, render
-from agent.runs import AgentRun, RunStore
+from agent.contract.canvas import CanvasSession, Grant, Quotas
+from agent.contract.codemode import CodeMode
+from agent.contract.render import View, render
+from agent.runs.loop import execute_in_run
+from agent.runs.store import AgentRun, RunStore
 from canvas import BBox, Message, bbox, now_ms, union
 from wire.client import CanvasClient
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.canvas_api import Views
+from agent.contract.canvas import Views
 from canvas import CanvasDoc, Stroke
 
 

@@ -1,10 +1,10 @@
 """The MCP face of Code Mode: the tool list, the server's instructions, argument checks and
-results. No HTTP or sessions here (`agent/mcp.py`), no room (`agent/mcp_peer.py`).
+results. No HTTP or sessions here (`agent/mcp/endpoint.py`), no room (`agent/mcp/peer.py`).
 
 Why derived, not written: `search` and `execute` are `codemode.TOOLS` (the names,
 descriptions and argument schemas our own model is given) and the instructions are
 `codemode.guide`, so an MCP client reads what our model reads. `view` is MCP's own; its
-description quotes `agent/render.py`'s limits.
+description quotes `agent/contract/render.py`'s limits.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.canvas_api import Box, Grant
-from agent.codemode import TOOLS, access, guide
-from agent.render import DEFAULT_PX, MAX_PNG_BYTES, MAX_PX, MIN_PX, View
+from agent.contract.canvas import Box, Grant
+from agent.contract.codemode import TOOLS, access, guide
+from agent.contract.render import DEFAULT_PX, MAX_PNG_BYTES, MAX_PX, MIN_PX, View
 
 SERVER_NAME = "inhabit"
 MAX_CODE = 32_000

@@ -29,25 +29,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.admission import RateLimiter
-from agent.behaviour import (
-    EVENT_STROKES,
-    Behaviour,
-    BehaviourLimits,
-    EventType,
-    FiredEvent,
-    Firing,
-    FiringSummary,
-    Installer,
-    MessageView,
-    Status,
-    Writes,
-)
-from agent.behaviour_store import BehaviourStore
-from agent.canvas_api import CanvasSession, Quotas
-from agent.codemode import call_records
-from agent.firing import event_global, run_firing, seed_of
-from agent.mirror import StrokeMirror
+from agent.behaviours.firing import event_global, run_firing, seed_of
+from agent.behaviours.mirror import StrokeMirror
+from agent.behaviours.model import Behaviour, BehaviourLimits, FiredEvent, Firing, FiringSummary, Writes
+from agent.behaviours.store import BehaviourStore
+from agent.contract.canvas import CanvasSession, Quotas
+from agent.contract.codemode import call_records
+from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status
+from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
 from canvas import Message, now_ms
 from wire.client import CanvasClient

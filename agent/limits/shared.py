@@ -1,5 +1,5 @@
 """Prompt rate limits shared by every node of a cluster: the token buckets of
-`agent.admission.RateLimiter`, kept in Redis and taken in one script.
+`agent.limits.admission.RateLimiter`, kept in Redis and taken in one script.
 
 Why: with per-node buckets, a link could post its per-minute budget once per node behind a load
 balancer. Here all nodes take from the same buckets, "all or none" across the buckets a prompt

@@ -3,7 +3,7 @@
 Why: instead of one JSON tool per canvas function, the model writes a small JavaScript
 program against typed declarations and it runs, with exactly the granted capabilities, in the
 sandbox. Loops, geometry and sequencing happen in code, in one round trip. Everything the
-model reads about the API is generated from `agent.canvas_api`, never written twice.
+model reads about the API is generated from `agent.contract.canvas`, never written twice.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.behaviour_api import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
-from agent.canvas_api import ALL_CAPS, CanvasSession, Grant, capabilities
+from agent.contract.behaviour import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
+from agent.contract.canvas import ALL_CAPS, CanvasSession, Grant, capabilities
 from agent.sandbox import Binding, CallRecord, Capability, ErrorKind, Limits, RunRecord, Sandbox
 
 RESULT_CHARS = 4_000

@@ -1,6 +1,6 @@
 """Durable agent run records in cluster mode: one PostgreSQL table every node reads and writes.
 
-The same records and the same interface as `agent.rundb.RunDB` (SQLite, one process), so
+The same records and the same interface as `agent.runs.records.RunDB` (SQLite, one process), so
 `RunStore` works on either: `GET /rooms/NAME/runs[/ID]` answers on every node, whichever node
 ran the prompt. `shared = True`: records are read through (another node may have written them
 since), and a run another node is running is never taken for one interrupted by a restart.

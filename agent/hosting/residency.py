@@ -23,10 +23,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from agent.behaviour import Behaviour, every_of
-from agent.cluster import AgentElsewhere
-from agent.peer import AgentPeer
-from agent.scheduler import Hosting
+from agent.behaviours.model import Behaviour
+from agent.behaviours.scheduler import Hosting
+from agent.contract.events import every_of
+from agent.hosting.cluster import AgentElsewhere
+from agent.hosting.peer import AgentPeer
 from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")

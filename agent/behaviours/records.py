@@ -2,13 +2,13 @@
 the versions of their code that kept firings ran, their most recent firings, and per room the
 strokes they had seen when the agent last left (so strokes drawn before it is back count).
 
-Why a database of its own, next to the run records (`agent/rundb.py`): behaviours are agent
+Why a database of its own, next to the run records (`agent/runs/records.py`): behaviours are agent
 state, not document state; the room store holds only the CRDT updates a room applied. Losing
 this file loses behaviours and their history, never drawings (a firing's strokes carry its
 id in the document, so undo works from the document itself). A damaged file is set aside and
 a fresh one started (`common.sqlite.open_or_set_aside`).
 
-Writes come from one writer thread (`agent.behaviour_store.BehaviourStore`), as JSON rows.
+Writes come from one writer thread (`agent.behaviours.store.BehaviourStore`), as JSON rows.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class Batch:
 
 class BehaviourRecords(Protocol):
     """Where behaviours are kept: `BehaviourDB` (this SQLite file, one process) or, in cluster
-    mode, `agent.pgbehaviourdb.PgBehaviourDB` (PostgreSQL, shared by every node). Synchronous:
-    called from a worker thread (`agent.behaviour_store.BehaviourStore` does)."""
+    mode, `agent.behaviours.pg_records.PgBehaviourDB` (PostgreSQL, shared by every node). Synchronous:
+    called from a worker thread (`agent.behaviours.store.BehaviourStore` does)."""
 
     shared: bool
     """Other processes write it too: a node keeps in memory only the rooms whose agent it holds

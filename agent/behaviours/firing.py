@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.behaviour import FiredEvent, Firing
-from agent.behaviour_api import ASK_CAP, STOP_CAP, AskParams, StopParams
-from agent.canvas_api import CanvasSession, Quotas, view
+from agent.behaviours.model import FiredEvent, Firing
+from agent.contract.behaviour import ASK_CAP, STOP_CAP, AskParams, StopParams
+from agent.contract.canvas import CanvasSession, Quotas, view
 from agent.sandbox import CapabilityError, Limits, RunError, RunRecord, Sandbox
 from canvas import Stroke
 

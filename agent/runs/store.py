@@ -5,8 +5,8 @@ asked, with which grant, every piece of code executed, every capability call, th
 added (the undo set), token usage and errors. Bounded per room so a busy room cannot grow
 memory without limit.
 
-Durability (optional): given a `RunDB` (`agent/rundb.py`, the server's `<data>/runs.sqlite3`;
-in cluster mode `agent/pgrundb.py`, PostgreSQL, which other nodes write too: then lookups read
+Durability (optional): given a `RunDB` (`agent/runs/records.py`, the server's `<data>/runs.sqlite3`;
+in cluster mode `agent/runs/pg_records.py`, PostgreSQL, which other nodes write too: then lookups read
 it through, `fetch`/`fetch_all`, and memory holds only the runs this node is working on),
 the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
 starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from agent.canvas_api import Grant
+from agent.contract.canvas import Grant
 from agent.sandbox import CallRecord, scrub
 from canvas import new_id, now_ms
 
 if TYPE_CHECKING:
-    from agent.rundb import RunRecords
+    from agent.runs.records import RunRecords
 
 log = logging.getLogger("inhabit.agent")
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.behaviour import Behaviour, FiredEvent, Installer, Trigger, describe_triggers
-from agent.behaviour_api import LIST_CAP, NO_INSTALLER, REMOVE_CAP, BehaviourInfo, RemoveParams
-from agent.canvas_api import CanvasSession, NoParams
-from agent.codemode import compact_record
-from agent.firing import event_global, run_firing
+from agent.behaviours.firing import event_global, run_firing
+from agent.behaviours.model import Behaviour, FiredEvent
+from agent.behaviours.scheduler import RoomBehaviours
+from agent.contract.behaviour import LIST_CAP, NO_INSTALLER, REMOVE_CAP, BehaviourInfo, RemoveParams
+from agent.contract.canvas import CanvasSession, NoParams
+from agent.contract.codemode import compact_record
+from agent.contract.events import Installer, Trigger, describe_triggers
 from agent.sandbox import Binding, RunError, RunRecord, RunStats
-from agent.scheduler import RoomBehaviours
 from canvas import new_id, now_ms
 
 
 class RunInstalls:
-    """`agent.behaviour.Installs` for one run in one room."""
+    """`agent.behaviours.model.Installs` for one run in one room."""
 
     def __init__(self, rb: RoomBehaviours, installer: Installer | None) -> None:
         self.rb = rb

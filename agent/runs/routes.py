@@ -8,7 +8,7 @@
 What one token can cost here: prompts per minute per token and per room (viewers only for the
 room bound: editors are never refused for viewers' traffic), taken before the prompt goes on
 so concurrent requests see them, and given back when the prompt is not taken. In cluster mode
-the buckets are in Redis (`agent.shared_limits`), so a link has one budget however many nodes
+the buckets are in Redis (`agent.limits.shared`), so a link has one budget however many nodes
 it reaches. Where a prompt runs
 and where an undo happens (this node's peer, or in cluster mode the node holding the room's
 agent) is the plugin's: `submit` and `undo` below.
@@ -26,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from agent.admission import PeersFull, PromptLimits, QueueFull, RateLimiter
-from agent.behaviour import Installer
-from agent.canvas_api import Grant
-from agent.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
-from agent.runs import AgentRun, RunStore, dump_json
-from agent.shared_limits import SharedBuckets
+from agent.contract.canvas import Grant
+from agent.contract.events import Installer
+from agent.limits.admission import PeersFull, PromptLimits, QueueFull, RateLimiter
+from agent.limits.shared import SharedBuckets
+from agent.runs.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
+from agent.runs.store import AgentRun, RunStore, dump_json
 from common.access import Denied, Role, TokenInfo, authorize
 
 log = logging.getLogger("inhabit.agent")

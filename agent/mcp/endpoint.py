@@ -45,14 +45,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from agent.admission import RateLimiter
-from agent.canvas_api import Grant
-from agent.codemode import CodeMode
-from agent.http import clean_name
-from agent.mcp_peer import McpPeer
-from agent.mcp_tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
-from agent.render import check_box
-from agent.runs import RunStore
+from agent.contract.canvas import Grant
+from agent.contract.codemode import CodeMode
+from agent.contract.render import check_box
+from agent.limits.admission import RateLimiter
+from agent.mcp.peer import McpPeer
+from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
+from agent.runs.http import clean_name
+from agent.runs.store import RunStore
 from agent.sandbox import Sandbox
 from canvas import BBox
 from common.access import Access, Denied, TokenError, TokenInfo, authorize, token_of

@@ -1,10 +1,10 @@
 """THE JavaScript a behaviour's program sees, defined once: the globals `event`, `state` and
 `behaviour` with `behaviour.stop/ask`, and `behaviours.list/remove` for the model's own runs.
 
-Why one definition, as `agent/canvas_api.py` is for `canvas`: the TypeScript declarations and
+Why one definition, as `agent/contract/canvas.py` is for `canvas`: the TypeScript declarations and
 docs the model searches (`codemode.Reference`), `execute`'s extra inputs and the handlers'
 argument validation all come from the objects below. What a behaviour and a firing ARE (the
-records, triggers, limits) is `agent/behaviour.py`; what runs a firing is `agent/firing.py`.
+records, triggers, limits) is `agent/behaviours/model.py`; what runs a firing is `agent/behaviours/firing.py`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from agent.behaviour import EVERY_MIN_S, EventView, Status, Trigger
-from agent.canvas_api import NoParams
+from agent.contract.canvas import NoParams
+from agent.contract.events import EVERY_MIN_S, EventView, Status, Trigger
 from agent.sandbox import Binding, Capability, RunRecord, declarations
 from agent.sandbox.capability import ts_type
 
@@ -142,7 +142,7 @@ NO_INSTALLER = ("this prompt came from a chat line, and the agent cannot tell wh
 
 
 class Installs(Protocol):
-    """A run's install capability (`agent/scheduler.py` makes them; only for edit grants with a
+    """A run's install capability (`agent/behaviours/scheduler.py` makes them; only for edit grants with a
     known installer, so a viewer's run never holds one)."""
 
     @property

@@ -9,7 +9,7 @@ drawings (undo works from the run id tagged on the strokes in the document).
 
 Layout: one row per run, the record as JSON, `seq` for insertion order. WAL +
 synchronous=NORMAL like the room store. Writes happen on one writer thread (see
-`agent.runs.RunStore`), reads once per room on first lookup.
+`agent.runs.store.RunStore`), reads once per room on first lookup.
 
 A damaged file never stops the server: it is moved aside (`runs.sqlite3.damaged-<time>`, kept
 for forensics) with a log line and a fresh one is started; only run history is lost.
@@ -41,8 +41,8 @@ CREATE INDEX IF NOT EXISTS runs_room ON runs (room, seq);
 
 class RunRecords(Protocol):
     """Where run records are kept: `RunDB` (this SQLite file, one process) or, in cluster mode,
-    `agent.pgrundb.PgRunDB` (PostgreSQL, shared by every node). Synchronous: called from a
-    worker thread (`agent.runs.RunStore` does)."""
+    `agent.runs.pg_records.PgRunDB` (PostgreSQL, shared by every node). Synchronous: called from a
+    worker thread (`agent.runs.store.RunStore` does)."""
 
     per_room: int
     shared: bool
