@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from pycrdt import Doc, get_update, write_var_uint
 from pycrdt import Snapshot as CrdtSnapshot
+from pydantic import BaseModel, ConfigDict
 
+from common.settings import setting
 from wire.protocol import read_var_uint
 
 from .store import Row
@@ -20,13 +22,20 @@ MIN_COMPACT_BYTES = 64 * 1024
 """Below this, appended updates are cheaper to keep than a re-encoded snapshot."""
 
 
-@dataclass(frozen=True, slots=True)
-class DocBounds:
-    """From Settings: when to squash a room's history, and how big its document may get."""
+class DocBounds(BaseModel):
+    """When a room's stored history is squashed, and how big its document may get.
 
-    compact_every: int = 500
-    compact_bytes: int = 8 * 1024 * 1024
-    max_doc_bytes: int = 64 * 1024 * 1024
+    Settings of `inhabit serve`; `Room` enforces them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compact_every: int = setting(500, "squash a room's stored history into one snapshot after this many updates",
+                                 name="compact_every", ge=1)
+    compact_bytes: int = setting(8 * 1024 * 1024, "squash a room's stored history once its updates since the last snapshot outweigh "
+                                 f"that snapshot or this many bytes, whichever is smaller (at least {MIN_COMPACT_BYTES // 1024} KiB)",
+                                 name="compact_bytes", ge=64 * 1024)
+    max_doc_bytes: int = setting(64 * 1024 * 1024, "a room's document size limit in bytes; an edit that would pass it closes its sender's "
+                                 "connection (4413): the room takes no more edits", name="max_doc_bytes", ge=1024 * 1024)
 
     def compact_after(self, snapshot_bytes: int) -> int:
         """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the
