@@ -21,11 +21,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
 from websockets.frames import Frame, Opcode
 
-from common.settings import setting
 from wire import protocol as p
+
+from .settings import ConnectionLimits
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -35,32 +35,10 @@ log = logging.getLogger("inhabit.conn")
 CLOSE_GRACE = 2.0
 """Seconds a closing connection gets to take its close frame before its transport is aborted."""
 
-FLOOD_S = 5
-"""Seconds a connection may be held back by its receive rate without pause before it is closed."""
-
 STATE_REQUESTS = 4
 """Full-state requests (SyncStep1, QueryAwareness) one connection may burst; honest peers send one."""
 STATE_REQUEST_EVERY = 15.0
 """Seconds that earn one more full-state request (so STATE_REQUESTS a minute, sustained)."""
-
-
-class ConnectionLimits(BaseModel):
-    """What one websocket connection may cost everyone else.
-
-    Settings of `inhabit serve`: `server.websocket` enforces the receive side, `Conn` and the room the rest."""
-
-    max_message: int = setting(8 * 1024 * 1024, "largest websocket message in bytes (bigger: close 1009)", name="max_message", ge=1024)
-    ping_interval: float = setting(20.0, "seconds between websocket keepalive pings; a peer that does not answer one within as long is dropped",
-                                   name="ping_interval", gt=0)
-    send_queue_bytes: int = setting(16 * 1024 * 1024, "bytes written to one connection and not yet taken by it before it is closed as too slow (1013)",
-                                    name="send_queue_bytes", ge=64 * 1024)
-    recv_bytes_per_s: int = setting(4 * 1024 * 1024, "sustained bytes/s one connection may send (bursts up to --max-message); a faster sender "
-                                    f"is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_bytes_per_s", ge=1024)
-    recv_messages_per_s: int = setting(500, "sustained messages/s one connection may send (bursts up to one second's worth); a faster "
-                                       f"sender is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_messages_per_s", ge=1)
-    awareness_bytes: int = setting(256 * 1024, "largest awareness (presence) state of one client in bytes (bigger: close 1008)",
-                                   name="awareness_bytes", ge=1024)
-    awareness_ids: int = setting(8, "awareness client ids one connection may hold (more: close 1008)", name="awareness_ids", ge=1)
 
 
 def binary_frame(msg: bytes) -> bytes:

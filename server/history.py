@@ -1,4 +1,5 @@
-"""A room's stored history: its size bounds, its running sizes, and rebuilding its document.
+"""A room's stored history: its running sizes, and rebuilding its document (its bounds:
+`server.settings.DocBounds`).
 
 Sizes are tracked incrementally (a byte count per update), never by encoding the document per
 update; the estimate only over-counts (overwritten content is still counted) and every
@@ -11,37 +12,10 @@ from dataclasses import dataclass
 
 from pycrdt import Doc, get_update, write_var_uint
 from pycrdt import Snapshot as CrdtSnapshot
-from pydantic import BaseModel, ConfigDict
 
-from common.settings import setting
 from wire.protocol import read_var_uint
 
 from .store import Row
-
-MIN_COMPACT_BYTES = 64 * 1024
-"""Below this, appended updates are cheaper to keep than a re-encoded snapshot."""
-
-
-class DocBounds(BaseModel):
-    """When a room's stored history is squashed, and how big its document may get.
-
-    Settings of `inhabit serve`; `Room` enforces them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    compact_every: int = setting(500, "squash a room's stored history into one snapshot after this many updates",
-                                 name="compact_every", ge=1)
-    compact_bytes: int = setting(8 * 1024 * 1024, "squash a room's stored history once its updates since the last snapshot outweigh "
-                                 f"that snapshot or this many bytes, whichever is smaller (at least {MIN_COMPACT_BYTES // 1024} KiB)",
-                                 name="compact_bytes", ge=64 * 1024)
-    max_doc_bytes: int = setting(64 * 1024 * 1024, "a room's document size limit in bytes; an edit that would pass it closes its sender's "
-                                 "connection (4413): the room takes no more edits", name="max_doc_bytes", ge=1024 * 1024)
-
-    def compact_after(self, snapshot_bytes: int) -> int:
-        """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the
-        file stays within a small multiple of the document, and the cost of re-encoding is
-        amortised over as many bytes as it writes."""
-        return min(self.compact_bytes, max(snapshot_bytes, MIN_COMPACT_BYTES))
 
 
 @dataclass(slots=True)

@@ -1,20 +1,69 @@
 """The rooms server's settings: where it listens and keeps its data, who may edit, how long rooms
-live, plus the parts its modules own (a connection's bounds, a room's history, the cluster).
+live, and its parts: a connection's bounds (`Conn`, `websocket`), a room's history (`Room`) and
+the cluster (`common.settings`).
 
-`create_app` takes this model; `inhabit/settings.py` composes it with the agent's parts and
-reads it once from flags and `INHABIT_*` variables (every `setting(...)` field is one of each).
+`create_app` takes `ServerSettings`; `inhabit/settings.py` composes it with the agent's parts
+and reads it once from flags and `INHABIT_*` variables (every `setting(...)` field is one of
+each). This module imports nothing of the server, so every module may take its part from here
+and the command line builds its flags without importing the rooms.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from common.settings import ClusterSettings, setting
 
-from .conn import ConnectionLimits
-from .history import DocBounds
+FLOOD_S = 5
+"""Seconds a connection may be held back by its receive rate without pause before it is closed."""
+
+MIN_COMPACT_BYTES = 64 * 1024
+"""Below this, appended updates are cheaper to keep than a re-encoded snapshot."""
+
+
+class DocBounds(BaseModel):
+    """When a room's stored history is squashed, and how big its document may get.
+
+    Settings of `inhabit serve`; `Room` enforces them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compact_every: int = setting(500, "squash a room's stored history into one snapshot after this many updates",
+                                 name="compact_every", ge=1)
+    compact_bytes: int = setting(8 * 1024 * 1024, "squash a room's stored history once its updates since the last snapshot outweigh "
+                                 f"that snapshot or this many bytes, whichever is smaller (at least {MIN_COMPACT_BYTES // 1024} KiB)",
+                                 name="compact_bytes", ge=64 * 1024)
+    max_doc_bytes: int = setting(64 * 1024 * 1024, "a room's document size limit in bytes; an edit that would pass it closes its sender's "
+                                 "connection (4413): the room takes no more edits", name="max_doc_bytes", ge=1024 * 1024)
+
+    def compact_after(self, snapshot_bytes: int) -> int:
+        """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the
+        file stays within a small multiple of the document, and the cost of re-encoding is
+        amortised over as many bytes as it writes."""
+        return min(self.compact_bytes, max(snapshot_bytes, MIN_COMPACT_BYTES))
+
+
+class ConnectionLimits(BaseModel):
+    """What one websocket connection may cost everyone else.
+
+    Settings of `inhabit serve`: `server.websocket` enforces the receive side, `Conn` and the room the rest."""
+
+    max_message: int = setting(8 * 1024 * 1024, "largest websocket message in bytes (bigger: close 1009)", name="max_message", ge=1024)
+    ping_interval: float = setting(20.0, "seconds between websocket keepalive pings; a peer that does not answer one within as long is dropped",
+                                   name="ping_interval", gt=0)
+    send_queue_bytes: int = setting(16 * 1024 * 1024, "bytes written to one connection and not yet taken by it before it is closed as too slow (1013)",
+                                    name="send_queue_bytes", ge=64 * 1024)
+    recv_bytes_per_s: int = setting(4 * 1024 * 1024, "sustained bytes/s one connection may send (bursts up to --max-message); a faster sender "
+                                    f"is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_bytes_per_s", ge=1024)
+    recv_messages_per_s: int = setting(500, "sustained messages/s one connection may send (bursts up to one second's worth); a faster "
+                                       f"sender is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_messages_per_s", ge=1)
+    awareness_bytes: int = setting(256 * 1024, "largest awareness (presence) state of one client in bytes (bigger: close 1008)",
+                                   name="awareness_bytes", ge=1024)
+    awareness_ids: int = setting(8, "awareness client ids one connection may hold (more: close 1008)", name="awareness_ids", ge=1)
+
+
 
 
 class ServerSettings(BaseModel):

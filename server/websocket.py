@@ -22,9 +22,10 @@ from starlette.websockets import WebSocket
 from common.access import OPEN, ROOM_RULE, TokenError, TokenInfo, token_of, valid_room
 from wire.protocol import Close, ProtocolError
 
-from .conn import FLOOD_S, Conn, ConnectionLimits, Transport
+from .conn import Conn, Transport
 from .room import Room
 from .rooms import RoomUnavailable
+from .settings import FLOOD_S, ConnectionLimits
 
 if TYPE_CHECKING:
     from .settings import ServerSettings

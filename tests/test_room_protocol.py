@@ -25,10 +25,10 @@ from pycrdt import Awareness, Doc, Map, write_var_uint
 
 import server.conn as conn_module
 import server.room as room_module
-from server.conn import STATE_REQUESTS, Conn, ConnectionLimits
-from server.history import MIN_COMPACT_BYTES, DocBounds
+from server.conn import STATE_REQUESTS, Conn
 from server.metrics import Metrics
 from server.room import ID_GRACE, Room
+from server.settings import MIN_COMPACT_BYTES, ConnectionLimits, DocBounds
 from server.store import Snapshot, Store
 from server.writer import Writer
 from wire import protocol as p

@@ -27,9 +27,8 @@ from common.postgres import DatabaseError, open_pool, redact_url
 from common.settings import ClusterSettings
 from common.shared_access import SharedRevocations, shared_access
 
-from ..history import DocBounds
 from ..metrics import Metrics
-from ..settings import ServerSettings
+from ..settings import DocBounds, ServerSettings
 from .compactor import Compactor
 from .rooms import BLOCK_MS, ClusterRooms
 from .snapshots import Snapshots
