@@ -29,11 +29,11 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from agent.behaviours.model import BehaviourLimits
 from agent.behaviours.pg_records import PgBehaviourDB
 from agent.behaviours.records import BehaviourDB, BehaviourRecords
 from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviours.scheduler import Hosting
+from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.canvas import Grant
 from agent.contract.codemode import CodeMode
@@ -44,10 +44,11 @@ from agent.hosting.residency import Residency
 from agent.limits.admission import PeersFull, PromptLimits, QueueFull
 from agent.limits.shared import SharedBuckets
 from agent.runs.http import ApiError
-from agent.runs.loop import ModelSettings, model_client
+from agent.runs.loop import model_client
 from agent.runs.pg_records import PgRunDB
 from agent.runs.records import RunDB
 from agent.runs.routes import RunRoutes
+from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from canvas import now_ms
 
@@ -61,11 +62,12 @@ START_TIMEOUT_S = 10.0
 class AgentPlugin:
     """The agent as a `server.plugin.Plugin`: prompt and run routes, one hosted peer per room."""
 
-    def __init__(self, *, model: ModelSettings | None = None, idle_s: float = 300.0, name: str = "agent",
+    def __init__(self, *, settings: AgentSettings | None = None, name: str = "agent",
                  limits: PromptLimits | None = None, behaviours: BehaviourLimits | None = None) -> None:
         self.name = name
-        self.model = model or ModelSettings()
-        self.idle_s = idle_s
+        self.model = settings or AgentSettings()
+        """The agent's part of the settings: its model, the caps per run, `idle_s`."""
+        self.idle_s = self.model.idle_s
         """A hosted peer leaves its room after this long without prompts, so the room can unload."""
         self.limits = limits or PromptLimits()
         self.runs = RunStore()

@@ -1,2 +1,3 @@
-"""What the rooms server and the agent both stand on: the one settings model, access tokens
-and their lookup, and the SQLite set-up. Imports nothing of ours but itself."""
+"""What the rooms server and the agent both stand on: how a part declares its settings (and the
+cluster's part), access tokens and their lookup, and the SQLite set-up. Imports nothing of ours
+but itself."""

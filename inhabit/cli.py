@@ -1,6 +1,6 @@
 """`inhabit`: the command line (`serve`, `token`, `mcp`, `revoke`, `exec`, `agent`). `serve`'s
-flags are generated from `common.settings.Settings`, so a setting is declared once and is a
-flag, an `INHABIT_` environment variable and a default at the same time."""
+flags are generated from the settings' parts (`inhabit/settings.py`), so a setting is declared
+once and is a flag, an `INHABIT_` environment variable and a default at the same time."""
 
 from __future__ import annotations
 
@@ -22,26 +22,40 @@ from urllib.parse import unquote_plus
 from pydantic import ValidationError
 
 from common.access import ROOM_RULE, Access, TokenError, valid_room
-from common.settings import Settings
 from server.store import DataFolderError
+
+from .settings import Settings, flag_of, knobs
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per settings field; unset flags stay out, so env and defaults apply."""
-    for name, field in Settings.model_fields.items():
-        flags = ["--" + name.replace("_", "-")]
-        if isinstance(field.json_schema_extra, dict) and isinstance(field.json_schema_extra.get("flag"), str):
-            flags.insert(0, field.json_schema_extra["flag"])  # a shorter name, e.g. --redis for --redis-url
+    """One flag per setting, grouped by the part that owns it; unset flags stay out, so env
+    and defaults apply."""
+    groups: dict[tuple[str, ...], Any] = {}
+    for knob in knobs():
+        part = knob.path[:-1]
+        if part not in groups:
+            groups[part] = parser.add_argument_group(".".join(part), (knob.part.__doc__ or "").split("\n\n")[0])
+        group, field = groups[part], knob.field
         if field.annotation is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=field.description)
+            group.add_argument(*knob.flags, dest=knob.name, action="store_true", default=argparse.SUPPRESS, help=field.description)
         else:
-            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper(),
-                                help=f"{field.description} (default {field.default})")
+            group.add_argument(*knob.flags, dest=knob.name, default=argparse.SUPPRESS, metavar=knob.name.upper(),
+                               help=f"{field.description} (default {field.default})")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    given = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
-    return Settings(**given)
+    """The settings from the flags given, over the environment and the defaults."""
+    return Settings.from_flat(vars(args))
+
+
+def explain(exc: ValidationError) -> str:
+    """One line per problem, naming the flag (and variable) rather than pydantic's location."""
+    lines = []
+    for error in exc.errors():
+        where = flag_of(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message} (given {error['input']!r})" if where else f"  {message}")
+    return "\n".join(lines)
 
 
 _QUERY_PARAM = re.compile(r'([?&])([^=&\s"]+)=([^&\s"]*)')
@@ -89,27 +103,29 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
     except ValidationError as exc:
-        print(f"inhabit serve: bad settings:\n{exc}", file=sys.stderr)
+        print(f"inhabit serve: bad settings:\n{explain(exc)}", file=sys.stderr)
         return 2
     try:
         app = build_app(settings)
     except DataFolderError as exc:  # one clear line, not a traceback
         print(f"inhabit serve: {exc}", file=sys.stderr)
         return 2
-    base = settings.public_base
-    if settings.open:
+    server = settings.server
+    base = server.public_base
+    if server.open:
         url = f"{base}/?room=lobby"
         print("WARNING: --open: authentication is OFF, anyone who can reach this port can edit.", flush=True)
     else:
         url = f"{base}/?room=lobby&token={app.state.access.mint('*', 'edit')}"
-    print(f"inhabit serving on {base}  (data: {settings.data})", flush=True)
+    print(f"inhabit serving on {base}  (data: {server.data})", flush=True)
     print(f"open in a browser: {url}", flush=True)
+    connections = server.connections
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on",
+        app, host=server.host, port=server.port, log_level=server.log_level, lifespan="on",
         log_config=uvicorn_log_config(),
         loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
-        ws="websockets-sansio", ws_max_size=settings.max_message + 1024,
-        ws_ping_interval=settings.ping_interval, ws_ping_timeout=settings.ping_interval,
+        ws="websockets-sansio", ws_max_size=connections.max_message + 1024,
+        ws_ping_interval=connections.ping_interval, ws_ping_timeout=connections.ping_interval,
         ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here
         timeout_graceful_shutdown=5,
     )
@@ -147,11 +163,11 @@ def access_of(args: argparse.Namespace) -> Iterator[tuple[Access, str]]:
     from common.shared_access import shared_access
 
     try:
-        env = Settings()
+        env = Settings().server
     except ValidationError as exc:
-        raise AccessUnavailable(f"bad settings in the environment:\n{exc}") from exc
+        raise AccessUnavailable(f"bad settings in the environment:\n{explain(exc)}") from exc
     secret = env.secret.get_secret_value() if env.secret else None
-    url = args.database or env.database_url
+    url = args.database or env.cluster.database_url
     if not url:
         yield Access.load(args.data, secret), f"--data {args.data}"
         return
@@ -196,7 +212,7 @@ def _mcp_config(args: argparse.Namespace, access: Access, where: str) -> int:
         if not valid_room(args.room):
             raise ValueError(ROOM_RULE)
         minted = access.mint(args.room, args.role, name=args.name, expires=args.expires)
-        base = (args.url or Settings().public_base).rstrip("/")
+        base = (args.url or Settings().server.public_base).rstrip("/")
     except (ValueError, ValidationError) as exc:
         print(f"inhabit mcp: {exc}", file=sys.stderr)
         return 2
@@ -256,8 +272,6 @@ def run_agent(args: argparse.Namespace) -> int:
     from agent.hosting.peer import run_forever
     from agent.runs.loop import NO_KEY, has_credentials
 
-    from .app import model_settings
-
     base = args.server.rstrip("/")
     if base.startswith("http"):
         base = "ws" + base[4:]
@@ -265,7 +279,7 @@ def run_agent(args: argparse.Namespace) -> int:
     if not has_credentials():
         print(f"warning: {NO_KEY}", file=sys.stderr)
     try:
-        asyncio.run(run_forever(ws_base, args.room, token=args.token, name=args.name, settings=model_settings(Settings())))
+        asyncio.run(run_forever(ws_base, args.room, token=args.token, name=args.name, settings=Settings().agent))
     except KeyboardInterrupt:
         return 0
     except Exception as e:

@@ -19,14 +19,13 @@ from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
 from common.access import Access, role_of
-from common.settings import Settings
 
 from .cluster.node import ClusterNode
-from .history import DocBounds
 from .http import StrokesResponse, WhoAmI, error, room_or_error
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
 from .rooms import RoomManager, RoomUnavailable
+from .settings import ServerSettings
 from .store import DataFolderError, Store
 from .versions import routes as version_routes
 from .websocket import room_endpoint
@@ -89,12 +88,12 @@ def open_data(data: Path, versions_kept: int, secret: str | None = None) -> tupl
     return access, Store(data / DB_FILE, versions_kept)
 
 
-def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Starlette:
+def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Starlette:
     """One process with SQLite under `settings.data` (embedded), or one node of a cluster
     sharing its rooms through Redis and PostgreSQL (`settings.clustered`): the same rooms,
     routes and plugins on either, only the writer, the store and the room loading differ."""
     counters = Metrics()
-    bounds = DocBounds(settings.compact_every, settings.compact_bytes, settings.max_doc_bytes)
+    bounds = settings.history
     secret = settings.secret.get_secret_value() if settings.secret else None
     node: ClusterNode | None = None
     if settings.clustered:

@@ -25,9 +25,9 @@ from websockets.frames import Frame, Opcode
 
 from wire import protocol as p
 
-if TYPE_CHECKING:
-    from common.settings import Settings
+from .settings import ConnectionLimits
 
+if TYPE_CHECKING:
     from .metrics import Metrics
 
 log = logging.getLogger("inhabit.conn")
@@ -67,15 +67,15 @@ class Conn:
     __slots__ = ("ws", "transport", "identity", "role", "limit_bytes", "awareness_ids", "max_ids", "max_state",
                  "closed", "close_args", "closing", "denied", "metrics", "requests", "requests_at")
 
-    def __init__(self, ws: Any, transport: Transport, identity: str, role: str, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, ws: Any, transport: Transport, identity: str, role: str, limits: ConnectionLimits, metrics: Metrics) -> None:
         self.ws = ws
         self.transport = transport
         self.identity = identity  # the token's id: who may reclaim our awareness ids after we leave
         self.role = role
-        self.limit_bytes = settings.send_queue_bytes
+        self.limit_bytes = limits.send_queue_bytes
         self.awareness_ids: set[int] = set()
-        self.max_ids = settings.awareness_ids
-        self.max_state = settings.awareness_bytes
+        self.max_ids = limits.awareness_ids
+        self.max_state = limits.awareness_bytes
         self.closed = False
         self.close_args: tuple[int, str] | None = None
         self.closing: asyncio.Task[None] | None = None  # sends the close frame

@@ -1,4 +1,5 @@
-"""A room's stored history: its size bounds, its running sizes, and rebuilding its document.
+"""A room's stored history: its running sizes, and rebuilding its document (its bounds:
+`server.settings.DocBounds`).
 
 Sizes are tracked incrementally (a byte count per update), never by encoding the document per
 update; the estimate only over-counts (overwritten content is still counted) and every
@@ -15,24 +16,6 @@ from pycrdt import Snapshot as CrdtSnapshot
 from wire.protocol import read_var_uint
 
 from .store import Row
-
-MIN_COMPACT_BYTES = 64 * 1024
-"""Below this, appended updates are cheaper to keep than a re-encoded snapshot."""
-
-
-@dataclass(frozen=True, slots=True)
-class DocBounds:
-    """From Settings: when to squash a room's history, and how big its document may get."""
-
-    compact_every: int = 500
-    compact_bytes: int = 8 * 1024 * 1024
-    max_doc_bytes: int = 64 * 1024 * 1024
-
-    def compact_after(self, snapshot_bytes: int) -> int:
-        """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the
-        file stays within a small multiple of the document, and the cost of re-encoding is
-        amortised over as many bytes as it writes."""
-        return min(self.compact_bytes, max(snapshot_bytes, MIN_COMPACT_BYTES))
 
 
 @dataclass(slots=True)

@@ -16,7 +16,8 @@ from starlette.routing import BaseRoute
 
 from common.access import Access
 from common.cluster import Cluster
-from common.settings import Settings
+
+from .settings import ServerSettings
 
 Occupancy = Callable[[str, int], None]
 """Told `(room, open connections)` whenever a connection joins or leaves a room."""
@@ -33,7 +34,7 @@ class Host:
     themselves. Why the last: a plugin that must be in a room while people are (the agent, for
     behaviours that react to them) learns when to join without polling or holding rooms open."""
 
-    settings: Settings
+    settings: ServerSettings
     access: Access
     watch_rooms: Callable[[Occupancy], None] = field(default=_ignore)
     cluster: Cluster | None = None

@@ -20,7 +20,8 @@ from canvas.schema import STROKES
 from wire import protocol as p
 
 from .conn import STATE_REQUESTS, Conn, binary_frame
-from .history import DocBounds, History, has_pending, without_pending
+from .history import History, has_pending, without_pending
+from .settings import DocBounds
 from .store import Snapshot
 
 if TYPE_CHECKING:

@@ -10,9 +10,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from .history import DocBounds, build
+from .history import build
 from .metrics import Metrics
 from .room import Room
+from .settings import DocBounds
 from .store import Row, Store
 from .writer import Writer
 

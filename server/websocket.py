@@ -25,15 +25,14 @@ from wire.protocol import Close, ProtocolError
 from .conn import Conn, Transport
 from .room import Room
 from .rooms import RoomUnavailable
+from .settings import FLOOD_S, ConnectionLimits
 
 if TYPE_CHECKING:
-    from common.settings import Settings
+    from .settings import ServerSettings
 
 log = logging.getLogger("inhabit.ws")
 
 NS = 1_000_000_000
-FLOOD_S = 5
-"""Seconds a connection may be held back by its receive rate without pause before it is closed."""
 
 
 def transport_of(ws: WebSocket) -> Transport:
@@ -111,7 +110,8 @@ async def refuse(ws: WebSocket, code: int, reason: str) -> None:
 
 async def room_endpoint(ws: WebSocket) -> None:
     state = ws.app.state
-    settings, metrics = state.settings, state.metrics
+    settings: ServerSettings = state.settings
+    metrics = state.metrics
     name = ws.path_params["name"]
     if not valid_room(name):
         return await refuse(ws, Close.BAD_ROOM, ROOM_RULE)
@@ -130,24 +130,25 @@ async def room_endpoint(ws: WebSocket) -> None:
         return await refuse(ws, Close.UNAVAILABLE, f"{exc}; reconnect later")
     await ws.accept()
     metrics.connections_accepted += 1
-    conn = Conn(ws, transport, who.id, who.role, settings, metrics)
-    _watch(conn, max(1.0, min(10.0, settings.ping_interval / 2)))
+    limits = settings.connections
+    conn = Conn(ws, transport, who.id, who.role, limits, metrics)
+    _watch(conn, max(1.0, min(10.0, limits.ping_interval / 2)))
     room.join(conn)
     rooms.joined(room)
     peer_left = True  # unless the loop ends on our side
     try:
-        peer_left = await _receive_loop(ws, conn, room, settings)
+        peer_left = await _receive_loop(ws, conn, room, limits)
     finally:  # also on cancellation (shutdown): the room must never keep a dead connection
         room.leave(conn)
         rooms.release(room)
         await conn.finish(peer_left)
 
 
-async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, settings: Settings) -> bool:
+async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, limits: ConnectionLimits) -> bool:
     """Hand every frame to the room until either side closes; True if the peer left."""
     metrics = conn.metrics
-    max_message = settings.max_message
-    budget = RecvBudget(settings.recv_bytes_per_s, settings.recv_messages_per_s, max_message)
+    max_message = limits.max_message
+    budget = RecvBudget(limits.recv_bytes_per_s, limits.recv_messages_per_s, max_message)
     receive = ws._receive  # the raw ASGI receive: no per-message state bookkeeping
     try:
         while not conn.closed:
@@ -179,8 +180,8 @@ async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, settings: Setting
             wait = budget.charge(n)
             if wait:
                 if wait < 0:
-                    conn.policy(f"sending over {settings.recv_messages_per_s} messages/s or "
-                                f"{settings.recv_bytes_per_s} bytes/s for {FLOOD_S} s")
+                    conn.policy(f"sending over {limits.recv_messages_per_s} messages/s or "
+                                f"{limits.recv_bytes_per_s} bytes/s for {FLOOD_S} s")
                     break
                 await asyncio.sleep(wait / NS)
     except Exception:  # connection dropped under us

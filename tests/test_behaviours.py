@@ -13,9 +13,10 @@ import pytest
 
 from agent.behaviours.firing import event_global, replay, run_firing
 from agent.behaviours.installs import RunInstalls
-from agent.behaviours.model import Behaviour, BehaviourLimits, FiredEvent, Firing
+from agent.behaviours.model import Behaviour, FiredEvent, Firing
 from agent.behaviours.records import BehaviourDB
 from agent.behaviours.scheduler import Hosting, RoomBehaviours
+from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.canvas import CanvasSession
 from agent.contract.codemode import Reference, system_prompt, tools

@@ -25,11 +25,10 @@ from pycrdt import Awareness, Doc, Map, write_var_uint
 
 import server.conn as conn_module
 import server.room as room_module
-from common.settings import Settings
 from server.conn import STATE_REQUESTS, Conn
-from server.history import MIN_COMPACT_BYTES, DocBounds
 from server.metrics import Metrics
 from server.room import ID_GRACE, Room
+from server.settings import MIN_COMPACT_BYTES, ConnectionLimits, DocBounds
 from server.store import Snapshot, Store
 from server.writer import Writer
 from wire import protocol as p
@@ -133,7 +132,7 @@ _identities = itertools.count(1)
 def new_conn(role: str = "edit", identity: str | None = None, metrics: Metrics | None = None, **settings: Any) -> Conn:
     """A connection over a FakeTransport; every token its own identity unless told."""
     who = identity or f"token-{next(_identities)}"
-    return Conn(FakeWebSocket(), FakeTransport(), who, role, Settings(**settings), metrics or Metrics())
+    return Conn(FakeWebSocket(), FakeTransport(), who, role, ConnectionLimits(**settings), metrics or Metrics())
 
 
 def join(room: Room, role: str = "edit", identity: str | None = None, **settings: Any) -> Conn:
@@ -375,7 +374,7 @@ def test_compaction_once_the_updates_outweigh_the_snapshot():
 
 
 def test_compaction_after_compact_bytes_of_updates():
-    room, writer = new_room(DocBounds(compact_every=10_000, compact_bytes=1000))
+    room, writer = new_room(DocBounds.model_construct(compact_every=10_000, compact_bytes=1000))  # below the flag's bound, on purpose
     a = join(room)
     client = Doc()
     room.handle(a, p.sync_update(change(client, k0="x" * 600)))

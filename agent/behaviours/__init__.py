@@ -1,6 +1,6 @@
 """Behaviours: programs the agent leaves running in a room.
 
-`model` (records and bounds), `firing` (one sandbox run of a behaviour), `scheduler` (when
+`model` (records), `settings` (bounds), `firing` (one sandbox run of a behaviour), `scheduler` (when
 they fire), `store` + `records` (in memory, written behind to SQLite or PostgreSQL),
 `installs` (a run's power to install), `routes` (HTTP), `mirror` (the room's strokes, parsed).
 """

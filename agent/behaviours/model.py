@@ -1,5 +1,5 @@
 """Behaviours, defined once: triggers, the records of a behaviour and of a firing, the event a
-firing sees, the bounds, and the HTTP payloads.
+firing sees, and the HTTP payloads (the bounds are `settings`).
 
 Why one module: the validation of what the model sends (`execute`'s `on`), what is stored, what
 the routes answer (and so the browser's types) all come from the models below, so they cannot
@@ -126,19 +126,6 @@ class BehaviourSummary(BaseModel):
     last: FiringSummary | None
     created: int
     updated: int
-
-
-class BehaviourLimits(BaseModel):
-    """What one room's behaviours may cost (the composition root fills them from Settings)."""
-
-    per_room: int = Field(default=8, ge=1, description="behaviours a room may have")
-    firings_per_minute: int = Field(default=60, ge=1, description="firings of one behaviour per minute (more events wait, merged)")
-    failures: int = Field(default=3, ge=1, description="failed firings in a row before a behaviour pauses itself")
-    state_bytes: int = Field(default=16 * 1024, ge=256, description="size of one behaviour's state (JSON)")
-    firings_kept: int = Field(default=50, ge=1, description="firing records kept per behaviour")
-    chain: int = Field(default=8, ge=1, description="firings in a row caused by behaviours' writes before the loop guard pauses one")
-    code_chars: int = Field(default=64_000, ge=100, description="size of a behaviour's program")
-    asks_per_minute: int = Field(default=2, ge=1, description="behaviour.ask() model calls per behaviour per minute")
 
 
 # ---- HTTP payloads (`agent/behaviours/routes.py`) ----------------------------------------------

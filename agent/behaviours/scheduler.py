@@ -31,7 +31,8 @@ from pydantic import ValidationError
 
 from agent.behaviours.firing import event_global, run_firing, seed_of
 from agent.behaviours.mirror import StrokeMirror
-from agent.behaviours.model import Behaviour, BehaviourLimits, FiredEvent, Firing, FiringSummary, Writes
+from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
+from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.codemode import call_records

@@ -31,7 +31,8 @@ from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
 from agent.limits.admission import PromptQueue, QueueFull
-from agent.runs.loop import ModelLoop, ModelSettings
+from agent.runs.loop import ModelLoop
+from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
@@ -60,7 +61,7 @@ class AgentPeer:
     """One agent in one room: watches the chat, runs prompts one at a time, answers in chat."""
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
-                 code_mode: CodeMode | None = None, settings: ModelSettings | None = None, quotas: Quotas | None = None,
+                 code_mode: CodeMode | None = None, settings: AgentSettings | None = None, quotas: Quotas | None = None,
                  queue: int = 8, hosting: Hosting | None = None, model_client: Any = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
@@ -301,7 +302,7 @@ def _short(s: str, n: int = 120) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-async def run_forever(ws_base: str, room: str, *, token: str | None, name: str, settings: ModelSettings | None = None) -> None:
+async def run_forever(ws_base: str, room: str, *, token: str | None, name: str, settings: AgentSettings | None = None) -> None:
     """`inhabit agent`: join a room and answer prompts until interrupted."""
     peer = await AgentPeer(ws_base, room, token=token, name=name, settings=settings).start()
     print(f"agent {name!r} joined {ws_base}/{room}; address it in chat with @agent or @{name}", flush=True)

@@ -14,7 +14,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+
+from common.settings import setting
 
 WINDOW_S = 60.0
 
@@ -116,9 +118,15 @@ class PromptQueue(Generic[T]):
 
 
 class PromptLimits(BaseModel):
-    """The agent's bounds against floods (the composition root fills them from Settings)."""
+    """What prompts may cost: rate limits, the queue per room, the agent peers resident at once.
 
-    per_token: int = Field(default=6, ge=1, description="prompts one token may post per minute in a room")
-    per_room: int = Field(default=30, ge=1, description="viewers' prompts a room accepts per minute")
-    queue: int = Field(default=8, ge=1, description="prompts waiting per room")
-    peers: int = Field(default=32, ge=1, description="hosted agent peers resident at once")
+    `peers` is here because it bounds the runs in flight (one per resident peer), like the
+    queue per room; `agent.runs.routes` and the plugin enforce these."""
+
+    per_token: int = setting(6, "prompts one token may post per minute in a room (more: 429)", name="prompts_per_minute", ge=1)
+    per_room: int = setting(30, "prompts a room's viewers (view tokens) may post per minute, all together (more: 429); editors' prompts "
+                            "use this budget while some is left but are never refused by it", name="room_prompts_per_minute", ge=1)
+    queue: int = setting(8, "prompts waiting per room before new ones get 429 (an editor's prompt displaces the newest viewer's)",
+                         name="prompt_queue", ge=1)
+    peers: int = setting(32, "hosted agent peers resident at once; past it the idlest leaves, and a prompt gets 503 while every one is "
+                         "busy", name="agent_peers", ge=1)

@@ -12,7 +12,7 @@ endpoint adds what is ours:
 - The handshake protocol era only (sessions): a session is what a peer's presence lasts as
   long as. A stateless 2026-07-28 request is refused with -32022 naming the versions served,
   on which the SDK's own client falls back to `initialize`.
-- Bounds (`McpLimits`, from the settings): sessions per room and per token (429), sessions
+- Bounds (`McpLimits`, `agent.mcp.settings`): sessions per room and per token (429), sessions
   overall (the SDK: 503), the request body (the SDK: 413), tool calls per token per minute (a
   tool error saying when to retry), one execute at a time per session, two renders at once.
 - Lifetime: a session's peer joins when the client says it is initialized (or at its first
@@ -39,7 +39,6 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -50,6 +49,7 @@ from agent.contract.codemode import CodeMode
 from agent.contract.render import check_box
 from agent.limits.admission import RateLimiter
 from agent.mcp.peer import McpPeer
+from agent.mcp.settings import McpLimits
 from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
 from agent.runs.http import clean_name
 from agent.runs.store import RunStore
@@ -64,17 +64,6 @@ CALLER = "inhabit.mcp.caller"
 SANDBOX_WORKERS = 2
 """MCP programs run on their own two threads: MCP clients cannot hold up the hosted agent's runs."""
 RENDERS = 2
-
-
-class McpLimits(BaseModel):
-    """What MCP clients may hold and do (the composition root fills them from Settings)."""
-
-    sessions: int = Field(default=64, ge=1, description="sessions open at once, all rooms together")
-    room_sessions: int = Field(default=8, ge=1, description="sessions open at once in one room")
-    token_sessions: int = Field(default=4, ge=1, description="sessions one token may hold open in a room")
-    idle_s: float = Field(default=600.0, gt=0, description="seconds without a request or open stream before a session ends")
-    calls_per_minute: int = Field(default=60, ge=1, description="tool calls one token may make per minute in a room")
-    body_bytes: int = Field(default=256 * 1024, ge=4096, description="largest request body")
 
 
 class RunKeeper(Protocol):

@@ -16,38 +16,18 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from agent.contract.behaviour import NO_INSTALLER, Installs
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.codemode import CodeMode, call_records, system_prompt, tools
 from agent.contract.events import BadInstall, parse_name, parse_triggers
+from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
 from agent.sandbox import Binding
 from canvas import CanvasDoc, now_ms
-from common.settings import DEFAULT_MODEL
 
 log = logging.getLogger("inhabit.agent")
 
-class ModelSettings(BaseModel):
-    """Caps per run (the composition root fills them from `common.settings.Settings`)."""
-
-    model: str = DEFAULT_MODEL
-    max_turns: int = 8
-    max_tokens: int = 4096
-    """Output tokens per model call."""
-    max_total_tokens: int = 200_000
-    """Input + output tokens per run; the loop stops past this."""
-    timeout_s: float = 120.0
-    max_retries: int = 1
-    max_run_s: float = 300.0
-    """Wall time of a whole run (model calls and executes); past it the run is stopped."""
-    max_tool_calls: int = 24
-    """Tool calls (search + execute) per run, all turns together; a turn asking for more gets
-    the rest refused and the run ends."""
-
-
-def model_client(settings: ModelSettings) -> Any:
+def model_client(settings: AgentSettings) -> Any:
     """The Messages API client. Blocking: the first call imports the SDK (~1.5 s of CPU), so a
     server makes it once, off its event loop (`agent.plugin` at start-up), and shares it."""
     from anthropic import AsyncAnthropic  # the SDK reads ANTHROPIC_BASE_URL itself
@@ -65,9 +45,9 @@ NO_KEY = "The agent has no model access: set ANTHROPIC_API_KEY (and optionally A
 class ModelLoop:
     """Drives one run. `snapshot()` returns the room now; `commit(session)` applies a run's writes."""
 
-    def __init__(self, code_mode: CodeMode, settings: ModelSettings | None = None, client: Any = None) -> None:
+    def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: Any = None) -> None:
         self.code_mode = code_mode
-        self.settings = settings or ModelSettings()
+        self.settings = settings or AgentSettings()
         self._client = client
 
     def client(self) -> Any:

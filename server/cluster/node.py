@@ -24,11 +24,11 @@ from redis.exceptions import RedisError
 from common.access import Access
 from common.cluster import Cluster, Lease, forever
 from common.postgres import DatabaseError, open_pool, redact_url
-from common.settings import Settings
+from common.settings import ClusterSettings
 from common.shared_access import SharedRevocations, shared_access
 
-from ..history import DocBounds
 from ..metrics import Metrics
+from ..settings import DocBounds, ServerSettings
 from .compactor import Compactor
 from .rooms import BLOCK_MS, ClusterRooms
 from .snapshots import Snapshots
@@ -51,26 +51,27 @@ def _redis(url: str, timeout: float, protocol: int = 3) -> Redis:
 class ClusterNode:
     """Builds the cluster-mode seams the app runs on: `access`, `rooms`, `writer`, `cluster`."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, bounds: DocBounds) -> None:
-        assert settings.redis_url and settings.database_url
-        self.settings = settings
+    def __init__(self, settings: ServerSettings, metrics: Metrics, bounds: DocBounds) -> None:
+        part = settings.cluster
+        assert part.redis_url and part.database_url
+        self.settings: ClusterSettings = part
         self.id = uuid.uuid4().hex[:12]
         try:  # fail at start-up, in one line, rather than at the first edit
-            redis.Redis.from_url(settings.redis_url, socket_connect_timeout=COMMAND_TIMEOUT_S).ping()
+            redis.Redis.from_url(part.redis_url, socket_connect_timeout=COMMAND_TIMEOUT_S).ping()
         except (RedisError, OSError) as exc:
-            raise DatabaseError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from exc
-        self.pool = open_pool(settings.database_url, settings.pg_pool)
-        self.redis = _redis(settings.redis_url, COMMAND_TIMEOUT_S)  # the streams' (raw replies), and the blocking reads'
-        self.blocking = _redis(settings.redis_url, BLOCK_MS / 1000 + COMMAND_TIMEOUT_S)
-        self.cluster = Cluster(node=self.id, redis=_redis(settings.redis_url, COMMAND_TIMEOUT_S, protocol=2), pool=self.pool,
-                               lease_s=settings.lease_s)
+            raise DatabaseError(f"cannot reach Redis at {redact_url(part.redis_url)}: {exc}") from exc
+        self.pool = open_pool(part.database_url, part.pg_pool)
+        self.redis = _redis(part.redis_url, COMMAND_TIMEOUT_S)  # the streams' (raw replies), and the blocking reads'
+        self.blocking = _redis(part.redis_url, BLOCK_MS / 1000 + COMMAND_TIMEOUT_S)
+        self.cluster = Cluster(node=self.id, redis=_redis(part.redis_url, COMMAND_TIMEOUT_S, protocol=2), pool=self.pool,
+                               lease_s=part.lease_s)
         secret = settings.secret.get_secret_value() if settings.secret else None
         self.access: Access = shared_access(self.pool, secret)
         self.snapshots = Snapshots(self.pool, settings.versions_kept)
-        self.streams = RoomStreams(self.redis, self.blocking, self.id, window_s=settings.stream_window_s,
-                                   max_entries=settings.stream_max_entries)
+        self.streams = RoomStreams(self.redis, self.blocking, self.id, window_s=part.stream_window_s,
+                                   max_entries=part.stream_max_entries)
         positions: dict[str, str] = {}
-        self.compactor = Compactor(self.streams, self.snapshots, Lease(self.cluster), settings.snapshot_every_s)
+        self.compactor = Compactor(self.streams, self.snapshots, Lease(self.cluster), part.snapshot_every_s)
         self.writer = StreamWriter(self.streams, self.compactor, positions)
         self.rooms = ClusterRooms(self.snapshots, self.writer, metrics, settings.unload_grace, bounds,
                                   streams=self.streams, positions=positions)

@@ -18,10 +18,10 @@ from redis.exceptions import RedisError
 
 from wire import protocol as p
 
-from ..history import DocBounds
 from ..metrics import Metrics
 from ..room import Room
 from ..rooms import RoomManager, RoomUnavailable
+from ..settings import DocBounds
 from ..store import Snapshot
 from .loading import LoadFailed, load_room
 from .snapshots import Snapshots

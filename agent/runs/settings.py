@@ -1,0 +1,34 @@
+"""The hosted agent's settings: the model it calls, what one run may cost, how long it stays.
+
+Its own module, importing nothing but pydantic, so that `inhabit`'s commands can build their
+flags from it without importing the model loop and the sandbox.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from common.settings import setting
+
+DEFAULT_MODEL = "claude-sonnet-5"
+
+
+class AgentSettings(BaseModel):
+    """The hosted agent: the model it calls, what one run may cost, how long it stays in a quiet room.
+
+    The model loop reads the caps, the plugin `idle_s`; fields without a flag are fixed bounds."""
+
+    model: str = setting(DEFAULT_MODEL, "Messages API model the agent uses", name="model")
+    max_turns: int = setting(8, "model calls per agent run", name="max_turns", ge=1)
+    max_tokens: int = 4096
+    """Output tokens per model call."""
+    max_total_tokens: int = setting(200_000, "input + output tokens per agent run (checked before each model call: past it the run ends)",
+                                    name="max_run_tokens", ge=1)
+    timeout_s: float = 120.0
+    max_retries: int = 1
+    max_run_s: float = setting(300.0, "wall-time bound on one whole agent run (model calls and executes); past it the run is stopped",
+                               name="agent_run_s", gt=0)
+    max_tool_calls: int = setting(24, "tool calls (search + execute) per agent run, all turns together; past it the run ends",
+                                  name="agent_tool_calls", ge=1)
+    idle_s: float = setting(300.0, "seconds a hosted agent stays in a room without prompts (longer while its behaviours react to "
+                            "people there)", name="agent_idle_s", gt=0)

@@ -1,0 +1,109 @@
+"""The rooms server's settings: where it listens and keeps its data, who may edit, how long rooms
+live, and its parts: a connection's bounds (`Conn`, `websocket`), a room's history (`Room`) and
+the cluster (`common.settings`).
+
+`create_app` takes `ServerSettings`; `inhabit/settings.py` composes it with the agent's parts
+and reads it once from flags and `INHABIT_*` variables (every `setting(...)` field is one of
+each). This module imports nothing of the server, so every module may take its part from here
+and the command line builds its flags without importing the rooms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from common.settings import ClusterSettings, setting
+
+FLOOD_S = 5
+"""Seconds a connection may be held back by its receive rate without pause before it is closed."""
+
+MIN_COMPACT_BYTES = 64 * 1024
+"""Below this, appended updates are cheaper to keep than a re-encoded snapshot."""
+
+
+class DocBounds(BaseModel):
+    """When a room's stored history is squashed, and how big its document may get.
+
+    Settings of `inhabit serve`; `Room` enforces them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compact_every: int = setting(500, "squash a room's stored history into one snapshot after this many updates",
+                                 name="compact_every", ge=1)
+    compact_bytes: int = setting(8 * 1024 * 1024, "squash a room's stored history once its updates since the last snapshot outweigh "
+                                 f"that snapshot or this many bytes, whichever is smaller (at least {MIN_COMPACT_BYTES // 1024} KiB)",
+                                 name="compact_bytes", ge=64 * 1024)
+    max_doc_bytes: int = setting(64 * 1024 * 1024, "a room's document size limit in bytes; an edit that would pass it closes its sender's "
+                                 "connection (4413): the room takes no more edits", name="max_doc_bytes", ge=1024 * 1024)
+
+    def compact_after(self, snapshot_bytes: int) -> int:
+        """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the
+        file stays within a small multiple of the document, and the cost of re-encoding is
+        amortised over as many bytes as it writes."""
+        return min(self.compact_bytes, max(snapshot_bytes, MIN_COMPACT_BYTES))
+
+
+class ConnectionLimits(BaseModel):
+    """What one websocket connection may cost everyone else.
+
+    Settings of `inhabit serve`: `server.websocket` enforces the receive side, `Conn` and the room the rest."""
+
+    max_message: int = setting(8 * 1024 * 1024, "largest websocket message in bytes (bigger: close 1009)", name="max_message", ge=1024)
+    ping_interval: float = setting(20.0, "seconds between websocket keepalive pings; a peer that does not answer one within as long is dropped",
+                                   name="ping_interval", gt=0)
+    send_queue_bytes: int = setting(16 * 1024 * 1024, "bytes written to one connection and not yet taken by it before it is closed as too slow (1013)",
+                                    name="send_queue_bytes", ge=64 * 1024)
+    recv_bytes_per_s: int = setting(4 * 1024 * 1024, "sustained bytes/s one connection may send (bursts up to --max-message); a faster sender "
+                                    f"is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_bytes_per_s", ge=1024)
+    recv_messages_per_s: int = setting(500, "sustained messages/s one connection may send (bursts up to one second's worth); a faster "
+                                       f"sender is slowed down, and closed (1008) once held back for {FLOOD_S} s", name="recv_messages_per_s", ge=1)
+    awareness_bytes: int = setting(256 * 1024, "largest awareness (presence) state of one client in bytes (bigger: close 1008)",
+                                   name="awareness_bytes", ge=1024)
+    awareness_ids: int = setting(8, "awareness client ids one connection may hold (more: close 1008)", name="awareness_ids", ge=1)
+
+
+
+
+class ServerSettings(BaseModel):
+    """The rooms server: where it listens and keeps its data, who may edit, how long rooms stay.
+
+    Its parts below are owned by the modules that read them. The defaults are safe: loopback, auth on."""
+
+    host: str = setting("127.0.0.1", "interface to listen on", name="host")
+    port: int = setting(8000, "TCP port", name="port", ge=0, le=65535)
+    data: Path = setting(Path("./data"), "data folder (databases, token secret)", name="data")
+    open: bool = setting(False, "disable authentication: every peer edits (trusted networks only)", name="open")
+    public_url: str | None = setting(None, "base URL printed for browsers and by `inhabit mcp`, when behind a proxy", name="public_url")
+    log_level: str = setting("warning", "uvicorn log level", name="log_level")
+    secret: SecretStr | None = setting(None, "token secret (16+ characters) every node shares; default: <data>/secret.key, "
+                                       "or in cluster mode one kept in PostgreSQL (prefer INHABIT_SECRET to the flag)", name="secret")
+    unload_grace: float = setting(30.0, "seconds an empty room stays loaded", name="unload_grace", ge=0)
+    versions_kept: int = setting(10, "earlier versions kept per room (one per compaction of a non-empty canvas), so a wipe can be "
+                                 "rolled back (0: none)", name="versions_kept", ge=0)
+
+    connections: ConnectionLimits = Field(default_factory=ConnectionLimits)
+    history: DocBounds = Field(default_factory=DocBounds)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @property
+    def clustered(self) -> bool:
+        """Several processes share the rooms through Redis and PostgreSQL (else: one process, SQLite)."""
+        return self.cluster.enabled
+
+    @property
+    def public_base(self) -> str:
+        """The base URL people open (`--public-url`, else this host and port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.loopback_host}:{self.port}"
+
+    @property
+    def internal_ws(self) -> str:
+        """Where in-process peers (the hosted agent) connect: this server, never the proxy."""
+        return f"ws://{self.loopback_host}:{self.port}/rooms"
+
+    @property
+    def loopback_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "", "localhost") else self.host
