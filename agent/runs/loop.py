@@ -10,6 +10,7 @@ take a server down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -95,6 +96,9 @@ class ModelLoop:
                   installs: Installs | None = None) -> AgentRun:
         """Fill in `run`; it ends within `max_run_s` whatever the model asks for. `installs`:
         the run's power over the room's behaviours, if it has any (never for a read grant)."""
+        if has_credentials():  # the client is made (the server's first run) before the run's clock starts, as it was at start-up
+            with contextlib.suppress(Exception):  # a failure is reported by the run's first model call
+                await self.client.get()
         try:
             async with asyncio.timeout(self.settings.max_run_s):
                 return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None)
