@@ -15,7 +15,6 @@ here on one node; in cluster mode on the node holding the room's agent, to which
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -74,16 +73,28 @@ class FiringUndoer(Protocol):
     def undo_firing(self, b: Behaviour, firing_id: str) -> list[str]: ...
 
 
-class BehaviourRoutes:
-    """The routes, over the store (`hosting()`, once the plugin has started); `peer(room)` brings
-    the room's agent (to undo a firing); `dispatch` carries a change out where the room's
-    behaviours are held (by default, here: `perform`)."""
+class Agent(Protocol):
+    """What the routes need of the agent (`agent.plugin.AgentPlugin`)."""
 
-    def __init__(self, hosting: Callable[[], Hosting], peer: Callable[[str], Awaitable[FiringUndoer]],
-                 dispatch: Callable[[BehaviourChange], Awaitable[Outcome]] | None = None) -> None:
-        self._hosting = hosting
-        self._peer = peer
-        self._dispatch = dispatch or self.perform
+    @property
+    def hosting(self) -> Hosting:
+        """The behaviours (once the plugin has started)."""
+        ...
+
+    async def resident(self, room: str) -> FiringUndoer:
+        """The room's agent peer, brought here (to undo a firing)."""
+        ...
+
+    async def dispatch(self, change: BehaviourChange) -> Outcome:
+        """Carry `change` out where the room's behaviours are held (`perform` there)."""
+        ...
+
+
+class BehaviourRoutes:
+    """The routes over the agent's behaviours; changes are dispatched where they are held."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
         base = "/rooms/{name}/behaviours"
         self.routes: list[BaseRoute] = [
             Route(base, self.list, methods=["GET"]),
@@ -96,7 +107,7 @@ class BehaviourRoutes:
 
     @property
     def h(self) -> Hosting:
-        return self._hosting()
+        return self.agent.hosting
 
     # reading: any node ----------------------------------------------------------------
 
@@ -147,7 +158,7 @@ class BehaviourRoutes:
             return _err(e.status, e.message)
         change = BehaviourChange(op=op, room=room, id=request.path_params["id"], by=who.label, firing=request.path_params.get("firing"))
         try:
-            return (await self._dispatch(change)).response()
+            return (await self.agent.dispatch(change)).response()
         except Exception as e:
             return _err(503, f"the agent of this room cannot be reached now ({type(e).__name__}); try again shortly")
 
@@ -185,7 +196,7 @@ class BehaviourRoutes:
         if firing is None or firing.behaviour != b.id:
             return _refused(404, "no such firing of this behaviour (only the most recent ones are kept)")
         try:
-            peer = await self._peer(b.room)
+            peer = await self.agent.resident(b.room)
         except Exception as e:
             return _refused(503, f"the agent cannot join this room right now ({type(e).__name__}); try again shortly")
         erased = peer.undo_firing(b, firing.id)

@@ -28,7 +28,6 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from psycopg import Error as PgError
@@ -50,20 +49,12 @@ UNDO_WAIT_S = 10.0
 SEEN = 512
 
 
-class AgentElsewhere(Exception):
-    """The room's agent runs on another node (its lease is held there)."""
-
-
 def lease_key(room: str) -> str:
     return f"{PREFIX}{{{room}}}:agent"
 
 
 def queue_key(room: str) -> str:
     return f"{PREFIX}{{{room}}}:agentq"
-
-
-Handler = Callable[[str, bytes], Awaitable[bytes]]
-"""The holder's answer to a request another node forwarded: (room, request) -> reply."""
 
 
 class Peer(Protocol):
@@ -80,23 +71,45 @@ class Unfinished(Protocol):
     def unfinished(self, room: str) -> list[str]: ...
 
 
-class AgentCluster:
-    """Leases, queues and takeover for the agent plugin (see the module docstring)."""
+class Tenant(Protocol):
+    """What the leases and queues ask of this node when a room's agent comes, goes or is asked
+    something (`agent.hosting.cluster_placement.ClusterPlacement`)."""
 
-    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, *, peer_for: Callable[[str], Awaitable[Peer]],
-                 take_over: Callable[[str], Awaitable[None]], lost: Callable[[str], Awaitable[None]],
-                 scheduled: Callable[[], Awaitable[list[str]]], handle: Handler, arrive: Callable[[str], Awaitable[None]]) -> None:
+    async def peer_for(self, room: str) -> Peer:
+        """The room's peer here (this node holds the room's agent)."""
+        ...
+
+    async def take_over(self, room: str) -> None:
+        """This node just took the lease of a room nobody held."""
+        ...
+
+    async def lost(self, room: str) -> None:
+        """Another node holds the room's agent now."""
+        ...
+
+    async def scheduled(self) -> list[str]:
+        """Rooms with a behaviour on a schedule (they need an agent somewhere)."""
+        ...
+
+    async def handle(self, room: str, request: bytes) -> bytes:
+        """The holder's answer to a request another node forwarded."""
+        ...
+
+    async def arrive(self, room: str) -> None:
+        """People arrived in the room on another node."""
+        ...
+
+
+class AgentCluster:
+    """Leases, queues and takeover for the agent's cluster placement (see the module docstring)."""
+
+    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, tenant: Tenant) -> None:
         self.redis = cluster.redis
         self.node = cluster.node
         self.lease = Lease(cluster)
         self.runs = runs
         self.records = records
-        self.peer_for = peer_for
-        self._take_over = take_over
-        self._lost = lost
-        self._scheduled = scheduled
-        self._handle = handle
-        self._arrive = arrive
+        self.tenant = tenant
         self.held: dict[str, str] = {}  # room -> the last queue id read
         self._seen: OrderedDict[str, None] = OrderedDict()  # run ids taken, so a queued run never runs twice
         self._tasks: list[asyncio.Task[None]] = []
@@ -222,18 +235,18 @@ class AgentCluster:
                 run = AgentRun.model_validate_json(fields[b"run"])
                 installer = Installer.model_validate_json(fields[b"installer"]) if fields.get(b"installer") else None
                 if self._take(run.id):
-                    self._enqueue(await self.peer_for(room), self.runs.add(run), installer)
+                    self._enqueue(await self.tenant.peer_for(room), self.runs.add(run), installer)
             elif b"undo" in fields:
                 run_id = fields[b"undo"].decode()
                 run = await self.runs.fetch(room, run_id)
                 if run is not None:
                     self.runs.adopt(run)
-                erased = (await self.peer_for(room)).undo(run_id) if run is not None else []
+                erased = (await self.tenant.peer_for(room)).undo(run_id) if run is not None else []
                 await self._reply(fields, json.dumps(erased).encode())
             elif b"op" in fields:
-                await self._reply(fields, await self._handle(room, fields[b"op"]))
+                await self._reply(fields, await self.tenant.handle(room, fields[b"op"]))
             elif b"arrive" in fields:
-                await self._arrive(room)
+                await self.tenant.arrive(room)
         except Exception:
             log.exception("room %s: agent request failed", room)
 
@@ -274,18 +287,18 @@ class AgentCluster:
                 if not kept and room in self.held:
                     log.warning("room %s: lost the agent lease; its peer leaves this node", room)
                     self.held.pop(room, None)
-                    await self._lost(room)
+                    await self.tenant.lost(room)
 
     async def _watch_forever(self) -> None:
         while True:
             await asyncio.sleep(self.lease.ms / 2000)
             try:
-                rooms = {r.decode() for r in await self.redis.smembers(AGENTS)} | set(await self._scheduled())
+                rooms = {r.decode() for r in await self.redis.smembers(AGENTS)} | set(await self.tenant.scheduled())
                 for room in sorted(rooms):
                     if room not in self.held and not await self.redis.exists(lease_key(room)) and await self.lease.acquire(lease_key(room)):
                         log.info("room %s: nobody holds its agent (its node died, or it has a schedule); it comes here", room)
                         await self._hold(room)
-                        await self._take_over(room)
+                        await self.tenant.take_over(room)
             except (RedisError, OSError, PgError) as exc:
                 log.debug("agent takeover watch: %s", exc)
             except Exception:

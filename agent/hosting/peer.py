@@ -31,7 +31,7 @@ from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
 from agent.limits.admission import PromptQueue, QueueFull
-from agent.runs.loop import ModelLoop
+from agent.runs.loop import ModelClient, ModelLoop
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Message, now_ms
@@ -62,7 +62,7 @@ class AgentPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
                  code_mode: CodeMode | None = None, settings: AgentSettings | None = None, quotas: Quotas | None = None,
-                 queue: int = 8, hosting: Hosting | None = None, model_client: Any = None) -> None:
+                 queue: int = 8, hosting: Hosting | None = None, model_client: ModelClient | None = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from typing import Protocol
 
 from agent.behaviours.model import Behaviour
 from agent.behaviours.scheduler import Hosting
 from agent.contract.events import every_of
-from agent.hosting.cluster import AgentElsewhere
 from agent.hosting.peer import AgentPeer
+from agent.hosting.placement import AgentElsewhere
 from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")
@@ -39,15 +40,30 @@ LOOK_AGAIN_S = 5.0
 """Cluster mode: how often people arriving in a room held elsewhere make this node look again."""
 
 
+class Peers(Protocol):
+    """What residency needs of this node's hosted peers (`agent.plugin.AgentPlugin`)."""
+
+    @property
+    def peers(self) -> Mapping[str, AgentPeer]:
+        """The peers resident on this node, by room."""
+        ...
+
+    async def resident(self, room: str) -> AgentPeer:
+        """Bring the room's peer here (AgentElsewhere: its agent is on another node)."""
+        ...
+
+    async def leave(self, room: str) -> None:
+        """The room's peer leaves this node."""
+        ...
+
+
 class Residency:
     """Keeps hosted peers where behaviours need them (see the module docstring)."""
 
-    def __init__(self, hosting: Hosting, peers: dict[str, AgentPeer], start: Callable[[str], Awaitable[AgentPeer]],
-                 leave: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, hosting: Hosting, peers: Peers) -> None:
         self.h = hosting
-        self.peers = peers
-        self._start = start
-        self._leave = leave
+        self.here = peers
+        self.peers = peers.peers
         self.occupants: dict[str, int] = {}  # room -> open connections (ours included), from the server
         self._due: dict[str, int] = {}  # behaviour id -> when its schedule is next due (ms)
         self._visiting: set[str] = set()  # rooms the agent joined only to fire a schedule
@@ -101,7 +117,7 @@ class Residency:
         try:
             if not self.h.store.holds(room) and not self.reacts(room, await self.h.store.view(room)):
                 return
-            await self._start(room)
+            await self.here.resident(room)
         except AgentElsewhere:  # cluster mode: the room's agent is on another node (told to come)
             pass
         except Exception as e:  # PeersFull, or the room cannot be joined: the next join or tick retries
@@ -141,7 +157,7 @@ class Residency:
                 self._visiting.discard(room)
             elif self.others(room) <= 0 and peer.idle_for() > 0:
                 self._visiting.discard(room)
-                await self._leave(room)
+                await self.here.leave(room)
         if now - self._checked >= GRANT_CHECK_S * 1000:
             self._checked = now
             self._check_grants()
@@ -151,7 +167,7 @@ class Residency:
         if peer is None:
             visiting = self.others(room) <= 0
             try:
-                peer = await self._start(room)
+                peer = await self.here.resident(room)
             except AgentElsewhere:  # cluster mode: the node holding the room's agent fires it
                 return False
             except Exception as e:

@@ -10,6 +10,7 @@ take a server down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -27,12 +28,33 @@ from canvas import CanvasDoc, now_ms
 
 log = logging.getLogger("inhabit.agent")
 
+
 def model_client(settings: AgentSettings) -> Any:
-    """The Messages API client. Blocking: the first call imports the SDK (~1.5 s of CPU), so a
-    server makes it once, off its event loop (`agent.plugin` at start-up), and shares it."""
+    """The Messages API client. Blocking: the first call imports the SDK (~1.5 s of CPU), so it
+    is made off the event loop, once (`ModelClient`)."""
     from anthropic import AsyncAnthropic  # the SDK reads ANTHROPIC_BASE_URL itself
 
     return AsyncAnthropic(timeout=settings.timeout_s, max_retries=settings.max_retries)
+
+
+class ModelClient:
+    """The Messages API client, made on first use, off the event loop, once, and shared by every
+    room's peer. Why not at start-up: importing the SDK costs ~1.5 s of CPU, and most servers
+    (and test servers) start and stop without a prompt. Why off the loop: importing it there
+    would stall every room on the node (in cluster mode, long enough to lose 2-s leases)."""
+
+    def __init__(self, settings: AgentSettings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._making = asyncio.Lock()  # concurrent first prompts wait for the one client being made
+
+    async def get(self) -> Any:
+        """The client; a failure to make it is raised here, and the next call tries again."""
+        if self._client is None:
+            async with self._making:
+                if self._client is None:
+                    self._client = await asyncio.to_thread(model_client, self.settings)
+        return self._client
 
 
 def has_credentials() -> bool:
@@ -45,20 +67,19 @@ NO_KEY = "The agent has no model access: set ANTHROPIC_API_KEY (and optionally A
 class ModelLoop:
     """Drives one run. `snapshot()` returns the room now; `commit(session)` applies a run's writes."""
 
-    def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: Any = None) -> None:
+    def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: ModelClient | None = None) -> None:
         self.code_mode = code_mode
         self.settings = settings or AgentSettings()
-        self._client = client
-
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = model_client(self.settings)
-        return self._client
+        self.client = client or ModelClient(self.settings)
+        """Shared by every peer of a server (`agent.plugin`); a peer of its own (`inhabit agent`) makes one."""
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
                   installs: Installs | None = None) -> AgentRun:
         """Fill in `run`; it ends within `max_run_s` whatever the model asks for. `installs`:
         the run's power over the room's behaviours, if it has any (never for a read grant)."""
+        if has_credentials():  # the client is made (the server's first run) before the run's clock starts, as it was at start-up
+            with contextlib.suppress(Exception):  # a failure is reported by the run's first model call
+                await self.client.get()
         try:
             async with asyncio.timeout(self.settings.max_run_s):
                 return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None)
@@ -87,7 +108,8 @@ class ModelLoop:
                 run.errors.append(f"token cap reached ({s.max_total_tokens} tokens per run)")
                 break
             try:
-                resp = await self.client().messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=tools(behaviours=may_install),
+                client = await self.client.get()
+                resp = await client.messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=tools(behaviours=may_install),
                                                            messages=messages)
             except Exception as e:
                 return _fail(run, _describe_api_error(e))

@@ -11,7 +11,7 @@ so concurrent requests see them, and given back when the prompt is not taken. In
 the buckets are in Redis (`agent.limits.shared`), so a link has one budget however many nodes
 it reaches. Where a prompt runs
 and where an undo happens (this node's peer, or in cluster mode the node holding the room's
-agent) is the plugin's: `submit` and `undo` below.
+agent) is the agent's placement (`agent.hosting.placement`), reached through `Agent` below.
 """
 
 from __future__ import annotations
@@ -40,8 +40,20 @@ MAX_BODY = 64 * 1024
 QUEUE_RETRY_S = 10
 
 
-class Submit(Protocol):
-    async def __call__(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun: ...
+class Agent(Protocol):
+    """What the routes need of the agent (`agent.plugin.AgentPlugin`): its run store (made at
+    start-up), and where a prompt is queued and an undo done (where the room's agent is)."""
+
+    @property
+    def runs(self) -> RunStore: ...
+
+    async def submit(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun:
+        """Queue a prompt (PeersFull, QueueFull)."""
+        ...
+
+    async def undo(self, room: str, run: AgentRun) -> list[str] | None:
+        """The strokes erased (None: no answer in time)."""
+        ...
 
 
 async def _nothing() -> None:
@@ -78,15 +90,11 @@ async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
 
 
 class RunRoutes:
-    """The routes over `runs()` (the plugin's store, made at start-up); `submit` queues a prompt
-    where the room's agent is, `undo` undoes a run there (None: no answer in time)."""
+    """The routes over the agent's run store; prompts and undos go where the room's agent is."""
 
-    def __init__(self, limits: PromptLimits, runs: Callable[[], RunStore], submit: Submit,
-                 undo: Callable[[str, AgentRun], Awaitable[list[str] | None]]) -> None:
+    def __init__(self, limits: PromptLimits, agent: Agent) -> None:
         self.limits = limits
-        self._runs = runs
-        self._submit = submit
-        self._undo = undo
+        self.agent = agent
         self.per_token = RateLimiter(limits.per_token)
         self.per_room = RateLimiter(limits.per_room)
         self.shared: SharedBuckets | None = None
@@ -115,7 +123,7 @@ class RunRoutes:
         if refusal is not None:
             return _err(429, *refusal)
         try:
-            run = await self._submit(room, prompt.text, author=display_author(prompt.author, who.label),
+            run = await self.agent.submit(room, prompt.text, author=display_author(prompt.author, who.label),
                                      grant="write" if who.role == "edit" else "read", installer=installer_of(who))
         except PeersFull:
             await give_back()
@@ -193,7 +201,7 @@ class RunRoutes:
         except Denied as e:
             return _err(e.status, e.message)
         try:
-            runs = await self._runs().fetch_all(room)
+            runs = await self.agent.runs.fetch_all(room)
         except Exception as e:  # cluster mode: PostgreSQL away
             return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         return _json(RunList(runs=[r.summary() for r in runs]))
@@ -206,7 +214,7 @@ class RunRoutes:
         except Denied as e:
             return None, _err(e.status, e.message)
         try:
-            run = await self._runs().fetch(room, request.path_params["run"])
+            run = await self.agent.runs.fetch(room, request.path_params["run"])
         except Exception as e:  # cluster mode: PostgreSQL away
             return None, _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         return (run, None) if run is not None else (None, _err(404, "no such run in this room"))
@@ -221,7 +229,7 @@ class RunRoutes:
             return refusal  # type: ignore[return-value]
         room = request.path_params["name"]
         try:
-            erased = await self._undo(room, run)
+            erased = await self.agent.undo(room, run)
         except PeersFull:
             return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
         if erased is None:
