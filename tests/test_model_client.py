@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from agent.runs import loop
-from agent.runs.loop import ModelClient, ModelSettings
+from agent.runs.loop import ModelClient
+from agent.runs.settings import AgentSettings
 
 from agent_helpers import post_prompt, scripted_env, wait_run
 
@@ -19,12 +20,12 @@ from agent_helpers import post_prompt, scripted_env, wait_run
 async def test_concurrent_first_uses_make_one_client_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
 
-    def make(settings: ModelSettings) -> Any:
+    def make(settings: AgentSettings) -> Any:
         made.append(threading.current_thread().name)
         return object()
 
     monkeypatch.setattr(loop, "model_client", make)
-    shared = ModelClient(ModelSettings())
+    shared = ModelClient(AgentSettings())
     clients = await asyncio.gather(*(shared.get() for _ in range(8)))
     assert len(made) == 1 and made[0] != threading.main_thread().name
     assert all(c is clients[0] for c in clients)
@@ -33,7 +34,7 @@ async def test_concurrent_first_uses_make_one_client_off_the_loop(monkeypatch: p
 async def test_a_client_that_cannot_be_made_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
 
-    def make(settings: ModelSettings) -> Any:
+    def make(settings: AgentSettings) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -41,7 +42,7 @@ async def test_a_client_that_cannot_be_made_is_tried_again(monkeypatch: pytest.M
         return "client"
 
     monkeypatch.setattr(loop, "model_client", make)
-    shared = ModelClient(ModelSettings())
+    shared = ModelClient(AgentSettings())
     with pytest.raises(RuntimeError):
         await shared.get()
     assert await shared.get() == "client" and calls == 2
