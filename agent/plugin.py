@@ -30,8 +30,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from agent.behaviours.model import BehaviourLimits
-from agent.behaviours.pg_records import PgBehaviourDB
-from agent.behaviours.records import BehaviourDB, BehaviourRecords
+from agent.behaviours.records import BehaviourRecords
 from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviours.scheduler import Hosting
 from agent.behaviours.store import BehaviourStore
@@ -45,16 +44,13 @@ from agent.limits.admission import PeersFull, PromptLimits, QueueFull
 from agent.limits.shared import SharedBuckets
 from agent.runs.http import ApiError
 from agent.runs.loop import ModelSettings, model_client
-from agent.runs.pg_records import PgRunDB
-from agent.runs.records import RunDB
+from agent.runs.records import RunRecords
 from agent.runs.routes import RunRoutes
 from agent.runs.store import AgentRun, RunStore
 from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")
 
-RUNS_DB = "runs.sqlite3"
-BEHAVIOURS_DB = "behaviours.sqlite3"
 START_TIMEOUT_S = 10.0
 
 
@@ -98,14 +94,10 @@ class AgentPlugin:
             self._model_client = await asyncio.to_thread(model_client, self.model)
         except Exception as exc:  # made again (and its error reported) by the first run
             log.warning("the model client cannot be made yet: %s", exc)
-        if host.cluster is not None:  # the records in PostgreSQL; one peer per room across the nodes
-            records = await asyncio.to_thread(PgRunDB, host.cluster.pool, self.runs.per_room)
-            self.runs = RunStore(self.runs.per_room, db=records)
-            bdb: BehaviourRecords = await asyncio.to_thread(PgBehaviourDB, host.cluster.pool, self.behaviour_limits.firings_kept)
-        else:
-            db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, self.runs.per_room)
-            self.runs = RunStore(self.runs.per_room, db=db)  # run records survive restarts
-            bdb = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, self.behaviour_limits.firings_kept)
+        where = host.cluster.pool if host.cluster is not None else host.settings.data  # PostgreSQL, one for every node; or the data folder
+        records = await asyncio.to_thread(RunRecords.open, where, self.runs.per_room)
+        self.runs = RunStore(self.runs.per_room, db=records)  # run records survive restarts
+        bdb = await asyncio.to_thread(BehaviourRecords.open, where, self.behaviour_limits.firings_kept)
         store = await asyncio.to_thread(BehaviourStore, bdb)
         self.hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
         self.residency = Residency(self.hosting, self.peers, self._resident, self._leave_now)

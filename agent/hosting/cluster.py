@@ -31,14 +31,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from psycopg import Error as PgError
 from redis.exceptions import RedisError
 
 from agent.contract.events import Installer
 from agent.limits.admission import QueueFull
+from agent.runs.records import RunRecords
 from agent.runs.store import INTERRUPTED, AgentRun, RunStore
 from canvas import now_ms
 from common.cluster import PREFIX, Cluster, Lease, forever
+from common.sql import SqlError
 
 log = logging.getLogger("inhabit.agent")
 
@@ -76,14 +77,10 @@ class Peer(Protocol):
     def undo(self, run_id: str) -> list[str]: ...
 
 
-class Unfinished(Protocol):
-    def unfinished(self, room: str) -> list[str]: ...
-
-
 class AgentCluster:
     """Leases, queues and takeover for the agent plugin (see the module docstring)."""
 
-    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, *, peer_for: Callable[[str], Awaitable[Peer]],
+    def __init__(self, cluster: Cluster, runs: RunStore, records: RunRecords, *, peer_for: Callable[[str], Awaitable[Peer]],
                  take_over: Callable[[str], Awaitable[None]], lost: Callable[[str], Awaitable[None]],
                  scheduled: Callable[[], Awaitable[list[str]]], handle: Handler, arrive: Callable[[str], Awaitable[None]]) -> None:
         self.redis = cluster.redis
@@ -286,7 +283,7 @@ class AgentCluster:
                         log.info("room %s: nobody holds its agent (its node died, or it has a schedule); it comes here", room)
                         await self._hold(room)
                         await self._take_over(room)
-            except (RedisError, OSError, PgError) as exc:
+            except (RedisError, OSError, SqlError) as exc:
                 log.debug("agent takeover watch: %s", exc)
             except Exception:
                 log.exception("agent takeover watch")
