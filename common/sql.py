@@ -21,6 +21,7 @@ Synchronous, thread-safe: stores call it from worker threads.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import sqlite3
@@ -72,7 +73,7 @@ Step = Callable[[Conn], None]
 VERSIONS_DDL = "CREATE TABLE IF NOT EXISTS schema_versions (store TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 
 
-class Sql:
+class Sql(abc.ABC):
     """Where a store's tables live; `SqliteSql` or `PgSql`."""
 
     shared: bool
@@ -80,13 +81,13 @@ class Sql:
     types: dict[str, str]
     """DDL words that differ: `serial` (an integer key that grows), `blob`."""
 
+    @abc.abstractmethod
     def read(self, timeout: float | None = None) -> contextlib.AbstractContextManager[Conn]:
         """A connection for reads (no transaction); PostgreSQL: waiting at most `timeout` for one."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Conn]:
         """A connection in a transaction: committed at the end of the block, rolled back on any exception."""
-        raise NotImplementedError
 
     def ddl(self, text: str) -> str:
         """`text` with `{serial}` and `{blob}` in this engine's words."""
@@ -117,8 +118,8 @@ class Sql:
     def _migrating(self) -> contextlib.AbstractContextManager[Conn]:
         return self.transaction()
 
-    def close(self) -> None:
-        """Let the database go (a pool is its node's, closed by the server)."""
+    def close(self) -> None:  # noqa: B027  # nothing to do for a pool: it is its node's, closed by the server
+        """Let the database go."""
 
 
 # ---- SQLite ---------------------------------------------------------------------------------
@@ -152,9 +153,10 @@ class SqliteConn:
 
     def row(self, sql: str, args: Args = ()) -> Row | None:
         try:
-            return self.db.execute(sql, args).fetchone()
+            row: Row | None = self.db.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise SqlError.of(exc) from exc
+        return row
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -213,17 +215,17 @@ class PgConn:
         self.conn = conn
 
     def execute(self, sql: str, args: Args = ()) -> None:
-        self.conn.execute(to_pyformat(sql), args)  # type: ignore[call-overload]  # our own constants
+        self.conn.execute(to_pyformat(sql), args)
 
     def executemany(self, sql: str, rows: Iterable[Args]) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(to_pyformat(sql), rows)
 
     def rows(self, sql: str, args: Args = ()) -> list[Row]:
-        return self.conn.execute(to_pyformat(sql), args).fetchall()  # type: ignore[call-overload]
+        return self.conn.execute(to_pyformat(sql), args).fetchall()
 
     def row(self, sql: str, args: Args = ()) -> Row | None:
-        return self.conn.execute(to_pyformat(sql), args).fetchone()  # type: ignore[call-overload]
+        return self.conn.execute(to_pyformat(sql), args).fetchone()
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (SCHEMA,))}
