@@ -34,7 +34,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from common.postgres import SCHEMA
-from common.sqlite import open_or_set_aside, transaction
+from common.sqlite import open_or_set_aside, set_aside, transaction
 
 Args = Sequence[Any]
 Row = tuple[Any, ...]
@@ -174,9 +174,22 @@ class SqliteSql(Sql):
 
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
+        self.what = what
         self._lock = threading.Lock()
         self._db = open_or_set_aside(path, "", what)
         self._conn = SqliteConn(self._db)
+
+    def migrate(self, store: str, steps: Sequence[Step]) -> None:
+        """As `Sql.migrate`; a file whose damage shows only now is set aside too, and a fresh one migrated."""
+        try:
+            super().migrate(store, steps)
+        except SqlError as exc:
+            with self._lock:
+                self._db.close()
+                set_aside(self.path, self.what, str(exc))
+                self._db = open_or_set_aside(self.path, "", self.what)
+                self._conn = SqliteConn(self._db)
+            super().migrate(store, steps)
 
     @contextlib.contextmanager
     def read(self, timeout: float | None = None) -> Iterator[Conn]:

@@ -127,3 +127,12 @@ def test_records_written_before_open_with_every_record(where: Path | ConnectionP
     with db.sql.read() as c:
         assert c.row("SELECT version FROM schema_versions WHERE store = 'runs'") == (1,)
     db.close()
+
+
+def test_a_file_the_migration_cannot_read_is_set_aside(tmp_path: Path) -> None:
+    raw(tmp_path, "runs.sqlite3", "CREATE TABLE runs (x TEXT); INSERT INTO runs VALUES ('kept for forensics');", [])
+    db = RunRecords.open(tmp_path)  # its index cannot be made: as damaged as a bad page
+    db.write([rec("a", "done")], [])
+    assert ids(db.load("r")) == ["a"]
+    db.close()
+    assert [p.name.split(".damaged-")[0] for p in tmp_path.glob("runs.sqlite3.damaged-*")] == ["runs.sqlite3"]
