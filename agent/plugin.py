@@ -31,8 +31,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from agent.behaviours.pg_records import PgBehaviourDB
-from agent.behaviours.records import BehaviourDB, BehaviourRecords
+from agent.behaviours.records import BehaviourRecords
 from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviours.scheduler import Hosting
 from agent.behaviours.settings import BehaviourLimits
@@ -47,8 +46,7 @@ from agent.hosting.residency import Residency
 from agent.limits.admission import PeersFull, PromptLimits
 from agent.limits.shared import SharedBuckets
 from agent.runs.loop import ModelClient
-from agent.runs.pg_records import PgRunDB
-from agent.runs.records import RunDB
+from agent.runs.records import RunRecords
 from agent.runs.routes import RunRoutes
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
@@ -56,8 +54,6 @@ from canvas import now_ms
 
 log = logging.getLogger("inhabit.agent")
 
-RUNS_DB = "runs.sqlite3"
-BEHAVIOURS_DB = "behaviours.sqlite3"
 START_TIMEOUT_S = 10.0
 
 
@@ -98,18 +94,15 @@ class AgentPlugin:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._host = host
         per_room, firings_kept = self.runs.per_room, self.behaviour_limits.firings_kept
+        where = host.settings.data if host.cluster is None else host.cluster.pool  # SQLite files in the data folder, or PostgreSQL shared by every node
+        run_db = await asyncio.to_thread(RunRecords.open, where, per_room)
+        behaviour_db = await asyncio.to_thread(BehaviourRecords.open, where, firings_kept)
+        self.runs = RunStore(per_room, db=run_db)  # run records survive restarts
         placement: Placement
-        behaviour_db: BehaviourRecords
-        if host.cluster is None:  # the mode, chosen once: one process, its records in SQLite files that survive restarts
-            run_db = await asyncio.to_thread(RunDB, host.settings.data / RUNS_DB, per_room)
-            behaviour_db = await asyncio.to_thread(BehaviourDB, host.settings.data / BEHAVIOURS_DB, firings_kept)
-            self.runs = RunStore(per_room, db=run_db)
+        if host.cluster is None:  # the mode, chosen once: one process
             placement = EmbeddedPlacement(self)
-        else:  # a cluster node: the records in PostgreSQL; one agent per room across the nodes
-            pg_run_db = await asyncio.to_thread(PgRunDB, host.cluster.pool, per_room)
-            behaviour_db = await asyncio.to_thread(PgBehaviourDB, host.cluster.pool, firings_kept)
-            self.runs = RunStore(per_room, db=pg_run_db)
-            placement = ClusterPlacement(host.cluster, self, self.runs, pg_run_db, queue=self.limits.queue)
+        else:  # a cluster node: one agent per room across the nodes
+            placement = ClusterPlacement(host.cluster, self, self.runs, run_db, queue=self.limits.queue)
             self._run_routes.shared = SharedBuckets(host.cluster)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
         self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)

@@ -26,9 +26,10 @@ def open_pool(url: str, size: int, timeout: float = 5.0) -> ConnectionPool:
     """A pool of `size` connections; waits until one works (DatabaseError after `timeout`).
 
     Each connection is checked when handed out, so after a PostgreSQL restart the first
-    caller gets a fresh connection instead of a broken one."""
+    caller gets a fresh connection instead of a broken one. Its search path is our schema, so
+    the stores written once for both engines (`common.sql`) name their tables plainly."""
     pool = ConnectionPool(url, min_size=1, max_size=size, open=False, name="inhabit", timeout=timeout,
-                          check=ConnectionPool.check_connection)
+                          check=ConnectionPool.check_connection, kwargs={"options": f"-c search_path={SCHEMA}"})
     try:
         pool.open(wait=True, timeout=timeout)
     except Exception as exc:

@@ -58,6 +58,13 @@ def open_or_set_aside(path: Path, schema: str, what: str) -> sqlite3.Connection:
         problem = "quick_check failed"
     except sqlite3.DatabaseError as e:
         problem = str(e)
+    set_aside(path, what, problem)
+    return open_sqlite(path, schema)
+
+
+def set_aside(path: Path, what: str, problem: str) -> None:
+    """Move the damaged database at `path` (and its WAL) to `<name>.damaged-<time>`, never
+    over an earlier one, with a log line saying why."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     n = 1
     while aside.exists():  # never overwrite an earlier damaged copy
@@ -68,4 +75,3 @@ def open_or_set_aside(path: Path, schema: str, what: str) -> sqlite3.Connection:
         if part.exists():
             part.rename(str(aside) + suffix)
     log.error("%s %s is damaged (%s): moved it to %s and started a fresh one", what, path, problem, aside)
-    return open_sqlite(path, schema)

@@ -9,6 +9,10 @@ decode error is swallowed by a logger. This store is small enough to prove corre
 - `versions`: the last few compacted states per room, so an editor can roll a wipe back;
 - `quarantine`: rows that failed to load, kept (never deleted) for a person to look at.
 
+The last two are kept as in cluster mode, by the same code (`server.kept`); the updates log is
+SQLite's own (cluster mode's is the Redis stream), and its per-update commit stays a single
+plain INSERT on the connection.
+
 Loading = snapshot + updates in id order. Compaction writes the snapshot and deletes the rows
 it covers in ONE transaction, so a crash leaves either the old or the new history, and the
 database grows with the document, not with its history. WAL + synchronous=NORMAL: a commit
@@ -25,7 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.sql import SqlError, SqliteConn, SqliteSql
 from common.sqlite import open_sqlite, transaction
+
+from . import kept
+from .kept import Row, VersionRow
+
+__all__ = ["FULL_FLAG_ENV", "DataFolderError", "Row", "Snapshot", "Store", "VersionRow"]
 
 log = logging.getLogger("inhabit.store")
 
@@ -41,23 +51,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data BLOB NOT NULL,
     saved_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS versions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    room TEXT NOT NULL,
-    data BLOB NOT NULL,
-    saved_ms INTEGER NOT NULL,
-    strokes INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS versions_room ON versions (room, id);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    room TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    data BLOB,
-    error TEXT NOT NULL,
-    at INTEGER NOT NULL
-);
-"""
+""" + kept.DDL.format(**SqliteSql.types) + ";"
 
 INSERT_UPDATE = "INSERT INTO updates (room, data) VALUES (?, ?)"
 
@@ -97,22 +91,6 @@ class Snapshot:
     strokes: int
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A stored blob and where it came from (so a bad one can be quarantined)."""
-
-    kind: str  # "snapshot" | "update" | "version"
-    id: int  # the update's or version's row id; 0 for the snapshot (one per room)
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRow:
-    id: int
-    saved_ms: int
-    strokes: int
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -123,9 +101,11 @@ class Store:
     def __init__(self, path: str | Path, versions_kept: int = 10) -> None:
         self.path = Path(path)
         self.versions_kept = versions_kept
+        self.kept = kept.Kept(versions_kept)
         self._lock = threading.Lock()
         try:
             self._db = open_sqlite(self.path, SCHEMA)
+            self._conn = SqliteConn(self._db)  # for `kept`, under the lock
             # a big snapshot passes through the WAL; don't keep the file that big afterwards
             self._db.execute("PRAGMA journal_size_limit = 16777216")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints from its thread
@@ -169,20 +149,17 @@ class Store:
 
     def _latest_version(self, room: str) -> list[Row]:
         try:
-            row = self._db.execute("SELECT id, data FROM versions WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)).fetchone()
-        except sqlite3.DatabaseError:
+            return self.kept.latest(self._conn, room)
+        except SqlError:
             return []
-        return [Row("version", row[0], row[1])] if row else []
 
     def versions(self, room: str) -> list[VersionRow]:
         with self._lock:
-            rows = self._db.execute("SELECT id, saved_ms, strokes FROM versions WHERE room = ? ORDER BY id DESC", (room,)).fetchall()
-        return [VersionRow(*r) for r in rows]
+            return self.kept.versions(self._conn, room)
 
     def version(self, room: str, version_id: int) -> bytes | None:
         with self._lock:
-            row = self._db.execute("SELECT data FROM versions WHERE room = ? AND id = ?", (room, version_id)).fetchone()
-        return row[0] if row else None
+            return self.kept.version(self._conn, room, version_id)
 
     # writing
 
@@ -190,7 +167,7 @@ class Store:
         """Replace the history of `snapshots`' rooms, then append updates; one transaction.
 
         A snapshot covers every update stored before it; `appends` are the ones after it.
-        Raises sqlite3.Error (disk full, read-only, I/O) with nothing written.
+        Raises sqlite3.Error or `common.sql.SqlError` (disk full, read-only, I/O) with nothing written.
         """
         with self._lock:
             self._write_locked(appends, snapshots)
@@ -230,27 +207,19 @@ class Store:
                 "ON CONFLICT(room) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
                 (room, snap.data, now),
             )
-            if self.versions_kept and snap.strokes:  # an empty canvas is nothing to roll back to
-                db.execute("INSERT INTO versions (room, data, saved_ms, strokes) VALUES (?, ?, ?, ?)",
-                           (room, snap.data, now, snap.strokes))
-                db.execute("DELETE FROM versions WHERE room = ? AND id NOT IN "
-                           "(SELECT id FROM versions WHERE room = ? ORDER BY id DESC LIMIT ?)",
-                           (room, room, self.versions_kept))
+            self.kept.keep(self._conn, room, snap.data, now, snap.strokes)
         if appends:
             db.executemany(INSERT_UPDATE, appends)
 
     def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None:
         """Move rows that failed to load out of the room's history, keeping their bytes."""
-        def move(db: sqlite3.Connection) -> None:
-            for row, error in bad:
-                db.execute("INSERT INTO quarantine (room, kind, data, error, at) VALUES (?, ?, ?, ?, ?)",
-                           (room, row.kind, row.data, error, now_ms()))
+        with self._lock, transaction(self._db) as db:
+            self.kept.quarantine(self._conn, room, bad, now_ms())
+            for row, _ in bad:
                 if row.kind == "snapshot":
                     db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
                 else:
                     db.execute(f"DELETE FROM {row.kind}s WHERE id = ?", (row.id,))
-        with self._lock, transaction(self._db) as db:
-            move(db)
 
     def _apply_full_flag(self) -> None:
         if self._full_flag is None:

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from cluster_fixtures import Postgres, RedisServer
 
+from sql_engines import where  # noqa: F401  # a fixture: every SQL store test runs on SQLite and on PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -65,25 +65,3 @@ async def test_run_records_and_undo_survive_restart(server_factory, model_server
     assert again["undone"] is True and again["strokes"] == before["strokes"] and again["status"] == "done"
     r = httpx.get(f"{server.http}/rooms/{room}/runs/run-nope", params={"token": server.token(room, "view")}, timeout=10)
     assert r.status_code == 404
-
-
-def test_store_is_bounded_on_disk_and_marks_interrupted_runs(tmp_path):
-    from agent.runs.records import RunDB
-    from agent.runs.store import INTERRUPTED, AgentRun, RunStore
-
-    store = RunStore(per_room=3, db=RunDB(tmp_path / "runs.sqlite3", per_room=3))
-    runs = [store.add(AgentRun(room="r", prompt=str(i), status="done")) for i in range(5)]
-    live = store.add(AgentRun(room="other", prompt="x"))
-    live.status = "running"
-    runs[4].undone = True
-    store.save(live)
-    store.save(runs[4])
-    store.close()
-
-    back = RunStore(per_room=3, db=RunDB(tmp_path / "runs.sqlite3", per_room=3))
-    assert [r.prompt for r in back.list("r")] == ["2", "3", "4"]
-    assert back.get("r", runs[4].id).undone is True and back.get("r", runs[0].id) is None
-    lost = back.get("other", live.id)
-    assert lost.status == "failed" and INTERRUPTED in lost.errors
-    assert back.list("empty") == []
-    back.close()

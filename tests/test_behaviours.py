@@ -13,8 +13,8 @@ import pytest
 
 from agent.behaviours.firing import event_global, replay, run_firing
 from agent.behaviours.installs import RunInstalls
-from agent.behaviours.model import Behaviour, FiredEvent, Firing
-from agent.behaviours.records import BehaviourDB
+from agent.behaviours.model import FiredEvent, Firing
+from agent.behaviours.records import BehaviourRecords
 from agent.behaviours.scheduler import Hosting, RoomBehaviours
 from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
@@ -130,7 +130,7 @@ class Room:
     """A room's behaviours on an unconnected CanvasClient: its document is the room."""
 
     def __init__(self, tmp: Path, sandbox: Sandbox, limits: BehaviourLimits | None = None, problem: Any = None) -> None:
-        self.store = BehaviourStore(BehaviourDB(tmp / "b.sqlite3"))
+        self.store = BehaviourStore(BehaviourRecords.open(tmp))
         self.problem: str | None = problem
         self.hosting = Hosting(store=self.store, sandbox=sandbox, limits=limits or BehaviourLimits(), grant_problem=lambda i: self.problem)
         self.client = CanvasClient("ws://127.0.0.1:1/rooms/r", {"name": "agent", "kind": "agent"})
@@ -240,29 +240,3 @@ async def test_bounds_per_room_rate_and_size(tmp_path, sandbox):
         assert b.firings == 2  # the rest wait, merged, for the bucket to refill (a minute for 2)
     finally:
         await r.close()
-
-
-async def test_the_store_survives_a_reopen_and_trims_firings(tmp_path):
-    db = BehaviourDB(tmp_path / "b.sqlite3", firings_kept=3)
-    store = BehaviourStore(db)
-    b = Behaviour(room="r", name="n", on=["stroke"], code="1", installer=ME, state={"k": [1, 2]})
-    store.save(b)
-    store.save_code(b)
-    for i in range(5):
-        store.save_firing(Firing(id=f"{b.id}.{i}", behaviour=b.id, room="r", version=1, event=FiredEvent(type="stroke", t=i),
-                                 state_before={}, seed=0, clock_ms=i, ok=True))
-    store.save_seen("r", ["s1", "s2"])
-    await store.flush()
-    assert [f.id for f in await store.firings(b, 10)] == [f"{b.id}.{i}" for i in (4, 3, 2)]
-    store.close()
-    back = BehaviourStore(BehaviourDB(tmp_path / "b.sqlite3", firings_kept=3))
-    again = back.get("r", b.id)
-    assert again is not None and again.state == {"k": [1, 2]} and again.on == ["stroke"]
-    assert await back.seen("r") == {"s1", "s2"} and await back.seen("other") is None
-    back.forget_seen("r")  # used once: a crash later leaves none, never this older list
-    assert await back.seen("r") is None
-    assert await back.code(again, 1) == "1"
-    back.remove(again)
-    await back.flush()
-    assert back.list("r") == [] and await back.firings(again, 10) == []
-    back.close()

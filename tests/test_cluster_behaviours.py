@@ -13,12 +13,7 @@ import json
 import httpx
 import pytest
 
-from agent.behaviours.model import Behaviour, FiredEvent, Firing
-from agent.behaviours.pg_records import PgBehaviourDB
-from agent.behaviours.store import BehaviourStore
-from agent.contract.events import Installer
 from canvas import Stroke, new_id
-from common.postgres import open_pool
 from wire.client import CanvasClient
 
 from agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
@@ -28,51 +23,6 @@ pytestmark = pytest.mark.timeout(150)
 
 ROOM = "agents"  # the default room of the helpers
 TICK_JS = "state.n = (state.n ?? 0) + 1; canvas.draw({points: [[state.n * 20, 0], [state.n * 20, 40]], color: '#2f9e44'}); state.n"
-
-
-async def test_the_shared_store_holds_only_adopted_rooms_reads_others_through_and_trims(postgres):
-    """Two nodes' stores on one database: what one holds and writes, the other reads through;
-    schedules are found by room; firings and code versions are trimmed as in SQLite."""
-    pool = open_pool(postgres.create_database(), 4)
-    me = Installer(id="t1", label="alice")
-    try:
-        one, two = (BehaviourStore(PgBehaviourDB(pool, firings_kept=3)) for _ in range(2))
-        await one.adopt("r")
-        b = Behaviour(room="r", name="n", on=["stroke", {"every": 30}], code="1", installer=me, state={"k": [1, 2]})
-        one.save(b)
-        one.save_code(b)
-        b.version, b.code = 2, "2"
-        one.save(b)
-        one.save_code(b)
-        for i in range(5):
-            one.save_firing(Firing(id=f"{b.id}.{i}", behaviour=b.id, room="r", version=2, event=FiredEvent(type="stroke", t=i),
-                                   state_before={}, seed=0, clock_ms=i, ok=True))
-        one.save_seen("r", ["s1", "s2"])
-        await one.flush()
-        assert two.list("r") == [] and not two.holds("r")  # not adopted: not in memory
-        seen_there = await two.view("r")  # read through
-        assert [x.state for x in seen_there] == [{"k": [1, 2]}] and seen_there[0].version == 2
-        assert await two.scheduled_rooms() == ["r"]
-        assert [f.id for f in await two.firings(b, 10)] == [f"{b.id}.{i}" for i in (4, 3, 2)]
-        assert await two.code(seen_there[0], 1) is None and await two.code(seen_there[0], 2) == "2"  # version 1: no firing uses it
-        assert await two.seen("r") == {"s1", "s2"}
-        two.forget_seen("r")
-        await two.flush()
-        assert await one.seen("r") is None
-        b.status = "paused"
-        one.save(b)
-        await one.drop("r")  # written before it goes
-        assert one.list("r") == [] and await one.scheduled_rooms() == []
-        await two.adopt("r")
-        held = two.get("r", b.id)
-        assert held is not None and held.status == "paused" and two.scheduled("r") is False
-        two.remove(held)
-        await two.flush()
-        assert await one.view("r") == [] and await one.firings(held, 10) == []
-        one.close()
-        two.close()
-    finally:
-        pool.close()
 
 
 def listed(node, tok: str) -> list[dict]:

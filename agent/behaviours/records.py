@@ -1,6 +1,8 @@
-"""Durable behaviours: `<data>/behaviours.sqlite3` — behaviours (code and state included),
-the versions of their code that kept firings ran, their most recent firings, and per room the
-strokes they had seen when the agent last left (so strokes drawn before it is back count).
+"""Durable behaviours: behaviours (code and state included), the versions of their code that
+kept firings ran, their most recent firings, and per room the strokes they had seen when the
+agent last left (so strokes drawn before it is back count). In `<data>/behaviours.sqlite3`
+(embedded mode) or in PostgreSQL (cluster mode, shared by every node), written once over
+`common.sql`, with the same tables in both.
 
 Why a database of its own, next to the run records (`agent/runs/records.py`): behaviours are agent
 state, not document state; the room store holds only the CRDT updates a room applied. Losing
@@ -8,45 +10,55 @@ this file loses behaviours and their history, never drawings (a firing's strokes
 id in the document, so undo works from the document itself). A damaged file is set aside and
 a fresh one started (`common.sqlite.open_or_set_aside`).
 
-Writes come from one writer thread (`agent.behaviours.store.BehaviourStore`), as JSON rows.
+Rows are JSON, with what is queried as columns (`status`, `every`: the schedule's period, or
+NULL; a firing's code `version`), so no query needs a dialect. Writes come from one writer
+thread (`agent.behaviours.store.BehaviourStore`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import sqlite3
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
-from common.sqlite import open_or_set_aside, transaction
+from psycopg_pool import ConnectionPool
+
+from common.sql import Conn, PgSql, Sql, SqlError, SqliteSql, Step
 
 log = logging.getLogger("inhabit.agent")
 
-SCHEMA = """
+FILE = "behaviours.sqlite3"
+
+DDL = """
 CREATE TABLE IF NOT EXISTS behaviours (
-    id TEXT PRIMARY KEY,
+    seq {serial},
+    id TEXT NOT NULL UNIQUE,
     room TEXT NOT NULL,
+    status TEXT NOT NULL,
+    every DOUBLE PRECISION,
     data TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS versions (
+CREATE INDEX IF NOT EXISTS behaviours_room ON behaviours (room, seq);
+CREATE TABLE IF NOT EXISTS behaviour_versions (
     behaviour TEXT NOT NULL,
     version INTEGER NOT NULL,
     code TEXT NOT NULL,
     PRIMARY KEY (behaviour, version)
 );
-CREATE TABLE IF NOT EXISTS firings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS behaviour_firings (
+    seq {serial},
     id TEXT NOT NULL UNIQUE,
     behaviour TEXT NOT NULL,
+    version INTEGER NOT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS firings_behaviour ON firings (behaviour, seq);
-CREATE TABLE IF NOT EXISTS seen (
+CREATE INDEX IF NOT EXISTS behaviour_firings_behaviour ON behaviour_firings (behaviour, seq);
+CREATE TABLE IF NOT EXISTS behaviour_seen (
     room TEXT PRIMARY KEY,
     ids TEXT NOT NULL
-);
+)
 """
 
 
@@ -54,122 +66,144 @@ CREATE TABLE IF NOT EXISTS seen (
 class Batch:
     """One write transaction: upserts and deletes gathered over an event-loop tick."""
 
-    behaviours: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (room, json)
+    behaviours: dict[str, tuple[str, str, float | None, str]] = field(default_factory=dict)  # id -> (room, status, every, json)
     removed: set[str] = field(default_factory=set)
     versions: list[tuple[str, int, str]] = field(default_factory=list)
-    firings: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (behaviour, json)
+    firings: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (behaviour, version, json)
     seen: dict[str, str | None] = field(default_factory=dict)  # room -> stroke ids, one a line (None: forget)
 
     def __bool__(self) -> bool:
         return bool(self.behaviours or self.removed or self.versions or self.firings or self.seen)
 
 
-class BehaviourRecords(Protocol):
-    """Where behaviours are kept: `BehaviourDB` (this SQLite file, one process) or, in cluster
-    mode, `agent.behaviours.pg_records.PgBehaviourDB` (PostgreSQL, shared by every node). Synchronous:
-    called from a worker thread (`agent.behaviours.store.BehaviourStore` does)."""
+def queried(data: str) -> tuple[str, float | None]:
+    """The columns a behaviour's JSON gives its row: its status and its schedule's period."""
+    try:
+        record: Any = json.loads(data)
+    except ValueError:
+        return "", None
+    on = record.get("on") if isinstance(record, dict) else None
+    every = next((t["every"] for t in on or [] if isinstance(t, dict) and isinstance(t.get("every"), int | float)), None)
+    return str(record.get("status", "")) if isinstance(record, dict) else "", every
 
-    shared: bool
-    """Other processes write it too: a node keeps in memory only the rooms whose agent it holds
-    (`load_room` when it takes one) and reads the others through."""
+
+def _version_of(data: str) -> int:
+    try:
+        version = json.loads(data).get("version")
+    except (ValueError, AttributeError):
+        return 0
+    return version if isinstance(version, int) else 0
+
+
+def _steps(sql: Sql) -> list[Step]:
+    create = sql.create(DDL)
+
+    def version_1(c: Conn) -> None:
+        """The first layouts become this one: SQLite's `versions`, `firings`, `seen` take the
+        names PostgreSQL gave them; both gain the queried columns, back-filled from the JSON."""
+        tables = c.tables()
+        for old, new, mark in (("versions", "behaviour_versions", "code"), ("firings", "behaviour_firings", "behaviour"), ("seen", "behaviour_seen", "ids")):
+            if old in tables and new not in tables and mark in c.columns(old):  # PostgreSQL's `versions` is the rooms'
+                c.execute(f"ALTER TABLE {old} RENAME TO {new}")
+        c.execute("DROP INDEX IF EXISTS firings_behaviour")
+        tables = c.tables()
+        old_behaviours: list[tuple[Any, ...]] = []
+        if "behaviours" in tables and "status" not in (columns := c.columns("behaviours")):
+            old_behaviours = c.rows(f"SELECT id, room, data FROM behaviours ORDER BY {'seq' if 'seq' in columns else 'rowid'}")
+            c.execute("DROP TABLE behaviours")
+        fill_versions = "behaviour_firings" in tables and "version" not in c.columns("behaviour_firings")
+        if fill_versions:
+            c.execute("ALTER TABLE behaviour_firings ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        create(c)
+        c.executemany("INSERT INTO behaviours (id, room, status, every, data) VALUES (?, ?, ?, ?, ?)",
+                      [(bid, room, *queried(data), data) for bid, room, data in old_behaviours])
+        if fill_versions:
+            c.executemany("UPDATE behaviour_firings SET version = ? WHERE id = ?",
+                          [(_version_of(data), fid) for fid, data in c.rows("SELECT id, data FROM behaviour_firings")])
+
+    return [version_1]
+
+
+class BehaviourRecords:
+    """Where behaviours are kept, thread-safe; synchronous: called from a worker thread
+    (`agent.behaviours.store.BehaviourStore` does)."""
+
+    def __init__(self, sql: Sql, firings_kept: int = 50) -> None:
+        self.sql = sql
+        self.kept = firings_kept
+        self.shared = sql.shared
+        """Other processes write it too: a node keeps in memory only the rooms whose agent it holds
+        (`load_room` when it takes one) and reads the others through."""
+        sql.migrate("behaviours", _steps(sql))
+
+    @classmethod
+    def open(cls, where: Path | ConnectionPool, firings_kept: int = 50) -> BehaviourRecords:
+        """The behaviours in the data folder `where` (SQLite, `behaviours.sqlite3`) or in PostgreSQL (a pool)."""
+        if isinstance(where, ConnectionPool):
+            return cls(PgSql(where), firings_kept)
+        return cls(SqliteSql(Path(where) / FILE, "behaviours database"), firings_kept)
+
+    def _rows(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.sql.read() as c:
+            return c.rows(query, args)
 
     def load(self) -> list[str]:
         """Every behaviour (JSON); only called when not `shared`."""
-        ...
+        return [r[0] for r in self._rows("SELECT data FROM behaviours ORDER BY seq") if isinstance(r[0], str)]
 
-    def load_room(self, room: str) -> list[str]: ...
+    def load_room(self, room: str) -> list[str]:
+        return [r[0] for r in self._rows("SELECT data FROM behaviours WHERE room = ? ORDER BY seq", (room,)) if isinstance(r[0], str)]
 
     def scheduled_rooms(self) -> list[str]:
         """Rooms with an active behaviour on a schedule (someone must hold them to fire it)."""
-        ...
-
-    def firings(self, behaviour: str, limit: int) -> list[str]: ...
-
-    def firing(self, firing_id: str) -> str | None: ...
-
-    def seen(self, room: str) -> str | None: ...
-
-    def code(self, behaviour: str, version: int) -> str | None: ...
-
-    def write(self, batch: Batch) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class BehaviourDB:
-    """Synchronous, thread-safe access to the behaviours database."""
-
-    shared = False
-
-    def __init__(self, path: str | Path, firings_kept: int = 50) -> None:
-        self.path = Path(path)
-        self.kept = firings_kept
-        self._lock = threading.Lock()
-        self._db = open_or_set_aside(self.path, SCHEMA, "behaviours database")
-
-    def load(self) -> list[str]:
-        """Every behaviour (JSON)."""
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT data FROM behaviours ORDER BY rowid") if isinstance(r[0], str)]
-
-    def load_room(self, room: str) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT data FROM behaviours WHERE room = ? ORDER BY rowid", (room,)) if isinstance(r[0], str)]
-
-    def scheduled_rooms(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT DISTINCT room FROM behaviours WHERE json_extract(data, '$.status') = 'active' AND EXISTS "
-                                    "(SELECT 1 FROM json_each(data, '$.on') WHERE json_type(value) = 'object')").fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in self._rows("SELECT DISTINCT room FROM behaviours WHERE status = 'active' AND every IS NOT NULL ORDER BY room")]
 
     def firings(self, behaviour: str, limit: int) -> list[str]:
-        """The behaviour's newest `limit` firings (JSON), newest first."""
+        """The behaviour's newest `limit` firings (JSON), newest first; none if a damaged file cannot be read."""
         try:
-            with self._lock:
-                rows = self._db.execute("SELECT data FROM firings WHERE behaviour = ? ORDER BY seq DESC LIMIT ?", (behaviour, limit)).fetchall()
-        except sqlite3.DatabaseError:
-            log.exception("reading the firings of %s from %s", behaviour, self.path)
+            rows = self._rows("SELECT data FROM behaviour_firings WHERE behaviour = ? ORDER BY seq DESC LIMIT ?", (behaviour, limit))
+        except SqlError:
+            if self.shared:  # PostgreSQL away: the caller says so
+                raise
+            log.exception("reading the firings of %s", behaviour)
             return []
         return [r[0] for r in rows if isinstance(r[0], str)]
 
     def firing(self, firing_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM firings WHERE id = ?", (firing_id,)).fetchone()
-        return row[0] if row and isinstance(row[0], str) else None
+        rows = self._rows("SELECT data FROM behaviour_firings WHERE id = ?", (firing_id,))
+        return rows[0][0] if rows and isinstance(rows[0][0], str) else None
 
     def seen(self, room: str) -> str | None:
         """The stroke ids the room's behaviours had seen when the agent last left it."""
-        with self._lock:
-            row = self._db.execute("SELECT ids FROM seen WHERE room = ?", (room,)).fetchone()
-        return row[0] if row else None
+        rows = self._rows("SELECT ids FROM behaviour_seen WHERE room = ?", (room,))
+        return rows[0][0] if rows else None
 
     def code(self, behaviour: str, version: int) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT code FROM versions WHERE behaviour = ? AND version = ?", (behaviour, version)).fetchone()
-        return row[0] if row else None
+        rows = self._rows("SELECT code FROM behaviour_versions WHERE behaviour = ? AND version = ?", (behaviour, version))
+        return rows[0][0] if rows else None
 
     def write(self, batch: Batch) -> None:
         """Apply `batch` in one transaction; then trim the touched behaviours' firings to the
         newest `kept`, and their code versions to the ones those firings (or the current one) use."""
-        touched = {b for b, _ in batch.firings.values()} | set(batch.behaviours)
-        with self._lock, transaction(self._db) as db:
-            db.executemany("INSERT INTO behaviours (id, room, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                           [(i, room, data) for i, (room, data) in batch.behaviours.items()])
-            db.executemany("INSERT OR IGNORE INTO versions (behaviour, version, code) VALUES (?, ?, ?)", batch.versions)
-            db.executemany("INSERT INTO firings (id, behaviour, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                           [(i, b, data) for i, (b, data) in batch.firings.items()])
-            db.executemany("INSERT INTO seen (room, ids) VALUES (?, ?) ON CONFLICT(room) DO UPDATE SET ids = excluded.ids",
-                           [(room, ids) for room, ids in batch.seen.items() if ids is not None])
-            db.executemany("DELETE FROM seen WHERE room = ?", [(room,) for room, ids in batch.seen.items() if ids is None])
-            for bid in batch.removed:
-                for table, column in (("behaviours", "id"), ("versions", "behaviour"), ("firings", "behaviour")):
-                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (bid,))
+        touched = {b for b, _, _ in batch.firings.values()} | set(batch.behaviours)
+        with self.sql.transaction() as c:
+            c.executemany("INSERT INTO behaviours (id, room, status, every, data) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
+                          "SET status = excluded.status, every = excluded.every, data = excluded.data",
+                          [(i, *row) for i, row in batch.behaviours.items()])
+            c.executemany("INSERT INTO behaviour_versions (behaviour, version, code) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", batch.versions)
+            c.executemany("INSERT INTO behaviour_firings (id, behaviour, version, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
+                          "SET version = excluded.version, data = excluded.data", [(i, *row) for i, row in batch.firings.items()])
+            c.executemany("INSERT INTO behaviour_seen (room, ids) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET ids = excluded.ids",
+                          [(room, ids) for room, ids in batch.seen.items() if ids is not None])
+            c.executemany("DELETE FROM behaviour_seen WHERE room = ?", [(room,) for room, ids in batch.seen.items() if ids is None])
+            for table, column in (("behaviours", "id"), ("behaviour_versions", "behaviour"), ("behaviour_firings", "behaviour")):
+                c.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(bid,) for bid in batch.removed])
             for bid in touched - batch.removed:
-                db.execute("DELETE FROM firings WHERE behaviour = ? AND seq NOT IN (SELECT seq FROM firings WHERE behaviour = ? ORDER BY seq DESC LIMIT ?)",
-                           (bid, bid, self.kept))
-                db.execute("DELETE FROM versions WHERE behaviour = ? AND version < COALESCE((SELECT MIN(json_extract(data, '$.version')) "
-                           "FROM firings WHERE behaviour = ?), (SELECT MAX(version) FROM versions WHERE behaviour = ?))", (bid, bid, bid))
+                c.execute("DELETE FROM behaviour_firings WHERE behaviour = ? AND seq NOT IN "
+                          "(SELECT seq FROM behaviour_firings WHERE behaviour = ? ORDER BY seq DESC LIMIT ?)", (bid, bid, self.kept))
+                c.execute("DELETE FROM behaviour_versions WHERE behaviour = ? AND version < COALESCE("
+                          "(SELECT MIN(version) FROM behaviour_firings WHERE behaviour = ?), "
+                          "(SELECT MAX(version) FROM behaviour_versions WHERE behaviour = ?))", (bid, bid, bid))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.sql.close()

@@ -1,4 +1,4 @@
-"""Behaviours in memory, written behind to `BehaviourDB` (`<data>/behaviours.sqlite3`).
+"""Behaviours in memory, written behind to `BehaviourRecords` (`<data>/behaviours.sqlite3`, or PostgreSQL).
 
 Why every behaviour is in memory: a behaviour is small and bounded (code, state of at most
 `state_bytes`, at most `per_room` per room), and the server must know at start-up which rooms
@@ -9,7 +9,7 @@ is kept on its behaviour as a summary).
 Writes are gathered over one event-loop tick and committed on one writer thread, never on the
 loop; `flush` waits for them (routes flush before reading firings back).
 
-Shared records (cluster mode, `agent.behaviours.pg_records`): behaviours fire only on the node holding
+Shared records (cluster mode, PostgreSQL): behaviours fire only on the node holding
 their room's agent lease, so a node keeps in memory only the rooms it holds: `adopt` loads a
 room when the node takes its lease, `drop` forgets it when the node lets go. Other rooms are
 read through (`view`), for the routes that any node answers.
@@ -123,7 +123,7 @@ class BehaviourStore:
         if self.holds(b.room):  # else a firing that ended after its room was let go: written, not kept
             self._rooms.setdefault(b.room, {})[b.id] = b
         self._batch.removed.discard(b.id)
-        self._batch.behaviours[b.id] = (b.room, _json(b))
+        self._batch.behaviours[b.id] = (b.room, b.status, every_of(b.on), _json(b))
         self._schedule()
 
     def save_code(self, b: Behaviour) -> None:
@@ -144,7 +144,7 @@ class BehaviourStore:
     def save_firing(self, f: Firing) -> None:
         if f.behaviour in self._batch.removed:
             return
-        self._batch.firings[f.id] = (f.behaviour, _json(f))
+        self._batch.firings[f.id] = (f.behaviour, f.version, _json(f))
         self._schedule()
 
     def save_seen(self, room: str, ids: list[str]) -> None:

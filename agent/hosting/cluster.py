@@ -30,14 +30,15 @@ import uuid
 from collections import OrderedDict
 from typing import Protocol
 
-from psycopg import Error as PgError
 from redis.exceptions import RedisError
 
 from agent.contract.events import Installer
 from agent.limits.admission import QueueFull
+from agent.runs.records import RunRecords
 from agent.runs.store import INTERRUPTED, AgentRun, RunStore
 from canvas import now_ms
 from common.cluster import PREFIX, Cluster, Lease, forever
+from common.sql import SqlError
 
 log = logging.getLogger("inhabit.agent")
 
@@ -65,10 +66,6 @@ class Peer(Protocol):
     def refuse(self, run: AgentRun, reason: str) -> None: ...
 
     def undo(self, run_id: str) -> list[str]: ...
-
-
-class Unfinished(Protocol):
-    def unfinished(self, room: str) -> list[str]: ...
 
 
 class Tenant(Protocol):
@@ -103,7 +100,7 @@ class Tenant(Protocol):
 class AgentCluster:
     """Leases, queues and takeover for the agent's cluster placement (see the module docstring)."""
 
-    def __init__(self, cluster: Cluster, runs: RunStore, records: Unfinished, tenant: Tenant) -> None:
+    def __init__(self, cluster: Cluster, runs: RunStore, records: RunRecords, tenant: Tenant) -> None:
         self.redis = cluster.redis
         self.node = cluster.node
         self.lease = Lease(cluster)
@@ -299,7 +296,7 @@ class AgentCluster:
                         log.info("room %s: nobody holds its agent (its node died, or it has a schedule); it comes here", room)
                         await self._hold(room)
                         await self.tenant.take_over(room)
-            except (RedisError, OSError, PgError) as exc:
+            except (RedisError, OSError, SqlError) as exc:
                 log.debug("agent takeover watch: %s", exc)
             except Exception:
                 log.exception("agent takeover watch")

@@ -5,13 +5,13 @@ asked, with which grant, every piece of code executed, every capability call, th
 added (the undo set), token usage and errors. Bounded per room so a busy room cannot grow
 memory without limit.
 
-Durability (optional): given a `RunDB` (`agent/runs/records.py`, the server's `<data>/runs.sqlite3`;
-in cluster mode `agent/runs/pg_records.py`, PostgreSQL, which other nodes write too: then lookups read
+Durability (optional): given `RunRecords` (`agent/runs/records.py`, the server's `<data>/runs.sqlite3`;
+in cluster mode PostgreSQL, which other nodes write too: then lookups read
 it through, `fetch`/`fetch_all`, and memory holds only the runs this node is working on),
 the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
 starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
 and their undo survive a restart. Saves are coalesced to one write per event-loop tick, and
-the SQLite work runs on one writer thread, never on the loop. Without a `RunDB`
+the database work runs on one writer thread, never on the loop. Without records
 (`inhabit agent` standalone) it is memory-only, exactly as before.
 """
 

@@ -2,8 +2,9 @@
 
 - `rooms`: one row per room, its squashed document and `(stream_ms, stream_seq)`, the id of the
   last stream entry it includes. Loading = this row, then the stream after that id.
-- `versions`: the last few compacted states per room (as in SQLite), for rolling a wipe back;
-  one is added only when the document changed since the previous snapshot.
+- `versions`: the last few compacted states per room (as in SQLite, by the same code:
+  `server.kept`), for rolling a wipe back; one is added only when the document changed since
+  the previous snapshot.
 - `quarantine`: a snapshot or stream entry that failed to load, kept for a person to look at.
 
 A snapshot is written only if it covers MORE of the stream than the stored one (a conditional
@@ -18,40 +19,26 @@ import time
 
 from psycopg_pool import ConnectionPool
 
-from common.postgres import SCHEMA, ensure_schema
+from common.sql import PgSql
 
-from ..store import Row, Snapshot, VersionRow
+from .. import kept
+from ..kept import Row, VersionRow
+from ..store import Snapshot
 from .streams import sid
 
-DDL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.rooms (
+ROOMS_DDL = """
+CREATE TABLE IF NOT EXISTS rooms (
     room text PRIMARY KEY,
     data bytea NOT NULL,
     stream_ms bigint NOT NULL,
     stream_seq bigint NOT NULL,
     saved_ms bigint NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {SCHEMA}.versions (
-    id bigserial PRIMARY KEY,
-    room text NOT NULL,
-    data bytea NOT NULL,
-    saved_ms bigint NOT NULL,
-    strokes int NOT NULL
-);
-CREATE INDEX IF NOT EXISTS versions_room ON {SCHEMA}.versions (room, id);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.quarantine (
-    id bigserial PRIMARY KEY,
-    room text NOT NULL,
-    kind text NOT NULL,
-    data bytea,
-    error text NOT NULL,
-    at bigint NOT NULL
-);
 """
 
-SAVE = f"""
-WITH old AS (SELECT data FROM {SCHEMA}.rooms WHERE room = %(room)s)
-INSERT INTO {SCHEMA}.rooms AS r (room, data, stream_ms, stream_seq, saved_ms) VALUES (%(room)s, %(data)s, %(ms)s, %(seq)s, %(now)s)
+SAVE = """
+WITH old AS (SELECT data FROM rooms WHERE room = ?)
+INSERT INTO rooms AS r (room, data, stream_ms, stream_seq, saved_ms) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (room) DO UPDATE SET data = excluded.data, stream_ms = excluded.stream_ms,
     stream_seq = excluded.stream_seq, saved_ms = excluded.saved_ms
 WHERE (r.stream_ms, r.stream_seq) < (excluded.stream_ms, excluded.stream_seq)
@@ -72,20 +59,22 @@ class Snapshots:
     def __init__(self, pool: ConnectionPool, versions_kept: int = 10) -> None:
         self.pool = pool
         self.versions_kept = versions_kept
-        ensure_schema(pool, DDL)
+        self.sql = PgSql(pool)
+        self.kept = kept.Kept(versions_kept)
+        self.sql.migrate("rooms", [self.sql.create(ROOMS_DDL + kept.DDL)])
 
     def load(self, room: str) -> tuple[Row | None, str]:
         """The room's snapshot (None if it has none) and the stream id it covers ("0-0": none)."""
-        with self.pool.connection(timeout=LOAD_TIMEOUT_S) as conn:
-            row = conn.execute(f"SELECT data, stream_ms, stream_seq FROM {SCHEMA}.rooms WHERE room = %s", (room,)).fetchone()
+        with self.sql.read(timeout=LOAD_TIMEOUT_S) as c:
+            row = c.row("SELECT data, stream_ms, stream_seq FROM rooms WHERE room = ?", (room,))
         if row is None:
             return None, "0-0"
         return Row("snapshot", 0, bytes(row[0])), f"{row[1]}-{row[2]}"
 
     def position(self, room: str) -> str:
         """The stream id the stored snapshot covers ("0-0": none)."""
-        with self.pool.connection(timeout=LOAD_TIMEOUT_S) as conn:
-            row = conn.execute(f"SELECT stream_ms, stream_seq FROM {SCHEMA}.rooms WHERE room = %s", (room,)).fetchone()
+        with self.sql.read(timeout=LOAD_TIMEOUT_S) as c:
+            row = c.row("SELECT stream_ms, stream_seq FROM rooms WHERE room = ?", (room,))
         return f"{row[0]}-{row[1]}" if row else "0-0"
 
     def save(self, room: str, snap: Snapshot, covers: str) -> bool:
@@ -93,43 +82,34 @@ class Snapshots:
         covers as much already; keep a version if the document changed. True if written."""
         ms, seq = sid(covers)
         now = _now_ms()
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(SAVE, {"room": room, "data": snap.data, "ms": ms, "seq": seq, "now": now}).fetchone()
+        with self.sql.transaction() as c:
+            row = c.row(SAVE, (room, room, snap.data, ms, seq, now))
             if row is None:
                 return False
-            if row[0] and self.versions_kept and snap.strokes:  # an empty canvas is nothing to roll back to
-                conn.execute(f"INSERT INTO {SCHEMA}.versions (room, data, saved_ms, strokes) VALUES (%s, %s, %s, %s)",
-                             (room, snap.data, now, snap.strokes))
-                conn.execute(f"DELETE FROM {SCHEMA}.versions WHERE room = %s AND id NOT IN "
-                             f"(SELECT id FROM {SCHEMA}.versions WHERE room = %s ORDER BY id DESC LIMIT %s)",
-                             (room, room, self.versions_kept))
+            if row[0]:
+                self.kept.keep(c, room, snap.data, now, snap.strokes)
         return True
 
-    # what the embedded store offers too (server/versions.py, loading's fallback, quarantine)
+    # what the embedded store offers too (server/versions.py, loading's fallback, quarantine), in `server.kept`
 
     def versions(self, room: str) -> list[VersionRow]:
-        with self.pool.connection() as conn:
-            rows = conn.execute(f"SELECT id, saved_ms, strokes FROM {SCHEMA}.versions WHERE room = %s ORDER BY id DESC", (room,)).fetchall()
-        return [VersionRow(*r) for r in rows]
+        with self.sql.read() as c:
+            return self.kept.versions(c, room)
 
     def version(self, room: str, version_id: int) -> bytes | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(f"SELECT data FROM {SCHEMA}.versions WHERE room = %s AND id = %s", (room, version_id)).fetchone()
-        return bytes(row[0]) if row else None
+        with self.sql.read() as c:
+            return self.kept.version(c, room, version_id)
 
     def latest_version(self, room: str) -> list[Row]:
-        with self.pool.connection() as conn:
-            row = conn.execute(f"SELECT id, data FROM {SCHEMA}.versions WHERE room = %s ORDER BY id DESC LIMIT 1", (room,)).fetchone()
-        return [Row("version", row[0], bytes(row[1]))] if row else []
+        with self.sql.read() as c:
+            return self.kept.latest(c, room)
 
     def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None:
         """Keep a copy of rows that failed to load. They stay where they are (a bad snapshot
         until the next compaction replaces it, an entry until its stream is trimmed), skipped
         by every load, which copies them again."""
-        with self.pool.connection() as conn, conn.transaction():
-            for row, error in bad:
-                conn.execute(f"INSERT INTO {SCHEMA}.quarantine (room, kind, data, error, at) VALUES (%s, %s, %s, %s, %s)",
-                             (room, row.kind, row.data, error, _now_ms()))
+        with self.sql.transaction() as c:
+            self.kept.quarantine(c, room, bad, _now_ms())
 
     def close(self) -> None:
         self.pool.close()
