@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from agent.behaviours.routes import BehaviourChange, Outcome
 from agent.contract.canvas import Grant
 from agent.contract.events import Installer
-from agent.hosting.cluster import AgentCluster, Unfinished
+from agent.hosting.cluster import AgentCluster
 from agent.hosting.peer import AgentPeer
 from agent.hosting.placement import AgentElsewhere, Rooms
 from agent.limits.admission import QueueFull
 from agent.runs.http import ApiError
+from agent.runs.records import RunRecords
 from agent.runs.store import AgentRun, RunStore
 from common.cluster import Cluster
 
@@ -37,7 +38,7 @@ class ClusterPlacement:
     Implements `agent.hosting.placement.Placement` (for the plugin) and
     `agent.hosting.cluster.Tenant` (for the leases and queues)."""
 
-    def __init__(self, cluster: Cluster, rooms: Rooms, runs: RunStore, records: Unfinished, *, queue: int) -> None:
+    def __init__(self, cluster: Cluster, rooms: Rooms, runs: RunStore, records: RunRecords, *, queue: int) -> None:
         self.rooms = rooms
         self.records = records
         self.queue = queue
