@@ -43,13 +43,13 @@ from agent.hosting.peer import AgentPeer, addressed
 from agent.hosting.residency import Residency
 from agent.limits.admission import PeersFull, PromptLimits, QueueFull
 from agent.limits.shared import SharedBuckets
-from agent.runs.http import ApiError
 from agent.runs.loop import ModelSettings, model_client
 from agent.runs.pg_records import PgRunDB
 from agent.runs.records import RunDB
 from agent.runs.routes import RunRoutes
 from agent.runs.store import AgentRun, RunStore
 from canvas import now_ms
+from common.http import ApiError
 
 log = logging.getLogger("inhabit.agent")
 
