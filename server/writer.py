@@ -89,7 +89,7 @@ class GroupCommit(Generic[Q]):
         return False
 
     async def _idle(self) -> None:
-        """Work to do once the queue is committed (the embedded store's checkpoint)."""
+        """Work to do after a batch is committed (the embedded store's checkpoint, when due)."""
 
     def after_commit(self, fn: Callable[..., object], *args: object) -> None:
         """Call `fn(*args)` once everything queued so far is committed (now, if it is)."""
@@ -123,7 +123,8 @@ class GroupCommit(Generic[Q]):
             self._wake.clear()
             while self._queued():
                 await self._commit(retry=True)
-            await self._idle()
+                await self._idle()  # between batches too: a writer that is never idle still checkpoints
+            await self._idle()  # woken for it alone (a checkpoint due after an inline commit)
 
     async def _commit(self, retry: bool) -> None:
         """Commit the queue as one batch; then run the callbacks that waited for it, in order."""
