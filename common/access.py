@@ -33,6 +33,8 @@ from typing import Literal, Protocol
 
 from starlette.requests import HTTPConnection
 
+from common.http import Refusal
+
 Role = Literal["view", "edit"]
 ROLES: tuple[str, ...] = ("view", "edit")
 SECRET_FILE = "secret.key"
@@ -162,7 +164,7 @@ class Revocations(Protocol):
     """Where revoked token ids are kept: `RevocationList` (a file in the data dir) or, in cluster
     mode, `common.shared_access.SharedRevocations` (a PostgreSQL table every node reads)."""
 
-    def __contains__(self, token_id: object) -> bool: ...
+    def __contains__(self, token_id: str) -> bool: ...
 
     def add(self, token_id: str, note: str = "") -> None: ...
 
@@ -189,7 +191,7 @@ class Access:
         if len(secret) < 16:
             raise ValueError("access secret must be at least 16 bytes")
         self._secret = secret
-        self.revoked: Revocations = RevocationList(revoked) if revoked is None or isinstance(revoked, Path) else revoked
+        self.revoked: Revocations = revoked if revoked is not None and not isinstance(revoked, Path) else RevocationList(revoked)
 
     @classmethod
     def load(cls, data_dir: str | Path, secret: str | None = None) -> Access:
@@ -301,13 +303,12 @@ OPEN = TokenInfo(room="*", role="edit", id="open")
 """Who everyone is when the server runs with auth off."""
 
 
-class Denied(Exception):
-    """An HTTP request the caller may not make: the status to answer and a message saying why."""
+class Denied(Refusal):
+    """An HTTP request the caller may not make: the status to answer and a message saying why
+    (a route that lets it through is answered with the error body, `common.http`)."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, message)
 
 
 def authorize(conn: HTTPConnection, room: str, need: Role = "view") -> TokenInfo:
@@ -325,6 +326,13 @@ def authorize(conn: HTTPConnection, room: str, need: Role = "view") -> TokenInfo
     if need == "edit" and who.role != "edit":
         raise Denied(403, "this needs an edit token for the room; yours is view-only")
     return who
+
+
+def room_of(request: HTTPConnection, need: Role = "view") -> tuple[str, TokenInfo]:
+    """The room the path names and the caller's token in it, if it grants at least `need`;
+    raises `Denied` otherwise (see `authorize`), which the app answers with the error body."""
+    room = request.path_params["name"]
+    return room, authorize(request, room, need)
 
 
 def identity_of(conn: HTTPConnection, room: str) -> TokenInfo | None:

@@ -36,6 +36,11 @@ class Cluster:
     """How long a lease lasts unless renewed: a dead holder's lease is taken over this long after."""
 
 
+def text(reply: bytes | str) -> str:
+    """A Redis reply as text (our clients keep bytes; redis-py's types also allow str)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 async def forever(run: Callable[[], Awaitable[None]], retry_s: float = 1.0) -> None:
     """Run one of a node's background loops for the process's life: a crash (our bug) is
     logged and the loop started again, never silently lost."""
@@ -75,7 +80,7 @@ class Lease:
 
     async def holder(self, key: str) -> str | None:
         value = await self.redis.get(key)
-        return value.decode() if value is not None else None
+        return text(value) if value is not None else None
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:

@@ -46,7 +46,7 @@ def ensure_schema(pool: ConnectionPool, ddl: str) -> None:
     with pool.connection() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('inhabit.schema'))")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-        conn.execute(ddl)  # type: ignore[arg-type]  # our own constant, several statements
+        conn.execute(ddl)  # our own constant, several statements
 
 
 def redact_url(url: str) -> str:

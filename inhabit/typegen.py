@@ -19,7 +19,8 @@ from agent.runs.store import AgentRun, RunSummary, Tokens
 from agent.sandbox import CallRecord
 from agent.sandbox.capability import ts_type
 from canvas import schema
-from server.http import ErrorResponse, StrokesResponse, WhoAmI
+from common.http import ApiError
+from server.http import StrokesResponse, WhoAmI
 from server.versions import RestoreResponse, VersionInfo, VersionsResponse
 from wire.protocol import NO_RETRY, Close
 
@@ -62,7 +63,8 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (VersionInfo, "serialization"),
     (VersionsResponse, "serialization"),
     (RestoreResponse, "serialization"),
-    (ErrorResponse, "serialization"),
+    # every refusal: `retry_after` is left out when it says nothing, as `document` fields are
+    (ApiError, "document"),
 ]
 
 CONSTANTS: dict[str, Any] = {

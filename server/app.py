@@ -18,18 +18,19 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
-from common.access import Access, role_of
+from common.access import Access, room_of
+from common.http import Refusal, answer_refusal, error_response
 
 from .cluster.node import ClusterNode
-from .http import StrokesResponse, WhoAmI, error, room_or_error
+from .http import StrokesResponse, WhoAmI
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
-from .rooms import RoomManager, RoomUnavailable
+from .rooms import RoomManager, Rooms, RoomUnavailable
 from .settings import ServerSettings
 from .store import DataFolderError, Store
 from .versions import routes as version_routes
 from .websocket import room_endpoint
-from .writer import Writer
+from .writer import RoomWriter, Writer
 
 log = logging.getLogger("inhabit.app")
 
@@ -38,21 +39,15 @@ DB_FILE = "inhabit.db"
 
 
 async def strokes(request: Request) -> Response:
-    name, err = room_or_error(request)
-    if err:
-        return err
+    name, _ = room_of(request)
     room = await request.app.state.rooms.get(name)
     body = StrokesResponse(room=name, strokes=CanvasDoc(room.doc).strokes())
     return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 async def whoami(request: Request) -> Response:
-    name, err = room_or_error(request)
-    if err:
-        return err
-    role = role_of(request, name)
-    assert role is not None  # checked by _room_or_error
-    return JSONResponse(WhoAmI(room=name, role=role).model_dump())
+    name, who = room_of(request)
+    return JSONResponse(WhoAmI(room=name, role=who.role).model_dump())
 
 
 async def healthz(request: Request) -> Response:
@@ -64,7 +59,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:
-    return error(503, f"{exc}; try again later")
+    return error_response(503, f"{exc}; try again later")
 
 
 async def metrics(request: Request) -> Response:
@@ -96,6 +91,8 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     bounds = settings.history
     secret = settings.secret.get_secret_value() if settings.secret else None
     node: ClusterNode | None = None
+    rooms: Rooms
+    writer: RoomWriter
     if settings.clustered:
         node = ClusterNode(settings, counters, bounds)
         access, rooms, writer = node.access, node.rooms, node.writer
@@ -139,7 +136,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     for plugin in plugins:
         routes.extend(plugin.routes)
     routes.append(Mount("/assets", app=StaticFiles(directory=WEB_DIST, check_dir=False), name="assets"))
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal})
     app.state.settings = settings
     app.state.access = access
     app.state.rooms = rooms

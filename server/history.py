@@ -45,11 +45,11 @@ def without_pending(doc: Doc) -> Doc:
     snapshot (state vector + delete set) does not. Snapshots need a document that skips GC,
     hence the detour. Costs a few encodings of the document: only on the refusal path.
     """
-    no_gc = Doc(skip_gc=True)
+    no_gc: Doc = Doc(skip_gc=True)
     no_gc.apply_update(doc.get_update())
     snap = CrdtSnapshot.decode(_drop_empty_clients(CrdtSnapshot.from_doc(no_gc).encode()))
     clean = Doc.from_snapshot(snap, no_gc)
-    out = Doc()  # back to a collecting document
+    out: Doc = Doc()  # back to a collecting document
     out.apply_update(clean.get_update())
     return out
 
@@ -77,7 +77,7 @@ def _drop_empty_clients(snapshot: bytes) -> bytes:
 def build(rows: list[Row]) -> tuple[Doc, History, list[tuple[Row, str]]]:
     """The document from stored rows in order; rows that do not apply cleanly are returned
     as (row, error) for quarantine instead of taking the room down."""
-    doc = Doc()
+    doc: Doc = Doc()
     history = History()
     bad: list[tuple[Row, str]] = []
     pending = False

@@ -35,10 +35,24 @@ class Metrics:
     """The server's counters: bump them with `metrics.messages_in += 1`."""
 
     __slots__ = tuple(COUNTERS)
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    connections_accepted: int
+    rejected: int
+    slow_closed: int
+    bad_input: int
+    policy_closed: int
+    rooms_loaded: int
+    rooms_unloaded: int
 
     def __init__(self) -> None:
         for name in COUNTERS:
             setattr(self, name, 0)
+
+
+assert set(Metrics.__annotations__) == set(COUNTERS), "every counter is declared (for the type checker) and described"
 
 
 class _Collector(Collector):

@@ -27,7 +27,7 @@ from .store import Snapshot
 if TYPE_CHECKING:
 
     from .metrics import Metrics
-    from .writer import Writer
+    from .writer import RoomWriter
 
 log = logging.getLogger("inhabit.room")
 
@@ -51,7 +51,7 @@ def _too_big(text: str, limit: int) -> bool:
 class Room:
     """The authoritative copy of one room's document plus who is in it."""
 
-    def __init__(self, name: str, doc: Doc, writer: Writer, metrics: Metrics, history: History | None = None,
+    def __init__(self, name: str, doc: Doc, writer: RoomWriter, metrics: Metrics, history: History | None = None,
                  bounds: DocBounds | None = None) -> None:
         self.name = name
         self.doc = doc

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from .history import build
 from .metrics import Metrics
 from .room import Room
 from .settings import DocBounds
-from .store import Row, Store
-from .writer import Writer
+from .store import Row, Store, VersionRow
+from .writer import RoomWriter
 
 log = logging.getLogger("inhabit.rooms")
 
@@ -24,8 +25,42 @@ class RoomUnavailable(Exception):
     """The room cannot be loaded now (cluster mode: Redis or PostgreSQL away); try again later."""
 
 
+class RoomStore(Protocol):
+    """What the routes and the rooms ask of where rooms are kept, in either mode: `Store`
+    (embedded, SQLite) or `server.cluster.snapshots.Snapshots` (cluster, PostgreSQL).
+    Synchronous: called off the loop."""
+
+    def versions(self, room: str) -> list[VersionRow]: ...
+    def version(self, room: str, version_id: int) -> bytes | None: ...
+    def latest_version(self, room: str) -> list[Row]: ...
+    def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None: ...
+
+
+class Rooms(Protocol):
+    """The rooms `create_app` serves, picked once: `RoomManager` (embedded) or
+    `server.cluster.rooms.ClusterRooms` (cluster)."""
+
+    rooms: dict[str, Room]
+    """The rooms in memory, by name."""
+
+    @property
+    def store(self) -> RoomStore: ...
+    @property
+    def writer(self) -> RoomWriter: ...
+
+    async def get(self, name: str) -> Room: ...
+    async def acquire(self, name: str) -> Room: ...
+    def release(self, room: Room) -> None: ...
+    def joined(self, room: Room) -> None: ...
+    def watch(self, fn: Callable[[str, int], None]) -> None: ...
+    def gauges(self) -> dict[str, tuple[float, str]]: ...
+    async def close(self) -> None: ...
+
+
 class RoomManager:
-    def __init__(self, store: Store, writer: Writer, metrics: Metrics, grace: float = 30.0, bounds: DocBounds | None = None) -> None:
+    """The embedded mode's `Rooms` (and the base of cluster mode's)."""
+
+    def __init__(self, store: Store, writer: RoomWriter, metrics: Metrics, grace: float = 30.0, bounds: DocBounds | None = None) -> None:
         self.store = store
         self.writer = writer
         self.metrics = metrics

@@ -17,9 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from canvas import CanvasDoc
+from common.access import room_of
+from common.http import error_response
 from wire.protocol import Close
 
-from .http import error, room_or_error
+from .writer import settle
 
 
 class VersionInfo(BaseModel):
@@ -50,23 +52,19 @@ def _json(model: BaseModel, status: int = 200) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
-    name, err = room_or_error(request)
-    if err:
-        return err
+    name, _ = room_of(request)
     rows = await asyncio.to_thread(request.app.state.rooms.store.versions, name)
     return _json(VersionsResponse(room=name, versions=[VersionInfo(id=r.id, saved_ms=r.saved_ms, strokes=r.strokes) for r in rows]))
 
 
 async def restore(request: Request) -> Response:
-    name, err = room_or_error(request, "edit")
-    if err:
-        return err
+    name, _ = room_of(request, "edit")
     version = request.path_params["id"]
     rooms = request.app.state.rooms
     data = await asyncio.to_thread(rooms.store.version, name, version)
     if data is None:
-        return error(404, f"room {name} has no version {version}")
-    old = Doc()
+        return error_response(404, f"room {name} has no version {version}")
+    old: Doc = Doc()
     old.apply_update(data)
     room = await rooms.get(name)
     present = set(CanvasDoc(room.doc).stroke_ids())
@@ -74,12 +72,12 @@ async def restore(request: Request) -> Response:
     refusal = room.edit(lambda doc: doc.add_strokes(missing)) if missing else None
     if refusal is not None:
         code, reason = refusal
-        return error(503 if code == Close.UNAVAILABLE else 413, reason)
-    saved = asyncio.get_running_loop().create_future()
-    room.after_commit(lambda: saved.done() or saved.set_result(None))
+        return error_response(503 if code == Close.UNAVAILABLE else 413, reason)
+    saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    room.after_commit(settle, saved)
     await saved  # answer once the restore is on disk, like any acknowledged edit
     if room.failed is not None:  # cluster mode: the append failed and the room was dropped
-        return error(503, f"the restore was not saved: {room.failed}; try again later")
+        return error_response(503, f"the restore was not saved: {room.failed}; try again later")
     return _json(RestoreResponse(room=name, version=version, restored=len(missing)))
 
 

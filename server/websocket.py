@@ -48,7 +48,7 @@ def transport_of(ws: WebSocket) -> Transport:
     if not all(callable(getattr(transport, m, None)) for m in ("abort", "is_closing", "pause_reading")):
         raise RuntimeError(f"cannot reach the TCP transport behind the ASGI receive ({ws._receive!r}): "
                            "server.websocket.transport_of expects uvicorn's websockets-sansio protocol")
-    return transport  # type: ignore[no-any-return]
+    return transport  # type: ignore[return-value]
 
 
 class RecvBudget:

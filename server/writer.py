@@ -1,4 +1,7 @@
-"""The Writer: group commit of room updates to the `Store`, off the event loop."""
+"""The Writer: group commit of room updates to the `Store`, off the event loop.
+
+`GroupCommit` is the skeleton both room writers share: this one (embedded mode, SQLite) and
+`server.cluster.writer.StreamWriter` (cluster mode, Redis streams)."""
 
 from __future__ import annotations
 
@@ -8,20 +11,160 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from .store import Snapshot, Store
 
 log = logging.getLogger("inhabit.store")
 
 
-class Writer:
-    """Group commit: commits whatever is queued as soon as something is, one commit in flight.
+def settle(done: asyncio.Future[None]) -> None:
+    """Resolve `done` unless it already is (or was cancelled): an `after_commit` callback to await."""
+    if not done.done():
+        done.set_result(None)
 
-    Updates queued while a commit runs go into the next one. `after_commit(fn, *args)` runs
-    `fn` once everything queued so far is on disk: the room holds its broadcasts there, so a
-    killed process loses nothing anybody has seen. When a commit fails (disk full, read-only)
-    the batch stays queued and is retried with backoff; meanwhile `unavailable` says why, and
-    rooms refuse new edits. One log line per failure episode, one when it is over.
+
+class RoomWriter(Protocol):
+    """Where rooms commit their updates, the seam `create_app` picks once: `Writer` (embedded,
+    SQLite) or `server.cluster.writer.StreamWriter` (cluster, Redis streams). Rooms cannot
+    tell them apart."""
+
+    unavailable: str | None
+    """Why edits cannot be committed now (rooms refuse edits meanwhile); None when they can."""
+
+    def append(self, room: str, update: bytes) -> None: ...
+    def presence(self, room: str, msg: bytes, identity: str) -> None: ...
+    def snapshot(self, room: str, snap: Snapshot) -> None: ...
+    def after_commit(self, fn: Callable[..., object], *args: object) -> None: ...
+    async def flush(self) -> None: ...
+    def holds(self, room: str) -> bool: ...
+    def gauges(self) -> dict[str, tuple[float, str]]: ...
+    def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+Waiting = list[tuple[Callable[..., object], tuple[object, ...]]]
+"""Callbacks (`fn`, `args`) waiting for a batch to be committed, in order."""
+Q = TypeVar("Q")
+
+
+class GroupCommit(Generic[Q]):
+    """The skeleton both room writers share (`Writer` here, `server.cluster.writer.StreamWriter`):
+    whatever is queued while one batch is in flight goes in the next, one batch in flight, and
+    `after_commit(fn, *args)` runs `fn` once everything queued so far is committed.
+
+    A subclass keeps its own queue (`Q`: what one batch is) and says whether something is
+    queued (`_queued`), takes it (`_take`), commits it (`_write`), and may commit on the spot
+    (`_commit_here`: the embedded writer's inline fast path)."""
+
+    TASK = "writer"
+    """The commit task's name."""
+
+    def __init__(self) -> None:
+        self._waiting: Waiting = []
+        self._inflight: tuple[Q, Waiting] | None = None
+        self._wake = asyncio.Event()
+        self._oldest: float | None = None  # when the oldest queued write was queued
+        self._inflight_since: float | None = None  # the same, for the batch being committed
+        self._task: asyncio.Task[None] | None = None
+        self.unavailable: str | None = None
+        """Why edits cannot be committed right now (None when they can)."""
+        self.last_flush_s = 0.0
+        self.rows_written = 0
+        self.errors = 0
+
+    def _queued(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> Q:
+        """The queue as one batch, leaving the queue empty."""
+        raise NotImplementedError
+
+    async def _write(self, batch: Q, retry: bool) -> None:
+        """Commit `batch` (with bookkeeping); raise only when it is not committed and not `retry`."""
+        raise NotImplementedError
+
+    def _commit_here(self) -> bool:
+        """Commit the queue now, on the loop, if that is cheap; False leaves it to the task."""
+        return False
+
+    async def _idle(self) -> None:
+        """Work to do after a batch is committed (the embedded store's checkpoint, when due)."""
+
+    def after_commit(self, fn: Callable[..., object], *args: object) -> None:
+        """Call `fn(*args)` once everything queued so far is committed (now, if it is)."""
+        if self._queued():
+            self._waiting.append((fn, args))
+            if not self._commit_here():
+                self._wake.set()
+        elif self._inflight is not None:
+            self._inflight[1].append((fn, args))
+        else:
+            fn(*args)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.after_commit(settle, done)
+        await done
+
+    @property
+    def lag(self) -> float:
+        """Seconds the oldest uncommitted update has waited."""
+        oldest = self._inflight_since or self._oldest
+        return 0.0 if oldest is None else time.monotonic() - oldest
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.TASK)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queued():
+                await self._commit(retry=True)
+                await self._idle()  # between batches too: a writer that is never idle still checkpoints
+            await self._idle()  # woken for it alone (a checkpoint due after an inline commit)
+
+    async def _commit(self, retry: bool) -> None:
+        """Commit the queue as one batch; then run the callbacks that waited for it, in order."""
+        batch = self._inflight = (self._take(), self._waiting)
+        self._waiting = []
+        self._inflight_since, self._oldest = self._oldest, None
+        await self._write(batch[0], retry)
+        self._inflight, self._inflight_since = None, None
+        self._release(batch[1])
+
+    def _release(self, waiting: Waiting) -> None:
+        for fn, args in waiting:
+            try:
+                fn(*args)
+            except Exception:  # a callback's failure must not stop the others or the writer
+                log.exception("after-commit callback failed")
+
+    async def _stop(self) -> None:
+        """Stop the commit task (a batch it had in flight stays in `_inflight`)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+Appends = list[tuple[str, bytes]]
+Snapshots = dict[str, Snapshot]
+
+
+class Writer(GroupCommit[tuple[Appends, Snapshots]]):
+    """Group commit to the `Store`: commits whatever is queued as soon as something is.
+
+    `after_commit(fn, *args)` runs `fn` once everything queued so far is on disk: the room
+    holds its broadcasts there, so a killed process loses nothing anybody has seen. When a
+    commit fails (disk full, read-only) the batch stays queued and is retried with backoff;
+    meanwhile `unavailable` says why, and rooms refuse new edits. One log line per failure
+    episode, one when it is over.
     """
 
     RETRY_FIRST_S = 0.05
@@ -36,25 +179,16 @@ class Writer:
     """The WAL is copied back into the database (by the thread) every second, or sooner once
     this much was written, so it stays small (SQLite's own auto-checkpoint is off: it would
     run inside a commit, possibly on the event loop)."""
+    TASK = "store-writer"
 
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self.store = store
-        self._appends: list[tuple[str, bytes]] = []
-        self._snapshots: dict[str, Snapshot] = {}
-        self._waiting: list[tuple[Callable[..., object], tuple[object, ...]]] = []  # after the queue commits
-        self._inflight: tuple[list[tuple[str, bytes]], dict[str, Snapshot], list] | None = None
-        self._wake = asyncio.Event()
-        self._oldest: float | None = None  # when the oldest queued write was queued
-        self._inflight_since: float | None = None  # the same, for the batch being committed
-        self._task: asyncio.Task[None] | None = None
+        self._appends: Appends = []
+        self._snapshots: Snapshots = {}
         self._thread: _WorkerThread | None = None
-        self.unavailable: str | None = None
-        """Why the store cannot commit right now (None when it can)."""
         self._checkpointed = time.monotonic()
         self._unchecked = 0  # bytes committed since the last checkpoint
-        self.last_flush_s = 0.0
-        self.rows_written = 0
-        self.errors = 0
 
     # the hot path: no await, no I/O
 
@@ -76,23 +210,20 @@ class Writer:
         self._snapshots[room] = snap
         self._wake.set()
 
-    def after_commit(self, fn: Callable[..., object], *args: object) -> None:
-        """Call `fn(*args)` once everything queued so far is committed (now, if it is).
+    def _queued(self) -> bool:
+        return bool(self._appends or self._snapshots)
 
-        A small batch with no commit in flight is committed right here, on the loop, so an
+    def _take(self) -> tuple[Appends, Snapshots]:
+        batch = self._appends, self._snapshots
+        self._appends, self._snapshots = [], {}
+        return batch
+
+    def _commit_here(self) -> bool:
+        """A small batch with no commit in flight is committed right here, on the loop, so an
         update reaches the other peers without a task or thread hop; the rest wakes the
         commit task (snapshots, big batches, retries after a failure)."""
-        if self._appends or self._snapshots:
-            self._waiting.append((fn, args))
-            if self._inflight is not None or self.unavailable is not None or not self._commit_inline():
-                self._wake.set()
-        elif self._inflight is not None:
-            self._inflight[2].append((fn, args))
-        else:
-            fn(*args)
-
-    def _commit_inline(self) -> bool:
-        """Commit the queue now if it is small and the store is free; False to leave it to the task."""
+        if self._inflight is not None or self.unavailable is not None:
+            return False
         appends, snaps = self._appends, self._snapshots
         if snaps or sum(len(u) for _, u in appends) > self.INLINE_BYTES:
             return False
@@ -103,34 +234,23 @@ class Writer:
         except Exception as exc:  # disk full, read-only: the task retries with backoff
             self._failed(exc)
             return False
-        batch = (appends, snaps, self._waiting)
+        waiting = self._waiting
         self._appends, self._snapshots, self._waiting, self._oldest = [], {}, [], None
-        self._committed(batch, t0)
+        self._committed((appends, snaps), t0)
+        self._release(waiting)
         return True
-
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        done = asyncio.get_running_loop().create_future()
-        self.after_commit(lambda: done.done() or done.set_result(None))
-        await done
 
     def holds(self, room: str) -> bool:
         """Whether some write of `room` is not committed yet (load must wait for it)."""
         batches = [(self._appends, self._snapshots)]
         if self._inflight is not None:
-            batches.append(self._inflight[:2])
+            batches.append(self._inflight[0])
         return any(room in snaps or any(r == room for r, _ in appends) for appends, snaps in batches)
 
     @property
     def pending(self) -> int:
-        inflight = len(self._inflight[0]) + len(self._inflight[1]) if self._inflight else 0
+        inflight = len(self._inflight[0][0]) + len(self._inflight[0][1]) if self._inflight else 0
         return len(self._appends) + len(self._snapshots) + inflight
-
-    @property
-    def lag(self) -> float:
-        """Seconds the oldest uncommitted update has waited."""
-        oldest = self._inflight_since or self._oldest
-        return 0.0 if oldest is None else time.monotonic() - oldest
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         """For /metrics, read at scrape time."""
@@ -143,19 +263,11 @@ class Writer:
             "persistence_unavailable": (int(self.unavailable is not None), "1 while edits cannot be saved."),
         }
 
-    # the commit loop
+    # the commit task
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._appends or self._snapshots:
-                await self._commit(retry=True)
-            if self._checkpoint_due():
-                await self._checkpoint()
+    async def _idle(self) -> None:
+        if self._checkpoint_due():
+            await self._checkpoint()
 
     def _checkpoint_due(self) -> bool:
         return bool(self._unchecked) and (self._unchecked > self.CHECKPOINT_BYTES or time.monotonic() - self._checkpointed > self.CHECKPOINT_EVERY_S)
@@ -172,12 +284,7 @@ class Writer:
             self._thread = _WorkerThread(asyncio.get_running_loop())
         return self._thread
 
-
-    async def _commit(self, retry: bool) -> None:
-        """Commit the queue as one batch; then run the callbacks that waited for it, in order."""
-        batch = self._inflight = (self._appends, self._snapshots, self._waiting)
-        self._appends, self._snapshots, self._waiting = [], {}, []
-        self._inflight_since, self._oldest = self._oldest, None
+    async def _write(self, batch: tuple[Appends, Snapshots], retry: bool) -> None:
         delay = self.RETRY_FIRST_S
         while True:
             t0 = time.monotonic()
@@ -190,11 +297,10 @@ class Writer:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.RETRY_MAX_S)
-        self._inflight, self._inflight_since = None, None
         self._committed(batch, t0)
 
-    def _committed(self, batch: tuple[list[tuple[str, bytes]], dict[str, Snapshot], list], t0: float) -> None:
-        """Bookkeeping after a commit, then the callbacks that waited for it, in order."""
+    def _committed(self, batch: tuple[Appends, Snapshots], t0: float) -> None:
+        """Bookkeeping after a commit (its callbacks run next)."""
         self.last_flush_s = time.monotonic() - t0
         self.rows_written += len(batch[0])
         self._unchecked += sum(len(u) for _, u in batch[0]) + sum(len(snap.data) for snap in batch[1].values())
@@ -203,11 +309,6 @@ class Writer:
         if self.unavailable is not None:
             log.warning("store: saving edits again (%s was the last failure)", self.unavailable)
             self.unavailable = None
-        for fn, args in batch[2]:
-            try:
-                fn(*args)
-            except Exception:  # a callback's failure must not stop the others or the writer
-                log.exception("after-commit callback failed")
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
@@ -216,16 +317,10 @@ class Writer:
         self.unavailable = str(exc)
 
     async def close(self) -> None:
-        """Stop the loop and try once to commit everything still queued."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the task and try once to commit everything still queued."""
+        await self._stop()
         if self._inflight is not None:  # cancelled mid-retry: put that batch back in front
-            appends, snaps, waiting = self._inflight
+            (appends, snaps), waiting = self._inflight
             self._appends = appends + self._appends
             self._snapshots = {**snaps, **self._snapshots}
             self._waiting = waiting + self._waiting
@@ -236,7 +331,6 @@ class Writer:
                 await self._commit(retry=False)
             except Exception:
                 log.error("store: %d edits could not be saved at shutdown", self.pending)
-
 
 
 class _WorkerThread:

@@ -24,15 +24,12 @@ from starlette.routing import BaseRoute, Route
 
 from agent.behaviours.model import Behaviour, BehaviourDetail, BehaviourList, BehaviourRemoved
 from agent.behaviours.scheduler import Hosting
-from agent.runs.http import ApiError, UndoResult
+from agent.runs.http import UndoResult
 from canvas import now_ms
-from common.access import Denied, authorize
+from common.access import room_of
+from common.http import ApiError, error_response
 
 FIRINGS_SHOWN = 20
-
-
-def _err(status: int, msg: str) -> Response:
-    return Response(ApiError(error=msg).model_dump_json(exclude_none=True), status_code=status, media_type="application/json")
 
 
 def _json(model: Any) -> Response:
@@ -112,28 +109,22 @@ class BehaviourRoutes:
     # reading: any node ----------------------------------------------------------------
 
     async def list(self, request: Request) -> Response:
-        room = request.path_params["name"]
+        room, _ = room_of(request)
         try:
-            authorize(request, room)
             behaviours = await self.h.store.view(room)
-        except Denied as e:
-            return _err(e.status, e.message)
         except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
+            return error_response(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
         return _json(BehaviourList(behaviours=[b.summary() for b in behaviours]))
 
     async def get(self, request: Request) -> Response:
-        room = request.path_params["name"]
+        room, _ = room_of(request)
         try:
-            authorize(request, room)
             b = next((b for b in await self.h.store.view(room) if b.id == request.path_params["id"]), None)
             if b is None:
-                return _err(404, "no such behaviour in this room")
+                return error_response(404, "no such behaviour in this room")
             firings = await self.h.store.firings(b, FIRINGS_SHOWN)
-        except Denied as e:
-            return _err(e.status, e.message)
         except Exception as e:
-            return _err(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
+            return error_response(503, f"behaviours cannot be read now ({type(e).__name__}); try again shortly")
         return _json(BehaviourDetail(behaviour=b.summary(), code=b.code, firings=firings))
 
     # changing: where the room's behaviours are held ---------------------------------------
@@ -151,16 +142,12 @@ class BehaviourRoutes:
         return await self._change(request, "undo")
 
     async def _change(self, request: Request, op: Any) -> Response:
-        room = request.path_params["name"]
-        try:
-            who = authorize(request, room, "edit")
-        except Denied as e:
-            return _err(e.status, e.message)
+        room, who = room_of(request, "edit")
         change = BehaviourChange(op=op, room=room, id=request.path_params["id"], by=who.label, firing=request.path_params.get("firing"))
         try:
             return (await self.agent.dispatch(change)).response()
         except Exception as e:
-            return _err(503, f"the agent of this room cannot be reached now ({type(e).__name__}); try again shortly")
+            return error_response(503, f"the agent of this room cannot be reached now ({type(e).__name__}); try again shortly")
 
     async def perform(self, change: BehaviourChange) -> Outcome:
         """Carry out `change` here (this node holds the room's behaviours)."""

@@ -7,7 +7,7 @@ not: they are written behind and read back from the database when someone asks (
 is kept on its behaviour as a summary).
 
 Writes are gathered over one event-loop tick and committed on one writer thread, never on the
-loop; `flush` waits for them (routes flush before reading firings back).
+loop (`common.writebehind`); `flush` waits for them (routes flush before reading firings back).
 
 Shared records (cluster mode, PostgreSQL): behaviours fire only on the node holding
 their room's agent lease, so a node keeps in memory only the rooms it holds: `adopt` loads a
@@ -20,26 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic import ValidationError
 
 from agent.behaviours.model import Behaviour, Firing
 from agent.behaviours.records import Batch, BehaviourRecords
 from agent.contract.events import every_of
-from agent.sandbox import scrub
+from agent.runs.store import dump_json
+from common.writebehind import WriteBehind
 
 log = logging.getLogger("inhabit.agent")
-
-
-def _json(model: BaseModel) -> str:
-    """`model` as JSON, always: ill-formed text (a lone surrogate from the model) is repaired
-    rather than failing a whole batch (as `agent.runs.store.dump_json` does for run records)."""
-    try:
-        return model.model_dump_json()
-    except PydanticSerializationError:
-        return type(model).model_validate(scrub(model.model_dump(mode="python"))).model_dump_json()
 
 
 class BehaviourStore:
@@ -51,9 +41,7 @@ class BehaviourStore:
         self._rooms: dict[str, dict[str, Behaviour]] = {}
         self._held: set[str] = set()  # shared records: the rooms adopted (in memory, ours to change)
         self._batch = Batch()
-        self._scheduled = False
-        self._closed = False
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-behaviours")
+        self._writer = WriteBehind(self._take, self.db.write, name="behaviours", describe=_describe, log=log)
         for b in [] if self.shared else _parse(db.load()):
             self._rooms.setdefault(b.room, {})[b.id] = b
 
@@ -123,7 +111,7 @@ class BehaviourStore:
         if self.holds(b.room):  # else a firing that ended after its room was let go: written, not kept
             self._rooms.setdefault(b.room, {})[b.id] = b
         self._batch.removed.discard(b.id)
-        self._batch.behaviours[b.id] = (b.room, b.status, every_of(b.on), _json(b))
+        self._batch.behaviours[b.id] = (b.room, b.status, every_of(b.on), dump_json(b))
         self._schedule()
 
     def save_code(self, b: Behaviour) -> None:
@@ -144,7 +132,7 @@ class BehaviourStore:
     def save_firing(self, f: Firing) -> None:
         if f.behaviour in self._batch.removed:
             return
-        self._batch.firings[f.id] = (f.behaviour, f.version, _json(f))
+        self._batch.firings[f.id] = (f.behaviour, f.version, dump_json(f))
         self._schedule()
 
     def save_seen(self, room: str, ids: list[str]) -> None:
@@ -183,47 +171,27 @@ class BehaviourStore:
     # the writer ----------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if self._scheduled or self._closed:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._writer.submit(self._write, self._take()).result()
-            return
-        self._scheduled = True
-        loop.call_soon(self._flush_soon)
+        self._writer.schedule()
 
-    def _take(self) -> Batch:
+    def _take(self) -> Batch | None:
+        if not self._batch:
+            return None
         batch, self._batch = self._batch, Batch()
         return batch
 
-    def _write(self, batch: Batch) -> None:
-        try:
-            self.db.write(batch)
-        except Exception:
-            log.exception("writing behaviours (%d) and firings (%d)", len(batch.behaviours), len(batch.firings))
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        if not self._closed and self._batch:
-            self._writer.submit(self._write, self._take())
-
     async def flush(self) -> None:
         """Wait until everything saved so far is written."""
-        if self._closed:
-            return
-        batch = self._take()
-        await asyncio.wrap_future(self._writer.submit(self._write, batch) if batch else self._writer.submit(lambda: None))
+        await self._writer.flush_async()
 
     def close(self) -> None:
-        if self._closed:
+        if self._writer.closed:
             return
-        batch = self._take()
-        if batch:
-            self._writer.submit(self._write, batch).result()
-        self._closed = True
-        self._writer.shutdown(wait=True)
+        self._writer.close()
         self.db.close()
+
+
+def _describe(batch: Batch) -> str:
+    return f"behaviours ({len(batch.behaviours)}) and firings ({len(batch.firings)})"
 
 
 def _parse(rows: list[str]) -> list[Behaviour]:

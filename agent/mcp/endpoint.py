@@ -5,7 +5,7 @@ lifespan through the Plugin hooks) and its lowlevel `Server` (tools/list, tools/
 lowlevel one because the tool list depends on the session's grant). Around it, one ASGI
 endpoint adds what is ours:
 
-- Auth: the room token (`Authorization: Bearer`, or `?token=`), by `authorize` like every
+- Auth: the room token (`Authorization: Bearer`, or `?token=`), by `common.access.room_of` like every
   route; 401 says why. The SDK also binds each session to the credential that opened it (we
   hand it the token id and the room as its principal): a session id is no use to another
   token or in another room.
@@ -55,7 +55,7 @@ from agent.runs.http import clean_name
 from agent.runs.store import RunStore
 from agent.sandbox import Sandbox
 from canvas import BBox
-from common.access import Access, Denied, TokenError, TokenInfo, authorize, token_of
+from common.access import Access, Denied, TokenError, TokenInfo, room_of, token_of
 
 log = logging.getLogger("inhabit.mcp")
 
@@ -173,10 +173,9 @@ class McpPlugin:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        room = request.path_params["name"]
         try:
-            who = authorize(request, room)
-        except Denied as e:
+            room, who = room_of(request)
+        except Denied as e:  # answered in JSON-RPC's error shape, which MCP clients show
             headers = {"WWW-Authenticate": 'Bearer realm="inhabit"'} if e.status == 401 else None
             return await _refusal(e.status, e.message, headers=headers)(scope, receive, send)
         version = request.headers.get("mcp-protocol-version")

@@ -1,5 +1,6 @@
 """The agent's HTTP payloads, defined once: the routes in `agent/plugin.py` read and emit
 them, and the browser's TypeScript types are generated from them (`python -m inhabit.typegen`).
+Refusals are `common.http.ApiError`, as the server's are.
 Run records themselves are `agent.runs.store.AgentRun` / `RunSummary`.
 
 Text enters here: a prompt body is parsed with the stdlib (which, unlike pydantic-core,
@@ -33,13 +34,6 @@ class PromptAccepted(BaseModel):
 
     run: str
     grant: Grant
-
-
-class ApiError(BaseModel):
-    """Any refusal (4xx/5xx): what went wrong; 429 and 503 also carry a `Retry-After` header."""
-
-    error: str
-    retry_after: int | None = Field(default=None, description="seconds to wait before asking again")
 
 
 class RunList(BaseModel):

@@ -30,9 +30,10 @@ from agent.contract.canvas import Grant
 from agent.contract.events import Installer
 from agent.limits.admission import PeersFull, PromptLimits, QueueFull, RateLimiter
 from agent.limits.shared import SharedBuckets
-from agent.runs.http import ApiError, BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
+from agent.runs.http import BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.runs.store import AgentRun, RunStore, dump_json
-from common.access import Denied, Role, TokenInfo, authorize
+from common.access import Role, TokenInfo, room_of
+from common.http import Refusal, error_response
 
 log = logging.getLogger("inhabit.agent")
 
@@ -68,13 +69,6 @@ def installer_of(who: TokenInfo) -> Installer | None:
     return Installer(id=who.id, label=who.label, expires=expires)
 
 
-def _err(status: int, msg: str, retry_after: float | None = None) -> Response:
-    retry = math.ceil(retry_after) if retry_after is not None else None
-    headers = {"Retry-After": str(retry)} if retry is not None else None
-    return Response(ApiError(error=msg, retry_after=retry).model_dump_json(exclude_none=True), status_code=status,
-                    media_type="application/json", headers=headers)
-
-
 def _json(model: Any, status: int = 200) -> Response:
     return Response(dump_json(model), status_code=status, media_type="application/json")
 
@@ -107,34 +101,30 @@ class RunRoutes:
         ]
 
     async def prompt(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            who = authorize(request, room)
-        except Denied as e:
-            return _err(e.status, e.message)
+        room, who = room_of(request)
         body = await _read_body(request)
         if body is None:
-            return _err(413, f"request body larger than {MAX_BODY} bytes")
+            return error_response(413, f"request body larger than {MAX_BODY} bytes")
         try:
             prompt = parse_prompt(body)
         except BadPrompt as e:
-            return _err(e.status, str(e))
+            return error_response(e.status, str(e))
         refusal, give_back = await self._rate(who, room)
         if refusal is not None:
-            return _err(429, *refusal)
+            return error_response(429, *refusal)
         try:
             run = await self.agent.submit(room, prompt.text, author=display_author(prompt.author, who.label),
                                      grant="write" if who.role == "edit" else "read", installer=installer_of(who))
         except PeersFull:
             await give_back()
-            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
+            return error_response(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
         except QueueFull:
             await give_back()
-            return _err(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
+            return error_response(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
         except Exception as e:
             await give_back()
             log.exception("starting agent peer for %s", room)
-            return _err(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
+            return error_response(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
 
     async def _rate(self, who: TokenInfo, room: str) -> tuple[tuple[str, float] | None, Callable[[], Awaitable[None]]]:
@@ -195,43 +185,34 @@ class RunRoutes:
             limiter.give_back(key)
 
     async def list_runs(self, request: Request) -> Response:
-        room = request.path_params["name"]
-        try:
-            authorize(request, room)
-        except Denied as e:
-            return _err(e.status, e.message)
+        room, _ = room_of(request)
         try:
             runs = await self.agent.runs.fetch_all(room)
         except Exception as e:  # cluster mode: PostgreSQL away
-            return _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
+            return error_response(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
         return _json(RunList(runs=[r.summary() for r in runs]))
 
-    async def _find(self, request: Request, need: Role = "view") -> tuple[AgentRun | None, Response | None]:
-        """The run the path names, or the response that refuses it (401/403, 404, 503)."""
-        room = request.path_params["name"]
-        try:
-            authorize(request, room, need)
-        except Denied as e:
-            return None, _err(e.status, e.message)
+    async def _find(self, request: Request, need: Role = "view") -> tuple[str, AgentRun]:
+        """The room and the run the path names; raises the `Refusal` that answers instead (401/403, 404, 503)."""
+        room, _ = room_of(request, need)
         try:
             run = await self.agent.runs.fetch(room, request.path_params["run"])
         except Exception as e:  # cluster mode: PostgreSQL away
-            return None, _err(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        return (run, None) if run is not None else (None, _err(404, "no such run in this room"))
+            raise Refusal(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S) from None
+        if run is None:
+            raise Refusal(404, "no such run in this room")
+        return room, run
 
     async def get_run(self, request: Request) -> Response:
-        run, refusal = await self._find(request)
-        return _json(run) if run is not None else refusal  # type: ignore[return-value]
+        _, run = await self._find(request)
+        return _json(run)
 
     async def undo(self, request: Request) -> Response:
-        run, refusal = await self._find(request, "edit")
-        if run is None:
-            return refusal  # type: ignore[return-value]
-        room = request.path_params["name"]
+        room, run = await self._find(request, "edit")
         try:
             erased = await self.agent.undo(room, run)
         except PeersFull:
-            return _err(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
+            return error_response(503, f"the agent is busy in {self.limits.peers} rooms right now; try again shortly", QUEUE_RETRY_S)
         if erased is None:
-            return _err(503, "the node running this room's agent did not answer; try again shortly", QUEUE_RETRY_S)
+            return error_response(503, "the node running this room's agent did not answer; try again shortly", QUEUE_RETRY_S)
         return _json(UndoResult(run=run.id, erased=erased))

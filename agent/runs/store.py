@@ -11,7 +11,7 @@ it through, `fetch`/`fetch_all`, and memory holds only the runs this node is wor
 the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
 starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
 and their undo survive a restart. Saves are coalesced to one write per event-loop tick, and
-the database work runs on one writer thread, never on the loop. Without records
+the database work runs on one writer thread, never on the loop (`common.writebehind`). Without records
 (`inhabit agent` standalone) it is memory-only, exactly as before.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -29,6 +28,7 @@ from pydantic_core import PydanticSerializationError
 from agent.contract.canvas import Grant
 from agent.sandbox import CallRecord, scrub
 from canvas import new_id, now_ms
+from common.writebehind import WriteBehind
 
 if TYPE_CHECKING:
     from agent.runs.records import RunRecords
@@ -104,9 +104,7 @@ class RunStore:
         self._rooms: dict[str, OrderedDict[str, AgentRun]] = {}
         self._dirty: dict[str, AgentRun] = {}
         self._deleted: list[str] = []
-        self._scheduled = False
-        self._closed = False
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inhabit-runs") if db is not None else None
+        self._writer = WriteBehind(self._take, self._write, name="runs", describe=_describe, log=log) if db is not None else None
 
     @property
     def shared(self) -> bool:
@@ -204,55 +202,40 @@ class RunStore:
             self._schedule()
 
     def _schedule(self) -> None:
-        if self._scheduled or self._closed:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._scheduled = True
-        loop.call_soon(self._flush_soon)
+        if self._writer is not None:
+            self._writer.schedule()
 
-    def _take(self) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    def _take(self) -> RunWrites | None:
+        if not self._dirty and not self._deleted:
+            return None
         upserts = [(r.id, r.room, r.status, dump_json(r)) for r in self._dirty.values()]
         deletes, self._deleted = self._deleted, []
         self._dirty.clear()
         return upserts, deletes
 
-    def _write(self, upserts: list[tuple[str, str, str, str]], deletes: list[str]) -> None:
-        try:
-            assert self.db is not None
-            self.db.write(upserts, deletes)
-        except Exception:
-            log.exception("writing %d run record(s)", len(upserts))
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        if self._closed or self._writer is None:
-            return
-        upserts, deletes = self._take()
-        if upserts or deletes:
-            self._writer.submit(self._write, upserts, deletes)
+    def _write(self, batch: RunWrites) -> None:
+        assert self.db is not None
+        self.db.write(*batch)
 
     def flush(self) -> None:
         """Write every pending change now and wait for it (blocking; for shutdown and sync use)."""
-        if self._writer is None or self._closed:
-            return
-        upserts, deletes = self._take()
-        if upserts or deletes:
-            self._writer.submit(self._write, upserts, deletes).result()
-        else:
-            self._writer.submit(lambda: None).result()  # wait for earlier writes
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
-        if self._writer is None or self._closed:
+        if self._writer is None or self._writer.closed:
             return
-        self.flush()
-        self._closed = True
-        self._writer.shutdown(wait=True)
+        self._writer.close()
         assert self.db is not None
         self.db.close()
+
+
+RunWrites = tuple[list[tuple[str, str, str, str]], list[str]]
+"""One write: upserts (id, room, status, JSON) and the ids of records to delete."""
+
+
+def _describe(batch: RunWrites) -> str:
+    return f"{len(batch[0])} run record(s)"
 
 
 def _parse(data: str, room: str) -> AgentRun | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -37,14 +38,15 @@ class Link:
         kwargs["socket_timeout"] = None  # the exchange's own timeout bounds it (one timer, no task per send)
         self._conn = pool.connection_class(**kwargs)
 
-    async def call(self, commands: Sequence[Command], timeout_s: float | None = None) -> list[object]:
-        """Send `commands` in one write; their replies in order (an error reply as its exception)."""
+    async def call(self, commands: Sequence[Command], timeout_s: float | None = None) -> list[Any]:
+        """Send `commands` in one write; their replies in order (an error reply as its exception;
+        the others as Redis sent them: bytes, ints, lists, maps)."""
         conn = self._conn
         limit = self.timeout_s if timeout_s is None else timeout_s
         try:
             async with asyncio.timeout(limit):
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                out: list[object] = []
+                out: list[Any] = []
                 for _ in commands:
                     try:
                         out.append(await conn.read_response())

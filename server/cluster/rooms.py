@@ -41,7 +41,7 @@ entries it returns); the first entry after a quiet spell is not delayed."""
 class ClusterRooms(RoomManager):
     def __init__(self, snapshots: Snapshots, writer: StreamWriter, metrics: Metrics, grace: float, bounds: DocBounds, *,
                  streams: RoomStreams, positions: dict[str, str]) -> None:
-        super().__init__(snapshots, writer, metrics, grace, bounds)  # type: ignore[arg-type]  # the same interface
+        super().__init__(snapshots, writer, metrics, grace, bounds)  # type: ignore[arg-type]  # its own `_load` reads `Snapshots`
         self.snapshots = snapshots
         self.streams = streams
         self.positions = positions

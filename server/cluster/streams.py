@@ -17,12 +17,12 @@ checks the stream's bound and marks the room dirty; a trim raises the trim mark 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from common.cluster import PREFIX
+from common.cluster import PREFIX, text
 
 from .link import Link
 
@@ -174,7 +174,7 @@ class RoomStreams:
         `block_ms` for the first; `wake()` ends the wait early."""
         keys = [stream_key(room) for room in positions]
         keys.append(self.wake_key)
-        command = ["XREAD", "COUNT", READ_COUNT, "BLOCK", block_ms, "STREAMS", *keys, *positions.values(), self.wake_at]
+        command: list[bytes | str | int] = ["XREAD", "COUNT", READ_COUNT, "BLOCK", block_ms, "STREAMS", *keys, *positions.values(), self.wake_at]
         reply, = await self._reads.call([command], block_ms / 1000 + self._writes.timeout_s)
         if isinstance(reply, Exception):
             raise reply
@@ -195,7 +195,7 @@ class RoomStreams:
 
     async def start_waking(self) -> None:
         """Position the wake stream at its end (only later wakes count)."""
-        self.wake_at = (await self.redis.xadd(self.wake_key, {"w": b""}, maxlen=1)).decode()
+        self.wake_at = text(await self.redis.xadd(self.wake_key, {"w": b""}, maxlen=1))
 
     async def wake(self) -> None:
         await self.redis.xadd(self.wake_key, {"w": b""}, maxlen=1)
@@ -243,7 +243,7 @@ class RoomStreams:
 
     async def last_id(self, room: str) -> str | None:
         raw = await self.redis.xrevrange(stream_key(room), "+", "-", count=1)
-        return raw[0][0].decode() if raw else None
+        return text(cast(bytes, raw[0][0])) if raw else None
 
     # liveness
 

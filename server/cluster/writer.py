@@ -3,7 +3,7 @@
 It has the embedded `Writer`'s interface (rooms cannot tell them apart): `append` queues an
 update, `after_commit(fn)` runs `fn` once everything queued so far is in Redis, so a room
 forwards an update to its connections only after Redis acknowledged it, exactly as it waits
-for SQLite on one node. Group commit as there: whatever was queued while one batch was in
+for SQLite on one node. Group commit as there (`server.writer.GroupCommit`): whatever was queued while one batch was in
 flight goes in the next, one script call per room, all rooms in one pipeline.
 
 What cannot be appended is never acknowledged: the room it belongs to is dropped (its
@@ -14,50 +14,39 @@ hold those updates and send them again when they reconnect; nothing anybody saw 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from wire import protocol as p
 
+from ..writer import GroupCommit
 from .streams import RoomStreams
 
 if TYPE_CHECKING:
     from ..store import Snapshot
     from .compactor import Compactor
 
-log = logging.getLogger("inhabit.cluster")
-
 Batch = dict[str, list[tuple[bytes, str]]]
 """Room -> messages to append, in order, each with the identity of its sender (presence only)."""
-Waiting = list[tuple[Callable[..., object], tuple[object, ...]]]
 
 
-class StreamWriter:
+class StreamWriter(GroupCommit[Batch]):
     """Appends rooms' updates and presence to their streams; the `Writer` of cluster mode."""
 
+    TASK = "stream-writer"
+
     def __init__(self, streams: RoomStreams, compactor: Compactor, positions: dict[str, str]) -> None:
+        super().__init__()
         self.streams = streams
         self.compactor = compactor
         self.positions = positions  # room -> the last stream id its document holds (the reader keeps it)
         self.on_failed: Callable[[str | None, str], None] = lambda room, why: None
         """Told (room, why) when a room's append failed, (None, why) when Redis is away."""
         self._queue: Batch = {}
-        self._waiting: Waiting = []
-        self._inflight: tuple[Batch, Waiting] | None = None
-        self._wake = asyncio.Event()
-        self._oldest: float | None = None
-        self._inflight_since: float | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.unavailable: str | None = None
-        """Why edits cannot be committed now (Redis away); set and cleared by the node's health check."""
-        self.last_flush_s = 0.0
-        self.rows_written = 0
         self.entries = 0
         self.appends = 0
-        self.errors = 0
+        # `unavailable` (Redis away) is set and cleared by the node's health check
 
     # the hot path: no await, no I/O
 
@@ -80,27 +69,12 @@ class StreamWriter:
         else:
             queue.append((msg, identity))
 
-    def after_commit(self, fn: Callable[..., object], *args: object) -> None:
-        """Call `fn(*args)` once everything queued so far is appended (now, if it is)."""
-        if self._queue:
-            self._waiting.append((fn, args))
-            self._wake.set()
-        elif self._inflight is not None:
-            self._inflight[1].append((fn, args))
-        else:
-            fn(*args)
-
     def snapshot(self, room: str, snap: Snapshot) -> None:
         """A room's document, encoded now: a compaction candidate covering the stream up to
         where this node has read it (the compactor stores it if it wins the room's lease)."""
         at = self.positions.get(room)
         if at is not None:
             self.compactor.offer(room, snap, at)
-
-    async def flush(self) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self.after_commit(lambda: done.done() or done.set_result(None))
-        await done
 
     def holds(self, room: str) -> bool:
         """Whether some append of `room` is not acknowledged yet (a reload waits for it)."""
@@ -110,11 +84,6 @@ class StreamWriter:
     def pending(self) -> int:
         inflight = sum(map(len, self._inflight[0].values())) if self._inflight else 0
         return sum(map(len, self._queue.values())) + inflight
-
-    @property
-    def lag(self) -> float:
-        oldest = self._inflight_since or self._oldest
-        return 0.0 if oldest is None else time.monotonic() - oldest
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         """For /metrics, read at scrape time (the embedded writer's names, plus the stream's)."""
@@ -129,55 +98,39 @@ class StreamWriter:
             "stream_append_calls_total": (self.appends, "Append script calls (one per room per batch)."),
         }
 
-    # the commit loop
+    # the commit task
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="stream-writer")
+    def _queued(self) -> bool:
+        return bool(self._queue)
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                await self._commit()
+    def _take(self) -> Batch:
+        batch, self._queue = self._queue, {}
+        return batch
 
-    async def _commit(self) -> None:
-        batch = self._inflight = (self._queue, self._waiting)
-        self._queue, self._waiting = {}, []
-        self._inflight_since, self._oldest = self._oldest, None
+    async def _write(self, batch: Batch, retry: bool) -> None:
+        """One try; what failed is reported to `on_failed`, never raised (its waiters run all the
+        same: a dropped room's connections are closed, what they wait for is a no-op)."""
         t0 = time.monotonic()
         try:
-            results = await self.streams.append(batch[0])
+            results = await self.streams.append(batch)
         except Exception as exc:  # Redis away or gone mid-way: none of it counts as committed
             self.errors += 1
             self.on_failed(None, f"Redis is unavailable ({type(exc).__name__}: {exc})")
-        else:
-            self.last_flush_s = time.monotonic() - t0
-            self.appends += len(results)
-            for room, result in results.items():
-                if isinstance(result, Exception):
-                    self.errors += 1
-                    self.on_failed(room, str(result))
-                else:
-                    messages = batch[0][room]
-                    self.entries += len(messages)
-                    self.rows_written += sum(1 for m, _ in messages if m[0] == p.MSG_SYNC)
-        finally:
-            self._inflight, self._inflight_since = None, None
-        for fn, args in batch[1]:  # a dropped room's connections are closed: what they wait for is a no-op
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("after-commit callback failed")
+            return
+        self.last_flush_s = time.monotonic() - t0
+        self.appends += len(results)
+        for room, result in results.items():
+            if isinstance(result, Exception):
+                self.errors += 1
+                self.on_failed(room, str(result))
+            else:
+                messages = batch[room]
+                self.entries += len(messages)
+                self.rows_written += sum(1 for m, _ in messages if m[0] == p.MSG_SYNC)
 
     async def close(self) -> None:
         """Append what is still queued (one try), then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._stop()
+        self._inflight, self._inflight_since = None, None  # cancelled mid-append: not acknowledged
         if self._queue and self.unavailable is None:
-            await self._commit()
+            await self._commit(retry=False)

@@ -278,7 +278,9 @@ export interface RestoreResponse {
   restored: number
 }
 
-/** Every refusal: a message a person can act on. */
-export interface ErrorResponse {
+/** Every refusal (4xx/5xx): a message a person can act on; 429 and 503 may also say when to ask again. */
+export interface ApiError {
   error: string
+  /** seconds to wait before asking again (also the `Retry-After` header) */
+  retry_after?: number
 }
