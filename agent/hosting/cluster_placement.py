@@ -25,10 +25,10 @@ from agent.hosting.cluster import AgentCluster
 from agent.hosting.peer import AgentPeer
 from agent.hosting.placement import AgentElsewhere, Rooms
 from agent.limits.admission import QueueFull
-from agent.runs.http import ApiError
 from agent.runs.records import RunRecords
 from agent.runs.store import AgentRun, RunStore
 from common.cluster import Cluster
+from common.http import ApiError
 
 log = logging.getLogger("inhabit.agent")
 
