@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster_fixtures import Postgres, RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+from support.cluster_fixtures import Postgres, RedisServer
 
 
 def free_port() -> int:
@@ -220,7 +220,7 @@ def browser(web_build: None) -> Iterator[Any]:
 
 @pytest.fixture
 def model_server() -> Iterator[Any]:
-    from model_server import ModelServer
+    from support.model_server import ModelServer
 
     ms = ModelServer().start()
     yield ms

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 PACKAGES = ["inhabit", "server", "agent", "wire", "common", "canvas"]
 
 
@@ -47,6 +48,6 @@ def test_no_import_is_optional() -> None:
 
 
 def test_no_test_module_imports_another() -> None:
-    """Shared test code lives in helper modules (agent_helpers, pages, model_server, conftest)."""
-    for path in (ROOT / "tests").glob("test_*.py"):
+    """Shared test code lives in tests/support (agent_helpers, pages, model_server, ...) and conftest."""
+    for path in (ROOT / "tests").rglob("test_*.py"):
         assert not re.search(r"^\s*(from|import)\s+test_", path.read_text(), re.M), f"{path.name} imports a test module"

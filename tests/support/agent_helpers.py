@@ -13,14 +13,14 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from canvas import Message, Stroke
 
-from model_server import ModelServer
+from support import ROOT
+from support.model_server import ModelServer
 
 GRID = 300.0  # the board spans (0,0)-(300,300) plus an offset
 OFFSET = (100.0, 80.0)
@@ -173,9 +173,6 @@ def watch_strokes(client) -> list[dict]:
 
 def fingerprint(client) -> list[tuple[str, tuple[float, ...]]]:
     return sorted((s.id, tuple(s.points)) for s in client.doc.strokes())
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

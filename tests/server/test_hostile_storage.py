@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +20,10 @@ from server.store import FULL_FLAG_ENV
 from wire import protocol as p
 from wire.client import CanvasClient
 
+from support import ROOT
+
 pytestmark = pytest.mark.timeout(120)
-ROOT = Path(__file__).resolve().parent.parent
+
 FAST = {"recv_bytes_per_s": 1_000_000_000, "recv_messages_per_s": 100_000}  # not what these tests are about
 
 

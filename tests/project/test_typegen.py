@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from inhabit import typegen
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_committed_files_match_the_models() -> None:

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,8 @@ from canvas import Stroke
 from wire import protocol as p
 from wire.client import CanvasClient, ClientError
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 PEER = ROOT / "tests" / "js" / "yjs_peer.mjs"
 
 pytestmark = pytest.mark.timeout(120)

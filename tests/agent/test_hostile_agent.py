@@ -14,7 +14,7 @@ import pytest
 
 from common.access import Access
 
-from agent_helpers import connect, get_run, inhabit, scripted_env, wait_chat, wait_run
+from support.agent_helpers import connect, get_run, inhabit, scripted_env, wait_chat, wait_run
 
 pytestmark = pytest.mark.timeout(120)
 

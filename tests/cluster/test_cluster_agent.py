@@ -10,7 +10,7 @@ import pytest
 
 from wire.client import CanvasClient
 
-from agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
+from support.agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
 
 pytestmark = pytest.mark.timeout(120)
 

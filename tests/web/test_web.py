@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pages import ARTIFACTS, canvas_has_ink, draw, open_page, strokes
+from support.pages import ARTIFACTS, canvas_has_ink, draw, open_page, strokes
 
 
 def test_two_pages_draw_and_see_each_other(server: Any, browser: Any) -> None:

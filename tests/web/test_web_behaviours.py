@@ -8,9 +8,9 @@ import asyncio
 import threading
 from typing import Any
 
-from agent_helpers import board_strokes, connect, scripted_env
-from behaviour_helpers import ECHO_JS, behaviours, install_script
-from pages import ARTIFACTS, open_page
+from support.agent_helpers import board_strokes, connect, scripted_env
+from support.behaviour_helpers import ECHO_JS, behaviours, install_script
+from support.pages import ARTIFACTS, open_page
 
 CARD = "[data-testid=behaviour]"
 

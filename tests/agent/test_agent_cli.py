@@ -7,12 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from agent_helpers import FINAL_TEXT, board_strokes, cell_of, connect, inhabit, play_script, scripted_env, wait_chat
-from model_server import ModelServer
-
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+from support.agent_helpers import FINAL_TEXT, board_strokes, cell_of, connect, inhabit, play_script, scripted_env, wait_chat
+from support.model_server import ModelServer
 
 
 async def test_exec_against_a_live_room(server, tmp_path):

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from pages import ARTIFACTS, open_page
+from support.pages import ARTIFACTS, open_page
 
 CIRCLE_JS = r"""
 const pts = [];

@@ -16,8 +16,8 @@ import httpx
 
 from canvas import Message, Stroke
 
-from agent_helpers import board_strokes, connect, inhabit, post_prompt, scripted_env, wait_chat, wait_run
-from behaviour_helpers import ECHO_JS, PLAYER_JS, behaviours, cell_of_stroke, get, install_script, post, wait_behaviour, x_strokes
+from support.agent_helpers import board_strokes, connect, inhabit, post_prompt, scripted_env, wait_chat, wait_run
+from support.behaviour_helpers import ECHO_JS, PLAYER_JS, behaviours, cell_of_stroke, get, install_script, post, wait_behaviour, x_strokes
 
 LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 
 from canvas import Message
 
-from agent_helpers import (
+from support import ROOT
+from support.agent_helpers import (
     FINAL_TEXT,
     PLAY_JS,
     board_strokes,
@@ -35,7 +35,6 @@ from agent_helpers import (
     watch_strokes,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 REAL_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before any test touches the environment
 
 # ---- the scenario ---------------------------------------------------------------------

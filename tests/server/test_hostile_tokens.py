@@ -22,7 +22,7 @@ import websockets
 from common.access import Access
 from wire.client import CanvasClient
 
-from conftest import ROOT
+from support import ROOT
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,8 +16,8 @@ import pytest
 
 from agent.contract.codemode import TOOLS, Reference
 
-from agent_helpers import board_strokes, connect, fingerprint, inhabit, wait_chat, watch_strokes
-from mcp_helpers import RawSession, agents, mcp_client, mcp_url, payload, picture
+from support.agent_helpers import board_strokes, connect, fingerprint, inhabit, wait_chat, watch_strokes
+from support.mcp_helpers import RawSession, agents, mcp_client, mcp_url, payload, picture
 
 DRAW = """
 const pts = [];

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from canvas import Stroke
 from wire.client import CanvasClient
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 PEER = ROOT / "tests" / "js" / "yjs_peer.mjs"
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from agent.sandbox import Capability, CapabilityError, Limits, Sandbox, declarations, markdown
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 class AddParams(BaseModel):

@@ -21,8 +21,8 @@ from canvas import Stroke, new_id
 from common.postgres import open_pool
 from wire.client import CanvasClient
 
-from agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
-from behaviour_helpers import ECHO_JS, install_script
+from support.agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
+from support.behaviour_helpers import ECHO_JS, install_script
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -9,7 +9,7 @@ import asyncio
 
 import httpx
 
-from agent_helpers import post_prompt, scripted_env, wait_run
+from support.agent_helpers import post_prompt, scripted_env, wait_run
 
 DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
 FIELDS = ("id", "status", "prompt", "grant", "source", "code", "calls", "strokes", "tokens", "reply", "errors", "created", "finished")

@@ -24,7 +24,7 @@ from agent.sandbox import Sandbox
 from canvas import Stroke
 from wire.client import CanvasClient
 
-from behaviour_helpers import ECHO_JS
+from support.behaviour_helpers import ECHO_JS
 
 ME = Installer(id="tok123456789", label="editor tok123")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pages import ARTIFACTS, open_page
+from support.pages import ARTIFACTS, open_page
 
 N = 10_000
 

@@ -12,7 +12,7 @@ import httpx
 
 from canvas import Stroke, new_id
 
-from agent_helpers import cell_box, cell_of
+from support.agent_helpers import cell_box, cell_of
 
 PLAYER_JS = r"""
 // Plays O on a hand-drawn 3x3 board: one move per X a person completes (an X is two strokes).

@@ -9,8 +9,8 @@ import contextlib
 import threading
 from typing import Any
 
-from mcp_helpers import mcp_client, payload
-from pages import ARTIFACTS, canvas_has_ink, open_page, strokes
+from support.mcp_helpers import mcp_client, payload
+from support.pages import ARTIFACTS, canvas_has_ink, open_page, strokes
 
 CIRCLE = """
 const pts = [];

@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from cluster_fixtures import Balancer
 
 from canvas import Stroke
 from wire import protocol as p
 from wire.client import CanvasClient, ClientError
+
+from support.cluster_fixtures import Balancer
 
 pytestmark = pytest.mark.timeout(150)
 

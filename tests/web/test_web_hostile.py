@@ -17,7 +17,7 @@ from pycrdt import Array, Map
 
 from wire.client import CanvasClient
 
-from pages import ARTIFACTS, canvas_has_ink, open_page
+from support.pages import ARTIFACTS, canvas_has_ink, open_page
 
 pytestmark = pytest.mark.timeout(120)
 
