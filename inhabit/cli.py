@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import shlex
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -92,8 +93,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"inhabit serve: bad settings:\n{exc}", file=sys.stderr)
         return 2
     try:
+        listener = listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"inhabit serve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    settings = settings.model_copy(update={"port": listener.getsockname()[1]})  # --port 0: the port the OS picked
+    try:
         app = build_app(settings)
     except DataFolderError as exc:  # one clear line, not a traceback
+        listener.close()
         print(f"inhabit serve: {exc}", file=sys.stderr)
         return 2
     base = settings.public_base
@@ -104,7 +112,7 @@ def serve(args: argparse.Namespace) -> int:
         url = f"{base}/?room=lobby&token={app.state.access.mint('*', 'edit')}"
     print(f"inhabit serving on {base}  (data: {settings.data})", flush=True)
     print(f"open in a browser: {url}", flush=True)
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on",
         log_config=uvicorn_log_config(),
         loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
@@ -112,8 +120,17 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ping_interval, ws_ping_timeout=settings.ping_interval,
         ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here
         timeout_graceful_shutdown=5,
-    )
-    return 0
+    ))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listener])
+    return 0 if server.started else 3  # uvicorn's exit status for a failed start-up
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The socket `serve` hands uvicorn, bound before the app is built so that with `--port 0`
+    the settings (and the hosted agent's loopback URL) name the port the OS picked."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 _DURATION = re.compile(r"([0-9]{1,6})([smhd])")

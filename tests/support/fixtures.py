@@ -1,0 +1,121 @@
+"""The fixtures every area uses: live servers, cluster nodes on Redis and PostgreSQL, the
+scripted model server. Registered by `tests/conftest.py` (`pytest_plugins`).
+
+What is costly to start and holds no test's state is started once per session (per xdist
+worker): PostgreSQL (each test gets its own database) and Redis (emptied before each test;
+restarted when a test left it stopped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.cluster_fixtures import Postgres, RedisServer
+from support.live_server import LiveServer
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Any]:
+    servers: list[LiveServer] = []
+
+    def make(env: dict[str, str] | None = None, **config: Any) -> LiveServer:
+        data = tmp_path / f"data{len(servers)}"
+        srv = LiveServer(data, env=env, **config)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def server(server_factory: Any) -> LiveServer:
+    return server_factory()
+
+
+# ---- cluster mode: real redis-server and PostgreSQL in temp folders (support/cluster_fixtures.py) ----
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    try:
+        yield pg.start()
+    finally:
+        pg.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (per worker); tests get it through `redis_server`."""
+    srv = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def redis_server(redis_service: RedisServer) -> RedisServer:
+    """The session's Redis, empty, and running even if the test before stopped it."""
+    if redis_service.proc is None or redis_service.proc.poll() is not None:
+        redis_service.start()
+    client = redis_service.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_service
+
+
+class Cluster:
+    """Nodes of one cluster (`inhabit serve` processes on one Redis and one PostgreSQL database)."""
+
+    def __init__(self, root: Path, redis: RedisServer, postgres: Postgres) -> None:
+        self.root = root
+        self.redis = redis
+        self.postgres = postgres
+        self.database_url = postgres.create_database()
+        self.nodes: list[LiveServer] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"INHABIT_REDIS_URL": self.redis.url, "INHABIT_DATABASE_URL": self.database_url}
+
+    def node(self, env: dict[str, str] | None = None, **config: Any) -> LiveServer:
+        """Start one more node (its own data folder, for what stays local: logs)."""
+        srv = LiveServer(self.root / f"node{len(self.nodes)}", env={**self.env, **(env or {})}, **config)
+        self.nodes.append(srv)
+        return srv.start()
+
+    def stop(self) -> None:
+        for srv in self.nodes:
+            srv.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer, postgres: Postgres) -> Iterator[Cluster]:
+    if postgres.proc is None:  # a test that stopped it failed before starting it again
+        postgres.start()
+    c = Cluster(tmp_path, redis_server, postgres)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+# ---- a scripted Messages-API server on loopback (support/model_server.py) ---------------------
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    from support.model_server import ModelServer
+
+    ms = ModelServer().start()
+    yield ms
+    ms.stop()
