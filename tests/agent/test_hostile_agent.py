@@ -75,6 +75,7 @@ async def test_lone_surrogates_never_poison_the_run_store(server_factory, model_
         assert r.status_code == 200 and rid in [x["id"] for x in r.json()["runs"]], r.text
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_prompt_flood_from_a_view_token_is_bounded(server_factory, model_server):
     room = "flood"
     model_server.script(room, [{"text": "ok"}])
@@ -144,6 +145,7 @@ async def test_a_star_view_token_cannot_keep_many_agents_resident(server_factory
     assert await metric(server, "agent_peers") <= 3
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_a_run_is_bounded_and_other_rooms_are_served_meanwhile(server_factory, model_server):
     model_server.script("loops", [tool_turn(["while (true) {}"] * 40), {"text": "never"}])
     model_server.script("calls", [tool_turn(["1 + 1"] * 40), {"text": "never"}])

@@ -18,6 +18,7 @@ ROOM = "agents"
 DRAW_JS = "[canvas.draw({points: [[0,0],[40,40]]}), canvas.draw({points: [[40,0],[0,40]]})]"
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_one_agent_per_room_any_node_answers_and_it_survives_its_node(cluster, model_server):
     model_server.script(ROOM, [{"tool": "execute", "input": {"code": DRAW_JS}}, {"text": "Drew an X."}])
     env = scripted_env(model_server)

@@ -104,6 +104,7 @@ def echoes(c: CanvasClient, bid: str) -> int:
     return sum(1 for s in c.doc.strokes() if s.behaviour == bid)
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_a_behaviour_fires_on_its_holder_only_any_node_changes_it_and_it_survives_its_node(cluster, model_server):
     model_server.script(ROOM, install_script(ECHO_JS, ["stroke"], "underline"))
     env = scripted_env(model_server)
@@ -154,6 +155,7 @@ async def test_a_behaviour_fires_on_its_holder_only_any_node_changes_it_and_it_s
         await bob.close()
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_a_schedule_fires_once_per_period_across_nodes_and_survives_its_node(cluster, model_server):
     model_server.script(ROOM, install_script(TICK_JS, [{"every": 5}], "ticker"))
     env = {**scripted_env(model_server), "INHABIT_AGENT_IDLE_S": "1"}

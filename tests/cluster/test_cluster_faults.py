@@ -20,7 +20,7 @@ from wire.client import CanvasClient, ClientError
 
 from support.cluster_fixtures import Balancer
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.timeout(150), pytest.mark.serial]  # timing-sensitive: runs alone under xdist (support/serial.py)
 
 
 def stroke(sid: str) -> Stroke:

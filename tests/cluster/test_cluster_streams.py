@@ -87,6 +87,7 @@ async def test_heartbeats_tell_who_is_alive(redis_server):
     assert await n2.heartbeat(0.2) == {"n2"}  # n1 has not beaten for longer than that
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_a_lease_has_one_holder_renewed_and_released_only_by_it(redis_server):
     def lease(node: str) -> Lease:
         return Lease(Cluster(node=node, redis=Redis.from_url(redis_server.url), pool=None, lease_s=0.5))  # type: ignore[arg-type]

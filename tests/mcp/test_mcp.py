@@ -17,7 +17,15 @@ import pytest
 from agent.contract.codemode import TOOLS, Reference
 
 from support.agent_helpers import board_strokes, connect, fingerprint, inhabit, wait_chat, watch_strokes
+from support.live_server import LiveServer
 from support.mcp_helpers import RawSession, agents, mcp_client, mcp_url, payload, picture
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
+
 
 DRAW = """
 const pts = [];

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 
 from agent.sandbox import Capability, Limits, Sandbox
 
+pytestmark = pytest.mark.serial  # timing-sensitive: runs alone under xdist (support/serial.py)
+
 
 class P(BaseModel):
     x: int = 0

@@ -13,7 +13,15 @@ from canvas import Stroke
 from common.access import Access, TokenError, valid_room
 from wire.client import CanvasClient, ClientError
 
+from support.live_server import LiveServer
+
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 async def close_code(url: str) -> tuple[int, str]:

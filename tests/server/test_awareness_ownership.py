@@ -18,7 +18,16 @@ import websockets
 from wire import protocol as p
 from wire.client import CanvasClient
 
+from support.live_server import LiveServer
+
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
+
 
 B_ID = 4242
 

@@ -10,7 +10,15 @@ import websockets
 from canvas import Stroke
 from wire.client import CanvasClient
 
+from support.live_server import LiveServer
+
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 async def offend(url: str, payload: bytes | str) -> tuple[int, str]:
@@ -35,16 +43,16 @@ async def offend(url: str, payload: bytes | str) -> tuple[int, str]:
         (b"\x01\x03\x05\x01", 1007),  # truncated awareness
     ],
 )
-async def test_bad_frames_close_with_code(server, payload, code):
+async def test_bad_frames_close_with_code(server, room, payload, code):
     tok = server.token()
-    good = await CanvasClient.connect(server.ws, "bad", tok)
+    good = await CanvasClient.connect(server.ws, room, tok)
     good.doc.add_strokes([Stroke(id="keep", points=[1, 1, 0.5])])
     await asyncio.sleep(0.1)
-    got, reason = await offend(f"{server.ws}/bad?token={tok}", payload)
+    got, reason = await offend(f"{server.ws}/{room}?token={tok}", payload)
     assert got == code and reason
     # others unaffected, doc intact, room still accepts writes
     good.doc.add_strokes([Stroke(id="after", points=[2, 2, 0.5])])
-    other = await CanvasClient.connect(server.ws, "bad", tok)
+    other = await CanvasClient.connect(server.ws, room, tok)
     await other.wait_for(lambda d: {"keep", "after"} <= set(d.stroke_ids()), 5)
     await other.close()
     await good.close()

@@ -28,7 +28,7 @@ from server.websocket import transport_of
 from wire import protocol as p
 from wire.client import CanvasClient
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]  # timing-sensitive: runs alone under xdist (support/serial.py)
 
 MiB = 1024 * 1024
 

@@ -117,6 +117,7 @@ async def test_expired_token_is_refused(server):
     assert code == 4401 and "expired" in reason
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_revoked_token_is_refused_within_seconds(server):
     victim, bystander = server.token("lobby", "edit"), server.token("lobby", "view")
     legacy = mint_v1(server, "lobby", "view")

@@ -16,10 +16,17 @@ from canvas import Stroke
 from wire.client import CanvasClient
 
 from support import ROOT
+from support.live_server import LiveServer
 
 PEER = ROOT / "tests" / "js" / "yjs_peer.mjs"
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 async def run_peer(srv, room: str, write_id: str, wait_id: str, timeout_ms: int = 10_000) -> dict:

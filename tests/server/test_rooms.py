@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from canvas import Stroke
 from wire.client import CanvasClient
 
+from support.live_server import LiveServer
+
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 def stroke(i: int | str, author: str = "t") -> Stroke:
@@ -90,7 +98,8 @@ async def test_awareness_appears_and_disappears_on_close(server):
         await b.close()
 
 
-async def test_http_strokes_whoami_healthz_metrics(server):
+async def test_http_strokes_whoami_healthz_metrics(server_factory):
+    server = server_factory()  # its own: the metrics count every room the server loaded
     tok = server.token("h", "view")
     a = await CanvasClient.connect(server.ws, "h", server.token("h", "edit"))
     a.doc.add_strokes([stroke(7)])
@@ -141,6 +150,7 @@ async def test_unload_after_grace_and_reload(server_factory):
         await c.close()
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone under xdist
 async def test_join_big_room_is_fast(server):
     tok = server.token()
     a = await CanvasClient.connect(server.ws, "big", tok)

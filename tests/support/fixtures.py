@@ -3,12 +3,14 @@ scripted model server. Registered by `tests/conftest.py` (`pytest_plugins`).
 
 What is costly to start and holds no test's state is started once per session (per xdist
 worker): PostgreSQL (each test gets its own database) and Redis (emptied before each test;
-restarted when a test left it stopped).
+restarted when a test left it stopped). A module whose tests only need a room of their own
+shares one server (`shared_server`, rooms from `room`) instead of starting one per test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,27 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(server_factory: Any) -> LiveServer:
     return server_factory()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One default server for a module's tests that neither restart it nor count what is global
+    (rooms loaded, metrics): a module opts in by defining `server` as this. Each test uses rooms
+    no other test of the module uses (the `room` fixture, or names of its own)."""
+    srv = LiveServer(tmp_path_factory.mktemp("shared") / "data")
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+_rooms = count()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room name no other test of this session uses."""
+    return f"room-{next(_rooms)}"
 
 
 # ---- cluster mode: real redis-server and PostgreSQL in temp folders (support/cluster_fixtures.py) ----

@@ -59,7 +59,7 @@ class LiveServer:
                 args += [flag, str(value)]
         return args
 
-    def start(self, timeout: float = 20.0) -> LiveServer:
+    def start(self, timeout: float = 60.0) -> LiveServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

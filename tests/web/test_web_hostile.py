@@ -19,7 +19,7 @@ from wire.client import CanvasClient
 
 from support.pages import ARTIFACTS, canvas_has_ink, open_page
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]  # timing-sensitive: runs alone under xdist (support/serial.py)
 
 # What a frame costs: one rAF after a camera move, timed in the page.
 FRAME = """async ([x, y, z]) => {
