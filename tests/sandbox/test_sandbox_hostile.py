@@ -9,8 +9,6 @@ from pydantic import BaseModel
 
 from agent.sandbox import Capability, Limits, Sandbox
 
-pytestmark = pytest.mark.serial  # timing-sensitive: runs alone under xdist (support/serial.py)
-
 
 class P(BaseModel):
     x: int = 0
@@ -64,6 +62,7 @@ TIMEOUT_MARGIN_S = 5.0
 """How far past its limit a timed-out run may end: generous, the test machine is small and shared."""
 
 
+@pytest.mark.serial  # timing-sensitive (a run's duration is asserted): runs alone under xdist
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name,code,kind", CASES, ids=[c[0] for c in CASES])
 def test_hostile(sb: Sandbox, name: str, code: str, kind: str) -> None:

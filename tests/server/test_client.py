@@ -9,7 +9,15 @@ import pytest
 from canvas import Message, Stroke
 from wire.client import CanvasClient
 
+from support.live_server import LiveServer
+
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 async def test_on_change_and_wait_for(server):
@@ -31,7 +39,8 @@ async def test_on_change_and_wait_for(server):
     await b.close()
 
 
-async def test_reconnects_after_restart_and_syncs_offline_edits(server):
+async def test_reconnects_after_restart_and_syncs_offline_edits(server_factory):
+    server = server_factory()  # its own: it stops and restarts it
     tok = server.token()
     a = await CanvasClient.connect(server.ws, "rc", tok)
     a.doc.add_strokes([Stroke(id="before", points=[1, 1, 0.5])])

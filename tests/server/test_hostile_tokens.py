@@ -23,8 +23,15 @@ from common.access import Access
 from wire.client import CanvasClient
 
 from support import ROOT
+from support.live_server import LiveServer
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms or tokens of their own: one server for the module."""
+    return shared_server
 
 
 async def refusal(url: str) -> tuple[int, str] | None:
@@ -118,7 +125,8 @@ async def test_expired_token_is_refused(server):
 
 
 @pytest.mark.serial  # timing-sensitive: runs alone under xdist
-async def test_revoked_token_is_refused_within_seconds(server):
+async def test_revoked_token_is_refused_within_seconds(server_factory):
+    server = server_factory()  # its own: what it revokes (a v1 link too) must stay valid for the other tests
     victim, bystander = server.token("lobby", "edit"), server.token("lobby", "view")
     legacy = mint_v1(server, "lobby", "view")
     assert await admitted(server, "lobby", victim)

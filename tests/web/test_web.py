@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from support.live_server import LiveServer
 from support.pages import ARTIFACTS, canvas_has_ink, draw, open_page, strokes
+
+
+@pytest.fixture
+def server(shared_server: LiveServer) -> LiveServer:
+    """These tests only need rooms of their own: one server for the module."""
+    return shared_server
 
 
 def test_two_pages_draw_and_see_each_other(server: Any, browser: Any) -> None:
@@ -95,7 +104,8 @@ def test_view_only_page_cannot_draw_and_says_so(server: Any, browser: Any) -> No
     viewer.screenshot(path=str(ARTIFACTS / "web-view-only.png"))
 
 
-def test_reload_and_server_restart_keep_everything(server: Any, browser: Any) -> None:
+def test_reload_and_server_restart_keep_everything(server_factory: Any, browser: Any) -> None:
+    server = server_factory()  # its own: it restarts it
     a = open_page(browser, server, "keep")
     draw(a, 200, 250)
     draw(a, 200, 400)
@@ -118,7 +128,8 @@ def test_reload_and_server_restart_keep_everything(server: Any, browser: Any) ->
     b.screenshot(path=str(ARTIFACTS / "web-after-restart.png"))
 
 
-def test_offline_edits_resync(server: Any, browser: Any) -> None:
+def test_offline_edits_resync(server_factory: Any, browser: Any) -> None:
+    server = server_factory()  # its own: it stops it
     a = open_page(browser, server, "offline")
     b = open_page(browser, server, "offline")
     server.stop()
