@@ -4,7 +4,7 @@ to a scripted Messages-API server, the real sandbox, and headless clients as the
 The scenario from the talk: a hand-drawn board and an X are in the room; `@agent your move`
 makes the model write JavaScript that reads the raw strokes and draws an O in a free cell.
 The product has no game code at all (asserted below); the program lives in the tests
-(tests/agent_helpers.py, shared with the other agent tests).
+(tests/support/agent_helpers.py, shared with the other agent tests).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The agent under hostile peers: what one view link can make it cost, against a real server,
-the real `anthropic` client and a scripted Messages-API server (tests/model_server.py)."""
+the real `anthropic` client and a scripted Messages-API server (tests/support/model_server.py)."""
 
 from __future__ import annotations
 

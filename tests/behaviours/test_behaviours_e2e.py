@@ -3,7 +3,7 @@ client talking to a scripted Messages-API server, the real sandbox, headless cli
 
 The scenario: a person draws a board and an X and says "@agent let's play, you're O"; the model
 answers with ONE execute carrying `on: ["stroke"]` (the program is test data, in
-tests/behaviour_helpers.py); from then on an O lands after every X, with no model call, across
+tests/support/behaviour_helpers.py); from then on an O lands after every X, with no model call, across
 a server restart, until the game ends and the behaviour says so and stops itself.
 """
 

@@ -1,6 +1,6 @@
 """Helpers shared by the agent tests (test_agent_e2e, test_agent_cli, test_agent_runs_persist):
 the hand-drawn board, the JavaScript a scripted model "writes" to take a turn, and the
-connect / prompt / wait helpers that talk to a live server (tests/conftest.py's LiveServer).
+connect / prompt / wait helpers that talk to a live server (tests/support/live_server.py's LiveServer).
 
 The product has no game code at all (test_agent_e2e asserts it); the program lives here.
 """
@@ -181,7 +181,7 @@ def inhabit(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     return subprocess.run([sys.executable, "-m", "inhabit", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
 
 
-# ---- cluster nodes (tests/conftest.py's Cluster) ----------------------------------------
+# ---- cluster nodes (tests/support/fixtures.py's Cluster) ----------------------------------------
 
 
 async def prompt(node, token: str, text: str, room: str = "agents") -> str:

@@ -1,6 +1,6 @@
 """Helpers shared by the behaviour tests: the programs a scripted model "writes" (the product has
 no game code: the player below is test data, generic geometry over raw strokes), and HTTP
-helpers for the behaviour routes of a live server (tests/conftest.py's LiveServer)."""
+helpers for the behaviour routes of a live server (tests/support/live_server.py's LiveServer)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Helpers for the MCP tests (test_mcp, test_web_mcp): the official SDK's own client over
-streamable HTTP against a live server (tests/conftest.py's LiveServer), and a bare-HTTP
+streamable HTTP against a live server (tests/support/live_server.py's LiveServer), and a bare-HTTP
 session for what a well-behaved client never does (no stream open, no goodbye)."""
 
 from __future__ import annotations
