@@ -34,16 +34,23 @@ from support.agent_helpers import (
     wait_run,
     watch_strokes,
 )
+from support.model_server import ModelServer
 
 REAL_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read before any test touches the environment
+
+
+@pytest.fixture
+def model_server(shared_model_server: ModelServer) -> ModelServer:
+    """One scripted model server for the module (scripts are per room), which `agent_server` uses."""
+    return shared_model_server
 
 # ---- the scenario ---------------------------------------------------------------------
 
 
-async def test_agent_takes_a_turn_from_raw_strokes(server_factory, model_server):
+async def test_agent_takes_a_turn_from_raw_strokes(agent_server, model_server):
     room = "board1"
     model_server.script(room, play_script())
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice = await connect(server, room, "alice")
     alice.doc.add_strokes(board_strokes())
     observer = await connect(server, room, "bob", role="view")
@@ -149,10 +156,10 @@ FAILURES = {
 }
 
 
-async def test_failures_leave_the_room_untouched(server_factory, model_server):
+async def test_failures_leave_the_room_untouched(agent_server, model_server):
     for room, (turns, _) in FAILURES.items():
         model_server.script(room, turns)
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     clients = {}
     try:
         for room in FAILURES:
@@ -210,8 +217,8 @@ async def test_model_down_and_missing_key(server_factory):
             server.stop()
 
 
-async def test_prompt_needs_a_token(server_factory, model_server):
-    server = server_factory(env=scripted_env(model_server))
+async def test_prompt_needs_a_token(agent_server, model_server):
+    server = agent_server  # the module's: this test only needs rooms of its own
     async with httpx.AsyncClient() as http:
         r = await http.post(f"{server.http}/rooms/r1/prompts", json={"text": "@agent hi"})
         assert r.status_code == 401

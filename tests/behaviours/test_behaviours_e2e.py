@@ -13,13 +13,21 @@ import asyncio
 import json
 
 import httpx
+import pytest
 
 from canvas import Message, Stroke
 
 from support.agent_helpers import board_strokes, connect, inhabit, post_prompt, scripted_env, wait_chat, wait_run
 from support.behaviour_helpers import ECHO_JS, PLAYER_JS, behaviours, cell_of_stroke, get, install_script, post, wait_behaviour, x_strokes
+from support.model_server import ModelServer
 
 LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
+
+
+@pytest.fixture
+def model_server(shared_model_server: ModelServer) -> ModelServer:
+    """One scripted model server for the module (scripts are per room), which `agent_server` uses."""
+    return shared_model_server
 
 
 def winner(board: dict[int, str]) -> str:
@@ -141,13 +149,13 @@ async def _echo(server, model_server, room: str, author: str = "alice", token: s
     return person, await wait_behaviour(server, room, lambda b: b["name"] == "echo")
 
 
-async def test_a_firing_can_be_undone_and_replayed_from_its_record(server_factory, model_server):
+async def test_a_firing_can_be_undone_and_replayed_from_its_record(agent_server, model_server):
     from agent.behaviours.firing import replay
     from agent.behaviours.model import Firing
     from agent.sandbox import Sandbox
 
     room = "echo"
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice, b = await _echo(server, model_server, room)
     try:
         alice.doc.add_strokes(board_strokes()[:2])  # one event: two strokes, one firing
@@ -186,9 +194,9 @@ async def test_a_firing_can_be_undone_and_replayed_from_its_record(server_factor
         await alice.close()
 
 
-async def test_viewers_cannot_install_pause_or_remove(server_factory, model_server):
+async def test_viewers_cannot_install_pause_or_remove(agent_server, model_server):
     room = "viewers"
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice, b = await _echo(server, model_server, room)
     try:
         # a viewer's prompt: the model is offered no `on`, and trying anyway installs nothing
@@ -221,9 +229,9 @@ async def test_viewers_cannot_install_pause_or_remove(server_factory, model_serv
         await alice.close()
 
 
-async def test_a_revoked_installer_link_pauses_the_behaviour(server_factory, model_server):
+async def test_a_revoked_installer_link_pauses_the_behaviour(agent_server, model_server):
     room = "revoked"
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     token = inhabit("token", room, "--role", "edit", "--name", "Carol", "--data", str(server.data_dir)).stdout.strip().splitlines()[-1]
     alice, b = await _echo(server, model_server, room, token=token)
     try:
@@ -242,9 +250,9 @@ async def test_a_revoked_installer_link_pauses_the_behaviour(server_factory, mod
         await alice.close()
 
 
-async def test_stop_playing_reaches_the_model_which_removes_its_behaviour(server_factory, model_server):
+async def test_stop_playing_reaches_the_model_which_removes_its_behaviour(agent_server, model_server):
     room = "stopit"
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice, b = await _echo(server, model_server, room)
     try:
         model_server.script(room, [{"tool": "execute", "input": {"code": "behaviours.remove('echo')"}}, {"text": "Stopped."}])
@@ -264,11 +272,11 @@ async def test_stop_playing_reaches_the_model_which_removes_its_behaviour(server
         await alice.close()
 
 
-async def test_a_behaviour_asks_the_model(server_factory, model_server):
+async def test_a_behaviour_asks_the_model(agent_server, model_server):
     room = "asks"
     code = "if (event.type === 'message' && /\\?$/.test(event.message.text)) behaviour.ask('A person asked: ' + event.message.text); 1"
     model_server.script(room, install_script(code, ["message"], "curious"))
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice = await connect(server, room, "alice")
     try:
         r = await post_prompt(server, room, "@agent tell me when someone asks a question")
@@ -321,7 +329,7 @@ def _metric(server, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-async def test_guards_hold_on_a_live_server(server_factory, model_server):
+async def test_guards_hold_on_a_live_server(agent_server, model_server):
     """Two behaviours that answer each other's strokes stop within the chain bound; one that
     throws pauses after three failures; each says why in the chat, and failures write nothing."""
     follow = "for (const s of event.strokes ?? []) canvas.draw({points: [[s.bbox.x1 + 5, s.bbox.y0], [s.bbox.x1 + 15, s.bbox.y1]]}); 1"
@@ -329,7 +337,7 @@ async def test_guards_hold_on_a_live_server(server_factory, model_server):
     model_server.script("loops", [{"tool": "execute", "input": {"code": follow, "on": ["stroke"], "name": "ping"}},
                                   {"tool": "execute", "input": {"code": follow, "on": ["stroke"], "name": "pong"}}, {"text": "Both running."}])
     model_server.script("throws", install_script(throws, ["stroke"], "fragile"))
-    server = server_factory(env=scripted_env(model_server))
+    server = agent_server  # the module's: this test only needs rooms of its own
     alice, carol = await connect(server, "loops", "alice"), await connect(server, "throws", "carol")
     try:
         for room in ("loops", "throws"):

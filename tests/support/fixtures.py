@@ -4,7 +4,8 @@ scripted model server. Registered by `tests/conftest.py` (`pytest_plugins`).
 What is costly to start and holds no test's state is started once per session (per xdist
 worker): PostgreSQL (each test gets its own database) and Redis (emptied before each test;
 restarted when a test left it stopped). A module whose tests only need a room of their own
-shares one server (`shared_server`, rooms from `room`) instead of starting one per test.
+shares one server (`shared_server`, rooms from `room`; `agent_server` with a scripted model)
+instead of starting one per test.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from support.agent_helpers import scripted_env
 from support.cluster_fixtures import Postgres, RedisServer
 from support.live_server import LiveServer
+from support.model_server import ModelServer
 
 
 @pytest.fixture
@@ -136,9 +139,27 @@ def cluster(tmp_path: Path, redis_server: RedisServer, postgres: Postgres) -> It
 
 
 @pytest.fixture
-def model_server() -> Iterator[Any]:
-    from support.model_server import ModelServer
-
+def model_server() -> Iterator[ModelServer]:
     ms = ModelServer().start()
     yield ms
     ms.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_model_server() -> Iterator[ModelServer]:
+    """One scripted model server for a module (its scripts are chosen by room): a module opts in
+    by defining `model_server` as this."""
+    ms = ModelServer().start()
+    yield ms
+    ms.stop()
+
+
+@pytest.fixture(scope="module")
+def agent_server(shared_model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One default server whose agent talks to the module's scripted model server, for tests
+    that only need rooms of their own (as `shared_server`)."""
+    srv = LiveServer(tmp_path_factory.mktemp("agent") / "data", env=scripted_env(shared_model_server))
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
