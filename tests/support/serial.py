@@ -4,7 +4,8 @@ test, even when pytest-xdist runs the rest in parallel.
 
 xdist's `--dist loadgroup` sends every `serial` test to one worker (one `xdist_group`), so they
 run one after another. Beside them, the other workers' tests take turns through slots: one file
-lock per worker; a test holds one slot while it runs, a serial test holds every slot but one. So
+lock per worker; a test holds one slot while it runs, a serial test holds all slots but one
+(whichever are free first). So
 while a serial test runs, one other test may run with it: on 2 cores that is one test per core,
 not the three or four a free-running suite puts there (which is what makes a 2-s lease or a
 latency budget flaky), and the rest of the suite does not stand still for the serial group's
@@ -18,7 +19,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -49,17 +50,30 @@ def _locked(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[IO[str]]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _any_slot(slots: list[Path]) -> IO[str]:
-    """Wait for a free slot and hold it (the caller holds the gate, so only it is waiting)."""
+def _take_slots(slots: list[Path], wanted: int) -> list[IO[str]]:
+    """Wait until `wanted` slots are free, whichever they are, and hold them (the caller holds
+    the gate, so no one else is taking slots meanwhile)."""
+    held: dict[Path, IO[str]] = {}
     while True:
         for path in slots:
+            if path in held:
+                continue
             f = open(path, "a")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return f
             except BlockingIOError:
                 f.close()
+                continue
+            held[path] = f
+            if len(held) == wanted:
+                return list(held.values())
         time.sleep(0.05)
+
+
+def _release(files: list[IO[str]]) -> None:
+    for f in files:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 @pytest.fixture(autouse=True)
@@ -69,19 +83,11 @@ def _serial_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         yield
         return
     shared = tmp_path_factory.getbasetemp().parent  # one folder for all the workers of this run
-    gate = shared / "serial.gate"
     slots = [shared / f"serial.slot{i}" for i in range(workers)]
-    if request.node.get_closest_marker(GROUP):
-        with ExitStack() as held:
-            with _locked(gate):
-                for path in slots[BESIDE_SERIAL:]:
-                    held.enter_context(_locked(path))
-            yield
-        return
-    with _locked(gate):
-        slot = _any_slot(slots)
+    serial = request.node.get_closest_marker(GROUP) is not None
+    with _locked(shared / "serial.gate"):
+        held = _take_slots(slots, workers - BESIDE_SERIAL if serial else 1)
     try:
         yield
     finally:
-        fcntl.flock(slot, fcntl.LOCK_UN)
-        slot.close()
+        _release(held)
