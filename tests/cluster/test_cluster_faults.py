@@ -87,6 +87,7 @@ async def close_code(ws_base: str, room: str, token: str, timeout: float = 10.0)
         return ws.close_code, ws.close_reason or ""
 
 
+@pytest.mark.serial(alone=True)  # failover while clients write: flaked with one test beside it
 async def test_a_node_killed_while_clients_write_loses_nothing_anyone_saw(cluster):
     a, b = cluster.node(node_ttl_s=2), cluster.node(node_ttl_s=2)
     tok = a.token()
@@ -114,6 +115,7 @@ async def test_a_node_killed_while_clients_write_loses_nothing_anyone_saw(cluste
     assert written <= await fresh_ids(c.ws, "k9", tok)
 
 
+@pytest.mark.serial(alone=True)  # failover while clients write: flaked with one test beside it
 async def test_killing_and_restarting_the_whole_cluster_loses_nothing(cluster):
     nodes = [cluster.node(compact_every=25), cluster.node(compact_every=25)]
     tok = nodes[0].token()

@@ -10,7 +10,8 @@ while a serial test runs, one other test may run with it: on 2 cores that is one
 not the three or four a free-running suite puts there (which is what makes a 2-s lease or a
 latency budget flaky), and the rest of the suite does not stand still for the serial group's
 minutes. A gate lock, taken before the slots, lets a serial test in ahead of the tests waiting
-(they cannot starve it). Without xdist (`-n 0`) nothing is locked.
+(they cannot starve it). `@pytest.mark.serial(alone=True)` holds every slot: for a test that
+flaked even with one test beside it. Without xdist (`-n 0`) nothing is locked.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ def _serial_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         return
     shared = tmp_path_factory.getbasetemp().parent  # one folder for all the workers of this run
     slots = [shared / f"serial.slot{i}" for i in range(workers)]
-    serial = request.node.get_closest_marker(GROUP) is not None
+    mark = request.node.get_closest_marker(GROUP)
+    wanted = 1 if mark is None else workers if mark.kwargs.get("alone") else workers - BESIDE_SERIAL
     with _locked(shared / "serial.gate"):
-        held = _take_slots(slots, workers - BESIDE_SERIAL if serial else 1)
+        held = _take_slots(slots, wanted)
     try:
         yield
     finally:
