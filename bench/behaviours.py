@@ -4,7 +4,7 @@
     .venv/bin/python bench/behaviours.py --sizes 100 --events 50
 
 A real `inhabit serve` (open mode, fresh data dir, loopback), the real hosted agent, and the
-scripted Messages-API server of the tests (tests/model_server.py) playing the model: it installs
+scripted Messages-API server of the tests (tests/support/model_server.py) playing the model: it installs
 ONE behaviour per room with `execute({code, on: ["stroke"]})`; the model is never called again.
 After each reaction A erases both strokes, so the room stays at its size. Two programs: "event"
 draws a line under each stroke of `event.strokes` (reads only the event),
@@ -38,7 +38,7 @@ from _servers import PY, Server, free_port  # noqa: E402
 from canvas import Stroke, new_id  # noqa: E402
 from wire.client import CanvasClient  # noqa: E402
 
-from model_server import ModelServer  # noqa: E402
+from support.model_server import ModelServer  # noqa: E402
 
 PROGRAMS = {
     "event": "for (const s of event.strokes ?? []) canvas.draw({points: [[s.bbox.x0, s.bbox.y1 + 8], [s.bbox.x1, s.bbox.y1 + 8]]}); 1",

@@ -43,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _servers import PY, ROOT, Server, free_port, py_spy_available
-from cluster_fixtures import Postgres, RedisServer
 from fanout import LOAD, _reader, pct
+
+from support.cluster_fixtures import Postgres, RedisServer
 
 
 def node(kind: str, log_dir: Path, env: dict[str, str], n: int) -> Server:

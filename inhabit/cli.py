@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import shlex
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,8 +107,16 @@ def serve(args: argparse.Namespace) -> int:
         print(f"inhabit serve: bad settings:\n{explain(exc)}", file=sys.stderr)
         return 2
     try:
+        listener = listen(settings.server.host, settings.server.port)
+    except OSError as exc:
+        print(f"inhabit serve: cannot listen on {settings.server.host}:{settings.server.port}: {exc}", file=sys.stderr)
+        return 1
+    # --port 0: the port the OS picked, in the settings (the hosted agent's loopback URL, the printed links)
+    settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": listener.getsockname()[1]})})
+    try:
         app = build_app(settings)
     except DataFolderError as exc:  # one clear line, not a traceback
+        listener.close()
         print(f"inhabit serve: {exc}", file=sys.stderr)
         return 2
     server = settings.server
@@ -120,7 +129,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"inhabit serving on {base}  (data: {server.data})", flush=True)
     print(f"open in a browser: {url}", flush=True)
     connections = server.connections
-    uvicorn.run(
+    uvicorn_server = uvicorn.Server(uvicorn.Config(
         app, host=server.host, port=server.port, log_level=server.log_level, lifespan="on",
         log_config=uvicorn_log_config(),
         loop="auto",  # uvloop when importable (less CPU per frame), else the stdlib asyncio loop
@@ -128,8 +137,17 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_interval=connections.ping_interval, ws_ping_timeout=connections.ping_interval,
         ws_per_message_deflate=False,  # like Node ws: compression costs more CPU than it saves here
         timeout_graceful_shutdown=5,
-    )
-    return 0
+    ))
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn_server.run(sockets=[listener])
+    return 0 if uvicorn_server.started else 3  # uvicorn's exit status for a failed start-up
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The socket `serve` hands uvicorn, bound before the app is built so that with `--port 0`
+    the settings (and the hosted agent's loopback URL) name the port the OS picked."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 _DURATION = re.compile(r"([0-9]{1,6})([smhd])")

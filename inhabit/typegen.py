@@ -1,7 +1,7 @@
 """Generate the browser's TypeScript types from the pydantic models: `python -m inhabit.typegen`.
 
 Why: the document schema and the HTTP payloads are defined once, in Python; the page must not
-guess their shape. `tests/test_typegen.py` fails when the committed file is stale.
+guess their shape. `tests/project/test_typegen.py` fails when the committed file is stale.
 """
 
 from __future__ import annotations
