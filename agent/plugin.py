@@ -27,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from psycopg_pool import ConnectionPool
 from starlette.routing import BaseRoute
 
 from agent.behaviours.records import BehaviourRecords
@@ -93,15 +95,12 @@ class AgentPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._host = host
-        per_room, firings_kept = self.runs.per_room, self.behaviour_limits.firings_kept
-        where = host.settings.data if host.cluster is None else host.cluster.pool  # SQLite files in the data folder, or PostgreSQL shared by every node
-        run_db = await asyncio.to_thread(RunRecords.open, where, per_room)
-        behaviour_db = await asyncio.to_thread(BehaviourRecords.open, where, firings_kept)
-        self.runs = RunStore(per_room, db=run_db)  # run records survive restarts
         placement: Placement
-        if host.cluster is None:  # the mode, chosen once: one process
+        if host.cluster is None:  # the mode, chosen once: one process, its records in SQLite files in the data folder
+            run_db, behaviour_db = await self._open_records(host.settings.data)
             placement = EmbeddedPlacement(self)
-        else:  # a cluster node: one agent per room across the nodes
+        else:  # a cluster node: records in PostgreSQL shared by every node, one agent per room across the nodes
+            run_db, behaviour_db = await self._open_records(host.cluster.pool)
             placement = ClusterPlacement(host.cluster, self, self.runs, run_db, queue=self.limits.queue)
             self._run_routes.shared = SharedBuckets(host.cluster)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
@@ -112,6 +111,14 @@ class AgentPlugin:
         host.watch_rooms(self.residency.occupancy)
         self._reaper = asyncio.create_task(self._reap())
         self._clock = asyncio.create_task(self.residency.run())
+
+    async def _open_records(self, where: Path | ConnectionPool) -> tuple[RunRecords, BehaviourRecords]:
+        """Run and behaviour records in `where` (off the loop: opening may migrate); run records
+        survive restarts through `self.runs`."""
+        run_db = await asyncio.to_thread(RunRecords.open, where, self.runs.per_room)
+        behaviour_db = await asyncio.to_thread(BehaviourRecords.open, where, self.behaviour_limits.firings_kept)
+        self.runs = RunStore(self.runs.per_room, db=run_db)
+        return run_db, behaviour_db
 
     async def shutdown(self) -> None:
         for task in (self._reaper, self._clock):
