@@ -105,7 +105,7 @@ class AgentPlugin:
             self._run_routes.shared = SharedBuckets(host.cluster)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
         self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
-        self.residency = Residency(self._hosting, self)
+        self.residency = Residency(self._hosting, self, None if host.settings.open else host.lapses)
         self._placement = placement
         await placement.start()
         host.watch_rooms(self.residency.occupancy)

@@ -258,8 +258,51 @@ async def attack_rewrite(ctx: Ctx, seconds: float) -> str:
     return f"{n} rewrites of a {len(pts) * 9 / MiB:.1f} MiB stroke; database files {size / MiB:.0f} MiB"
 
 
+async def attack_revoked(ctx: Ctx, seconds: float) -> str:
+    """An edit link of its own keeps writing a stroke every 100 ms on its open socket; after 1 s it
+    is revoked (`inhabit revoke`): how many strokes land after that, and when is the socket cut?"""
+    link = ctx.target.token(ctx.data, "revoked", "edit")
+    victim = await CanvasClient.connect(ctx.srv.ws_base, "revoked", link, name="revoked")
+    watcher = await CanvasClient.connect(ctx.srv.ws_base, "revoked", ctx.token("revoked", "view"), name="watcher")
+    after: list[str] = []
+    revoked_at = cut_at = 0.0
+    t_end = time.monotonic() + max(seconds, 3.0)
+    i = 0
+    revoking: asyncio.Task[int] | None = None
+
+    async def revoke() -> int:  # the CLI, while the socket goes on writing
+        proc = await asyncio.create_subprocess_exec(str(PY), "-m", ctx.target.module, "revoke", link, "--data", str(ctx.data),
+                                                    cwd=ctx.target.tree, env={**os.environ, "PYTHONPATH": str(ctx.target.tree)},
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return await proc.wait()
+
+    try:
+        while time.monotonic() < t_end:
+            if revoking is None and i == 10:
+                revoking = asyncio.create_task(revoke())
+                t_end += 5  # the CLI's start-up is not the attack's time
+            if revoking is not None and revoking.done() and not revoked_at:
+                revoked_at = time.monotonic()
+                t_end = revoked_at + max(seconds, 3.0)
+            if victim.error is not None and not cut_at:
+                cut_at = time.monotonic()
+            sid = f"rv{i}"
+            if revoked_at:
+                after.append(sid)
+            victim.doc.add_strokes([Stroke(id=sid, points=[i, i, 0.5, i + 5, i + 5, 0.5])])
+            i += 1
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        landed = sum(1 for sid in after if watcher.doc.stroke(sid) is not None)
+    finally:
+        await asyncio.gather(victim.close(), watcher.close(), return_exceptions=True)
+    cut = f"socket cut {max(0.0, cut_at - revoked_at):.1f} s after ({victim.error.code} {victim.error.reason!r})" if cut_at and victim.error else "socket still open"
+    return f"{landed}/{len(after)} strokes landed after revocation; {cut}"
+
+
 ATTACKS: dict[str, Callable[[Ctx, float], Awaitable[str]]] = {
     "sync": attack_sync, "stale": attack_stale, "presence": attack_presence, "prompts": attack_prompts, "rewrite": attack_rewrite,
+    "revoked": attack_revoked,
 }
 
 

@@ -118,8 +118,11 @@ class RevocationList:
     A plain file rather than a SQLite table: the one writer is `inhabit revoke` (rarely), an
     appended line is atomic, the server learns of a change from one `stat` (SQLite's WAL would
     hide writes from the main file's mtime until a checkpoint), and an operator can read and
-    edit it. The server looks at most once a second and rereads only when the file changed, so
-    a revocation takes effect within about a second, without a restart."""
+    edit it. The server looks at most every LOOK_S and rereads only when the file changed, so
+    a revocation takes effect within about a second, without a restart (open connections and
+    sessions too: `common.lapses`)."""
+
+    LOOK_S = 0.5
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -130,6 +133,10 @@ class RevocationList:
     def __contains__(self, token_id: str) -> bool:
         self._refresh()
         return token_id in self._ids
+
+    def ids(self) -> frozenset[str]:
+        self._refresh()
+        return self._ids
 
     def add(self, token_id: str, note: str = "") -> None:
         if self.path is None:
@@ -143,7 +150,7 @@ class RevocationList:
         now = time.monotonic()
         if self.path is None or now < self._next_look:
             return
-        self._next_look = now + 1.0
+        self._next_look = now + self.LOOK_S
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -165,6 +172,11 @@ class Revocations(Protocol):
     mode, `common.shared_access.SharedRevocations` (a PostgreSQL table every node reads)."""
 
     def __contains__(self, token_id: str) -> bool: ...
+
+    def ids(self) -> frozenset[str]:
+        """Every revoked id as last read (re-read if due); the same object while nothing changed,
+        so a watcher (`common.lapses.Lapses`) sees a change with one identity check."""
+        ...
 
     def add(self, token_id: str, note: str = "") -> None: ...
 

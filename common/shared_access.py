@@ -3,9 +3,10 @@
 Why PostgreSQL: a token minted by one node must work on every other one, and a revocation must
 reach all of them; PostgreSQL is the durable state the nodes already share. The secret is
 `INHABIT_SECRET` when set (the operator's own), else one row created by whichever node (or
-`inhabit token --database`) comes first. Each process re-reads the revoked ids every second
-on a thread of its own, so `verify` stays a set lookup and never waits on the database: a
-revocation takes effect on every node within a second or two, as on one node.
+`inhabit token --database`) comes first. Each process re-reads the revoked ids every half
+second on a thread of its own, so `verify` stays a set lookup and never waits on the database:
+a revocation takes effect on every node within a second, as on one node, and its open
+websockets and MCP sessions and its behaviours are cut then (`common.lapses`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ DDL = f"""
 CREATE TABLE IF NOT EXISTS {SCHEMA}.secret (id int PRIMARY KEY CHECK (id = 1), secret text NOT NULL);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.revoked (id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), note text NOT NULL DEFAULT '');
 """
-REFRESH_S = 1.0
+REFRESH_S = 0.5
 
 
 def shared_secret(pool: ConnectionPool) -> str:
@@ -51,14 +52,19 @@ class SharedRevocations:
     def __contains__(self, token_id: object) -> bool:
         return token_id in self._ids
 
+    def ids(self) -> frozenset[str]:
+        return self._ids
+
     def add(self, token_id: str, note: str = "") -> None:
         with self.pool.connection() as conn:
             conn.execute(f"INSERT INTO {SCHEMA}.revoked (id, note) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING", (token_id, note))
         self._ids |= {token_id}
 
     def refresh(self) -> None:
-        with self.pool.connection(timeout=REFRESH_S * 2) as conn:
-            self._ids = frozenset(r[0] for r in conn.execute(f"SELECT id FROM {SCHEMA}.revoked"))
+        with self.pool.connection(timeout=REFRESH_S * 4) as conn:
+            ids = frozenset(r[0] for r in conn.execute(f"SELECT id FROM {SCHEMA}.revoked"))
+        if ids != self._ids:  # the same object while nothing changed: `ids()` watchers compare by identity
+            self._ids = ids
 
     def _watch(self) -> None:
         failing = False

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from canvas import CanvasDoc
 from common.access import Access, room_of
 from common.http import Refusal, answer_refusal, error_response
+from common.lapses import Lapses
 
 from .cluster.node import ClusterNode
 from .http import StrokesResponse, WhoAmI
@@ -100,7 +101,8 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         access, store = open_data(Path(settings.data), settings.versions_kept, secret)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
-    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None)
+    lapses = Lapses(access.revoked)  # open websockets, MCP sessions, behaviours: cut when their link lapses
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,6 +110,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
             await node.start()
         else:
             writer.start()
+        lapses.start()
         for plugin in plugins:
             await plugin.startup(host)
         try:
@@ -118,6 +121,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
                     await plugin.shutdown()
                 except Exception:
                     log.exception("plugin shutdown failed")
+            await lapses.stop()
             await rooms.close()
             if node is not None:
                 await node.stop()
@@ -139,6 +143,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal})
     app.state.settings = settings
     app.state.access = access
+    app.state.lapses = lapses
     app.state.rooms = rooms
     app.state.metrics = counters
     app.state.node = node

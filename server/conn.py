@@ -34,6 +34,9 @@ log = logging.getLogger("inhabit.conn")
 
 CLOSE_GRACE = 2.0
 """Seconds a closing connection gets to take its close frame before its transport is aborted."""
+REPLY_S = 0.5
+"""Seconds a connection closed for its link (`close(..., reply_s=REPLY_S)`) is still read, so an
+honest peer's close reply ends the connection at once rather than at the abort."""
 
 STATE_REQUESTS = 4
 """Full-state requests (SyncStep1, QueryAwareness) one connection may burst; honest peers send one."""
@@ -103,24 +106,31 @@ class Conn:
             return
         transport.write(frame or binary_frame(msg))
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, reply_s: float = 0.0) -> None:
         """Send a close frame after what was already written (so a PermissionDenied or reason
         still arrives), and abort the transport CLOSE_GRACE later whatever happens: a peer that
         does not read would otherwise keep its socket and buffers forever (uvicorn's close
-        waits for a drain)."""
+        waits for a drain). The peer is read `reply_s` more (for its close reply), then not."""
         if self.closed:
             return
         self.closed = True
         self.close_args = (code, reason.encode()[:123].decode(errors="ignore"))
-        self.closing = asyncio.get_running_loop().create_task(self._send_close(*self.close_args))
+        self.closing = asyncio.get_running_loop().create_task(self._send_close(*self.close_args, reply_s))
         self.abort_later()
 
-    async def _send_close(self, code: int, reason: str) -> None:
+    async def _send_close(self, code: int, reason: str, reply_s: float = 0.0) -> None:
         with contextlib.suppress(Exception):  # the peer may be gone already: the abort follows anyway
             await self.ws.close(code, reason)
         # uvicorn now reads and discards whatever the peer sends, unthrottled, until the
         # transport closes: a flooder would keep the loop busy parsing it
-        self.transport.pause_reading()
+        if reply_s:
+            asyncio.get_running_loop().call_later(reply_s, self._stop_reading)
+        else:
+            self.transport.pause_reading()
+
+    def _stop_reading(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def abort_later(self) -> None:
         """Drop the TCP connection CLOSE_GRACE from now (a no-op if it closed cleanly by then)."""

@@ -23,6 +23,7 @@ COUNTERS: dict[str, str] = {
     "slow_closed": "Connections closed because their send buffer overflowed.",
     "bad_input": "Connections closed for protocol violations (malformed, text or oversized frames).",
     "policy_closed": "Connections closed for crossing a bound (awareness size or ids, request or message rate).",
+    "lapsed_closed": "Connections closed because their link was revoked or expired.",
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
 }
@@ -44,6 +45,7 @@ class Metrics:
     slow_closed: int
     bad_input: int
     policy_closed: int
+    lapsed_closed: int
     rooms_loaded: int
     rooms_unloaded: int
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from common.access import Access
 from common.cluster import Cluster
+from common.lapses import Lapses
 
 from .settings import ServerSettings
 
@@ -39,6 +40,10 @@ class Host:
     watch_rooms: Callable[[Occupancy], None] = field(default=_ignore)
     cluster: Cluster | None = None
     """Cluster mode: this node's id and its Redis and PostgreSQL clients (None: one process)."""
+    lapses: Lapses | None = None
+    """The process's watcher of open links (`common.lapses`): `watch(token id, expires, fn)` tells
+    `fn` within a second or so when that link is revoked or expires, so whatever a plugin holds
+    open with a link (an MCP session, a behaviour) is cut then (None: nothing is watched)."""
 
 
 class Plugin(Protocol):

@@ -8,6 +8,10 @@ What one connection may cost is bounded here (its receive rate) and in `room.Con
 backlog, awareness ids and states, full-state requests). A connection closed for cause, or
 given up by uvicorn's keepalive, has its TCP transport aborted shortly after: a peer that
 never reads must not keep its socket, buffers and room alive.
+
+A connection lasts no longer than its link: when the link is revoked or expires, the process's
+watcher (`common.lapses`) tells it and it is closed with 4401 and the reason ("this link was
+revoked" / "this link expired"), which the page shows; frames it sent after that are dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from starlette.websockets import WebSocket
 from common.access import OPEN, ROOM_RULE, TokenError, TokenInfo, token_of, valid_room
 from wire.protocol import Close, ProtocolError
 
-from .conn import Conn, Transport
+from .conn import REPLY_S, Conn, Transport
 from .room import Room
 from .rooms import RoomUnavailable
 from .settings import FLOOD_S, ConnectionLimits
@@ -133,15 +137,23 @@ async def room_endpoint(ws: WebSocket) -> None:
     limits = settings.connections
     conn = Conn(ws, transport, who.id, who.role, limits, metrics)
     _watch(conn, max(1.0, min(10.0, limits.ping_interval / 2)))
+    unwatch = state.lapses.watch_token(who, lambda why: _lapsed(conn, why))
     room.join(conn)
     rooms.joined(room)
     peer_left = True  # unless the loop ends on our side
     try:
         peer_left = await _receive_loop(ws, conn, room, limits)
     finally:  # also on cancellation (shutdown): the room must never keep a dead connection
+        unwatch()
         room.leave(conn)
         rooms.release(room)
         await conn.finish(peer_left)
+
+
+def _lapsed(conn: Conn, why: str) -> None:
+    """The connection's link was revoked or expired: it ends now."""
+    conn.metrics.lapsed_closed += 1
+    conn.close(Close.BAD_TOKEN, why, reply_s=REPLY_S)  # an honest peer's close reply ends it at once
 
 
 async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, limits: ConnectionLimits) -> bool:
@@ -155,6 +167,8 @@ async def _receive_loop(ws: WebSocket, conn: Conn, room: Room, limits: Connectio
             msg = await receive()
             if msg["type"] != "websocket.receive":
                 return True  # websocket.disconnect
+            if conn.closed:  # closed while we waited (its link lapsed, it fell behind): nothing more lands
+                break
             data = msg.get("bytes")
             if data is None:
                 metrics.bad_input += 1

@@ -37,7 +37,7 @@ class Close(IntEnum):
     INTERNAL = 1011  # our bug: the message that hit it is dropped, the room goes on
     TOO_SLOW = 1013  # the client's send queue overflowed: reconnect
     BAD_ROOM = 4400  # room name is not 1-64 of [A-Za-z0-9_-]
-    BAD_TOKEN = 4401  # missing, invalid, expired or revoked token
+    BAD_TOKEN = 4401  # missing, invalid, expired or revoked token (also an open connection's, when its link lapses)
     WRONG_ROOM = 4403  # a genuine token for another room
     ROOM_FULL = 4413  # the room's document reached its size limit: no more edits
     UNAVAILABLE = 4503  # the server cannot save edits right now (disk full, read-only): reconnect later

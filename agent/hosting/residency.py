@@ -7,8 +7,9 @@ connections change (`Host.watch_rooms`), and the agent joins when people do. A s
 (`{"every": s}`) needs it at the due time only: if nobody is there, the agent joins (the room
 loads), fires, and leaves again, so the room unloads after its grace period and what it drew
 is there for whoever comes next. Schedules resume after a restart from the last firing's time.
-Installers' links are checked here too, so a behaviour whose link expired or was revoked shows
-as paused even while it has nothing to fire on.
+Installers' links are watched here too (`common.lapses`, handed over as `Host.lapses`): a
+behaviour whose installer's link is revoked or expires is paused, with the reason and a chat
+line, within a second or so, even while it has nothing to fire on (firings check the link too).
 
 Cluster mode: only the node holding a room's agent lease holds its behaviours (and fires its
 schedules). People may be on any node: the peer counts everyone it sees in the room, and a node
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from agent.behaviours.model import Behaviour
@@ -30,6 +31,7 @@ from agent.contract.events import every_of
 from agent.hosting.peer import AgentPeer
 from agent.hosting.placement import AgentElsewhere
 from canvas import now_ms
+from common.lapses import Lapses
 
 log = logging.getLogger("inhabit.agent")
 
@@ -60,8 +62,11 @@ class Peers(Protocol):
 class Residency:
     """Keeps hosted peers where behaviours need them (see the module docstring)."""
 
-    def __init__(self, hosting: Hosting, peers: Peers) -> None:
+    def __init__(self, hosting: Hosting, peers: Peers, lapses: Lapses | None = None) -> None:
+        """`lapses`: the process's watcher of links (None: links are checked every GRANT_CHECK_S only)."""
         self.h = hosting
+        self.lapses = lapses
+        self._links: dict[str, Callable[[], None]] = {}  # installer token id -> stop watching it
         self.here = peers
         self.peers = peers.peers
         self.occupants: dict[str, int] = {}  # room -> open connections (ours included), from the server
@@ -137,7 +142,11 @@ class Residency:
     async def _tick(self) -> None:
         now = now_ms()
         live = set()
+        links = set()
         for b in list(self.h.store.active()):
+            links.add(b.installer.id)
+            if self.lapses is not None and b.installer.id not in self._links:
+                self._watch(b.installer.id, b.installer.expires)
             every = every_of(b.on)
             if every is None:
                 continue
@@ -151,6 +160,8 @@ class Residency:
                 self._due[b.id] = now + RETRY_MS
         for bid in set(self._due) - live:
             del self._due[bid]
+        for link in set(self._links) - links:  # no active behaviour of that link left here
+            self._links.pop(link)()
         for room in list(self._visiting):
             peer = self.peers.get(room)
             if peer is None:
@@ -180,8 +191,19 @@ class Residency:
         peer.behaviours.tick(bid)
         return True
 
-    def _check_grants(self) -> None:
+    def _watch(self, link: str, expires: int | None) -> None:
+        def lapsed(why: str) -> None:
+            self._links.pop(link, None)
+            self._check_grants(link)
+
+        assert self.lapses is not None
+        self._links[link] = self.lapses.watch(link, expires / 1000 if expires is not None else None, lapsed)
+
+    def _check_grants(self, link: str | None = None) -> None:
+        """Pause the active behaviours (of the installer's `link`, or all) whose link lapsed."""
         for b in list(self.h.store.active()):
+            if link is not None and b.installer.id != link:
+                continue
             problem = self.h.grant_problem(b.installer)
             if problem is None:
                 continue
@@ -193,6 +215,9 @@ class Residency:
                 self.h.store.save(b)
 
     async def close(self) -> None:
+        for unwatch in self._links.values():
+            unwatch()
+        self._links.clear()
         for task in list(self._arrivals):
             task.cancel()
         await asyncio.gather(*self._arrivals, return_exceptions=True)

@@ -18,7 +18,9 @@ endpoint adds what is ours:
 - Lifetime: a session's peer joins when the client says it is initialized (or at its first
   call) and leaves when the client ends the session (DELETE), once no request or stream of
   it has been open for `idle_s` (the SDK forgets such a session then too), or once its token
-  is revoked or expires (an open stream of it is then ended).
+  is revoked or expires: the process's watcher of links (`Host.lapses`, `common.lapses`) says so
+  within a second or so, and the session ends then (its open stream is ended, the SDK's
+  transport terminated, its peer leaves presence; the client's next call is refused).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +59,7 @@ from agent.runs.store import RunStore
 from agent.sandbox import Sandbox
 from canvas import BBox
 from common.access import Access, Denied, TokenError, TokenInfo, room_of, token_of
+from common.lapses import Lapses
 
 log = logging.getLogger("inhabit.mcp")
 
@@ -90,6 +94,8 @@ class Session:
     idle_since: float = field(default_factory=time.monotonic)
     peer: asyncio.Task[McpPeer] | None = None
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    unwatch: Callable[[], None] | None = None
+    """Stops watching its link for revocation and expiry (set once it is watched)."""
 
     @property
     def grant(self) -> Grant:
@@ -144,6 +150,8 @@ class McpPlugin:
         self._reaper: asyncio.Task[None] | None = None
         self._ws_base = ""
         self._access: Access | None = None
+        self._lapses: Lapses | None = None
+        self._ending: set[asyncio.Task[None]] = set()  # sessions being ended because their link lapsed
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -152,6 +160,7 @@ class McpPlugin:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._ws_base = host.settings.internal_ws
         self._access = None if host.settings.open else host.access
+        self._lapses = None if host.settings.open else host.lapses
         await self._lifespan.enter_async_context(self.manager.run())
         self._reaper = asyncio.create_task(self._reap())
 
@@ -201,7 +210,7 @@ class McpPlugin:
                 response["started"] = True
                 new_id = dict(message.get("headers", [])).get(MCP_SESSION_ID_HEADER.encode())
                 if opening and new_id and message["status"] < 400:
-                    self.sessions[new_id.decode()] = Session(new_id.decode(), room, who, token_of(request))
+                    self._opened(Session(new_id.decode(), room, who, token_of(request)))
             response["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
@@ -253,11 +262,28 @@ class McpPlugin:
         except Exception as e:
             raise ToolError(f"could not join room {session.room!r}: {type(e).__name__}: {e}. Try again shortly.") from None
 
+    def _opened(self, session: Session) -> None:
+        """A new session: kept, and ended as soon as its link is revoked or expires."""
+        self.sessions[session.id] = session
+        if self._lapses is not None:
+            session.unwatch = self._lapses.watch_token(session.who, lambda why: self._lapsed(session.id, why))
+
+    def _lapsed(self, sid: str, why: str) -> None:
+        """The session's link was revoked or expired (called by the watcher, on the loop)."""
+        log.info("MCP session %s ends: %s", sid[:8], why)
+        task = asyncio.get_running_loop().create_task(self._end(sid))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
     async def _end(self, sid: str) -> None:
-        """The session is over: its peer leaves the room."""
+        """The session is over: its link stops being watched, the SDK's transport is terminated
+        (its requests answer 404, its slot is free) and its peer leaves the room."""
         session = self.sessions.pop(sid, None)
         if session is None:
             return
+        if session.unwatch is not None:
+            session.unwatch()
+        await self._terminate(sid)
         for serving in session.in_flight:  # an open stream ends with the session
             serving.cancel()
         task = session.peer
@@ -268,6 +294,17 @@ class McpPlugin:
             task.add_done_callback(_leave)
         if not any(s.room == session.room for s in self.sessions.values()):
             self.keeper.release(session.room)
+
+    async def _terminate(self, sid: str) -> None:
+        """End the SDK's side of a session now, rather than at its idle timeout. The manager has no
+        public call for it; its transport's `terminate` is public, and its session loop then
+        discards the session itself."""
+        transport = self.manager._server_instances.get(sid)
+        if transport is not None and not transport.is_terminated:
+            try:
+                await transport.terminate()
+            except Exception:
+                log.exception("terminating MCP session %s", sid[:8])
 
     async def _reap(self) -> None:
         """End sessions idle for `idle_s`, and those whose token was revoked or expired since (an

@@ -16,6 +16,14 @@ const CLOSE_LABEL: Record<number, string> = {
   [Close.UNAVAILABLE]: "The server can't save right now — retrying",
 }
 
+/** A link revoked or expired while its page was open: the server closes with 4401 and one of
+ * these reasons (`common/lapses.py` REVOKED, EXPIRED); the page says it in so many words. */
+const LAPSED: Record<string, string> = { 'this link was revoked': 'Link revoked', 'this link expired': 'Link expired' }
+
+/** The banner's label for a close that says this page's link lapsed, else null. */
+export const lapsed = (close?: ServerClose | null): string | null =>
+  (close && close.code === Close.BAD_TOKEN && LAPSED[close.reason]) || null
+
 export function mountConnStatus(el: HTMLElement, conn: Connection) {
   const label = el.querySelector<HTMLElement>('.label')!
   const reason = document.createElement('span')
@@ -26,7 +34,7 @@ export function mountConnStatus(el: HTMLElement, conn: Connection) {
   const show = (s: ConnState, detail?: string, close?: ServerClose) => {
     el.dataset.state = s
     el.dataset.code = close ? String(close.code) : ''
-    const text = s !== 'connected' && close ? CLOSE_LABEL[close.code] ?? LABEL[s] : LABEL[s]
+    const text = s !== 'connected' && close ? lapsed(close) ?? CLOSE_LABEL[close.code] ?? LABEL[s] : LABEL[s]
     label.textContent = text
     reason.textContent = s !== 'connected' && detail ? detail : ''
     reason.hidden = !reason.textContent

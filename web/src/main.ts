@@ -3,7 +3,7 @@ import * as Y from 'yjs'
 import { readConfig } from './config'
 import { loadIdentity } from './identity'
 import { connect } from './connection'
-import { mountConnStatus } from './connStatus'
+import { lapsed, mountConnStatus } from './connStatus'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
 import { Renderer } from './renderer'
@@ -90,6 +90,11 @@ function setReadOnly(ro: boolean, why?: string) {
 conn.on('denied', (reason) => {
   console.info('inhabit: server refused a change:', reason)
   if (!readOnly) setReadOnly(true)
+})
+conn.on('state', ({ state, close }) => {
+  // the link was revoked or expired while open: no more reconnecting (4401), and nothing to draw with
+  const label = state === 'denied' ? lapsed(close) : null
+  if (label) setReadOnly(true, `${label}: ask for a new link.`)
 })
 whoami(cfg).then((access) => {
   if (access === 'view') setReadOnly(true)
