@@ -15,6 +15,7 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from common.access import Access
+from common.actor import Actor
 from common.cluster import Cluster
 
 from .settings import ServerSettings
@@ -23,7 +24,17 @@ Occupancy = Callable[[str, int], None]
 """Told `(room, open connections)` whenever a connection joins or leaves a room."""
 
 
+PresenceOf = Callable[[str, int], "Actor | None"]
+"""`(room, awareness client id)` -> who holds that presence id on this node, as the server knows
+them (token id and role from the connection; the name is the display name the peer announced
+elsewhere), or None when the server cannot say (not here, gone, or held on another node)."""
+
+
 def _ignore(watcher: Occupancy) -> None:
+    return None
+
+
+def _unknown(room: str, client_id: int) -> Actor | None:
     return None
 
 
@@ -39,6 +50,9 @@ class Host:
     watch_rooms: Callable[[Occupancy], None] = field(default=_ignore)
     cluster: Cluster | None = None
     """Cluster mode: this node's id and its Redis and PostgreSQL clients (None: one process)."""
+    presence_of: PresenceOf = field(default=_unknown)
+    """Whose connection holds a presence client id: what a join or leave a plugin sees over the
+    websocket is worth (the agent: a behaviour fired by a viewer's join acts as a viewer)."""
 
 
 class Plugin(Protocol):
