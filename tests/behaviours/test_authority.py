@@ -79,7 +79,8 @@ async def test_a_viewer_prompt_cannot_erase_through_a_behaviour_but_an_editor_li
         fired = await wait_firing(server, room, b["id"], lambda f: "wipe it all" in ((f["event"].get("message") or {}).get("text") or ""))
         assert fired["grant"] == "read" and "viewer" in fired["read_only"], fired
         actor = fired["event"]["actor"]
-        assert actor["role"] == "view" and actor["kind"] == "human" and fired["event"]["by"] == actor["name"]
+        # the echoed prompt (a human's) or, merged with it, the agent's line about the viewer's run: a viewer's either way
+        assert actor["role"] == "view" and actor["kind"] in ("human", "agent") and fired["event"]["by"] == actor["name"]
         assert fired["writes"]["erased"] == []
         await asyncio.sleep(0.5)  # the agent's own lines about the viewer's run fire it too, read-only as well
         assert len(alice.doc.strokes()) == n, "a viewer erased an editor's strokes through a behaviour"
@@ -131,5 +132,27 @@ async def test_a_viewer_caused_ask_wakes_a_read_only_run_that_cannot_install(age
         assert fired["grant"] == "read" and fired["event"]["actor"]["role"] == "view"
         assert [x["name"] for x in behaviours(server, room)] == ["asker"]
         assert len(alice.doc.strokes()) == n
+    finally:
+        await alice.close()
+
+
+async def test_a_join_carries_the_joining_link_s_role_from_the_server(agent_server, model_server):
+    room, server = "joins", agent_server
+    alice = await connect(server, room, "alice")
+    try:
+        model_server.script(room, install_script("if (event.type === 'join') canvas.say('welcome ' + event.actor.name); 1", ["join"], "greeter"))
+        r = await post_prompt(server, room, "@agent greet people")
+        assert (await wait_run(server, room, r.json()["run"]))["status"] == "done"
+        b = await wait_behaviour(server, room, lambda x: x["name"] == "greeter")
+        viewer = await connect(server, room, "vic", role="view")  # presence says "vic"; the server says a view link
+        fired = await wait_firing(server, room, b["id"], lambda f: (f["event"].get("actor") or {}).get("name") == "vic")
+        assert fired["grant"] == "read" and fired["event"]["actor"]["role"] == "view" and not fired["ok"]
+        await viewer.close()
+        editor = await connect(server, room, "eve")
+        await alice.wait_for(lambda doc: any(m.text == "welcome eve" for m in doc.messages()), 20)
+        fired = await wait_firing(server, room, b["id"], lambda f: (f["event"].get("actor") or {}).get("name") == "eve")
+        assert fired["grant"] == "write" and fired["event"]["actor"]["role"] == "edit" and fired["event"]["actor"]["id"]
+        assert not any(m.text == "welcome vic" for m in alice.doc.messages())
+        await editor.close()
     finally:
         await alice.close()
