@@ -138,8 +138,3 @@ def firing_grant(installer: Role, cause: Role, *, anyone: bool = False) -> tuple
     if installer != "edit":
         return "read", "its installer's link may only view"
     return "read", "a viewer caused it (install it with anyone: true to let anyone trigger it with write)"
-
-
-def cause_role(actors: list[Actor]) -> Role:
-    """The role a merged firing's cause counts as: a viewer among them makes it a viewer's."""
-    return weakest(*(a.role for a in actors)) if actors else "edit"
