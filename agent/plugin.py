@@ -104,7 +104,8 @@ class AgentPlugin:
             placement = ClusterPlacement(host.cluster, self, self.runs, run_db, queue=self.limits.queue)
             self._run_routes.shared = SharedBuckets(host.cluster)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
-        self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem)
+        self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem,
+                                presence_of=host.presence_of)
         self.residency = Residency(self._hosting, self, None if host.settings.open else host.lapses)
         self._placement = placement
         await placement.start()

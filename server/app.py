@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
 from common.access import Access, room_of
+from common.actor import Actor
 from common.http import Refusal, answer_refusal, error_response
 from common.lapses import Lapses
 
@@ -101,8 +102,16 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         access, store = open_data(Path(settings.data), settings.versions_kept, secret)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
+    def presence_of(room: str, client_id: int) -> Actor | None:
+        loaded = rooms.rooms.get(room)
+        conn = loaded.owners.get(client_id) if loaded is not None else None
+        if conn is None or conn.closed:
+            return None
+        edit = conn.role == "edit"
+        return Actor(id=conn.identity, name=f"{'editor' if edit else 'viewer'} {conn.identity[:6]}", role="edit" if edit else "view")
+
     lapses = Lapses(access.revoked)  # open websockets, MCP sessions, behaviours: cut when their link lapses
-    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses)
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses, presence_of=presence_of)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from common.access import Access
+from common.actor import Actor
 from common.cluster import Cluster
 from common.lapses import Lapses
 
@@ -24,7 +25,17 @@ Occupancy = Callable[[str, int], None]
 """Told `(room, open connections)` whenever a connection joins or leaves a room."""
 
 
+PresenceOf = Callable[[str, int], "Actor | None"]
+"""`(room, awareness client id)` -> who holds that presence id on this node, as the server knows
+them (token id and role from the connection; the name is the display name the peer announced
+elsewhere), or None when the server cannot say (not here, gone, or held on another node)."""
+
+
 def _ignore(watcher: Occupancy) -> None:
+    return None
+
+
+def _unknown(room: str, client_id: int) -> Actor | None:
     return None
 
 
@@ -44,6 +55,9 @@ class Host:
     """The process's watcher of open links (`common.lapses`): `watch(token id, expires, fn)` tells
     `fn` within a second or so when that link is revoked or expires, so whatever a plugin holds
     open with a link (an MCP session, a behaviour) is cut then (None: nothing is watched)."""
+    presence_of: PresenceOf = field(default=_unknown)
+    """Whose connection holds a presence client id: what a join or leave a plugin sees over the
+    websocket is worth (the agent: a behaviour fired by a viewer's join acts as a viewer)."""
 
 
 class Plugin(Protocol):

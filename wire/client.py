@@ -72,6 +72,7 @@ class CanvasClient:
         self._changed = asyncio.Event()
         self._callbacks: list[Callable[..., Any]] = []
         self._presence: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
+        self._presence_ids: list[Callable[[dict[int, dict[str, Any]], dict[int, dict[str, Any]]], None]] = []
         self._known: dict[int, dict[str, Any]] = {}  # others' last awareness states, to say who left
         self._notify_scheduled = False
         self._closing = False
@@ -150,6 +151,11 @@ class CanvasClient:
         self._presence.append(callback)
         return lambda: self._presence.remove(callback) if callback in self._presence else None
 
+    def on_presence_ids(self, callback: Callable[[dict[int, dict[str, Any]], dict[int, dict[str, Any]]], None]) -> Callable[[], None]:
+        """`on_presence` keyed by awareness client id (the server can say whose connection holds one)."""
+        self._presence_ids.append(callback)
+        return lambda: self._presence_ids.remove(callback) if callback in self._presence_ids else None
+
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far has been handed to the socket."""
         async with asyncio.timeout(timeout):
@@ -216,20 +222,26 @@ class CanvasClient:
 
     def _presence_change(self, ids: dict[str, list[int]]) -> None:
         me, states, known = self.client_id, self._aw.states, self._known
-        joined = []
+        joined: dict[int, dict[str, Any]] = {}
         for cid in ids.get("added", []):
             if cid != me and states.get(cid) is not None:
-                known[cid] = states[cid]
-                joined.append(known[cid])
+                known[cid] = joined[cid] = states[cid]
         for cid in ids.get("updated", []):
             if cid != me and states.get(cid) is not None:
                 known[cid] = states[cid]
-        left = [st for st in (known.pop(cid, None) for cid in ids.get("removed", []) if cid != me) if st is not None]
-        for cb in list(self._presence) if joined or left else ():
+        left = {cid: st for cid, st in ((cid, known.pop(cid, None)) for cid in ids.get("removed", []) if cid != me) if st is not None}
+        if not joined and not left:
+            return
+        for cb in list(self._presence):
             try:
-                cb(joined, left)
+                cb(list(joined.values()), list(left.values()))
             except Exception:
                 log.exception("on_presence callback failed")
+        for cb_ids in list(self._presence_ids):
+            try:
+                cb_ids(joined, left)
+            except Exception:
+                log.exception("on_presence_ids callback failed")
 
     def _send(self, msg: bytes) -> None:
         if self._ws is not None:

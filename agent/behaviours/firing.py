@@ -2,10 +2,10 @@
 
 Why its own module: the scheduler decides WHEN a behaviour fires; this decides what one firing
 is, the same way every time, so a firing can be replayed from its record. A firing is a fresh
-VM with the canvas capabilities of the installer's grant, writes buffered in a `CanvasSession`
-(committed by the caller, in one transaction, only if the run succeeded), the clock frozen at
-the event's time, `Math.random` seeded from the firing id, and stroke ids derived from the
-firing id. Everything else it could depend on is in the record: code version, event, state
+VM with the canvas capabilities of the firing's grant (its installer's, or read when a viewer
+caused it), writes buffered in a `CanvasSession` (committed by the caller, in one transaction,
+only if the run succeeded), the clock frozen at the event's time, `Math.random` seeded from
+the firing id, and stroke ids derived from the firing id. Everything else it could depend on is in the record: code version, event, state
 before. `replay` runs a record again against the room's strokes as they were.
 """
 
@@ -64,6 +64,8 @@ def seed_of(firing_id: str) -> int:
 def event_global(event: FiredEvent, strokes: Mapping[str, Stroke]) -> dict[str, Any]:
     """The `event` the program sees (`EventView`): the record's event with views of its strokes."""
     out: dict[str, Any] = {"type": event.type, "t": event.t, "by": event.by, "count": event.count}
+    if event.actor is not None:
+        out["actor"] = event.actor.model_dump()
     if event.strokes:
         out["strokes"] = [view(strokes[i]) for i in event.strokes if i in strokes]
     if event.erased:
@@ -107,7 +109,7 @@ async def replay(sandbox: Sandbox, firing: Firing, code: str, strokes: dict[str,
     missing = [i for i in firing.event.strokes if i not in strokes]
     if missing:
         raise ValueError(f"the room given lacks strokes the event carried: {missing[:5]}")
-    session = CanvasSession(dict(strokes), author=author, run_id=firing.id, grant="write", quotas=quotas, behaviour=firing.behaviour,
+    session = CanvasSession(dict(strokes), author=author, run_id=firing.id, grant=firing.grant, quotas=quotas, behaviour=firing.behaviour,
                             id_prefix=firing.id, clock_ms=firing.clock_ms)
     return await run_firing(sandbox, code, event=event_global(firing.event, strokes), state=firing.state_before, session=session,
                             behaviour_id=firing.behaviour, name=name, seed=firing.seed, clock_ms=firing.clock_ms, limits=limits,

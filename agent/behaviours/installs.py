@@ -5,6 +5,8 @@ write grant (a viewer's run gets none, so `on` and `behaviours.*` do not exist f
 only with a known installer (an edit link) may it install: a behaviour then acts with that
 link's grant, and pauses when the link expires or is revoked. A chat line's sender is not
 known (any editor's connection may have written it), so chat prompts may remove but not install.
+`anyone` (execute's input) is the installer's explicit consent that a viewer's event may fire it
+with write (`agent.contract.events.firing_grant`); the page shows it on the behaviour's card.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from agent.contract.codemode import compact_record
 from agent.contract.events import Installer, Trigger, describe_triggers
 from agent.sandbox import Binding, RunError, RunRecord, RunStats
 from canvas import new_id, now_ms
+from common.actor import Actor
 
 
 class RunInstalls:
@@ -39,7 +42,7 @@ class RunInstalls:
                  f"{b.firings} firings, version {b.version})" for b in self.rb.behaviours()]
         return "Behaviours in this room:\n" + "\n".join(lines) if lines else ""
 
-    async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str) -> tuple[dict[str, Any], RunRecord]:
+    async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str, anyone: bool = False) -> tuple[dict[str, Any], RunRecord]:
         rb, limits = self.rb, self.rb.limits
         if self.installer is None:
             return _refused(NO_INSTALLER)
@@ -53,7 +56,8 @@ class RunInstalls:
         strokes = rb.mirror.snapshot()
         session = CanvasSession(strokes, author=rb.author, run_id=run_id, grant="write", quotas=rb.h.quotas, behaviour=bid,
                                 clock_ms=t, views=rb.mirror.views)
-        event = event_global(FiredEvent(type="install", t=t, by=self.installer.label), strokes)
+        installer = Actor(id=self.installer.id, name=self.installer.label, role="edit")
+        event = event_global(FiredEvent(type="install", t=t, by=installer.name, actor=installer), strokes)
         out = await run_firing(rb.h.sandbox, code, event=event, state=existing.state if existing else {}, session=session, behaviour_id=bid,
                                name=name, seed=None, clock_ms=t, limits=rb.h.run_limits, state_bytes=limits.state_bytes)
         compact = compact_record(out.record, session, out.ok and session.dirty)
@@ -62,17 +66,17 @@ class RunInstalls:
             compact["next"] = "Not installed, and nothing was written. " + compact["next"].removeprefix("Nothing was written to the room. ")
             return compact, out.record
         if session.dirty:
-            rb.note_depth(run_id, 0)  # the model acted for a person: what it drew starts a chain afresh
+            rb.actors.note(run_id, 0, installer)  # the model acted for a person: what it drew starts a chain afresh
             session.commit(rb.client.doc)
         b = existing or Behaviour(id=bid, room=rb.room, name=name, on=on, code=code, installer=self.installer, created=t)
         if existing is not None:
             b.version += 1
-        b.on, b.code, b.installer, b.run, b.state = on, code, self.installer, run_id, out.state or {}
+        b.on, b.code, b.installer, b.run, b.state, b.anyone = on, code, self.installer, run_id, out.state or {}, anyone
         rb.h.store.save_code(b)
         rb.set_status(b, "stopped" if out.requests.stop else "active", out.requests.stop)
         what = "Replaced" if existing else "Installed"
         compact["behaviour"] = {"id": b.id, "name": b.name, "on": [t if isinstance(t, str) else t.model_dump() for t in on],
-                                "status": b.status, "version": b.version}
+                                "status": b.status, "version": b.version, "anyone": b.anyone}
         compact["next"] = (f"{what}: “{b.name}” now runs on {describe_triggers(on)} by itself, with no model call. Reply to the user "
                            "(say how to stop it: ask you, or the panel). Execute with the same name to replace it.")
         return compact, out.record

@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.contract.events import EventType, Installer, MessageView, Status, Trigger
+from agent.contract.canvas import Grant
+from agent.contract.events import ANYONE_DOC, EventType, Installer, MessageView, Status, Trigger
 from agent.sandbox import CallRecord, RunError
 from canvas import new_id
+from common.actor import Actor
 
 
 class FiredEvent(BaseModel):
@@ -24,6 +26,7 @@ class FiredEvent(BaseModel):
     type: EventType
     t: int
     by: str | None = None
+    actor: Actor | None = Field(default=None, description="who caused it, as the server knows them (the latest, when events were merged)")
     strokes: list[str] = Field(default_factory=list)
     erased: list[str] = Field(default_factory=list)
     message: MessageView | None = None
@@ -38,6 +41,7 @@ class FiringSummary(BaseModel):
     type: EventType
     t: int
     ok: bool
+    grant: Grant = "write"
     error: str | None = None
     drawn: int = 0
     erased: int = 0
@@ -66,6 +70,8 @@ class Firing(BaseModel):
     seed: int
     clock_ms: int
     depth: int = Field(default=0, description="firings of behaviours in a row since a person (or a schedule) acted")
+    grant: Grant = Field(default="write", description="what it could do to the room: write, or read (canvas.draw/erase/say unavailable)")
+    read_only: str | None = Field(default=None, description="why its grant was read, if it was (e.g. a viewer caused it)")
     ok: bool
     error: RunError | None = None
     result: Any = None
@@ -80,7 +86,7 @@ class Firing(BaseModel):
 
     def summary(self) -> FiringSummary:
         err = self.error.message if self.error else None
-        return FiringSummary(id=self.id, type=self.event.type, t=self.event.t, ok=self.ok, error=err, drawn=len(self.writes.drawn),
+        return FiringSummary(id=self.id, type=self.event.type, t=self.event.t, ok=self.ok, grant=self.grant, error=err, drawn=len(self.writes.drawn),
                              erased=len(self.writes.erased), said=len(self.writes.said), ms=self.ms, undone=self.undone)
 
 
@@ -97,6 +103,7 @@ class Behaviour(BaseModel):
     reason: str | None = Field(default=None, description="why it is not active")
     state: dict[str, Any] = Field(default_factory=dict)
     installer: Installer
+    anyone: bool = Field(default=False, description=ANYONE_DOC)
     run: str | None = Field(default=None, description="the agent run that installed (or last replaced) it")
     firings: int = 0
     failures: int = Field(default=0, description="consecutive failed firings")
@@ -120,6 +127,7 @@ class BehaviourSummary(BaseModel):
     reason: str | None
     state: dict[str, Any]
     installer: str = Field(description="who installed it (the link's label)")
+    anyone: bool = Field(default=False, description=ANYONE_DOC)
     run: str | None
     firings: int
     failures: int

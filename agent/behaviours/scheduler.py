@@ -12,6 +12,12 @@ still be valid (else it pauses); a causal chain bound: every write of a firing c
 firing's depth (1 + the depth of what caused it, people and schedules being 0), and a firing
 deeper than `chain` pauses its behaviour with a chat line, so behaviours that keep triggering
 each other stop within `chain` firings; and `failures` failed firings in a row pause it too.
+
+Authority follows the actor: every event carries who caused it as the agent knows it
+(`actors.Actors`), merged events the weakest role among them, and a firing acts with the grant
+`agent.contract.events.firing_grant` gives (a viewer's event: read, unless the behaviour was
+installed with `anyone`). A read-only firing's failures do not count towards pausing it, so a
+viewer cannot pause an editor's behaviour by triggering it.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import json
 import logging
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from agent.behaviours.actors import Actors
 from agent.behaviours.firing import event_global, run_firing, seed_of
 from agent.behaviours.mirror import StrokeMirror
 from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
@@ -36,15 +43,15 @@ from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.codemode import call_records
-from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status
+from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status, firing_grant
 from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
 from canvas import Message, now_ms
+from common.actor import Actor, Role, weakest
 from wire.client import CanvasClient
 
 log = logging.getLogger("inhabit.agent")
 
-DEPTHS_KEPT = 1024
 MAX_ERASED = 1000
 RECORDED_CALLS = 50
 KEPT_CHARS = 2000
@@ -58,7 +65,9 @@ class Pending:
 
     type: EventType
     t: int
-    by: str | None
+    actor: Actor | None
+    role: Role = "edit"
+    """The weakest role among the merged events' actors: a viewer among them makes the firing a viewer's."""
     since: float = field(default_factory=time.perf_counter)
     count: int = 0
     depth: int = 0
@@ -68,7 +77,7 @@ class Pending:
     dropped: int = 0
 
     def event(self) -> FiredEvent:
-        return FiredEvent(type=self.type, t=self.t, by=self.by, strokes=list(self.strokes), erased=self.erased, message=self.message,
+        return FiredEvent(type=self.type, t=self.t, by=self.actor.name if self.actor else None, actor=self.actor, strokes=list(self.strokes), erased=self.erased, message=self.message,
                           count=self.count, dropped=self.dropped)
 
 
@@ -103,6 +112,8 @@ class Hosting:
     limits: BehaviourLimits
     grant_problem: Callable[[Installer], str | None]
     """Why a behaviour may not act with its installer's grant now (expired, revoked), or None."""
+    presence_of: Callable[[str, int], Actor | None] = field(default=lambda room, client_id: None)
+    """The server's word on whose connection holds a presence client id in a room (None: it cannot say)."""
     metrics: Metrics = field(default_factory=Metrics)
     quotas: Quotas | None = None
     run_limits: Limits | None = None
@@ -112,15 +123,18 @@ class RoomBehaviours:
     """One room's behaviours while its agent peer is there."""
 
     def __init__(self, room: str, client: CanvasClient, hosting: Hosting, *, author: str,
-                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool]) -> None:
+                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool], actors: Actors | None = None) -> None:
+        """`ask(behaviour, text, recent firings)`: wake the model; the last of `recent` is the asking
+        firing, whose grant the run gets (read when a viewer caused it)."""
         self.room, self.client, self.h, self.author = room, client, hosting, author
+        self.actors = actors or Actors()
+        """Who is behind each event (and how deep in a chain of behaviours each firing's writes are)."""
         self.limits = hosting.limits
         self.mirror = StrokeMirror(client.doc)
         self._ask = ask
         self._pending: dict[str, Pending] = {}
         self._rate = RateLimiter(self.limits.firings_per_minute)
         self._asks = RateLimiter(self.limits.asks_per_minute)
-        self._depth: OrderedDict[str, int] = OrderedDict()  # firing (or run) id -> its depth
         self._recent: dict[str, deque[FiringSummary]] = {}  # behaviour id -> its last few firings (for asks)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,9 +148,9 @@ class RoomBehaviours:
         doc = self.client.doc
         strokes, messages = doc.strokes_map.observe(self._on_strokes), doc.messages_array.observe(self._on_messages)
         self._unsubscribe = [lambda: doc.strokes_map.unobserve(strokes), lambda: doc.messages_array.unobserve(messages),
-                             self.client.on_presence(self._on_presence)]
+                             self.client.on_presence_ids(self._on_presence)]
         # people here when the agent arrives are joining: it came because somebody did
-        self._on_presence(list(self.client.awareness().values()), [])
+        self._on_presence(self.client.awareness(), {})
         self._task = asyncio.create_task(self._work())
         return self
 
@@ -174,7 +188,7 @@ class RoomBehaviours:
         if not self._reacts_to("stroke"):
             return
         for s in [s for i, s in self.mirror.strokes.items() if i not in seen]:
-            self._offer("stroke", now_ms(), s.author, self._depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
+            self._offer("stroke", now_ms(), self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
 
     # events in -----------------------------------------------------------------------
 
@@ -185,13 +199,13 @@ class RoomBehaviours:
             added, removed = self.mirror.apply(event.keys)
             now = now_ms()
             for s in added:
-                self._offer("stroke", now, s.author, self._depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
+                self._offer("stroke", now, self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
             if removed:
                 for p in self._pending.values():
                     for i in removed:
                         p.strokes.pop(i, None)
-                depth = self._depth_of(writer, origin[2]) if writer else 0
-                self._offer("erase", now, None, depth, writer, erased=removed)
+                run = origin[2] if writer else None
+                self._offer("erase", now, self.actors.of_erase(writer, run), self.actors.depth_of(writer, run), writer, erased=removed)
         except Exception:
             log.exception("room %s: reading a strokes change for behaviours", self.room)
 
@@ -204,16 +218,16 @@ class RoomBehaviours:
                     except (ValidationError, TypeError):
                         continue
                     view = MessageView(author=m.author, kind=m.kind, text=m.text, t=m.t)
-                    self._offer("message", now_ms(), m.author, self._depth_of(m.behaviour, m.run), m.behaviour, message=view)
+                    self._offer("message", now_ms(), self.actors.of_message(m), self.actors.depth_of(m.behaviour, m.run), m.behaviour,
+                                message=view)
         except Exception:
             log.exception("room %s: reading a chat change for behaviours", self.room)
 
-    def _on_presence(self, joined: list[dict[str, Any]], left: list[dict[str, Any]]) -> None:
-        for kind, states in (("join", joined), ("leave", left)):
-            for st in states:
-                user = st.get("user") if isinstance(st, dict) else None
-                name = user.get("name") if isinstance(user, dict) else None
-                self._offer(kind, now_ms(), str(name)[:80] if name else None, 0, None)  # type: ignore[arg-type]
+    def _on_presence(self, joined: dict[int, dict[str, Any]], left: dict[int, dict[str, Any]]) -> None:
+        for cid, st in joined.items():
+            self._offer("join", now_ms(), self.actors.joined(cid, st), 0, None)
+        for cid, st in left.items():
+            self._offer("leave", now_ms(), self.actors.left(cid, st), 0, None)
 
     def tick(self, bid: str) -> None:
         """A schedule is due for behaviour `bid`."""
@@ -221,24 +235,20 @@ class RoomBehaviours:
         if b is not None and b.status == "active":
             self._add(b, "every", now_ms(), None, 0)
 
-    def _depth_of(self, behaviour: str | None, run: str | None) -> int:
-        """How deep in a chain of behaviours a write is: 0 for people, the writing firing's depth otherwise."""
-        if behaviour is None:
-            return 0
-        return self._depth.get(run or "", 1)
-
-    def _offer(self, kind: EventType, t: int, by: str | None, depth: int, writer: str | None, *, stroke: str | None = None,
+    def _offer(self, kind: EventType, t: int, actor: Actor | None, depth: int, writer: str | None, *, stroke: str | None = None,
                erased: list[str] | None = None, message: MessageView | None = None) -> None:
         for b in self.h.store.list(self.room):
             if b.status == "active" and b.id != writer and kind in b.on:
-                self._add(b, kind, t, by, depth, stroke=stroke, erased=erased, message=message)
+                self._add(b, kind, t, actor, depth, stroke=stroke, erased=erased, message=message)
 
-    def _add(self, b: Behaviour, kind: EventType, t: int, by: str | None, depth: int, *, stroke: str | None = None,
+    def _add(self, b: Behaviour, kind: EventType, t: int, actor: Actor | None, depth: int, *, stroke: str | None = None,
              erased: list[str] | None = None, message: MessageView | None = None) -> None:
         p = self._pending.get(b.id)
         if p is None:
-            p = self._pending[b.id] = Pending(type=kind, t=t, by=by)
-        p.type, p.t, p.by = kind, t, by
+            p = self._pending[b.id] = Pending(type=kind, t=t, actor=actor)
+        p.type, p.t, p.actor = kind, t, actor
+        if actor is not None:
+            p.role = weakest(p.role, actor.role)
         p.count += 1
         p.depth = max(p.depth, depth)
         if stroke is not None:
@@ -303,8 +313,9 @@ class RoomBehaviours:
         version, seq = b.version, b.firings + 1
         fid = f"{b.id}.{seq}-{secrets.token_hex(2)}"
         event = p.event()
+        grant, read_only = firing_grant("edit", p.role, anyone=b.anyone)  # the installer's link is an edit link (checked above)
         strokes = self.mirror.snapshot()
-        session = CanvasSession(strokes, author=self.author, run_id=fid, grant="write", quotas=self.h.quotas, behaviour=b.id,
+        session = CanvasSession(strokes, author=self.author, run_id=fid, grant=grant, quotas=self.h.quotas, behaviour=b.id,
                                 id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
         state_before, started = b.state, now_ms()
         out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
@@ -314,15 +325,15 @@ class RoomBehaviours:
             return  # removed, paused or replaced while it ran: its writes are dropped
         rec = out.record
         if out.ok:
-            if session.dirty:
-                self.note_depth(fid, depth)
+            if session.dirty:  # its writes are the behaviour's, caused by whoever caused this firing
+                self.actors.note(fid, depth, Actor(id=b.id, name=b.name, kind="behaviour", role=p.role))
                 session.commit(self.client.doc)
             b.state, b.failures = out.state or {}, 0
-        else:
+        elif grant == "write":  # a viewer cannot pause an editor's behaviour by making read-only firings fail
             b.failures += 1
         written = out.ok and session.dirty
         firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
-                        clock_ms=event.t, depth=depth, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
+                        clock_ms=event.t, depth=depth, grant=grant, read_only=read_only, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
                         calls=call_records(rec, preview=200)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
@@ -341,17 +352,12 @@ class RoomBehaviours:
             self._asked(b, out.requests.ask)
 
     def _asked(self, b: Behaviour, text: str) -> None:
+        """`behaviour.ask()`: a model run with the firing's grant (a viewer-caused firing wakes a read-only run)."""
         if self._asks.wait(b.id):
             log.info("room %s: behaviour %s asked too often; not asked", self.room, b.id)
             return
         if self._ask(b, text, list(self._recent.get(b.id, ()))):
             self._asks.take(b.id)
-
-    def note_depth(self, run_id: str, depth: int) -> None:
-        """Writes tagged with `run_id` are `depth` deep in a chain of behaviours (bounded memory)."""
-        self._depth[run_id] = depth
-        while len(self._depth) > DEPTHS_KEPT:
-            self._depth.popitem(last=False)
 
     def remove(self, b: Behaviour) -> None:
         self._pending.pop(b.id, None)
@@ -364,7 +370,9 @@ class RoomBehaviours:
         self._pending.pop(b.id, None)
         self.h.store.save(b)
         if say:
-            self.client.doc.post(Message(author=self.author, kind="agent", text=say[:2000], behaviour=b.id))
+            line = Message(author=self.author, kind="agent", text=say[:2000], behaviour=b.id)
+            self.actors.vouch(line.id, Actor(id=b.id, name=b.name, kind="behaviour", role="edit"))
+            self.client.doc.post(line)
 
 
 def _preview(result: Any) -> Any:

@@ -72,7 +72,8 @@ class BehaviourInfo(BaseModel):
 
 EVENT = Global("event", EventView,
                "What made this firing happen. Strokes and chat lines this behaviour wrote itself never fire it. "
-               "Events that arrive while it runs are merged into the next firing.")
+               "Events that arrive while it runs are merged into the next firing. `event.actor` is who caused it, as the "
+               "server knows them; `event.actor.role === 'view'`: a viewer did, and this firing is read-only.")
 STATE = Global("state", dict[str, Any],
                "This behaviour's memory: a JSON object that persists between firings (and restarts). Mutate it "
                "(or assign a new object); it is saved when the firing succeeds. Starts as {} (a replacement keeps it).",
@@ -102,6 +103,8 @@ EXECUTE_PROPS: dict[str, Any] = {
            "description": "install the program as a behaviour of the room: it runs now (event.type 'install') and then on "
                           "each of these triggers, without you (search 'behaviour')"},
     "name": {"type": "string", "description": "the behaviour's name; executing again with the same name replaces it"},
+    "anyone": {"type": "boolean", "description": "let a viewer's event (their prompt echoed in the chat, their joining) fire it with "
+                                                "write; default false: such a firing is read-only. Only when the user asks for it"},
 }
 """`execute`'s extra inputs, offered only to runs that may install behaviours."""
 
@@ -117,6 +120,7 @@ In every firing the program sees `event`, `state` (JSON that persists: keep game
 one transaction: if it throws nothing is written; after 3 failures in a row it pauses. Time is \
 the event's time (Date.now() is frozen) and Math.random is seeded per firing. A behaviour never \
 fires on its own strokes; behaviours that keep triggering each other are paused.
+Authority follows the actor: a firing acts with the weaker of your installer's grant and the grant of whoever caused it (event.actor: {id, name, kind, role}). When a viewer caused it (their prompt echoed in the chat, their joining; merged events count as a viewer's if any was), canvas.draw/erase/say are unavailable and behaviour.ask() wakes a read-only run that cannot install; the same holds for any trigger. Check event.actor.role === 'view' to skip writing. Only if the user wants viewers to drive it, install with anyone: true (shown on its card).
 Replace a behaviour: execute again with the same `name` (new code and triggers; its state and \
 id stay). Remove one: behaviours.remove(idOrName) in a program. People can pause, resume and \
 remove behaviours in the chat panel.
@@ -154,8 +158,9 @@ class Installs(Protocol):
         """The room's behaviours in a few lines, for the model's prompt."""
         ...
 
-    async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str) -> tuple[dict[str, Any], RunRecord]:
-        """Run `code` once as an install firing; if it succeeds, install (or replace) it."""
+    async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str, anyone: bool = False) -> tuple[dict[str, Any], RunRecord]:
+        """Run `code` once as an install firing; if it succeeds, install (or replace) it. `anyone`:
+        a viewer's event may fire it with write (else such firings are read-only)."""
         ...
 
     def manage(self) -> tuple[list[Binding], Callable[[], list[str]]]:

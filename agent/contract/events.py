@@ -1,5 +1,6 @@
 """What a behaviour is triggered by and what a firing sees, defined once: triggers, the event
-a firing gets, and the installer (whose grant it acts with).
+a firing gets, the installer (whose grant it acts with), and the one rule that says with which
+grant a firing acts (`firing_grant`: authority is the intersection along the causal chain).
 
 Why here, in the model-facing contract: `execute`'s `on` is validated against these models,
 and the JS globals (`agent/contract/behaviour.py`) declare them to the model.
@@ -13,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agent.contract.canvas import StrokeView
+from agent.contract.canvas import Grant, StrokeView
+from common.actor import Actor, Role, weakest
 
 EVERY_MIN_S = 5.0
 EVENT_STROKES = 100
@@ -86,6 +88,8 @@ def every_of(triggers: list[Trigger]) -> float | None:
 
 
 class MessageView(BaseModel):
+    """A chat line as a firing sees it (`author` is the display name the line carries)."""
+
     author: str
     kind: Literal["human", "agent"]
     text: str
@@ -97,7 +101,11 @@ class EventView(BaseModel):
 
     type: EventType = Field(description='"install" (the run when it is installed), a trigger name, or "every"')
     t: int = Field(description="ms since the Unix epoch when it happened; Date.now() reads this for the whole firing")
-    by: str | None = Field(default=None, description="who did it (a display name), if anyone")
+    by: str | None = Field(default=None, description="who did it (a display name), if anyone: `actor.name`")
+    actor: Actor | None = Field(default=None, description=(
+        "who did it as the server knows it (not as a peer wrote it): `id` (their link's id, null if not known), `name`, "
+        "`kind` (human, agent, behaviour, mcp) and `role` (edit, or view: a viewer caused it, so this firing is read-only "
+        "unless the behaviour was installed with anyone: true). None for schedules"))
     strokes: list[StrokeView] | None = Field(default=None, description="strokes added since the last firing (not by this behaviour), oldest first")
     erased: list[str] | None = Field(default=None, description="ids of strokes erased since the last firing")
     message: MessageView | None = Field(default=None, description="the latest chat line")
@@ -111,3 +119,22 @@ class Installer(BaseModel):
     id: str = Field(description="the token id (revoking it pauses the behaviour)")
     label: str
     expires: int | None = Field(default=None, description="ms since the Unix epoch when the link expires")
+
+
+# ---- with which grant a firing acts ------------------------------------------------------
+
+ANYONE_DOC = ("anyone may trigger it with write: a firing caused by a viewer acts with the installer's grant "
+              "(without it, such a firing is read-only)")
+
+
+def firing_grant(installer: Role, cause: Role, *, anyone: bool = False) -> tuple[Grant, str | None]:
+    """THE rule for every trigger (strokes, chat, presence, schedules, and any added later, such as
+    buttons): a firing acts with the intersection of its installer's role and the role of whoever
+    caused it, unless its installer accepted anyone's triggers (`anyone`). Returns the grant and,
+    when it is read only, why (kept in the firing's record)."""
+    role = installer if anyone else weakest(installer, cause)
+    if role == "edit":
+        return "write", None
+    if installer != "edit":
+        return "read", "its installer's link may only view"
+    return "read", "a viewer caused it (install it with anyone: true to let anyone trigger it with write)"

@@ -9,6 +9,10 @@ appear after it joined — written by editors, so they get the write grant — a
 (HTTP prompts), which carry the grant decided by the caller's token role. They wait in a
 bounded `PromptQueue` (edit grants first) and run one at a time, so a room holds at most one
 model loop and one sandbox run at once.
+
+The lines it posts itself (an HTTP prompt's echo, a run's status lines, a behaviour's question)
+are vouched for to the room's behaviours (`agent.behaviours.actors`) with the link and grant
+behind them, so a behaviour firing on a viewer's prompt acts as a viewer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.behaviours.actors import Actors
 from agent.behaviours.installs import RunInstalls
 from agent.behaviours.model import Behaviour, FiringSummary
 from agent.behaviours.scheduler import Hosting, RoomBehaviours
@@ -36,6 +41,7 @@ from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
+from common.actor import Actor, Role
 from wire.client import CanvasClient
 
 log = logging.getLogger("inhabit.agent")
@@ -91,7 +97,10 @@ class AgentPeer:
         self._presence(None)
         self.client.on_change(self._changed)
         if self._hosting is not None:
-            self.behaviours = RoomBehaviours(self.room, self.client, self._hosting, author=self.name, ask=self._behaviour_asks).start()
+            hosting, room = self._hosting, self.room
+            actors = Actors(run_actor=self._run_actor, presence=lambda cid: hosting.presence_of(room, cid),
+                            behaviour_name=lambda bid: (b.name if (b := hosting.store.get(room, bid)) is not None else None))
+            self.behaviours = RoomBehaviours(self.room, self.client, hosting, author=self.name, ask=self._behaviour_asks, actors=actors).start()
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
         return self
 
@@ -117,24 +126,26 @@ class AgentPeer:
         return self._queue.room_for(grant)
 
     def submit(self, prompt: str, *, author: str, grant: Grant, source: str = "http", installer: Installer | None = None,
-               echo: Message | None = None) -> AgentRun:
+               echo: Message | None = None, by: Actor | None = None) -> AgentRun:
         """Queue a prompt; raises `QueueFull` (nothing recorded or written) when there is no room.
         `installer`: the edit link that asked, if known (only then may the run install behaviours)."""
         if not self._queue.room_for(grant):
             raise QueueFull
         return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)),  # type: ignore[arg-type]
-                            installer=installer, echo=echo)
+                            installer=installer, echo=echo, by=by)
 
-    def enqueue(self, run: AgentRun, *, installer: Installer | None = None, echo: Message | None = None) -> AgentRun:
+    def enqueue(self, run: AgentRun, *, installer: Installer | None = None, echo: Message | None = None, by: Actor | None = None) -> AgentRun:
         """Queue a recorded run (`submit`'s, or in cluster mode one another node took, or a dead
-        node left); raises `QueueFull`."""
+        node left); raises `QueueFull`. `by`: who the echoed prompt line is (default: the
+        prompt's link, with the run's grant)."""
         if not self._queue.room_for(run.grant):
             raise QueueFull
         if echo is not None:
-            self.doc.post(echo.model_copy(update={"run": run.id}))
+            self._post(echo.model_copy(update={"run": run.id}), by)
         elif run.source != "chat":  # show HTTP prompts in the chat too; `run` set, so we never re-read it as a prompt
             text = run.prompt if run.prompt.startswith("@") else f"@{self.name} {run.prompt}"
-            self.doc.post(Message(author=run.author, kind="human", text=text, run=run.id))
+            self._post(Message(author=run.author, kind="human", text=text, run=run.id),
+                       by or Actor(id=installer.id if installer else None, name=run.author, role=_role(run.grant)))
         self._installers[run.id] = installer
         displaced = self._queue.put(run)
         if displaced is not None:
@@ -253,7 +264,23 @@ class AgentPeer:
         self._presence(box.center if box else None)
 
     def _say(self, text: str, run_id: str) -> None:
-        self.doc.post(Message(author=self.name, kind="agent", text=text, run=run_id))
+        line = Message(author=self.name, kind="agent", text=text, run=run_id)
+        self._post(line, self._run_actor(run_id))
+
+    def _post(self, line: Message, by: Actor | None) -> None:
+        """Post a chat line, vouching to the room's behaviours for who is behind it."""
+        if by is not None and self.behaviours is not None:
+            self.behaviours.actors.vouch(line.id, by)
+        self.doc.post(line)
+
+    def _run_actor(self, run_id: str) -> Actor | None:
+        """Who acts in a run of this room: the agent (or an MCP client) with the run's grant."""
+        run = self.runs.get(self.room, run_id)
+        if run is None:
+            return None
+        if run.source == "mcp":
+            return Actor(name=run.author, kind="mcp", role=_role(run.grant))
+        return Actor(name=self.name, kind="agent", role=_role(run.grant))
 
     def _presence(self, at: tuple[float, float] | None) -> None:
         state: dict[str, Any] = {"user": {"name": self.name, "color": AGENT_COLOR, "kind": "agent"}, "cursor": None, "drawing": None}
@@ -278,14 +305,18 @@ class AgentPeer:
 
     def _behaviour_asks(self, b: Behaviour, text: str, recent: list[FiringSummary]) -> bool:
         """`behaviour.ask(text)`: a prompt for the model with the behaviour's code, state and recent
-        firings, run with its installer's grant. False if the queue had no room."""
+        firings, run with the asking firing's grant (the last of `recent`): its installer's, or read
+        (and unable to install) when a viewer caused the firing. False if the queue had no room."""
+        grant: Grant = recent[-1].grant if recent else "read"
         firings = "\n".join(f"- {f.model_dump_json(exclude_none=True)}" for f in recent) or "none yet"
         prompt = (f"Your behaviour “{b.name}” (id {b.id}, on {describe_triggers(b.on)}, version {b.version}, {b.firings} firings) asks: {text}\n\n"
                   f"Its code:\n```js\n{b.code}\n```\nIts state: {_short(json.dumps(b.state), 4000)}\nIts recent firings, oldest first:\n{firings}\n\n"
                   "Decide: answer in the chat, replace it (execute with the same name and on), or remove it (behaviours.remove).")
         echo = Message(author=self.name, kind="agent", text=f"Behaviour “{b.name}” asks: {_short(text, 500)}", behaviour=b.id)
+        by = Actor(id=b.id, name=b.name, kind="behaviour", role=_role(grant))
         try:
-            self.submit(prompt, author=f"behaviour {b.name}", grant="write", source="behaviour", installer=b.installer, echo=echo)
+            self.submit(prompt, author=f"behaviour {b.name}", grant=grant, source="behaviour", installer=b.installer if grant == "write" else None,
+                        echo=echo, by=by)
         except QueueFull:
             return False
         return True
@@ -295,6 +326,10 @@ class AgentPeer:
         ids = undo_run(self.doc, firing_id)
         self.doc.post(Message(author=self.name, kind="agent", text=f"Undid a firing of “{b.name}”: erased {len(ids)} stroke(s).", behaviour=b.id))
         return ids
+
+
+def _role(grant: Grant) -> Role:
+    return "edit" if grant == "write" else "view"
 
 
 def _short(s: str, n: int = 120) -> str:

@@ -189,9 +189,12 @@ class ModelLoop:
             name = parse_name(args.get("name"), on)
         except BadInstall as e:
             return _bad_input(run, str(e))
+        anyone = args.get("anyone", False)
+        if not isinstance(anyone, bool):
+            return _bad_input(run, "anyone must be true or false (true: a viewer's event may fire the behaviour with write)")
         run.code.append(code)
         try:
-            compact, record = await installs.install(code, on, name, run_id=run.id)
+            compact, record = await installs.install(code, on, name, run_id=run.id, anyone=anyone)
         except Exception as e:
             log.exception("behaviour install failure")
             run.errors.append(f"install failure: {type(e).__name__}: {e}")

@@ -101,6 +101,8 @@ export function mountBehaviours({ cfg, el, readOnly }: BehaviourDeps) {
         <span class="behaviour-status" data-testid="behaviour-status"></span>
       </div>
       <div class="behaviour-meta"><span data-testid="behaviour-on"></span> · <span data-testid="behaviour-firings"></span></div>
+      <div class="behaviour-anyone" data-testid="behaviour-anyone" hidden
+        title="Installed with anyone: true. Without it, what a viewer causes (their prompt in the chat, their joining) fires it read-only.">Anyone, viewers included, can make it draw and erase</div>
       <div class="behaviour-last" data-testid="behaviour-last"></div>
       <div class="behaviour-actions">
         <button data-testid="behaviour-toggle"></button>
@@ -146,6 +148,7 @@ export function mountBehaviours({ cfg, el, readOnly }: BehaviourDeps) {
     status.title = s.reason ?? ''
     $('[data-testid=behaviour-on]').textContent = `on ${triggers(s.on)}`
     $('[data-testid=behaviour-firings]').textContent = `${s.firings} firing${s.firings === 1 ? '' : 's'}`
+    $('[data-testid=behaviour-anyone]').hidden = !s.anyone
     const last = s.last
     $('[data-testid=behaviour-last]').textContent = s.reason && s.status !== 'active' ? s.reason
       : last ? (last.ok ? `Last: ${last.type}, drew ${last.drawn}${last.said ? `, said ${last.said}` : ''}` : `Last: failed — ${last.error ?? ''}`) : 'Not fired yet'
@@ -166,7 +169,11 @@ export function mountBehaviours({ cfg, el, readOnly }: BehaviourDeps) {
     li.dataset.firingId = f.id
     const when = new Date(f.event.t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
     const text = document.createElement('span')
-    text.textContent = f.ok ? `${when} ${f.event.type}: drew ${f.writes.drawn.length}` : `${when} ${f.event.type}: ${f.error?.message ?? 'failed'}`
+    const by = f.event.actor ? ` by ${f.event.actor.name}${f.event.actor.role === 'view' ? ' (viewer)' : ''}` : ''
+    const limited = f.grant === 'read' ? ' (read-only)' : ''
+    text.textContent = f.ok ? `${when} ${f.event.type}${by}${limited}: drew ${f.writes.drawn.length}`
+      : `${when} ${f.event.type}${by}${limited}: ${f.error?.message ?? 'failed'}`
+    if (f.read_only) text.title = `Read-only: ${f.read_only}`
     li.append(text)
     if (f.writes.drawn.length) {
       const undo = document.createElement('button')

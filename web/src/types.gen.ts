@@ -147,6 +147,7 @@ export interface Every {
   every: number
 }
 
+/** A chat line as a firing sees it (`author` is the display name the line carries). */
 export interface MessageView {
   author: string
   kind: "human" | "agent"
@@ -159,6 +160,8 @@ export interface FiredEvent {
   type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
   t: number
   by: string | null
+  /** who caused it, as the server knows them (the latest, when events were merged) */
+  actor: { id?: string | null; name: string; kind?: "human" | "agent" | "behaviour" | "mcp"; role: "view" | "edit" } | null
   strokes: string[]
   erased: string[]
   message: MessageView | null
@@ -189,6 +192,10 @@ export interface Firing {
   clock_ms: number
   /** firings of behaviours in a row since a person (or a schedule) acted */
   depth: number
+  /** what it could do to the room: write, or read (canvas.draw/erase/say unavailable) */
+  grant: "read" | "write"
+  /** why its grant was read, if it was (e.g. a viewer caused it) */
+  read_only: string | null
   ok: boolean
   error: { kind: "syntax" | "js" | "timeout" | "memory" | "stack" | "output" | "capability" | "quota" | "internal"; message: string; stack?: string } | null
   result: any
@@ -212,6 +219,7 @@ export interface FiringSummary {
   type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
   t: number
   ok: boolean
+  grant: "read" | "write"
   error: string | null
   drawn: number
   erased: number
@@ -232,6 +240,8 @@ export interface BehaviourSummary {
   state: Record<string, any>
   /** who installed it (the link's label) */
   installer: string
+  /** anyone may trigger it with write: a firing caused by a viewer acts with the installer's grant (without it, such a firing is read-only) */
+  anyone: boolean
   run: string | null
   firings: number
   failures: number
