@@ -25,6 +25,7 @@ COUNTERS: dict[str, str] = {
     "policy_closed": "Connections closed for crossing a bound (awareness size or ids, request or message rate).",
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
+    "cross_origin_refused": "Browser requests and websocket upgrades refused for their Origin or Host (server.edge).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -46,6 +47,7 @@ class Metrics:
     policy_closed: int
     rooms_loaded: int
     rooms_unloaded: int
+    cross_origin_refused: int
 
     def __init__(self) -> None:
         for name in COUNTERS:
