@@ -121,13 +121,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     server = settings.server
     base = server.public_base
-    if server.open:
-        url = f"{base}/?room=lobby"
-        print("WARNING: --open: authentication is OFF, anyone who can reach this port can edit.", flush=True)
-    else:
-        url = f"{base}/?room=lobby&token={app.state.access.mint('*', 'edit')}"
     print(f"inhabit serving on {base}  (data: {server.data})", flush=True)
-    print(f"open in a browser: {url}", flush=True)
+    print(start_link(server, app.state.access), flush=True)
     connections = server.connections
     uvicorn_server = uvicorn.Server(uvicorn.Config(
         app, host=server.host, port=server.port, log_level=server.log_level, lifespan="on",
@@ -141,6 +136,25 @@ def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn_server.run(sockets=[listener])
     return 0 if uvicorn_server.started else 3  # uvicorn's exit status for a failed start-up
+
+
+START_ROOM = "lobby"
+START_LINK_LIFE = timedelta(hours=24)
+
+
+def start_link(server: Any, access: Access) -> str:
+    """What `serve` prints to open the page: an edit link to one room that expires in a day (never
+    a permanent link to every room: start-up output ends up in terminals, logs and screenshots),
+    and how to mint the links to hand out."""
+    where = "" if server.clustered else f" --data {shlex.quote(str(server.data))}"  # cluster: INHABIT_DATABASE_URL names it
+    mint = f"inhabit token ROOM --role view|edit [--expires 7d]{where}"
+    if server.open:
+        return ("WARNING: --open: authentication is OFF, anyone who can reach this port can edit "
+                f"(pages of other origins cannot: see --allowed-origins).\nopen in a browser: {server.public_base}/?room={START_ROOM}")
+    token = access.mint(START_ROOM, "edit", expires=START_LINK_LIFE)
+    return (f"open in a browser: {server.public_base}/?room={START_ROOM}&token={token}\n"
+            f"  (an edit link to room {START_ROOM!r} only, for {START_LINK_LIFE.total_seconds() / 3600:g} h; "
+            f"links to share, or for other rooms: {mint})")
 
 
 def listen(host: str, port: int) -> socket.socket:

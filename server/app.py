@@ -1,7 +1,8 @@
 """create_app: the rooms server as a Starlette application, with its routes and plugins.
 
 A plugin (`server.plugin.Plugin`) adds routes and start-up/shutdown hooks; the agent is one.
-It gets a `Host` (settings and token authority) and nothing of the rooms.
+It gets a `Host` (settings and token authority) and nothing of the rooms. Every HTTP request
+passes `edge.BrowserEdge` first (which pages may act here; the page's security headers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -24,6 +26,7 @@ from common.http import Refusal, answer_refusal, error_response
 from common.lapses import Lapses
 
 from .cluster.node import ClusterNode
+from .edge import BrowserEdge
 from .http import StrokesResponse, WhoAmI
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
@@ -149,7 +152,8 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     for plugin in plugins:
         routes.extend(plugin.routes)
     routes.append(Mount("/assets", app=StaticFiles(directory=WEB_DIST, check_dir=False), name="assets"))
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal},
+                    middleware=[Middleware(BrowserEdge, settings=settings, metrics=counters)])  # Origin/Host, page headers
     app.state.settings = settings
     app.state.access = access
     app.state.lapses = lapses

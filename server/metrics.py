@@ -26,6 +26,7 @@ COUNTERS: dict[str, str] = {
     "lapsed_closed": "Connections closed because their link was revoked or expired.",
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
+    "cross_origin_refused": "Browser requests and websocket upgrades refused for their Origin or Host (server.edge).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -48,6 +49,7 @@ class Metrics:
     lapsed_closed: int
     rooms_loaded: int
     rooms_unloaded: int
+    cross_origin_refused: int
 
     def __init__(self) -> None:
         for name in COUNTERS:

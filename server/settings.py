@@ -11,8 +11,9 @@ and the command line builds its flags without importing the rooms.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from common.settings import ClusterSettings, setting
 
@@ -80,12 +81,43 @@ class ServerSettings(BaseModel):
     secret: SecretStr | None = setting(None, "token secret (16+ characters) every node shares; default: <data>/secret.key, "
                                        "or in cluster mode one kept in PostgreSQL (prefer INHABIT_SECRET to the flag)", name="secret")
     unload_grace: float = setting(30.0, "seconds an empty room stays loaded", name="unload_grace", ge=0)
+    allowed_origins: str = setting("", "web origins (scheme://host[:port], comma-separated) whose pages may open websockets and send "
+                                   "POST/PUT/DELETE here besides this server's own (its Host, --public-url); others get 403 / close 1008",
+                                   name="allowed_origins")
     versions_kept: int = setting(10, "earlier versions kept per room (one per compaction of a non-empty canvas), so a wipe can be "
                                  "rolled back (0: none)", name="versions_kept", ge=0)
 
     connections: ConnectionLimits = Field(default_factory=ConnectionLimits)
     history: DocBounds = Field(default_factory=DocBounds)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in _split(value):
+            if origin_of(origin) != origin.lower().rstrip("/"):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path")
+        return value
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The origins allowed besides the request's own: `--allowed-origins` and `--public-url`'s."""
+        listed = {origin_of(o) for o in _split(self.allowed_origins)}
+        if self.public_url:
+            listed.add(origin_of(self.public_url))
+        return frozenset(o for o in listed if o)
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """`Host` values that name this server (any port): loopback, the listen address, `--public-url`'s
+        and `--allowed-origins`' hosts. Another name reaching it is a DNS-rebinding page (or a proxy
+        that needs `--public-url`)."""
+        hosts = {"127.0.0.1", "localhost", "[::1]"}
+        if self.host not in ("0.0.0.0", "::", ""):
+            hosts.add(f"[{self.host}]" if ":" in self.host else self.host.lower())
+        for origin in self.origins:
+            hosts.add(host_name(urlsplit(origin).netloc))
+        return frozenset(hosts)
 
     @property
     def clustered(self) -> bool:
@@ -107,3 +139,26 @@ class ServerSettings(BaseModel):
     @property
     def loopback_host(self) -> str:
         return "127.0.0.1" if self.host in ("0.0.0.0", "::", "", "localhost") else self.host
+
+
+def _split(value: str) -> list[str]:
+    return [part for part in value.replace(",", " ").split() if part]
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased ("" if it has none)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def host_name(netloc: str) -> str:
+    """The host of a `host[:port]` (an IPv6 address keeps its brackets), lower-cased."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[: netloc.find("]") + 1] if "]" in netloc else netloc
+    return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc

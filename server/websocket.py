@@ -1,6 +1,6 @@
 """The websocket endpoint `/rooms/{name}?token=`: admission, then the receive loop.
 
-Every refusal is a close frame with a code and a human reason (never a bare HTTP 403), so
+A page from a foreign origin is refused first (`edge.refusal`). Every refusal is a close frame with a code and a human reason (never a bare HTTP 403), so
 clients and people can tell a bad token from a bad room name from bad input; the codes are
 `wire.protocol.Close`.
 
@@ -27,6 +27,7 @@ from common.access import OPEN, ROOM_RULE, TokenError, TokenInfo, token_of, vali
 from wire.protocol import Close, ProtocolError
 
 from .conn import REPLY_S, Conn, Transport
+from .edge import refusal
 from .room import Room
 from .rooms import RoomUnavailable
 from .settings import FLOOD_S, ConnectionLimits
@@ -117,6 +118,10 @@ async def room_endpoint(ws: WebSocket) -> None:
     settings: ServerSettings = state.settings
     metrics = state.metrics
     name = ws.path_params["name"]
+    if (refused := refusal(ws.headers, settings, acting=True)) is not None:  # a foreign page (server.edge)
+        metrics.cross_origin_refused += 1
+        log.warning("refused a websocket to room %r: %s", name, refused[1])
+        return await refuse(ws, Close.POLICY, refused[1].encode()[:123].decode(errors="ignore"))  # a close reason's bound
     if not valid_room(name):
         return await refuse(ws, Close.BAD_ROOM, ROOM_RULE)
     who: TokenInfo = OPEN

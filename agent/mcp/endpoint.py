@@ -12,15 +12,22 @@ endpoint adds what is ours:
 - The handshake protocol era only (sessions): a session is what a peer's presence lasts as
   long as. A stateless 2026-07-28 request is refused with -32022 naming the versions served,
   on which the SDK's own client falls back to `initialize`.
-- Bounds (`McpLimits`, `agent.mcp.settings`): sessions per room and per token (429), sessions
-  overall (the SDK: 503), the request body (the SDK: 413), tool calls per token per minute (a
-  tool error saying when to retry), one execute at a time per session, two renders at once.
+- Where from: the SDK's transport security checks `Host` (421) and `Origin` (403) against this
+  server's names (`guard.transport_security`), before anything else: a DNS-rebinding page
+  reaches nothing.
+- Bounds (`McpLimits`, `agent.mcp.settings`; who may open a session: `agent.mcp.guard`):
+  sessions per room, per token in a room, for a room's view links, per token across rooms
+  (429), sessions overall (the SDK: 503), the request body (the SDK: 413), tool calls per token
+  per minute (a tool error saying when to retry), one execute at a time per session, two
+  renders at once.
 - Lifetime: a session's peer joins when the client says it is initialized (or at its first
-  call) and leaves when the client ends the session (DELETE), once no request or stream of
-  it has been open for `idle_s` (the SDK forgets such a session then too), or once its token
-  is revoked or expires: the process's watcher of links (`Host.lapses`, `common.lapses`) says so
-  within a second or so, and the session ends then (its open stream is ended, the SDK's
-  transport terminated, its peer leaves presence; the client's next call is refused).
+  call) and leaves when the client ends the session (DELETE), once it has gone `idle_s`
+  without a request, or once its token is revoked or expires. An open GET stream does not
+  count as a request (one that nobody reads must not hold a session for good): half-way
+  through the idle period the server pings through it, and a client that reads its stream
+  answers, which is a request. A session ended here is ended in the SDK too (a DELETE of our
+  own), so it frees its place at once, and its open streams end. A session whose token is revoked or expires
+  ends within a second or so: the process's watcher of links (`Host.lapses`, `common.lapses`) says so.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,6 +59,7 @@ from agent.contract.canvas import Grant
 from agent.contract.codemode import CodeMode
 from agent.contract.render import check_box
 from agent.limits.admission import RateLimiter
+from agent.mcp.guard import OpeningKey, opening_keys, refuse_opening, transport_security
 from agent.mcp.peer import McpPeer
 from agent.mcp.settings import McpLimits
 from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
@@ -91,7 +100,13 @@ class Session:
     token: str | None
     in_flight: set[anyio.CancelScope] = field(default_factory=set)
     """Its requests being served (an open stream included): ending the session cancels them."""
+    requests: int = 0
+    """Its requests being served other than GET streams: while any is, it is not idle."""
     idle_since: float = field(default_factory=time.monotonic)
+    """When its last request (not a stream) started or ended."""
+    link: Any = None
+    """The SDK's `ServerSession` for it (from a handler's context): how the server pings it."""
+    ping: asyncio.Task[None] | None = None
     peer: asyncio.Task[McpPeer] | None = None
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
     unwatch: Callable[[], None] | None = None
@@ -137,7 +152,7 @@ class McpPlugin:
         self.keeper = keeper
         self.limits = limits or McpLimits()
         self.sessions: dict[str, Session] = {}
-        self._opening: dict[tuple[str, str | None], int] = {}  # (room, None | token id) -> sessions being opened
+        self._opening: dict[OpeningKey, int] = {}  # sessions being opened, by what they count under (`guard`)
         self._calls = RateLimiter(self.limits.calls_per_minute)
         self._renders = asyncio.Semaphore(RENDERS)
         self.code_mode = CodeMode(Sandbox(workers=SANDBOX_WORKERS))
@@ -152,6 +167,8 @@ class McpPlugin:
         self._access: Access | None = None
         self._lapses: Lapses | None = None
         self._ending: set[asyncio.Task[None]] = set()  # sessions being ended because their link lapsed
+        self._security = TransportSecurityMiddleware()  # startup sets this server's names
+        self._internal_host = "127.0.0.1"
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -161,6 +178,9 @@ class McpPlugin:
         self._ws_base = host.settings.internal_ws
         self._access = None if host.settings.open else host.access
         self._lapses = None if host.settings.open else host.lapses
+        self.manager.security_settings = transport_security(host.settings)  # read by each session's transport
+        self._security = TransportSecurityMiddleware(self.manager.security_settings)
+        self._internal_host = host.settings.loopback_host
         await self._lifespan.enter_async_context(self.manager.run())
         self._reaper = asyncio.create_task(self._reap())
 
@@ -168,7 +188,7 @@ class McpPlugin:
         if self._reaper is not None:
             self._reaper.cancel()
         for sid in list(self.sessions):
-            await self._end(sid)
+            await self._end(sid, forget=False)  # the SDK's sessions end with its manager
         await self._lifespan.aclose()
         self.code_mode.close()
 
@@ -182,6 +202,8 @@ class McpPlugin:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        if (foreign := await self._security.validate_request(request)) is not None:  # Host 421, Origin 403: the SDK's answer
+            return await foreign(scope, receive, send)
         try:
             room, who = room_of(request)
         except Denied as e:  # answered in JSON-RPC's error shape, which MCP clients show
@@ -197,10 +219,10 @@ class McpPlugin:
         if sid is not None and (session is None or session.room != room or session.who.id != who.id):
             return await _refusal(404, "no such MCP session here (it ended, or was opened with another token or room): "
                                        "initialize a new one")(scope, receive, send)
-        opening = [(room, None), (room, who.id)] if sid is None and request.method == "POST" else []
-        if opening and (refused := self._admit(room, who)):
+        opening = opening_keys(room, who) if sid is None and request.method == "POST" else []
+        if opening and (refused := refuse_opening(self.limits, self.sessions.values(), self._opening, room, who)):
             return await _refusal(429, refused, headers={"Retry-After": "60"})(scope, receive, send)
-        scope["user"] = AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
+        scope["user"] = _principal(room, who)
         scope[CALLER] = Caller(room, who, session)
 
         response = {"started": False, "ended": False}
@@ -216,9 +238,13 @@ class McpPlugin:
 
         for key in opening:
             self._opening[key] = self._opening.get(key, 0) + 1
+        stream = request.method == "GET"  # a stream is not a request: it does not keep the session from idling
         with anyio.CancelScope() as serving:
             if session is not None:
                 session.in_flight.add(serving)
+                if not stream:
+                    session.requests += 1
+                    session.idle_since = time.monotonic()
             try:
                 await self.manager.handle_request(scope, receive, send_and_register)
             finally:
@@ -228,24 +254,14 @@ class McpPlugin:
                         del self._opening[key]
                 if session is not None:
                     session.in_flight.discard(serving)
-                    session.idle_since = time.monotonic()
+                    if not stream:
+                        session.requests -= 1
+                        session.idle_since = time.monotonic()
         if serving.cancelled_caught and response["started"] and not response["ended"]:
             with contextlib.suppress(Exception):  # end the stream we cut short, rather than drop the connection
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         if session is not None and request.method == "DELETE":
-            await self._end(session.id)
-
-    def _admit(self, room: str, who: TokenInfo) -> str | None:
-        """Why `who` may not open another session in `room` now, or None."""
-        lim = self.limits
-        in_room = sum(s.room == room for s in self.sessions.values()) + self._opening.get((room, None), 0)
-        wait = f"end one (clients do when they exit) or wait: a session without requests ends after {lim.idle_s:g} s"
-        if in_room >= lim.room_sessions:
-            return f"this room already has {in_room} MCP sessions open, the most it takes; {wait}"
-        mine = sum(s.room == room and s.who.id == who.id for s in self.sessions.values()) + self._opening.get((room, who.id), 0)
-        if mine >= lim.token_sessions:
-            return f"this token already holds {mine} of the {lim.token_sessions} MCP sessions one token may open in this room; {wait}"
-        return None
+            await self._end(session.id, forget=False)  # the SDK has ended it
 
     # sessions and their peers ------------------------------------------------------------
 
@@ -275,17 +291,19 @@ class McpPlugin:
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
 
-    async def _end(self, sid: str) -> None:
-        """The session is over: its link stops being watched, the SDK's transport is terminated
-        (its requests answer 404, its slot is free) and its peer leaves the room."""
+    async def _end(self, sid: str, *, forget: bool = True) -> None:
+        """The session is over: its peer leaves the room, and (`forget`) the SDK ends it too."""
         session = self.sessions.pop(sid, None)
         if session is None:
             return
         if session.unwatch is not None:
             session.unwatch()
-        await self._terminate(sid)
         for serving in session.in_flight:  # an open stream ends with the session
             serving.cancel()
+        if session.ping is not None:
+            session.ping.cancel()
+        if forget:
+            await self._forget(session)
         task = session.peer
         if task is not None and task.done():
             if not task.cancelled() and task.exception() is None:
@@ -295,29 +313,56 @@ class McpPlugin:
         if not any(s.room == session.room for s in self.sessions.values()):
             self.keeper.release(session.room)
 
-    async def _terminate(self, sid: str) -> None:
-        """End the SDK's side of a session now, rather than at its idle timeout. The manager has no
-        public call for it; its transport's `terminate` is public, and its session loop then
-        discards the session itself."""
-        transport = self.manager._server_instances.get(sid)
-        if transport is not None and not transport.is_terminated:
-            try:
-                await transport.terminate()
-            except Exception:
-                log.exception("terminating MCP session %s", sid[:8])
+    async def _forget(self, session: Session) -> None:
+        """End the session in the SDK as its client would, by a DELETE (the manager has no other
+        public way): it leaves the SDK's table at once, rather than `idle_s` after its streams end."""
+        scope: Scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "DELETE", "scheme": "http",
+            "path": f"/rooms/{session.room}/mcp", "raw_path": f"/rooms/{session.room}/mcp".encode(), "query_string": b"",
+            "root_path": "", "client": None, "server": None, "user": _principal(session.room, session.who),
+            "headers": [(b"host", self._internal_host.encode()), (MCP_SESSION_ID_HEADER.lower().encode(), session.id.encode())],
+        }
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Message) -> None:
+            pass
+
+        try:
+            with anyio.fail_after(10):
+                await self.manager.handle_request(scope, receive, discard)
+        except Exception:
+            log.exception("ending MCP session %s in the SDK", session.id[:8])
 
     async def _reap(self) -> None:
-        """End sessions idle for `idle_s`, and those whose token was revoked or expired since (an
-        open stream would otherwise keep such a session, and its presence, for good)."""
+        """End sessions idle for `idle_s` (no request, whatever streams are open), and those whose
+        token was revoked or expired since; ping through the open stream of one half-way idle."""
         while True:
             await asyncio.sleep(min(5.0, self.limits.idle_s / 4))
             now = time.monotonic()
             for s in list(self.sessions.values()):
                 try:
-                    if (not s.in_flight and now - s.idle_since > self.limits.idle_s) or not self._still_valid(s):
+                    idle = 0.0 if s.requests else now - s.idle_since
+                    if idle > self.limits.idle_s or not self._still_valid(s):
                         await self._end(s.id)
+                    elif idle > self.limits.idle_s / 2 and s.in_flight and s.link is not None and s.ping is None:
+                        s.ping = asyncio.create_task(self._ping(s))
                 except Exception:
                     log.exception("ending MCP session %s", s.id[:8])
+
+    async def _ping(self, session: Session) -> None:
+        """Ping through the session's stream; the client's answer is a request (it refreshes
+        `idle_since`). Unanswered (an unread stream), the session idles out."""
+        started = time.monotonic()
+        try:
+            await session.link.send_request(types.PingRequest(), types.EmptyResult, request_read_timeout_seconds=self.limits.idle_s)
+        except Exception as e:
+            log.debug("MCP session %s did not answer a ping: %r", session.id[:8], e)
+        finally:
+            if session.idle_since < started:  # unanswered: no new ping before it idles out
+                await asyncio.sleep(max(0.0, self.limits.idle_s - (time.monotonic() - started)))
+            session.ping = None
 
     def _still_valid(self, session: Session) -> bool:
         if self._access is None:  # auth is off
@@ -334,6 +379,7 @@ class McpPlugin:
         """Join the room as soon as the client is ready, so people see it before its first call."""
         caller = _caller(ctx)
         if caller.session is not None:
+            caller.session.link = ctx.session
             with contextlib.suppress(ToolError):
                 await self._peer(caller.session, _client_info(ctx))
 
@@ -385,6 +431,11 @@ def _leave(task: asyncio.Task[McpPeer]) -> None:
 
 _closing: set[asyncio.Task[None]] = set()
 """Peers on their way out (held so their tasks are not collected mid-close)."""
+
+
+def _principal(room: str, who: TokenInfo) -> AuthenticatedUser:
+    """Who the SDK binds a session to: the token (by id) in the room."""
+    return AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
 
 
 def _caller(ctx: Any) -> Caller:

@@ -35,6 +35,9 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
+ADDED_SINCE = {"mcp_link_sessions", "allowed_origins"}
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
@@ -49,8 +52,8 @@ def serve_flags() -> set[str]:
 
 
 def test_flags_and_variables_are_the_ones_operators_know():
-    assert serve_flags() == FLAGS_BEFORE_THE_PARTS
-    assert {knob.env for knob in knobs()} == ENV_BEFORE_THE_PARTS
+    assert serve_flags() == FLAGS_BEFORE_THE_PARTS | {"--" + name.replace("_", "-") for name in ADDED_SINCE}
+    assert {knob.env for knob in knobs()} == ENV_BEFORE_THE_PARTS | {"INHABIT_" + name.upper() for name in ADDED_SINCE}
 
 
 def test_every_setting_has_a_unique_name_and_a_help_line():

@@ -13,7 +13,9 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 def open_page(browser: Any, server: Any, room: str, role: str = "edit", synced: bool = True) -> Any:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # bypass_csp: Playwright's wait_for_function polls by eval, which the page's CSP forbids (as it
+    # should); tests/web/test_web_origin.py checks the page under its real CSP.
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(f"{server.http}/?room={room}&token={server.token(room, role)}")
