@@ -300,9 +300,61 @@ async def attack_revoked(ctx: Ctx, seconds: float) -> str:
     return f"{landed}/{len(after)} strokes landed after revocation; {cut}"
 
 
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "abuse", "version": "1"}}}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+async def _mcp_open(http: httpx.AsyncClient, room: str, token: str, streams: contextlib.AsyncExitStack) -> int:
+    """Initialize one MCP session and open its GET stream, never read; the status of the initialize."""
+    r = await http.post(f"/rooms/{room}/mcp", json=INIT, headers={**MCP_HEADERS, "authorization": f"Bearer {token}"})
+    sid = r.headers.get("mcp-session-id")
+    if r.status_code == 200 and sid:
+        await http.post(f"/rooms/{room}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        headers={**MCP_HEADERS, "authorization": f"Bearer {token}", "mcp-session-id": sid})
+        with contextlib.suppress(httpx.HTTPError):
+            await streams.enter_async_context(http.stream("GET", f"/rooms/{room}/mcp", headers={
+                "accept": "text/event-stream", "authorization": f"Bearer {token}", "mcp-session-id": sid}))
+    return r.status_code
+
+
+async def attack_mcp_sessions(ctx: Ctx, seconds: float) -> str:
+    """One '*' view link opens 4 MCP sessions in each of 16 rooms, each with a GET stream it never
+    reads; then another link (an edit link of its own room) tries to start one."""
+    base = ctx.srv.ws_base.replace("ws://", "http://").removesuffix("/rooms")
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http, contextlib.AsyncExitStack() as streams:
+        for room in range(16):
+            for _ in range(4):
+                code = await _mcp_open(http, f"m{room}", ctx.token("*", "view"), streams)
+                statuses[code] = statuses.get(code, 0) + 1
+        other = await _mcp_open(http, "victim", ctx.target.token(ctx.data, "victim", "edit"), streams)
+    return f"attacker's 64 initializes: {statuses}; another link's initialize -> {other}"
+
+
+async def attack_origin(ctx: Ctx, seconds: float) -> str:
+    """A page on another origin, holding a link (or facing --open): its websocket upgrade and a
+    text/plain prompt POST carry `Origin: http://evil.test`; and /mcp asked with a foreign Host."""
+    base = ctx.srv.ws_base.replace("ws://", "http://").removesuffix("/rooms")
+    evil = {"origin": "http://evil.test"}
+    try:
+        async with websockets.connect(ctx.url("o", "view"), additional_headers=evil, open_timeout=5) as ws:
+            first = await asyncio.wait_for(ws.recv(), 3)
+            ws_got = f"websocket open, first frame {len(first)} bytes"
+    except websockets.ConnectionClosed as e:
+        ws_got = f"websocket closed {e.rcvd.code if e.rcvd else '?'}"
+    except Exception as e:
+        ws_got = f"websocket refused ({type(e).__name__})"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        post = await http.post("/rooms/o/prompts", params={"token": ctx.token("*", "edit")}, headers={**evil, "content-type": "text/plain"},
+                               content=b'{"text": "@agent draw", "author": "page"}')
+        mcp = await http.post("/rooms/o/mcp", json=INIT, headers={**MCP_HEADERS, "host": "evil.test", "authorization": f"Bearer {ctx.token('*', 'view')}"})
+    return f"{ws_got}; cross-origin text/plain prompt -> {post.status_code}; /mcp with Host evil.test -> {mcp.status_code}"
+
+
 ATTACKS: dict[str, Callable[[Ctx, float], Awaitable[str]]] = {
     "sync": attack_sync, "stale": attack_stale, "presence": attack_presence, "prompts": attack_prompts, "rewrite": attack_rewrite,
-    "revoked": attack_revoked,
+    "revoked": attack_revoked, "mcp_sessions": attack_mcp_sessions, "origin": attack_origin,
 }
 
 
