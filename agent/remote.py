@@ -26,7 +26,8 @@ def parse_room_url(url: str) -> tuple[str, str, str | None]:
     if scheme not in ("ws", "wss") or "/" not in parts.path.strip("/"):
         raise ValueError(f"room URL must look like ws://host:port/rooms/NAME?token=..., not {url!r}")
     base, _, name = parts.path.rstrip("/").rpartition("/")
-    token = (parse_qs(parts.query).get("token") or [None])[0]
+    tokens = parse_qs(parts.query).get("token")
+    token = tokens[0] if tokens else None
     return f"{scheme}://{parts.netloc}{base}", name, token
 
 

@@ -34,7 +34,7 @@ KEPT = 1024
 SOMEONE = "someone"
 
 
-def _nobody(_: Any) -> Actor | None:
+def _nobody(_: Any) -> None:
     return None
 
 

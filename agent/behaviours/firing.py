@@ -20,7 +20,7 @@ from typing import Any
 from agent.behaviours.model import FiredEvent, Firing
 from agent.contract.behaviour import ASK_CAP, STOP_CAP, AskParams, StopParams
 from agent.contract.canvas import CanvasSession, Quotas, view
-from agent.sandbox import CapabilityError, Limits, RunError, RunRecord, Sandbox
+from agent.sandbox import Binding, CapabilityError, Limits, RunError, RunRecord, Sandbox
 from canvas import Stroke
 
 
@@ -81,7 +81,7 @@ async def run_firing(sandbox: Sandbox, code: str, *, event: dict[str, Any], stat
                      behaviour_id: str, name: str, seed: int | None, clock_ms: int, limits: Limits | None, state_bytes: int) -> Outcome:
     """Run `code` once as a firing of behaviour `behaviour_id` (writes buffered in `session`)."""
     requests = Requests()
-    bindings = [*session.bindings(), (STOP_CAP, requests.on_stop), (ASK_CAP, requests.on_ask)]
+    bindings: list[Binding] = [*session.bindings(), (STOP_CAP, requests.on_stop), (ASK_CAP, requests.on_ask)]
     globals_ = {"event": event, "state": state, "behaviour": {"id": behaviour_id, "name": name}}
     record = await sandbox.run(code, bindings=bindings, limits=limits, clock_ms=clock_ms, globals=globals_, collect=["state"], seed=seed)
     new_state = None

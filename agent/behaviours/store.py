@@ -18,6 +18,7 @@ read through (`view`), for the routes that any node answers.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Iterator
 
@@ -135,7 +136,7 @@ class BehaviourStore:
         self._batch.firings[f.id] = (f.behaviour, f.version, dump_json(f))
         self._schedule()
 
-    def save_seen(self, room: str, ids: list[str]) -> None:
+    def save_seen(self, room: str, ids: builtins.list[str]) -> None:  # `list` here is the method below
         """The strokes the room's behaviours have seen, as the agent leaves the room."""
         self._batch.seen[room] = "\n".join(ids)
         self._schedule()
@@ -151,7 +152,7 @@ class BehaviourStore:
         text = await asyncio.to_thread(self.db.seen, room)
         return None if text is None else set(text.split("\n")) - {""}
 
-    async def firings(self, b: Behaviour, limit: int) -> list[Firing]:
+    async def firings(self, b: Behaviour, limit: int) -> builtins.list[Firing]:
         """`b`'s newest firing records, newest first."""
         await self.flush()
         rows = await asyncio.to_thread(self.db.firings, b.id, limit)

@@ -28,16 +28,17 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from agent.contract.events import Installer
 from agent.limits.admission import QueueFull
 from agent.runs.records import RunRecords
 from agent.runs.store import INTERRUPTED, AgentRun, RunStore
 from canvas import now_ms
-from common.cluster import PREFIX, Cluster, Lease, forever
+from common.cluster import PREFIX, Cluster, Lease, forever, text
 from common.sql import SqlError
 
 log = logging.getLogger("inhabit.agent")
@@ -48,6 +49,9 @@ QUEUE_LEN = 1000
 READ_BLOCK_MS = 500
 UNDO_WAIT_S = 10.0
 SEEN = 512
+
+QueueReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+"""An XREAD of agent queues as our clients (RESP2, bytes) answer it: [[stream, [(id, {field: value})]]]."""
 
 
 def lease_key(room: str) -> str:
@@ -147,7 +151,7 @@ class AgentCluster:
 
     async def _hold(self, room: str) -> None:
         last = await self.redis.xrevrange(queue_key(room), "+", "-", count=1)
-        self.held[room] = last[0][0].decode() if last else "0-0"  # before reading unfinished runs: nothing falls between
+        self.held[room] = text(cast(bytes, last[0][0])) if last else "0-0"  # before reading unfinished runs: nothing falls between
         await self.redis.sadd(AGENTS, room)
 
     async def release(self, room: str, resident: bool = False) -> None:
@@ -180,8 +184,8 @@ class AgentCluster:
         """Hand a prompt's run to the node holding the room's agent (recorded first), with the
         edit link that asked (what may install behaviours; not part of the record)."""
         await self.runs.save_now(run)
-        fields = {"run": run.model_dump_json(), "installer": installer.model_dump_json() if installer else ""}
-        await self.redis.xadd(queue_key(room), fields, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
+        fields: dict[FieldT, EncodableT] = {"run": run.model_dump_json(), "installer": installer.model_dump_json() if installer else ""}
+        await self.redis.xadd(queue_key(room), fields, maxlen=QUEUE_LEN, approximate=True)
         self.forwarded += 1
         if await self.lease.holder(lease_key(room)) != holder:  # it let go meanwhile: whoever takes over runs it
             log.info("room %s: the agent moved while a prompt was forwarded; it runs from the records", room)
@@ -197,15 +201,15 @@ class AgentCluster:
 
     async def nudge(self, room: str) -> None:
         """Tell the holder that people arrived here (its peer comes if behaviours react to them)."""
-        await self.redis.xadd(queue_key(room), {"arrive": b"1"}, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
+        await self.redis.xadd(queue_key(room), {"arrive": b"1"}, maxlen=QUEUE_LEN, approximate=True)
 
-    async def _call(self, room: str, fields: dict[str, str | bytes]) -> bytes | None:
+    async def _call(self, room: str, fields: dict[FieldT, EncodableT]) -> bytes | None:
         reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
-        await self.redis.xadd(queue_key(room), {**fields, "reply": reply}, maxlen=QUEUE_LEN, approximate=True)  # type: ignore[arg-type]
+        await self.redis.xadd(queue_key(room), {**fields, "reply": reply}, maxlen=QUEUE_LEN, approximate=True)
         for _ in range(int(UNDO_WAIT_S)):  # one-second waits: within the client's socket timeout
             got = await self.redis.blpop([reply], timeout=1)
             if got is not None:
-                return bytes(got[1])
+                return cast(bytes, got[1])  # our clients answer bytes
         return None
 
     async def _read_forever(self) -> None:
@@ -214,12 +218,12 @@ class AgentCluster:
                 await asyncio.sleep(READ_BLOCK_MS / 1000)
                 continue
             try:  # a room taken meanwhile is read from the next round on (at most READ_BLOCK_MS)
-                reply = await self.redis.xread({queue_key(r): at for r, at in self.held.items()}, count=100, block=READ_BLOCK_MS)
+                reply = cast("QueueReply | None", await self.redis.xread({queue_key(r): at for r, at in self.held.items()}, count=100, block=READ_BLOCK_MS))
             except (RedisError, OSError) as exc:
                 log.debug("agent queues: %s", exc)
                 await asyncio.sleep(1)
                 continue
-            for key, entries in reply or ():  # RESP2: [[stream, [(id, {field: value})]]]
+            for key, entries in reply or ():
                 room = key.decode()[len(PREFIX) + 1:-len("}:agentq")]
                 for entry_id, fields in entries:
                     if room in self.held:
@@ -235,10 +239,10 @@ class AgentCluster:
                     self._enqueue(await self.tenant.peer_for(room), self.runs.add(run), installer)
             elif b"undo" in fields:
                 run_id = fields[b"undo"].decode()
-                run = await self.runs.fetch(room, run_id)
-                if run is not None:
-                    self.runs.adopt(run)
-                erased = (await self.tenant.peer_for(room)).undo(run_id) if run is not None else []
+                undone = await self.runs.fetch(room, run_id)
+                if undone is not None:
+                    self.runs.adopt(undone)
+                erased = (await self.tenant.peer_for(room)).undo(run_id) if undone is not None else []
                 await self._reply(fields, json.dumps(erased).encode())
             elif b"op" in fields:
                 await self._reply(fields, await self.tenant.handle(room, fields[b"op"]))
@@ -290,7 +294,7 @@ class AgentCluster:
         while True:
             await asyncio.sleep(self.lease.ms / 2000)
             try:
-                rooms = {r.decode() for r in await self.redis.smembers(AGENTS)} | set(await self.tenant.scheduled())
+                rooms = {text(r) for r in await self.redis.smembers(AGENTS)} | set(await self.tenant.scheduled())
                 for room in sorted(rooms):
                     if room not in self.held and not await self.redis.exists(lease_key(room)) and await self.lease.acquire(lease_key(room)):
                         log.info("room %s: nobody holds its agent (its node died, or it has a schedule); it comes here", room)

@@ -18,6 +18,7 @@ the database work runs on one writer thread, never on the loop (`common.writebeh
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Literal
@@ -152,7 +153,8 @@ class RunStore:
         return run
 
     def get(self, room: str, run_id: str) -> AgentRun | None:
-        return (self._room(room) or {}).get(run_id)
+        runs = self._room(room)
+        return runs.get(run_id) if runs is not None else None
 
     def list(self, room: str) -> list[AgentRun]:
         return list((self._room(room) or {}).values())
@@ -167,7 +169,7 @@ class RunStore:
         data = await asyncio.to_thread(self.db.load_one, room, run_id)
         return _parse(data, room) if data else None
 
-    async def fetch_all(self, room: str) -> list[AgentRun]:
+    async def fetch_all(self, room: str) -> builtins.list[AgentRun]:  # `list`: the method above
         """`list`; when the records are shared, the database's, with this node's newer copies."""
         if not self.shared:
             return self.list(room)
@@ -208,7 +210,7 @@ class RunStore:
     def _take(self) -> RunWrites | None:
         if not self._dirty and not self._deleted:
             return None
-        upserts = [(r.id, r.room, r.status, dump_json(r)) for r in self._dirty.values()]
+        upserts: builtins.list[tuple[str, str, str, str]] = [(r.id, r.room, r.status, dump_json(r)) for r in self._dirty.values()]
         deletes, self._deleted = self._deleted, []
         self._dirty.clear()
         return upserts, deletes

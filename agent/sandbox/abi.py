@@ -11,10 +11,14 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import wasmtime
-from wasmtime import Func, FuncType, Store
+from wasmtime import Func, FuncType, Store, TrapCode
 from wasmtime import _bindings as ffi
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # what typeshed calls ctypes' private `_CFuncPtr`
 
 _RAW = ffi.wasmtime_val_raw_t
 _trap_new = ffi._wasmtime_trap_new
@@ -23,22 +27,24 @@ _trap_new = ffi._wasmtime_trap_new
 class WasmTrap(Exception):
     """A trap (epoch deadline, stack exhaustion, host abort) or wasmtime error."""
 
-    def __init__(self, message: str, code: int | None) -> None:
+    def __init__(self, message: str, code: TrapCode | None) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _raise_trap(trap: int | None, err: int | None) -> None:
+def _raise_trap(trap: int | None, err: int | None) -> NoReturn:
     if err:
         e = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
         raise WasmTrap(str(e), None)
-    t = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
+    t = wasmtime.Trap._from_ptr(ctypes.cast(trap or 0, ctypes.POINTER(ffi.wasm_trap_t)))
     raise WasmTrap(t.message, t.trap_code)
 
 
 _raw_call = ffi.dll["wasmtime_func_call_unchecked"]  # private copy: wasmtime-py keeps its own
 _raw_call.restype = ctypes.c_void_p
-_raw_call.argtypes = None  # no per-call argtype conversion: every argument is pre-built
+# No per-call argtype conversion: every argument is pre-built. ctypes accepts None here (it
+# clears the argtypes) but typeshed declares only a sequence.
+_raw_call.argtypes = None  # type: ignore[assignment]
 
 
 class Export:
@@ -59,7 +65,7 @@ class Export:
                       ctypes.c_void_p(ctypes.addressof(func._func)),
                       ctypes.c_void_p(ctypes.addressof(self._buf)), ctypes.c_size_t(n),
                       ctypes.c_void_p(ctypes.addressof(self._trap)))
-        self._func_keepalive = func  # type: ignore[attr-defined]
+        self._func_keepalive = func
 
     def __call__(self, *args: int) -> int:
         slots = self._slots
@@ -99,10 +105,10 @@ def make_trap(message: str) -> int:
 CB_RAW = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 _new_raw = ffi.dll["wasmtime_func_new_unchecked"]
 _new_raw.restype = None
-_new_raw.argtypes = None
+_new_raw.argtypes = None  # type: ignore[assignment]  # None clears them; typeshed: sequence only
 
 
-def new_host_func(store: Store, fty: FuncType, cb: ctypes._CFuncPtr, env: int) -> Func:
+def new_host_func(store: Store, fty: FuncType, cb: CFuncPtr, env: int) -> Func:
     """Create an import from a module-level (long-lived) unchecked ctypes callback."""
     out = ffi.wasmtime_func_t()
     _new_raw(ctypes.cast(store._context(), ctypes.c_void_p), ctypes.cast(fty.ptr(), ctypes.c_void_p),
@@ -111,13 +117,15 @@ def new_host_func(store: Store, fty: FuncType, cb: ctypes._CFuncPtr, env: int) -
 
 
 def unchecked_callback(fn: Callable[[int, int], int],
-                       on_error: Callable[[int, BaseException], None] | None = None) -> ctypes._CFuncPtr:
+                       on_error: Callable[[int, BaseException], None] | None = None) -> CFuncPtr:
     """Wrap `fn(env, args_addr) -> 0|trap` as a wasmtime unchecked callback (keep a reference!).
 
     Raw slots are 16 bytes; parameter i's i32 is at args_addr + 16*i, the result goes in slot 0.
     """
 
-    def tramp(env, caller, args, nargs):
+    def tramp(env: int | None, caller: int | None, args: int, nargs: int) -> int:
+        # ctypes hands a NULL c_void_p over as None; `args` is never NULL (every import has a
+        # parameter or a result).
         try:
             return fn(env or 0, args)
         except BaseException as e:  # never unwind through wasm frames
@@ -174,8 +182,11 @@ class Mem:
             self._mem.grow(self._store, (nbytes - cur + 65535) // 65536)
 
 
-def export_get(store: Store, inst: wasmtime.Instance, name: str) -> object:
-    """One export by name (Instance.exports() would wrap all ~450 of them: ~10 ms)."""
+_Extern = TypeVar("_Extern", wasmtime.Func, wasmtime.Memory, wasmtime.Global)
+
+
+def export_get(store: Store, inst: wasmtime.Instance, name: str, kind: type[_Extern]) -> _Extern:
+    """One export by name and kind (Instance.exports() would wrap all ~450 of them: ~10 ms)."""
     from wasmtime._extern import wrap_extern
     b = name.encode()
     item = ffi.wasmtime_extern_t()
@@ -183,7 +194,10 @@ def export_get(store: Store, inst: wasmtime.Instance, name: str) -> object:
                                           ctypes.byref(item))
     if not ok:
         raise KeyError(name)
-    return wrap_extern(item)
+    extern = wrap_extern(item)
+    if not isinstance(extern, kind):
+        raise TypeError(f"export {name!r} is a {type(extern).__name__}, not a {kind.__name__}")
+    return extern
 
 
 def page_diff(old: bytes, new: bytes, page: int = 4096) -> list[tuple[int, bytes]]:

@@ -143,7 +143,8 @@ class Run:
     # ---- Host protocol (called from inside wasm) ------------------------------------
     def call(self, cap_id: int, args_json: str) -> bytes | None:
         if cap_id >= len(self.caps):
-            return self._fail("1", f"unknown capability #{cap_id}")
+            self._fail("1", f"unknown capability #{cap_id}")
+            return None
         cap, handler = self.caps[cap_id]
         trace = self.trace
         if len(trace) >= self._trace_cap:
@@ -159,16 +160,19 @@ class Run:
             body = _encode(out)
         except ArgumentError as e:
             trace.extend((cap.name, _Val(args), None, _now() - t0, f"TypeError: {e}"))
-            return self._fail("2", str(e))
+            self._fail("2", str(e))
+            return None
         except CapabilityError as e:
             msg = f"{cap.name}: {e}"
             trace.extend((cap.name, _Val(args), None, _now() - t0, msg))
-            return self._fail("1", msg)
+            self._fail("1", msg)
+            return None
         except Abort:
             raise
         except Exception as e:  # a handler bug must not leak host internals into the guest
             trace.extend((cap.name, _Val(args), None, _now() - t0, f"internal error: {type(e).__name__}: {e}"))
-            return self._fail("1", f"{cap.name}: internal error")
+            self._fail("1", f"{cap.name}: internal error")
+            return None
         # Lazy: the raw args JSON (a str: no GC-tracked object survives the call) is parsed
         # again, and a large result clipped, only when the RunRecord is built.
         trace.extend((cap.name, args_json, out if len(body) <= CALL_PREVIEW else _Body(body), _now() - t0, None))
@@ -177,7 +181,6 @@ class Run:
     def _fail(self, status: str, msg: str) -> None:
         self.last_error = ("TypeError: " if status == "2" else "") + msg
         self.failed = (status + msg).encode("utf-8", "surrogatepass")
-        return None
 
     def failure(self) -> bytes:
         return self.failed

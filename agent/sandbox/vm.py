@@ -143,8 +143,11 @@ _ARGC_ARGV_AT = struct.Struct("<i12xi").unpack_from
 _RESULT_INTO = struct.Struct("<i").pack_into
 
 
-def _host_call_tramp(env, caller, a, nargs):
-    """host_call, hand-inlined (one Python frame less on the hottest path)."""
+def _host_call_tramp(env: int, caller: int | None, a: int, nargs: int) -> int:
+    """host_call, hand-inlined (one Python frame less on the hottest path).
+
+    `env` is the VM's id (never 0) and `a` its raw argument buffer (never NULL).
+    """
     try:
         argc, argv = _ARGC_ARGV_AT(_HOSTMEM, a + (48 - _LO))
         _RESULT_INTO(_HOSTMEM, a - _LO, _VMS[env].on_host_call(argc, argv))
@@ -228,14 +231,13 @@ class VM:
         _VMS[self.id] = self
         imports = []
         for imp in c.module.imports:
-            fty, cb = _FTYPES[(imp.module, imp.name)]
+            fty, cb = _FTYPES[(imp.module, imp.name or "")]  # core-wasm imports always have a name
             imports.append(abi.new_host_func(self.store, fty, _CBS[cb], self.id))
         inst = Instance(self.store, c.module, imports)
-        def ex(n: str):
-            return abi.export_get(self.store, inst, n)
-        self.mem = abi.Mem(self.store, ex("memory"))  # type: ignore[arg-type]
-        self._sp = ex("__stack_pointer")
-        self.x = {n: abi.Export(self.store, ex(n), k) for n, k in _EXPORT_SLOTS.items()}  # type: ignore[arg-type]
+        self.mem = abi.Mem(self.store, abi.export_get(self.store, inst, "memory", wasmtime.Memory))
+        self._sp = abi.export_get(self.store, inst, "__stack_pointer", wasmtime.Global)
+        self.x = {n: abi.Export(self.store, abi.export_get(self.store, inst, n, wasmtime.Func), k)
+                  for n, k in _EXPORT_SLOTS.items()}
         self.snap: Snapshot | None = None
         self.pending_error: BaseException | None = None  # first exception raised in a callback
         self.clock_ns = 0  # what every guest clock reads (0 while booting: a deterministic snapshot)
