@@ -149,6 +149,15 @@ async def test_installed_package_runs_with_no_checkout_and_no_node(kind: str, di
             tools = await client.list_tools()
             assert {"search", "execute"} <= {t.name for t in tools.tools}
 
+        told = inhabit("mcp", "yard", "--data", "data", "--url", base)
+        assert told.returncode == 0 and f"{base}/rooms/yard/mcp" in told.stdout, told.stdout + told.stderr
+        revoked = inhabit("revoke", token, "--data", "data")
+        assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+        deadline = time.monotonic() + 10  # the server reads the revocation list within ~2 s
+        while (status := httpx.get(f"{base}/rooms/yard/strokes", params={"token": token}, timeout=10).status_code) != 401 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 401
+
 
 def test_wheel_carries_the_package_and_its_two_assets_only(dist: dict[str, Path]) -> None:
     with zipfile.ZipFile(dist["wheel"]) as wheel:
