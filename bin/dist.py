@@ -4,7 +4,8 @@ Why a script and not `python -m build`: it is what `build` does (an isolated env
 pyproject's build requirements, the sdist from the checkout, the wheel from the unpacked sdist, so
 the wheel holds exactly what the sdist carries and nothing stale from build/), without adding a
 tool to requirements.lock. It builds everything twice, from scratch, with SOURCE_DATE_EPOCH set
-to the last commit's time, and fails unless both builds have the same members with the same bytes.
+to the last commit's time (the sdist's tar metadata normalized to it too), and fails unless
+both builds are byte for byte the same.
 
     python bin/dist.py [--out DIR] [--no-web]
 
@@ -15,7 +16,9 @@ checkout otherwise runs it first (it needs Node; building a wheel from the sdist
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -73,11 +76,25 @@ def backend(python: Path, hook: str, out: Path, cwd: Path, env: dict[str, str]) 
     return out / name
 
 
+def normalize_sdist(sdist: Path, epoch: int) -> None:
+    """Rewrites the sdist with its members sorted, dated `epoch` and owned by root, and no
+    timestamp in the gzip header: setuptools keeps the files' own, so two builds differ."""
+    with tarfile.open(sdist) as tar:
+        entries = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]  # type: ignore[union-attr]
+    with open(sdist, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for member, data in sorted(entries, key=lambda e: e[0].name):
+            member.mtime, member.uid, member.gid, member.uname, member.gname = epoch, 0, 0, "root", "root"
+            member.pax_headers = {}
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
 def build_once(python: Path, out: Path, scratch: Path, env: dict[str, str]) -> tuple[Path, Path]:
     """The sdist from the checkout, then the wheel from the unpacked sdist."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(ROOT / "inhabit.egg-info", ignore_errors=True)  # setuptools' leftovers, rebuilt from scratch
     sdist = backend(python, "build_sdist", out, ROOT, env)
+    normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
     with tarfile.open(sdist) as tar:
         tar.extractall(scratch, filter="data")
     (unpacked,) = scratch.iterdir()
@@ -110,14 +127,15 @@ def main() -> int:
         first = build_once(python, work / "a", work / "a-src", env)
         second = build_once(python, work / "b", work / "b-src", env)
         for one, other in zip(first, second, strict=True):
-            if members(one) != members(other):
+            if one.read_bytes() != other.read_bytes():
                 differ = sorted(set(members(one).items()) ^ set(members(other).items()))
-                print(f"dist: {one.name} is not reproducible; members that differ: {differ}", file=sys.stderr)
+                print(f"dist: {one.name} is not reproducible; members that differ: {differ or 'none (metadata)'}", file=sys.stderr)
                 return 1
         args.out.mkdir(parents=True, exist_ok=True)
         for built in first:
             shutil.copy2(built, args.out / built.name)
-            print(f"{args.out / built.name}  {built.stat().st_size} bytes, {len(members(built))} files, reproducible")
+            digest = hashlib.sha256(built.read_bytes()).hexdigest()
+            print(f"{args.out / built.name}  {built.stat().st_size} bytes, {len(members(built))} files, sha256 {digest}, reproducible")
     return 0
 
 
