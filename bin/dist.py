@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """`bin/dev dist`: the wheel and the sdist, into dist/, reproducibly.
 
 Why a script and not `python -m build`: it is what `build` does (an isolated environment with
