@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from common.access import ROOM_RULE, Access, TokenError, valid_room
 from server.store import DataFolderError
 
+from . import __version__
 from .settings import Settings, flag_of, knobs
 
 
@@ -322,6 +323,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inhabit", description="A shared canvas for people and agents.")
+    parser.add_argument("--version", action="version", version=f"inhabit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the server (flags may also be set as INHABIT_<NAME> variables)")

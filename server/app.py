@@ -3,6 +3,8 @@
 A plugin (`server.plugin.Plugin`) adds routes and start-up/shutdown hooks; the agent is one.
 It gets a `Host` (settings and token authority) and nothing of the rooms. Every HTTP request
 passes `edge.BrowserEdge` first (which pages may act here; the page's security headers).
+The page it serves is package data (`server/static`, which `node web/build.mjs` fills in a
+checkout and a wheel carries), found through importlib.resources, never beside a checkout.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -39,7 +42,8 @@ from .writer import RoomWriter, Writer
 
 log = logging.getLogger("inhabit.app")
 
-WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+WEB_STATIC = Path(str(resources.files("server") / "static"))
+"""The built page: index.html, app.js, app.css (an installed package is always unpacked on disk)."""
 DB_FILE = "inhabit.db"
 
 
@@ -72,7 +76,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    page = WEB_DIST / "index.html"
+    page = WEB_STATIC / "index.html"
     if page.is_file():
         return FileResponse(page)
     return PlainTextResponse("inhabit server is running, but the web app is not built: run `node web/build.mjs`.\n")
@@ -151,7 +155,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     ]
     for plugin in plugins:
         routes.extend(plugin.routes)
-    routes.append(Mount("/assets", app=StaticFiles(directory=WEB_DIST, check_dir=False), name="assets"))
+    routes.append(Mount("/assets", app=StaticFiles(directory=WEB_STATIC, check_dir=False), name="assets"))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal},
                     middleware=[Middleware(BrowserEdge, settings=settings, metrics=counters)])  # Origin/Host, page headers
     app.state.settings = settings

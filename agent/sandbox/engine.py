@@ -4,14 +4,21 @@ WHY: compiling quickjs.wasm costs ~350 ms, so it happens once per machine (seria
 module cached on disk, keyed by wasmtime version + wasm hash + config) and once per
 process (in-memory). The ticker thread is the ONLY wall-clock stop that works inside wasm
 (SIGALRM handlers never run while wasm executes): every store gets an epoch deadline.
+
+The wasm is package data (`assets/quickjs.wasm`, found through importlib.resources, so an
+installed wheel needs no checkout and no node_modules); `ENGINE.json` pins the npm release it
+comes from and its sha256, checked when the checkout's build copies it, when a wheel is built,
+and here when it is loaded (it is hashed for the cache key anyway).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import wasmtime
@@ -22,13 +29,34 @@ MAX_WASM_STACK = 2 << 20  # native wasm stack (must stay <= async_stack_size, 2 
 _CONFIG_KEY = f"epoch=1;may_move=0;wasm_stack={MAX_WASM_STACK};cow=1"
 
 
-def wasm_path() -> Path:
-    """quickjs.wasm from the npm package (same binary the Node bench uses)."""
+class EngineMissing(RuntimeError):
+    """The package holds no quickjs.wasm, or not the pinned one."""
+
+
+def engine_pin() -> dict[str, str]:
+    """ENGINE.json: the quickjs-wasi release the wasm comes from, its file names and sha256."""
+    pin: dict[str, str] = json.loads(resources.files("agent.sandbox").joinpath("ENGINE.json").read_text())
+    return pin
+
+
+def wasm_bytes() -> tuple[bytes, str]:
+    """The pinned quickjs.wasm and its sha256. `INHABIT_QUICKJS_WASM` names another file (not
+    checked: an explicit choice, e.g. to try a new release)."""
     env = os.environ.get("INHABIT_QUICKJS_WASM")
     if env:
-        return Path(env)
-    root = Path(__file__).resolve().parents[2]
-    return root / "node_modules" / "quickjs-wasi" / "quickjs.wasm"
+        raw = Path(env).read_bytes()
+        return raw, hashlib.sha256(raw).hexdigest()
+    pin = engine_pin()
+    asset = resources.files("agent.sandbox") / "assets" / pin["wasm"]
+    if not asset.is_file():
+        raise EngineMissing(f"{pin['wasm']} is not in the package (agent/sandbox/assets/): in a checkout, "
+                            "`node web/build.mjs` copies it from node_modules (bin/dev does)")
+    raw = asset.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    if sha != pin["sha256"]:
+        raise EngineMissing(f"agent/sandbox/assets/{pin['wasm']} has sha256 {sha}, ENGINE.json pins {pin['package']} "
+                            f"{pin['version']} with {pin['sha256']}: rebuild (`node web/build.mjs`)")
+    return raw, sha
 
 
 def cache_dir() -> Path:
@@ -66,8 +94,7 @@ def compiled() -> Compiled:
         if _compiled is not None:
             return _compiled
         engine = _make_engine()
-        raw = wasm_path().read_bytes()
-        sha = hashlib.sha256(raw).hexdigest()
+        raw, sha = wasm_bytes()
         key = hashlib.sha256(f"{_wt_version()}|{sha}|{_CONFIG_KEY}".encode()).hexdigest()[:32]
         path = cache_dir() / f"quickjs-{key}.cwasm"
         module = None
