@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from canvas import CanvasDoc
 from common.access import Access, room_of
+from common.actor import Actor
 from common.http import Refusal, answer_refusal, error_response
 
 from .cluster.node import ClusterNode
@@ -29,6 +30,7 @@ from .rooms import RoomManager, Rooms, RoomUnavailable
 from .settings import ServerSettings
 from .store import DataFolderError, Store
 from .versions import routes as version_routes
+from .vouch import ServerPeers
 from .websocket import room_endpoint
 from .writer import RoomWriter, Writer
 
@@ -100,7 +102,14 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         access, store = open_data(Path(settings.data), settings.versions_kept, secret)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
-    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None)
+    peers = ServerPeers()
+
+    def writer_of(room: str, message_id: str) -> Actor | None:
+        loaded = rooms.rooms.get(room)
+        return loaded.attribution.writer_of(message_id) if loaded is not None else None
+
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None,
+                peers=peers, writer_of=writer_of)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,6 +148,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RoomUnavailable: unavailable, Refusal: answer_refusal})
     app.state.settings = settings
     app.state.access = access
+    app.state.peers = peers
     app.state.rooms = rooms
     app.state.metrics = counters
     app.state.node = node

@@ -15,22 +15,33 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from common.access import Access
+from common.actor import Actor
 from common.cluster import Cluster
 
 from .settings import ServerSettings
+from .vouch import ServerPeers
 
 Occupancy = Callable[[str, int], None]
 """Told `(room, open connections)` whenever a connection joins or leaves a room."""
+
+
+WriterOf = Callable[[str, str], Actor | None]
+"""`(room, message id) -> Actor | None`: who wrote a recent chat line of a room loaded here."""
 
 
 def _ignore(watcher: Occupancy) -> None:
     return None
 
 
+def _unknown(room: str, message_id: str) -> Actor | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Host:
-    """What the server hands a plugin: the settings, the token authority, and word of who is
-    where (`watch_rooms(fn)`: fn(room, connections) on every join and leave), nothing of rooms
+    """What the server hands a plugin: the settings, the token authority, word of who is
+    where (`watch_rooms(fn)`: fn(room, connections) on every join and leave) and who wrote a
+    chat line (`writer_of`), credentials for its own peers (`peers`), nothing of rooms
     themselves. Why the last: a plugin that must be in a room while people are (the agent, for
     behaviours that react to them) learns when to join without polling or holding rooms open."""
 
@@ -39,6 +50,14 @@ class Host:
     watch_rooms: Callable[[Occupancy], None] = field(default=_ignore)
     cluster: Cluster | None = None
     """Cluster mode: this node's id and its Redis and PostgreSQL clients (None: one process)."""
+    peers: ServerPeers = field(default_factory=ServerPeers)
+    """Credentials for the plugin's own peers (`vouch(room, "agent" | "mcp", name)`, shown in the
+    upgrade's `wire.protocol.SERVER_PEER_HEADER`): only their presence and chat lines are shown
+    as an agent's or an MCP client's. `withdraw` one when its peer leaves."""
+    writer_of: WriterOf = field(default=_unknown)
+    """Who wrote a recent chat line (the last `server.attribution.WRITERS_KEPT` of a room loaded
+    on this node, whichever node the writer was connected to): the link's `Actor`, from its
+    token, or one of the server's own peers; None when not known."""
 
 
 class Plugin(Protocol):

@@ -144,6 +144,7 @@ class McpPlugin:
         self._reaper: asyncio.Task[None] | None = None
         self._ws_base = ""
         self._access: Access | None = None
+        self._host: Any = None
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -151,6 +152,7 @@ class McpPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._ws_base = host.settings.internal_ws
+        self._host = host
         self._access = None if host.settings.open else host.access
         await self._lifespan.enter_async_context(self.manager.run())
         self._reaper = asyncio.create_task(self._reap())
@@ -245,8 +247,11 @@ class McpPlugin:
         task = session.peer
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             name = clean_name(client.name if client else None) or "mcp-client"
+            peers = self._host.peers  # the server vouches for the session's peer as an MCP client's
+            credential = peers.vouch(session.room, "mcp", name)
             peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
-                           runs=self.keeper.runs, code_mode=self.code_mode)
+                           runs=self.keeper.runs, code_mode=self.code_mode, credential=credential,
+                           release=lambda: peers.withdraw(credential))
             task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
         try:
             return await asyncio.shield(task)
