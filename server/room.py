@@ -282,8 +282,9 @@ class Room:
         A client id belongs to the first live connection that announced it; when that
         connection leaves, the id stays reserved to its token identity for ID_GRACE. Entries
         for ids held by someone else are dropped, so nobody can spoof or remove someone
-        else's presence; the rest is applied and echoed. Past its bounds (ids held, bytes per
-        state) the connection is closed with 1008.
+        else's presence; the rest is applied and echoed. A state claiming a kind the server does
+        not vouch for this connection is rewritten (`attribution.presence_as`). Past its bounds
+        (ids held, bytes per state) the connection is closed with 1008.
         """
         entries = p.parse_awareness(p.decode_awareness_payload(frame))
         owners, states = self.owners, self.states
@@ -406,4 +407,3 @@ class Room:
         if removed:
             self._states_msg = None
             self.broadcast(p.awareness_message(p.encode_awareness(removed)), None)
-
