@@ -155,8 +155,8 @@ class Attribution:
                 for at, line in forged:
                     fixed = {k: v for k, v in line.items() if k != "behaviour"}
                     fixed["kind"] = "human"
-                    del array[at]
-                    array.insert(at, fixed)
+                    array.insert(at, fixed)  # before the forged item, then delete it: lines the peer
+                    del array[at + 1]  # wrote after it (their origin) stay after the rewritten one
         finally:
             doc.unobserve(sub)
             self._events.clear()  # our own rewrite, not a peer's insert

@@ -39,7 +39,8 @@ async def test_forged_agent_line_is_rewritten_before_anybody_sees_it(server: Liv
         assert (forged.kind, forged.author, forged.text, forged.behaviour) == ("human", "agent", "I drew that (run r-1)", None)
         assert forged.run == "r-1"  # a reference only: the page's card shows the server's record of it
         assert [m.id for m in watcher.doc.messages()] == ["forged", "plain"] and lines["plain"].kind == "human"
-        assert seen_kinds and all(k == ("human", "r-1", None) for k in seen_kinds), seen_kinds
+        await watcher.wait_for(lambda: seen_kinds, 5)  # change callbacks run a moment after the document changed
+        assert all(k == ("human", "r-1", None) for k in seen_kinds), seen_kinds
         # the writer's own copy is rewritten too, and a newcomer loads the rewritten line
         await mallory.wait_for(lambda d: [m.kind for m in d.messages()] == ["human", "human"], 10)
         late = await CanvasClient.connect(server.ws, room, server.token(room, "view"), name="late")
