@@ -102,7 +102,7 @@ class AgentPlugin:
         else:  # a cluster node: records in PostgreSQL shared by every node, one agent per room across the nodes
             run_db, behaviour_db = await self._open_records(host.cluster.pool)
             placement = ClusterPlacement(host.cluster, self, self.runs, run_db, queue=self.limits.queue)
-            self._run_routes.shared = SharedBuckets(host.cluster)
+            self._run_routes.budget.shared = SharedBuckets(host.cluster)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
         self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem,
                                 presence_of=host.presence_of)
@@ -129,7 +129,7 @@ class AgentPlugin:
             await self.residency.close()
         peers = list(self.peers.values())
         self.peers.clear()
-        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        await asyncio.gather(*(self._close(p) for p in peers), return_exceptions=True)
         self.runs.close()  # writes what is pending; blocking, but only once at shutdown
         if self._hosting is not None:
             self._hosting.store.close()
@@ -140,7 +140,7 @@ class AgentPlugin:
     def gauges(self) -> dict[str, tuple[float, str]]:
         out = {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
-            "agent_rate_keys": (len(self._run_routes.per_token) + len(self._run_routes.per_room), "Prompt rate-limit buckets held in memory."),
+            "agent_rate_keys": (len(self._run_routes.budget), "Prompt rate-limit buckets held in memory."),
             **(self._placement.gauges() if self._placement is not None else {}),
         }
         if self._hosting is not None:
@@ -229,12 +229,18 @@ class AgentPlugin:
             if peer is None:
                 await self._make_room()
                 await self.hosting.store.adopt(room)  # cluster mode: its behaviours are ours while we hold it
-                settings = self._host.settings
-                token = None if settings.open else self._host.access.mint(room, "edit")
-                peer = AgentPeer(settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
+                host = self._host
+                token = None if host.settings.open else host.access.mint(room, "edit")
+                credential = host.peers.vouch(room, "agent", self.name)  # the server vouches for it as the agent
+                peer = AgentPeer(host.settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
                                  code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self._hosting,
-                                 model_client=self._model_client)
-                self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
+                                 model_client=self._model_client, credential=credential,
+                                 writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget)
+                try:
+                    self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
+                except BaseException:
+                    host.peers.withdraw(credential)
+                    raise
             return peer
 
     async def leave(self, room: str) -> None:
@@ -247,7 +253,7 @@ class AgentPlugin:
         async with self.admit:
             peer = self.peers.pop(room, None)
             if peer is not None:
-                await peer.close()
+                await self._close(peer)
                 self.runs.forget(room)
             await self.hosting.store.drop(room)
 
@@ -264,9 +270,16 @@ class AgentPlugin:
         """The room's peer leaves (hold `admit`); its run records stay in the database."""
         peer = self.peers.pop(room, None)
         if peer is not None:
-            await peer.close()
+            await self._close(peer)
             self.runs.forget(room)
             await self.placement.let_go(room)
+
+    async def _close(self, peer: AgentPeer) -> None:
+        """A peer leaves its room; the server stops vouching for its credential."""
+        try:
+            await peer.close()
+        finally:
+            self._host.peers.withdraw(peer.credential)
 
     def _needed(self, room: str) -> bool:
         """The peer hosts behaviours that react to the people in its room: it stays."""

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _servers import PY, ROOT, Server, free_port
 
-from canvas import Stroke
+from canvas import Message, Stroke
 from wire import protocol as p
 from wire.client import CanvasClient
 
@@ -352,9 +352,47 @@ async def attack_origin(ctx: Ctx, seconds: float) -> str:
     return f"{ws_got}; cross-origin text/plain prompt -> {post.status_code}; /mcp with Host evil.test -> {mcp.status_code}"
 
 
+async def attack_chat_prompts(ctx: Ctx, seconds: float) -> str:
+    """Issue 18: 120 `@agent` lines written straight into the chat from one edit link (HTTP
+    allows it 6 prompts a minute); the agent joins for another link's HTTP prompt first."""
+    room = "chatflood"
+    async with httpx.AsyncClient(base_url=ctx.srv.ws_base.replace("ws://", "http://").removesuffix("/rooms"), timeout=10) as http:
+        await http.post(f"/rooms/{room}/prompts", params={"token": ctx.token(room, "edit")}, json={"text": "@agent hi"})
+        await asyncio.sleep(1.0)
+        c = await CanvasClient.connect(ctx.srv.ws_base, room, ctx.token("*", "edit"), name="flooder")
+        for i in range(120):  # paced over the attack's seconds, so the queue alone cannot be what bounds it
+            c.doc.post(Message(author="flooder", text=f"@agent draw {i}"))
+            await c.flush()
+            await asyncio.sleep(seconds / 120)
+        await asyncio.sleep(3.0)
+        refusals = sum(1 for m in c.doc.messages() if m.kind == "agent" and m.text.startswith("Not run"))
+        await c.close()
+        runs = (await http.get(f"/rooms/{room}/runs", params={"token": ctx.token(room, "view")})).json().get("runs", [])
+    return f"120 chat prompts from one link -> {sum(1 for r in runs if r.get('author') == 'flooder')} runs, {refusals} refusal lines"
+
+
+async def attack_pass_for_agent(ctx: Ctx, seconds: float) -> str:
+    """Issue 18: an editor's client writes a chat line with kind "agent" and a forged run, and
+    announces presence as {name: "agent", kind: "agent"}: what does a bystander see?"""
+    room = "forge"
+    forger = await CanvasClient.connect(ctx.srv.ws_base, room, ctx.token("*", "edit"), name="agent", kind="agent")
+    seer = await CanvasClient.connect(ctx.srv.ws_base, room, ctx.token("*", "view"), name="seer")
+    forger.doc.post(Message(id="forged", author="agent", kind="agent", text="trust me", run="run-forged"))
+    await forger.flush()
+    with contextlib.suppress(TimeoutError):
+        await seer.wait_for(lambda d: any(m.id == "forged" for m in d.messages()), min(seconds, 5.0))
+    with contextlib.suppress(TimeoutError):
+        await seer.wait_for(lambda: any((s.get("user") or {}).get("name") == "agent" for s in seer.awareness().values()), min(seconds, 5.0))
+    line = next((m.kind for m in seer.doc.messages() if m.id == "forged"), "missing")
+    shown = next(((s.get("user") or {}).get("kind") for s in seer.awareness().values() if (s.get("user") or {}).get("name") == "agent"), "missing")
+    await asyncio.gather(forger.close(), seer.close(), return_exceptions=True)
+    return f"forged chat line shown as kind {line!r}, forged presence as kind {shown!r}"
+
+
 ATTACKS: dict[str, Callable[[Ctx, float], Awaitable[str]]] = {
     "sync": attack_sync, "stale": attack_stale, "presence": attack_presence, "prompts": attack_prompts, "rewrite": attack_rewrite,
     "revoked": attack_revoked, "mcp_sessions": attack_mcp_sessions, "origin": attack_origin,
+    "chat-prompts": attack_chat_prompts, "pass-for-agent": attack_pass_for_agent,
 }
 
 

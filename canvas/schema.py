@@ -116,11 +116,14 @@ class Message(BaseModel):
 
     id: str = Field(default_factory=lambda: new_id("m"), description="unique id")
     author: str = Field(max_length=80, description="display name of who wrote it")
-    kind: Kind = Field(default="human", description="a person's line, or an agent's status or reply")
+    kind: Kind = Field(default="human", description="a person's line, or an agent's status or reply; \"agent\" only from the server's own peers "
+                       "(its hosted agent, an MCP session): a line anyone else inserts with \"agent\" is rewritten to \"human\" before anybody sees it")
     text: str = Field(max_length=MAX_TEXT, description="the line; prompts to agents start with @agent (or the agent's name)")
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch")
-    run: str | None = Field(default=None, description="the agent run it belongs to, if any")
-    behaviour: str | None = Field(default=None, description="the behaviour that said it, if any")
+    run: str | None = Field(default=None, description="the agent run it belongs to, if any (its card shows the server's record of that run; "
+                            "on a `human` line it is not the agent's word)")
+    behaviour: str | None = Field(default=None, description="the behaviour that said it, if any; only from the server's own peers "
+                                  "(dropped from anyone else's line)")
 
     @field_validator("behaviour")
     @classmethod

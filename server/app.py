@@ -37,6 +37,7 @@ from .rooms import RoomManager, Rooms, RoomUnavailable
 from .settings import ServerSettings
 from .store import DataFolderError, Store
 from .versions import routes as version_routes
+from .vouch import ServerPeers
 from .websocket import room_endpoint
 from .writer import RoomWriter, Writer
 
@@ -109,16 +110,20 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         access, store = open_data(Path(settings.data), settings.versions_kept, secret)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
+    peers = ServerPeers()
+
     def presence_of(room: str, client_id: int) -> Actor | None:
         loaded = rooms.rooms.get(room)
         conn = loaded.owners.get(client_id) if loaded is not None else None
-        if conn is None or conn.closed:
-            return None
-        edit = conn.role == "edit"
-        return Actor(id=conn.identity, name=f"{'editor' if edit else 'viewer'} {conn.identity[:6]}", role="edit" if edit else "view")
+        return None if conn is None or conn.closed else conn.actor
+
+    def writer_of(room: str, message_id: str) -> Actor | None:
+        loaded = rooms.rooms.get(room)
+        return loaded.attribution.writer_of(message_id) if loaded is not None else None
 
     lapses = Lapses(access.revoked)  # open websockets, MCP sessions, behaviours: cut when their link lapses
-    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses, presence_of=presence_of)
+    host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses,
+                presence_of=presence_of, peers=peers, writer_of=writer_of)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -161,6 +166,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     app.state.settings = settings
     app.state.access = access
     app.state.lapses = lapses
+    app.state.peers = peers
     app.state.rooms = rooms
     app.state.metrics = counters
     app.state.node = node

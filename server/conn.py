@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.frames import Frame, Opcode
 
+from common.actor import Actor
 from wire import protocol as p
 
 from .settings import ConnectionLimits
@@ -67,14 +68,19 @@ class Conn:
     awareness ids and their states' size, how often it may ask for the full state.
     """
 
-    __slots__ = ("ws", "transport", "identity", "role", "limit_bytes", "awareness_ids", "max_ids", "max_state",
+    __slots__ = ("ws", "transport", "identity", "role", "actor", "writer", "limit_bytes", "awareness_ids", "max_ids", "max_state",
                  "closed", "close_args", "closing", "denied", "metrics", "requests", "requests_at")
 
-    def __init__(self, ws: Any, transport: Transport, identity: str, role: str, limits: ConnectionLimits, metrics: Metrics) -> None:
+    def __init__(self, ws: Any, transport: Transport, identity: str, role: str, limits: ConnectionLimits, metrics: Metrics,
+                 actor: Actor | None = None) -> None:
         self.ws = ws
         self.transport = transport
         self.identity = identity  # the token's id: who may reclaim our awareness ids after we leave
         self.role = role
+        self.actor = actor or Actor(id=identity, name=identity, role="edit" if role == "edit" else "view")
+        """Who this connection is, as the server knows it: its link, or one of the server's own peers."""
+        self.writer = self.actor.model_dump_json(exclude_none=True)
+        """`actor` as JSON, once: what a cluster's stream carries with the chat lines it writes."""
         self.limit_bytes = limits.send_queue_bytes
         self.awareness_ids: set[int] = set()
         self.max_ids = limits.awareness_ids

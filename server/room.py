@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, merge_updates
 
 from canvas import CanvasDoc
 from canvas.schema import STROKES
 from wire import protocol as p
 
+from .attribution import Attribution, actor_of, presence_as
 from .conn import STATE_REQUESTS, Conn, binary_frame
 from .history import History, has_pending, without_pending
 from .settings import DocBounds
@@ -64,6 +65,8 @@ class Room:
         self.bounds = bounds or DocBounds()
         self.reserved: dict[int, tuple[str, float]] = {}  # id of a departed owner -> (its identity, until)
         self.remote: dict[int, tuple[str, str]] = {}  # cluster: awareness id held on another node -> (identity, node)
+        self.attribution = Attribution()
+        """Who wrote the recent chat lines; forged agent lines and presence are rewritten."""
         self.failed: str | None = None
         """Cluster mode: why this room was dropped (an append failed); its connections are closed."""
         self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
@@ -143,6 +146,7 @@ class Room:
             if refusal is not None:
                 conn.close(*refusal)
                 return
+            self.attribution.watch(self.doc)
             try:
                 self.doc.apply_update(payload)
             except ValueError as exc:
@@ -150,7 +154,13 @@ class Room:
             if has_pending(payload, self.doc):
                 self._drop_pending()
                 raise p.ProtocolError("update depends on updates this room never received")
-            self._accept(payload, frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn)
+            fix, chat = self.attribution.settle(self.doc, conn.actor)
+            if fix is None:
+                self._accept(payload, frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn, conn.writer if chat else "")
+            else:  # forged agent lines: others only ever see them rewritten; the sender gets the rewrite
+                merged = merge_updates(payload, fix)
+                self._accept(merged, p.sync_update(merged), conn, conn.writer)
+                self.after_commit(conn.send, p.sync_update(fix))
         elif kind == p.MSG_AWARENESS:
             self._awareness(conn, frame)
         elif kind == p.MSG_QUERY_AWARENESS:
@@ -192,11 +202,13 @@ class Room:
         if refusal is not None:
             return refusal
         updates: list[bytes] = []
+        self.attribution.watch(self.doc)
         sub = self.doc.observe(lambda event: updates.append(event.update))
         try:
             change(CanvasDoc(self.doc))
         finally:
             self.doc.unobserve(sub)
+            self.attribution.settle(self.doc, None)
         for update in updates:
             self._accept(update, p.sync_update(update), None)
         return None
@@ -214,10 +226,14 @@ class Room:
                 return p.Close.ROOM_FULL, f"the room's document reached its size limit of {limit} bytes: no more edits"
         return None
 
-    def _accept(self, update: bytes, msg: bytes, sender: Conn | None) -> None:
-        """Store an applied update, then forward it once it is committed."""
+    def _accept(self, update: bytes, msg: bytes, sender: Conn | None, writer: str = "") -> None:
+        """Store an applied update, then forward it once it is committed (`writer`: who wrote the
+        chat lines it inserts, for a cluster's other nodes)."""
         self._full_step2 = None
-        self.writer.append(self.name, update)
+        if writer:
+            self.writer.append(self.name, update, writer)
+        else:
+            self.writer.append(self.name, update)
         h = self.history
         h.updates += 1
         h.bytes += len(update)
@@ -266,18 +282,21 @@ class Room:
         A client id belongs to the first live connection that announced it; when that
         connection leaves, the id stays reserved to its token identity for ID_GRACE. Entries
         for ids held by someone else are dropped, so nobody can spoof or remove someone
-        else's presence; the rest is applied and echoed. Past its bounds (ids held, bytes per
-        state) the connection is closed with 1008.
+        else's presence; the rest is applied and echoed. A state claiming a kind the server does
+        not vouch for this connection is rewritten (`attribution.presence_as`). Past its bounds
+        (ids held, bytes per state) the connection is closed with 1008.
         """
         entries = p.parse_awareness(p.decode_awareness_payload(frame))
         owners, states = self.owners, self.states
         changed = False
         forged = False
         kept = []
-        for entry in entries:
-            cid, clock, state = entry
+        for cid, clock, state in entries:
             if _too_big(state, conn.max_state):
                 return conn.policy(f"awareness state of {len(state.encode())} bytes exceeds the limit of {conn.max_state} bytes")
+            if state != "null" and (vouched := presence_as(conn.actor, state)) is not state:
+                state, forged = vouched, True  # claimed a kind the server does not vouch for: re-encode
+            entry = (cid, clock, state)
             owner = owners.get(cid)
             if owner is not conn:
                 if not self._may_claim(conn, cid, owner):
@@ -339,11 +358,14 @@ class Room:
 
     # cluster mode: what the other nodes committed to this room's stream
 
-    def remote_update(self, frame: bytes) -> None:
+    def remote_update(self, frame: bytes, writer: str = "") -> None:
         """A sync update another node committed: apply it and forward the same frame to our
-        connections (it is committed already: nothing to wait for)."""
+        connections (it is committed already: nothing to wait for). `writer`: who wrote the chat
+        lines it inserts (that node checked them)."""
         _, update = p.decode_sync(frame)
+        self.attribution.watch(self.doc)
         self.doc.apply_update(update)
+        self.attribution.settle(self.doc, actor_of(writer), rewrite=False)
         self._full_step2 = None
         self.history.doc_bytes += len(update)
         self.broadcast(frame, None)

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from starlette.websockets import WebSocket
 
 from common.access import OPEN, ROOM_RULE, TokenError, TokenInfo, token_of, valid_room
-from wire.protocol import Close, ProtocolError
+from common.actor import Actor
+from wire.protocol import SERVER_PEER_HEADER, Close, ProtocolError
 
 from .conn import REPLY_S, Conn, Transport
 from .edge import refusal
@@ -113,6 +114,15 @@ async def refuse(ws: WebSocket, code: int, reason: str) -> None:
     await ws.close(code, reason)
 
 
+def actor_of(ws: WebSocket, who: TokenInfo, room: str) -> Actor:
+    """Who a connection is: its link, and a server kind only if it shows a credential the server
+    issued in process to one of its own peers for this room (`server.vouch`)."""
+    vouched = ws.app.state.peers.claim(ws.headers.get(SERVER_PEER_HEADER), room)
+    if vouched is None:
+        return Actor(id=who.id, name=who.label, kind="human", role=who.role)
+    return Actor(id=who.id, name=vouched.name, kind=vouched.kind, role=who.role)
+
+
 async def room_endpoint(ws: WebSocket) -> None:
     state = ws.app.state
     settings: ServerSettings = state.settings
@@ -140,7 +150,7 @@ async def room_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     metrics.connections_accepted += 1
     limits = settings.connections
-    conn = Conn(ws, transport, who.id, who.role, limits, metrics)
+    conn = Conn(ws, transport, who.id, who.role, limits, metrics, actor_of(ws, who, name))
     _watch(conn, max(1.0, min(10.0, limits.ping_interval / 2)))
     unwatch = state.lapses.watch_token(who, lambda why: _lapsed(conn, why))
     room.join(conn)

@@ -32,7 +32,9 @@ class RoomWriter(Protocol):
     unavailable: str | None
     """Why edits cannot be committed now (rooms refuse edits meanwhile); None when they can."""
 
-    def append(self, room: str, update: bytes) -> None: ...
+    def append(self, room: str, update: bytes, writer: str = "") -> None:
+        """Queue an update; `writer`: who wrote the chat lines it inserts (an `Actor` as JSON; cluster mode shares it)."""
+        ...
     def presence(self, room: str, msg: bytes, identity: str) -> None: ...
     def snapshot(self, room: str, snap: Snapshot) -> None: ...
     def after_commit(self, fn: Callable[..., object], *args: object) -> None: ...
@@ -192,8 +194,9 @@ class Writer(GroupCommit[tuple[Appends, Snapshots]]):
 
     # the hot path: no await, no I/O
 
-    def append(self, room: str, update: bytes) -> None:
-        """Queue an update; it is committed by the next `after_commit` (or `flush`)."""
+    def append(self, room: str, update: bytes, writer: str = "") -> None:
+        """Queue an update; it is committed by the next `after_commit` (or `flush`). `writer` is
+        for the other nodes of a cluster: one process knows it already."""
         if self._oldest is None:
             self._oldest = time.monotonic()
         self._appends.append((room, update))

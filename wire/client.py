@@ -48,8 +48,10 @@ def _call(fn: Callable[..., Any], arg: Any) -> Any:
 
 
 class CanvasClient:
-    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True, presence: bool = True) -> None:
+    def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True, presence: bool = True,
+                 headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}  # sent with every (re)connect: e.g. a server peer's credential
         self._announced = presence  # whether peers may see us (else: from the first set_awareness on)
         self.doc = CanvasDoc()
         self._ydoc = self.doc.doc
@@ -81,13 +83,13 @@ class CanvasClient:
     @classmethod
     async def connect(cls, ws_base: str, room: str, token: str | None = None, name: str = "python",
                       kind: str = "human", color: str = "#3b82f6", timeout: float = 10.0,
-                      reconnect: bool = True, presence: bool = True) -> CanvasClient:
+                      reconnect: bool = True, presence: bool = True, headers: dict[str, str] | None = None) -> CanvasClient:
         """Connect and wait until the first sync is complete (raises ClientError if refused).
 
         `presence=False`: announce nothing until the first `set_awareness`, e.g. so that a bot
         is seen only once it has taken note of the room as it found it."""
         url = f"{ws_base.rstrip('/')}/{room}" + (f"?token={quote(token)}" if token else "")
-        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence)
+        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence, headers)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._renew())]
         failed = loop.create_task(self._failed.wait())
@@ -266,7 +268,7 @@ class CanvasClient:
         delay = 0.1
         while not self._closing:
             try:
-                async with websockets.connect(self.url, max_size=None, open_timeout=10) as ws:
+                async with websockets.connect(self.url, max_size=None, open_timeout=10, additional_headers=self.headers or None) as ws:
                     delay = 0.1
                     await self._session(ws)
             except websockets.ConnectionClosed as exc:

@@ -47,6 +47,11 @@ NO_RETRY = frozenset({Close.TEXT_FRAME, Close.MALFORMED, 1008, Close.TOO_BIG})
 """Close codes after which reconnecting would fail the same way (as would 4400-4499)."""
 
 READ_ONLY = "read-only: this token may view the room but not edit it"
+
+SERVER_PEER_HEADER = "x-inhabit-server-peer"
+"""The websocket upgrade header by which a peer the server made itself (its hosted agent, an MCP
+session) shows the one-off credential the server issued it in process (`server.vouch`). Only then
+does the server vouch for its presence and chat lines as an agent's or an MCP client's."""
 """The PermissionDenied reason a viewer gets (once) when it sends an update."""
 
 

@@ -6,9 +6,16 @@ with a cursor, and it can run anywhere (`inhabit agent --server ...`), not only 
 
 Prompts come from two places: chat messages addressed to it (`@agent ...` or its name) that
 appear after it joined — written by editors, so they get the write grant — and `submit()`
-(HTTP prompts), which carry the grant decided by the caller's token role. They wait in a
-bounded `PromptQueue` (edit grants first) and run one at a time, so a room holds at most one
-model loop and one sandbox run at once.
+(HTTP prompts), which carry the grant decided by the caller's token role. A chat prompt counts
+against its writer's link (the server says who wrote each line: `writer_of`) in the same
+`PromptBudget` as HTTP prompts, so a link has one budget whatever the door; a refused one gets
+one chat line saying why (once per link until its budget refills), never a run. Accepted
+prompts wait in a bounded `PromptQueue` (edit grants first, the last bound) and run one at a
+time, so a room holds at most one model loop and one sandbox run at once.
+
+The server vouches for this peer as its agent (presence kind "agent", chat lines with
+`kind: "agent"` and `run`) only when it shows the credential the plugin got from
+`Host.peers` (`credential`); without it, it is shown as the link it connects with.
 
 The lines it posts itself (an HTTP prompt's echo, a run's status lines, a behaviour's question)
 are vouched for to the room's behaviours (`agent.behaviours.actors`) with the link and grant
@@ -24,6 +31,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +44,7 @@ from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
 from agent.limits.admission import PromptQueue, QueueFull
+from agent.limits.budget import PromptBudget
 from agent.runs.loop import ModelClient, ModelLoop
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
@@ -43,6 +52,7 @@ from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
 from common.actor import Actor, Role
 from wire.client import CanvasClient
+from wire.protocol import SERVER_PEER_HEADER
 
 log = logging.getLogger("inhabit.agent")
 
@@ -68,7 +78,9 @@ class AgentPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None = None, name: str = "agent", runs: RunStore | None = None,
                  code_mode: CodeMode | None = None, settings: AgentSettings | None = None, quotas: Quotas | None = None,
-                 queue: int = 8, hosting: Hosting | None = None, model_client: ModelClient | None = None) -> None:
+                 queue: int = 8, hosting: Hosting | None = None, model_client: ModelClient | None = None,
+                 credential: str | None = None, writer_of: Callable[[str], Actor | None] | None = None,
+                 budget: PromptBudget | None = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
@@ -85,20 +97,27 @@ class AgentPeer:
         self.behaviours: RoomBehaviours | None = None
         """The room's behaviours, hosted here (only when the plugin hosts this peer)."""
         self._installers: dict[str, Installer | None] = {}  # queued run id -> the edit link that asked
+        self.credential = credential
+        """What the server vouches for this peer by (`Host.peers`); None: shown as its link."""
+        self._writer_of = writer_of  # chat line id -> who wrote it, as the server knows it
+        self._budget = budget  # None: chat prompts are bounded by the queue only (a peer outside the server)
+        self._refused: dict[str, float] = {}  # link -> until when its chat prompts are refused (said once)
 
     # lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> AgentPeer:
         # unseen until the chat it found is marked as read: a prompt posted once people can
         # see the agent is always new to it
+        headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
-                                                 color=AGENT_COLOR, presence=False)
+                                                 color=AGENT_COLOR, presence=False, headers=headers)
         self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)
         if self._hosting is not None:
             hosting, room = self._hosting, self.room
             actors = Actors(run_actor=self._run_actor, presence=lambda cid: hosting.presence_of(room, cid),
+                            writer=self._writer_of or (lambda message_id: None),
                             behaviour_name=lambda bid: (b.name if (b := hosting.store.get(room, bid)) is not None else None))
             self.behaviours = RoomBehaviours(self.room, self.client, hosting, author=self.name, ask=self._behaviour_asks, actors=actors).start()
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
@@ -116,8 +135,15 @@ class AgentPeer:
             await self.client.close()
 
     @property
+    def connected(self) -> CanvasClient:
+        """The peer's websocket client (`start` made it)."""
+        if self.client is None:
+            raise RuntimeError("the agent peer has not started")
+        return self.client
+
+    @property
     def doc(self) -> CanvasDoc:
-        return self.client.doc
+        return self.connected.doc
 
     # prompts ---------------------------------------------------------------------------
 
@@ -131,7 +157,7 @@ class AgentPeer:
         `installer`: the edit link that asked, if known (only then may the run install behaviours)."""
         if not self._queue.room_for(grant):
             raise QueueFull
-        return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)),  # type: ignore[arg-type]
+        return self.enqueue(self.runs.add(AgentRun(room=self.room, prompt=prompt, author=author, grant=grant, source=source)),
                             installer=installer, echo=echo, by=by)
 
     def enqueue(self, run: AgentRun, *, installer: Installer | None = None, echo: Message | None = None, by: Actor | None = None) -> AgentRun:
@@ -177,7 +203,7 @@ class AgentPeer:
                         continue  # our own lines and echoed HTTP prompts
                     prompt = addressed(m.text, self.name)
                     if prompt is not None:
-                        self._chat_prompt(prompt, m.author)
+                        await self._chat_prompt(prompt, m)
             except Exception:
                 log.exception("agent watcher")
 
@@ -191,7 +217,11 @@ class AgentPeer:
         return new
 
     def _chat_tail(self) -> list[Message]:
-        """The chat's last lines, back to the first already seen (at most SEEN_KEPT)."""
+        """The chat's last lines, back to the first already seen person's line (at most SEEN_KEPT).
+
+        Lines of the agent's own (`kind: "agent"`, or with a run) do not stop the walk: they are
+        seen as soon as written here, and a person's line written at the same time may be ordered
+        before them once it arrives (Yjs orders concurrent inserts by client id)."""
         array = self.doc.messages_array
         n = len(array)
         out: list[Message] = []
@@ -201,6 +231,8 @@ class AgentPeer:
             except ValidationError:
                 continue
             if m.id in self._seen:
+                if m.kind == "agent" or m.run:
+                    continue
                 break
             out.append(m)
         out.reverse()
@@ -212,12 +244,36 @@ class AgentPeer:
         while len(self._seen) > SEEN_KEPT:
             self._seen.popitem(last=False)
 
-    def _chat_prompt(self, prompt: str, author: str) -> None:
-        grant: Grant = "read" if getattr(self.client, "read_only", None) else "write"  # a view-token peer cannot write
+    async def _chat_prompt(self, prompt: str, m: Message) -> None:
+        """A chat line addressed to us: counted against its writer's link, then queued."""
+        writer = self._writer_of(m.id) if self._writer_of is not None else None
+        may_write = not getattr(self.client, "read_only", None) and (writer is None or writer.may_edit)  # a view-token peer cannot write
+        grant: Grant = "write" if may_write else "read"
+        give_back = None
+        if self._budget is not None:
+            link = writer.id if writer is not None else None
+            refused, give_back = await self._budget.take(self.room, link, writer.role if writer is not None else "view")
+            if refused is not None:
+                self._refuse_chat(link, m.author, *refused)
+                return
         try:
-            self.submit(prompt, author=author, grant=grant, source="chat")
+            self.submit(prompt, author=m.author, grant=grant, source="chat")
         except QueueFull:
-            log.info("room %s: prompt queue full, chat prompt from %s not run", self.room, author)
+            if give_back is not None:
+                await give_back()
+            log.info("room %s: prompt queue full, chat prompt from %s not run", self.room, m.author)
+
+    def _refuse_chat(self, link: str | None, author: str, why: str, wait: float) -> None:
+        """Say once per link (until its budget refills) why its chat prompts are not run."""
+        now, key = time.monotonic(), link or "?"
+        for k in [k for k, until in self._refused.items() if until <= now]:
+            del self._refused[k]
+        if key in self._refused:
+            return
+        self._refused[key] = now + wait
+        log.info("room %s: chat prompt from %s refused: %s", self.room, author, why)
+        self.doc.post(Message(author=self.name, kind="agent", text=f"Not run: {why} (chat prompts count like HTTP prompts; "
+                                                                    f"lines sent meanwhile are not run either)"))
 
     async def _work(self) -> None:
         while True:
@@ -287,7 +343,7 @@ class AgentPeer:
         if at is not None:
             state["cursor"] = {"x": at[0], "y": at[1]}
         try:
-            self.client.set_awareness(state)
+            self.connected.set_awareness(state)
         except Exception:
             log.debug("awareness update failed", exc_info=True)
 

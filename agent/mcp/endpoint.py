@@ -169,6 +169,7 @@ class McpPlugin:
         self._ending: set[asyncio.Task[None]] = set()  # sessions being ended because their link lapsed
         self._security = TransportSecurityMiddleware()  # startup sets this server's names
         self._internal_host = "127.0.0.1"
+        self._host: Any = None
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -176,6 +177,7 @@ class McpPlugin:
     async def startup(self, host: Any) -> None:
         """`host` is a `server.plugin.Host` (typed loosely: the agent does not import the server)."""
         self._ws_base = host.settings.internal_ws
+        self._host = host
         self._access = None if host.settings.open else host.access
         self._lapses = None if host.settings.open else host.lapses
         self.manager.security_settings = transport_security(host.settings)  # read by each session's transport
@@ -270,8 +272,11 @@ class McpPlugin:
         task = session.peer
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             name = clean_name(client.name if client else None) or "mcp-client"
+            peers = self._host.peers  # the server vouches for the session's peer as an MCP client's
+            credential = peers.vouch(session.room, "mcp", name)
             peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
-                           runs=self.keeper.runs, code_mode=self.code_mode)
+                           runs=self.keeper.runs, code_mode=self.code_mode, credential=credential,
+                           release=lambda: peers.withdraw(credential))
             task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
         try:
             return await asyncio.shield(task)

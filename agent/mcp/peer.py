@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from agent.contract.canvas import CanvasSession, Grant, Quotas
@@ -27,6 +28,7 @@ from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
 from canvas import BBox, Message, bbox, now_ms, union
 from wire.client import CanvasClient
+from wire.protocol import SERVER_PEER_HEADER
 
 COLORS = ("#0284c7", "#059669", "#d97706", "#db2777", "#0d9488", "#4f46e5")
 """Agent colours for MCP clients (the hosted agent is violet): one per client name."""
@@ -40,8 +42,11 @@ class McpPeer:
     """One MCP session's presence and runs in one room."""
 
     def __init__(self, ws_base: str, room: str, *, token: str | None, name: str, grant: Grant, runs: RunStore,
-                 code_mode: CodeMode, quotas: Quotas | None = None) -> None:
+                 code_mode: CodeMode, quotas: Quotas | None = None, credential: str | None = None,
+                 release: Callable[[], None] | None = None) -> None:
         self.ws_base, self.room, self.token, self.name, self.grant = ws_base, room, token, name, grant
+        self.credential = credential  # the server vouches for us as an MCP client's peer (presence kind "mcp")
+        self._release = release
         self.runs = runs
         self.code_mode = code_mode
         self.quotas = quotas
@@ -49,12 +54,23 @@ class McpPeer:
         self.client: CanvasClient | None = None
 
     async def start(self) -> McpPeer:
-        self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent", color=self.color)
+        headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
+        try:
+            self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="mcp",
+                                                     color=self.color, headers=headers)
+        except BaseException:  # never joined: its credential goes now
+            if self._release is not None:
+                self._release()
+            raise
         return self
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        try:
+            if self.client is not None:
+                await self.client.close()
+        finally:
+            if self._release is not None:
+                self._release()
 
     @property
     def _client(self) -> CanvasClient:

@@ -7,9 +7,9 @@
 
 What one token can cost here: prompts per minute per token and per room (viewers only for the
 room bound: editors are never refused for viewers' traffic), taken before the prompt goes on
-so concurrent requests see them, and given back when the prompt is not taken. In cluster mode
-the buckets are in Redis (`agent.limits.shared`), so a link has one budget however many nodes
-it reaches. Where a prompt runs
+so concurrent requests see them, and given back when the prompt is not taken. The budget
+(`agent.limits.budget`) is the same one chat prompts to the hosted agent take from, so a link
+has one budget whatever the door; in cluster mode it is in Redis, however many nodes it reaches. Where a prompt runs
 and where an undo happens (this node's peer, or in cluster mode the node holding the room's
 agent) is the agent's placement (`agent.hosting.placement`), reached through `Agent` below.
 """
@@ -17,19 +17,16 @@ agent) is the agent's placement (`agent.hosting.placement`), reached through `Ag
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agent.contract.canvas import Grant
 from agent.contract.events import Installer
-from agent.limits.admission import PeersFull, PromptLimits, QueueFull, RateLimiter
-from agent.limits.shared import SharedBuckets
+from agent.limits.admission import PeersFull, PromptLimits, QueueFull
+from agent.limits.budget import PromptBudget
 from agent.runs.http import BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
 from agent.runs.store import AgentRun, RunStore, dump_json
 from common.access import Role, TokenInfo, room_of
@@ -55,10 +52,6 @@ class Agent(Protocol):
     async def undo(self, room: str, run: AgentRun) -> list[str] | None:
         """The strokes erased (None: no answer in time)."""
         ...
-
-
-async def _nothing() -> None:
-    return None
 
 
 def installer_of(who: TokenInfo) -> Installer | None:
@@ -89,10 +82,8 @@ class RunRoutes:
     def __init__(self, limits: PromptLimits, agent: Agent) -> None:
         self.limits = limits
         self.agent = agent
-        self.per_token = RateLimiter(limits.per_token)
-        self.per_room = RateLimiter(limits.per_room)
-        self.shared: SharedBuckets | None = None
-        """Cluster mode: the buckets every node takes from (set by the plugin at start-up)."""
+        self.budget = PromptBudget(limits)
+        """The per-link and per-room prompt limits, shared with the hosted agent's chat prompts."""
         self.routes: list[BaseRoute] = [
             Route("/rooms/{name}/prompts", self.prompt, methods=["POST"]),
             Route("/rooms/{name}/runs", self.list_runs, methods=["GET"]),
@@ -109,7 +100,7 @@ class RunRoutes:
             prompt = parse_prompt(body)
         except BadPrompt as e:
             return error_response(e.status, str(e))
-        refusal, give_back = await self._rate(who, room)
+        refusal, give_back = await self.budget.take(room, who.id, who.role)
         if refusal is not None:
             return error_response(429, *refusal)
         try:
@@ -126,63 +117,6 @@ class RunRoutes:
             log.exception("starting agent peer for %s", room)
             return error_response(503, f"could not start the agent for this room: {type(e).__name__}", QUEUE_RETRY_S)
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
-
-    async def _rate(self, who: TokenInfo, room: str) -> tuple[tuple[str, float] | None, Callable[[], Awaitable[None]]]:
-        """Why `who` may not prompt in `room` now and for how long (None: it may, and its
-        prompt was counted), and how to give it back if the prompt is not taken after all."""
-        if self.shared is not None:
-            try:
-                return await self._shared_rate(self.shared, who, room)
-            except (RedisError, OSError) as exc:  # Redis away: this node's buckets still hold
-                log.warning("shared prompt limits unavailable (%s); counting on this node", exc)
-        refusal = self._rate_refusal(who, room)
-        if refusal is not None:
-            return refusal, _nothing
-        taken = self._rate_take(who, room)  # before any await: concurrent requests see it
-
-        async def give_back() -> None:
-            self._rate_give_back(taken)
-
-        return None, give_back
-
-    async def _shared_rate(self, shared: SharedBuckets, who: TokenInfo, room: str) -> tuple[tuple[str, float] | None, Callable[[], Awaitable[None]]]:
-        buckets = [(f"link:{who.id}", self.limits.per_token, True), ("viewers", self.limits.per_room, who.role != "edit")]
-        wait, which = await shared.take(room, buckets)
-        if wait:
-            return self._refusal(which, wait), _nothing
-
-        async def give_back() -> None:
-            await shared.give_back(room, [b for b in buckets if b[2]])
-
-        return None, give_back
-
-    def _refusal(self, bucket: int, wait: float) -> tuple[str, float]:
-        if bucket == 0:
-            return f"too many prompts from this link: at most {self.limits.per_token} a minute; try again in {math.ceil(wait)} s", wait
-        return f"too many prompts from viewers of this room: at most {self.limits.per_room} a minute; try again in {math.ceil(wait)} s", wait
-
-    def _rate_refusal(self, who: TokenInfo, room: str) -> tuple[str, float] | None:
-        """Why `who` may not prompt in `room` now and for how long; None if it may.
-        Viewers also share the room's bound; editors only have their own."""
-        wait = self.per_token.wait((who.id, room))
-        if wait:
-            return self._refusal(0, wait)
-        wait = self.per_room.wait(room) if who.role != "edit" else 0.0
-        return self._refusal(1, wait) if wait else None
-
-    def _rate_take(self, who: TokenInfo, room: str) -> list[tuple[RateLimiter, Hashable]]:
-        """Take from every bucket the prompt counts against; returns them (for `_rate_give_back`)."""
-        taken: list[tuple[RateLimiter, Hashable]] = [(self.per_token, (who.id, room))]
-        if who.role != "edit" or self.per_room.wait(room) == 0:  # editors use the room's budget when there is some
-            taken.append((self.per_room, room))
-        for limiter, key in taken:
-            limiter.take(key)
-        return taken
-
-    @staticmethod
-    def _rate_give_back(taken: list[tuple[RateLimiter, Hashable]]) -> None:
-        for limiter, key in taken:
-            limiter.give_back(key)
 
     async def list_runs(self, request: Request) -> Response:
         room, _ = room_of(request)

@@ -134,7 +134,7 @@ class ClusterRooms(RoomManager):
             message = entry.message
             try:
                 if message[0] == p.MSG_SYNC:
-                    room.remote_update(message)
+                    room.remote_update(message, entry.identity)
                 elif message[0] == p.MSG_AWARENESS:
                     room.remote_awareness(message, entry.identity, entry.node.decode())
             except BaseException as exc:  # a Rust panic is a BaseException too

@@ -3,7 +3,8 @@
 Keys (room names are `[A-Za-z0-9_-]`; the `{room}` hash tag keeps a room's keys together):
 - `inhabit:{room}:s` the room's stream. Entry fields: `n` the node that appended it, `m` one
   y-websocket message exactly as the wire carries it (a sync update or an awareness update),
-  and for awareness `i`, the token identity of the connection that owns those client ids.
+  and for awareness `i`, the token identity of the connection that owns those client ids; for an
+  update inserting chat lines `i` is who wrote them (a `common.actor.Actor` as JSON), else empty.
 - `inhabit:{room}:m` a hash: `trimmed` (entries below this id may be gone: the trim mark).
 - `inhabit:dirty` a sorted set: rooms whose stream has entries not yet compacted, scored by
   when the oldest of them was appended (ms, Redis's clock).

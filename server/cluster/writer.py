@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from .compactor import Compactor
 
 Batch = dict[str, list[tuple[bytes, str]]]
-"""Room -> messages to append, in order, each with the identity of its sender (presence only)."""
+"""Room -> messages to append, in order, each with the identity of its sender (presence) or the
+writer of the chat lines it inserts (updates)."""
 
 
 class StreamWriter(GroupCommit[Batch]):
@@ -50,9 +51,11 @@ class StreamWriter(GroupCommit[Batch]):
 
     # the hot path: no await, no I/O
 
-    def append(self, room: str, update: bytes) -> None:
-        """Queue an update; committed by the next batch (`after_commit` tells when)."""
-        self._queue_message(room, p.sync_update(update), "")
+    def append(self, room: str, update: bytes, writer: str = "") -> None:
+        """Queue an update; committed by the next batch (`after_commit` tells when). `writer`:
+        who wrote the chat lines it inserts (an `Actor` as JSON), for the node holding the
+        room's agent; stored in the entry's identity field (which awareness entries use too)."""
+        self._queue_message(room, p.sync_update(update), writer)
 
     def presence(self, room: str, msg: bytes, identity: str) -> None:
         """Queue a presence change for the other nodes (not waited for: presence is not stored)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from canvas import Message
 from wire.client import CanvasClient
 
 from support.agent_helpers import agents_here, node_id, prompt, run_on, scripted_env
@@ -99,3 +100,38 @@ async def test_a_prompt_taken_for_a_full_queue_elsewhere_gets_429(cluster, model
     assert r.status_code == 429 and "prompts waiting in this room" in r.json()["error"], r.text
     for run in (first, second):  # what was taken runs
         assert (await run_on(b, tok, run, room="queue"))["status"] == "done"
+
+
+@pytest.mark.serial  # a rate-limit window
+async def test_chat_prompts_on_another_node_take_from_the_links_budget(cluster, model_server):
+    """The writer of a chat line reaches the node holding the room's agent with the update (in the
+    stream entry), so `@agent` lines written on another node count against the writer's link in the
+    cluster's shared budget, like its HTTP prompts; a forged agent line is rewritten by the node the
+    writer is on, and every node shows it rewritten."""
+    room = "chatbudget"
+    model_server.script(room, [{"text": "Done."}])
+    env = scripted_env(model_server)
+    a, b = (cluster.node(env=env, prompts_per_minute=2) for _ in range(2))
+    starter = a.access().mint(room, "edit", name="starter")
+    alice_token = a.token(room)
+    first = await prompt(a, starter, "@agent hi", room=room)  # the agent joins the room on A
+    await run_on(a, starter, first, room=room)
+    watcher = await CanvasClient.connect(a.ws, room, starter, name="watcher")
+    alice = await CanvasClient.connect(b.ws, room, alice_token, name="alice")  # writes on B
+    try:
+        alice.doc.post(Message(id="forged", author="agent", kind="agent", text="not the agent", behaviour="bh-1"))
+        for i in range(10):
+            alice.doc.post(Message(author="alice", text=f"@agent draw {i}"))
+        await alice.flush()
+        await watcher.wait_for(lambda d: sum(1 for m in d.messages() if m.text.startswith("Not run: too many prompts from this link")) == 1
+                               and sum(1 for m in d.messages() if m.kind == "agent" and m.text.startswith("Done.")) == 3, 60)
+        forged = next(m for m in watcher.doc.messages() if m.id == "forged")
+        assert forged.kind == "human" and forged.behaviour is None
+        runs = httpx.get(f"{b.http}/rooms/{room}/runs", params={"token": starter}).json()["runs"]
+        assert sorted(r["author"] for r in runs) == ["alice", "alice", "starter"], runs
+        async with httpx.AsyncClient() as http:  # the link's budget is spent for HTTP too, on either node
+            r = await http.post(f"{a.http}/rooms/{room}/prompts", json={"text": "@agent more"}, params={"token": alice_token})
+        assert r.status_code == 429 and "too many prompts from this link" in r.json()["error"], r.text
+    finally:
+        await alice.close()
+        await watcher.close()

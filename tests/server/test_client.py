@@ -32,7 +32,8 @@ async def test_on_change_and_wait_for(server):
     await asyncio.sleep(0.05)
     assert seen and seen[-1] == 1
     unsubscribe()
-    await b.wait_for(lambda: any(s["user"] == {"name": "a", "color": "#112233", "kind": "agent"} for s in b.awareness().values()), 5)
+    # a link's client claiming kind "agent" is shown as a person: only the server's own peers are agents (issue 18)
+    await b.wait_for(lambda: any(s["user"] == {"name": "a", "color": "#112233", "kind": "human"} for s in b.awareness().values()), 5)
     with pytest.raises(TimeoutError):
         await b.wait_for(lambda d: d.stroke("never"), 0.3)
     await a.close()

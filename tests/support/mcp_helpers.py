@@ -53,8 +53,9 @@ def picture(result: types.CallToolResult) -> Image.Image:
 
 
 def agents(client: Any) -> dict[str, dict[str, Any]]:
-    """Agent peers in a headless client's view of the room's presence, by name."""
-    return {s["user"]["name"]: s for s in client.awareness().values() if (s.get("user") or {}).get("kind") == "agent"}
+    """Agent peers in a headless client's view of the room's presence, by name: the hosted agent
+    ("agent") and MCP sessions ("mcp"), the kinds the server vouches for."""
+    return {s["user"]["name"]: s for s in client.awareness().values() if (s.get("user") or {}).get("kind") in ("agent", "mcp")}
 
 
 class RawSession:

@@ -121,6 +121,8 @@ export function mountChat(d: Deps) {
 
   const messageEl = (m: Message) => {
     const li = document.createElement('li')
+    // The server rewrites a line claiming kind 'agent' (or a behaviour) unless one of its own peers
+    // wrote it (SCHEMA.md, messages), so the badge below is the server's word, not the writer's.
     const agent = m.kind === 'agent'
     li.className = 'msg' + (agent ? ' agent' : '') + (m.author === d.me().name ? ' mine' : '')
     li.dataset.testid = 'message'

@@ -14,6 +14,10 @@ interface PeerState {
 }
 
 const COLOR_RE = /^#[0-9a-fA-F]{6}$/
+/** Kinds the server vouches for (it rewrites any other connection's claim to them, see
+ *  SCHEMA.md "Presence"): the hosted agent, and MCP clients' sessions (labelled "MCP"). */
+const agentKind = (st: PeerState) => st.user?.kind === 'agent' || st.user?.kind === 'mcp'
+const mcpTag = (st: PeerState) => st.user?.kind === 'mcp' ? '<span class="via" title="an MCP client">MCP</span>' : ''
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 const cursorSvg = (c: string) =>
   `<svg width="18" height="20" viewBox="0 0 18 20"><path d="M1.5 1.5l13 7.2-5.6 1.5-2.6 5.8z" fill="${c}" stroke="#fff" stroke-width="1.5" stroke-linejoin="round"/></svg>`
@@ -42,8 +46,8 @@ export function mountPresence(opts: {
       let el = els.get(id)
       const name = String(st.user?.name ?? 'Someone').slice(0, 40)
       const color = COLOR_RE.test(st.user?.color ?? '') ? st.user!.color! : '#868e96'
-      const agent = st.user?.kind === 'agent'
-      const key = `${name}|${color}|${agent}`
+      const agent = agentKind(st)
+      const key = `${name}|${color}|${st.user?.kind}`
       if (!el) {
         el = document.createElement('div')
         el.className = 'cursor'
@@ -55,8 +59,9 @@ export function mountPresence(opts: {
         el.dataset.key = key
         el.dataset.name = name
         el.dataset.kind = agent ? 'agent' : 'human'
+        if (st.user?.kind === 'mcp') el.dataset.via = 'mcp'; else delete el.dataset.via
         el.classList.toggle('agent', agent)
-        el.innerHTML = `${cursorSvg(color)}<span class="tag" style="background:${color}">${agent ? `<span class="bot" title="AI agent">${ROBOT}</span>` : ''}${esc(name)}</span>`
+        el.innerHTML = `${cursorSvg(color)}<span class="tag" style="background:${color}">${agent ? `<span class="bot" title="AI agent">${ROBOT}</span>` : ''}${esc(name)}${mcpTag(st)}</span>`
       }
       const [sx, sy] = camera.toScreen(st.cursor.x, st.cursor.y)
       el.style.transform = `translate(${sx}px, ${sy}px)`
@@ -71,9 +76,9 @@ export function mountPresence(opts: {
     avatars.innerHTML = shown.map((s, i) => {
       const name = String(s.user?.name ?? '?')
       const color = COLOR_RE.test(s.user?.color ?? '') ? s.user!.color! : '#868e96'
-      const agent = s.user?.kind === 'agent'
+      const agent = agentKind(s)
       const label = agent ? ROBOT : esc(initials(name))
-      return `<span class="avatar${agent ? ' agent' : ''}${i === 0 && s === me ? ' me' : ''}" data-testid="avatar" data-kind="${agent ? 'agent' : 'human'}" title="${esc(name)}${i === 0 && s === me ? ' (you)' : ''}" style="--c:${color}">${label}</span>`
+      return `<span class="avatar${agent ? ' agent' : ''}${i === 0 && s === me ? ' me' : ''}" data-testid="avatar" data-kind="${agent ? 'agent' : 'human'}" title="${esc(name)}${i === 0 && s === me ? ' (you)' : ''}"${s.user?.kind === 'mcp' ? ' data-via="mcp"' : ''} style="--c:${color}">${label}</span>`
     }).join('') + (list.length > shown.length ? `<span class="avatar more">+${list.length - shown.length}</span>` : '')
   }
 

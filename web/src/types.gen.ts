@@ -36,15 +36,15 @@ export interface Message {
   id: string
   /** display name of who wrote it */
   author: string
-  /** a person's line, or an agent's status or reply */
+  /** a person's line, or an agent's status or reply; "agent" only from the server's own peers (its hosted agent, an MCP session): a line anyone else inserts with "agent" is rewritten to "human" before anybody sees it */
   kind: "human" | "agent"
   /** the line; prompts to agents start with @agent (or the agent's name) */
   text: string
   /** ms since the Unix epoch */
   t: number
-  /** the agent run it belongs to, if any */
+  /** the agent run it belongs to, if any (its card shows the server's record of that run; on a `human` line it is not the agent's word) */
   run?: string
-  /** the behaviour that said it, if any */
+  /** the behaviour that said it, if any; only from the server's own peers (dropped from anyone else's line) */
   behaviour?: string
 }
 
