@@ -27,7 +27,7 @@ def server(shared_server: LiveServer) -> LiveServer:
 
 def open_with(browser: Any, server: LiveServer, room: str, link: str) -> tuple[Any, list[str]]:
     """A synced page on `link`, and the websockets it opens from then on."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # see support/pages.open_page
     page.goto(f"{server.http}/?room={room}&token={link}")
     page.wait_for_function("window.__inhabit && window.__inhabit.provider.synced", timeout=15000)
     sockets: list[str] = []
