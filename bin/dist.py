@@ -91,10 +91,14 @@ def normalize_sdist(sdist: Path, epoch: int) -> None:
 
 
 def build_once(python: Path, out: Path, scratch: Path, env: dict[str, str]) -> tuple[Path, Path]:
-    """The sdist from the checkout, then the wheel from the unpacked sdist."""
+    """The sdist from a copy of the checkout, then the wheel from the unpacked sdist."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(ROOT / "inhabit.egg-info", ignore_errors=True)  # setuptools' leftovers, rebuilt from scratch
-    sdist = backend(python, "build_sdist", out, ROOT, env)
+    source = scratch.with_name(scratch.name + "-tree")
+    # a copy, not the checkout itself: setuptools writes its egg-info and release tree where it
+    # builds, and the checkout may be in use meanwhile (the test suite builds while others run)
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "data", "dist", "build", "test-artifacts", "*.egg-info", "__pycache__", ".pytest_cache", ".cache"))
+    sdist = backend(python, "build_sdist", out, source, env)
     normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
     with tarfile.open(sdist) as tar:
         tar.extractall(scratch, filter="data")

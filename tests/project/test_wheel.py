@@ -30,18 +30,20 @@ from wire.client import CanvasClient
 from support import ROOT
 from support.live_server import SERVING
 from support.mcp_helpers import mcp_client
+from support.serial import slots
 
 # Not `serial`: nothing here is timed (its waits are bounded conditions), and in the serial group
 # its builds and installs would lengthen the one chain every timing-sensitive test waits in.
-pytestmark = [pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("wheel")]  # one build at a time, in one checkout
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory, web_build: None) -> dict[str, Path]:
     """The wheel and the sdist, built as `bin/dev dist` builds them (twice, compared)."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([sys.executable, str(ROOT / "bin" / "dist.py"), "--no-web", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    with slots(tmp_path_factory):  # a heavy build: it counts as a running test (support/serial.py)
+        done = subprocess.run([sys.executable, str(ROOT / "bin" / "dist.py"), "--no-web", "--out", str(out)],
+                              capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("reproducible") == 2, done.stdout
     (wheel,), (sdist,) = out.glob("inhabit-*.whl"), out.glob("inhabit-*.tar.gz")

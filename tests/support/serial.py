@@ -77,19 +77,27 @@ def _release(files: list[IO[str]]) -> None:
         f.close()
 
 
-@pytest.fixture(autouse=True)
-def _serial_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+@contextmanager
+def slots(tmp_path_factory: pytest.TempPathFactory, *, serial: bool = False, alone: bool = False) -> Iterator[None]:
+    """Hold the slots a test holds while it runs (one; a serial test all but one, or all):
+    also for heavy work outside a test, such as a module fixture that builds and installs."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if "PYTEST_XDIST_WORKER" not in os.environ or workers < 2:
         yield
         return
     shared = tmp_path_factory.getbasetemp().parent  # one folder for all the workers of this run
-    slots = [shared / f"serial.slot{i}" for i in range(workers)]
-    mark = request.node.get_closest_marker(GROUP)
-    wanted = 1 if mark is None else workers if mark.kwargs.get("alone") else workers - BESIDE_SERIAL
+    paths = [shared / f"serial.slot{i}" for i in range(workers)]
+    wanted = workers if alone else workers - BESIDE_SERIAL if serial else 1
     with _locked(shared / "serial.gate"):
-        held = _take_slots(slots, wanted)
+        held = _take_slots(paths, wanted)
     try:
         yield
     finally:
         _release(held)
+
+
+@pytest.fixture(autouse=True)
+def _serial_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    mark = request.node.get_closest_marker(GROUP)
+    with slots(tmp_path_factory, serial=mark is not None, alone=mark is not None and bool(mark.kwargs.get("alone"))):
+        yield
