@@ -116,9 +116,9 @@ class AgentPlugin:
     async def _open_records(self, where: Path | ConnectionPool) -> tuple[RunRecords, BehaviourRecords]:
         """Run and behaviour records in `where` (off the loop: opening may migrate); run records
         survive restarts through `self.runs`."""
-        run_db = await asyncio.to_thread(RunRecords.open, where, self.runs.per_room)
+        run_db = await asyncio.to_thread(RunRecords.open, where, self.runs.per_room, self.model.room_record_bytes)
         behaviour_db = await asyncio.to_thread(BehaviourRecords.open, where, self.behaviour_limits.firings_kept)
-        self.runs = RunStore(self.runs.per_room, db=run_db)
+        self.runs = RunStore(self.runs.per_room, db=run_db, record_bytes=self.model.record_bytes)
         return run_db, behaviour_db
 
     async def shutdown(self) -> None:

@@ -76,7 +76,10 @@ class Firing(BaseModel):
     error: RunError | None = None
     result: Any = None
     console: list[str] = Field(default_factory=list)
-    calls: list[CallRecord] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list, description="a sample of its capability calls: the first and the last "
+                                    "(`agent.contract.callsample`), each cut to a preview")
+    call_counts: dict[str, int] = Field(default_factory=dict, description="every capability call it made, counted by name")
+    calls_dropped: int = Field(default=0, description="calls left out of `calls` (counted in `call_counts`)")
     writes: Writes = Field(default_factory=Writes)
     stopped: str | None = Field(default=None, description="the reason it gave to behaviour.stop()")
     asked: str | None = Field(default=None, description="what it asked the model with behaviour.ask()")

@@ -41,8 +41,8 @@ from agent.behaviours.mirror import StrokeMirror
 from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
 from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
+from agent.contract.callsample import sample
 from agent.contract.canvas import CanvasSession, Quotas
-from agent.contract.codemode import call_records
 from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status, firing_grant
 from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
@@ -53,7 +53,6 @@ from wire.client import CanvasClient
 log = logging.getLogger("inhabit.agent")
 
 MAX_ERASED = 1000
-RECORDED_CALLS = 50
 KEPT_CHARS = 2000
 """Of a firing's result and console, what its record keeps (records are kept by the dozen)."""
 RECENT = 5
@@ -332,9 +331,10 @@ class RoomBehaviours:
         elif grant == "write":  # a viewer cannot pause an editor's behaviour by making read-only firings fail
             b.failures += 1
         written = out.ok and session.dirty
+        calls, call_counts, calls_dropped = sample(rec.calls)
         firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
                         clock_ms=event.t, depth=depth, grant=grant, read_only=read_only, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
-                        calls=call_records(rec, preview=200)[:RECORDED_CALLS], ms=rec.stats.wall_ms, started=started,
+                        calls=calls, call_counts=call_counts, calls_dropped=calls_dropped, ms=rec.stats.wall_ms, started=started,
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()

@@ -155,12 +155,18 @@ class BehaviourStore:
     async def firings(self, b: Behaviour, limit: int) -> builtins.list[Firing]:
         """`b`'s newest firing records, newest first."""
         await self.flush()
-        rows = await asyncio.to_thread(self.db.firings, b.id, limit)
-        return [f for f in (_parse_firing(r) for r in rows) if f is not None]
+        return await asyncio.to_thread(self._firings, b.id, limit)
+
+    def _firings(self, bid: str, limit: int) -> builtins.list[Firing]:
+        """Read and decode on a worker thread: never on the loop."""
+        return [f for f in (_parse_firing(r) for r in self.db.firings(bid, limit)) if f is not None]
 
     async def firing(self, firing_id: str) -> Firing | None:
         await self.flush()
-        row = await asyncio.to_thread(self.db.firing, firing_id)
+        return await asyncio.to_thread(self._firing, firing_id)
+
+    def _firing(self, firing_id: str) -> Firing | None:
+        row = self.db.firing(firing_id)
         return _parse_firing(row) if row else None
 
     async def code(self, b: Behaviour, version: int) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.contract.behaviour import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
 from agent.contract.canvas import ALL_CAPS, CanvasSession, Grant, capabilities
-from agent.sandbox import Binding, CallRecord, Capability, ErrorKind, Limits, RunRecord, Sandbox
+from agent.sandbox import Binding, Capability, ErrorKind, Limits, RunRecord, Sandbox
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
@@ -225,19 +225,6 @@ def compact_record(record: RunRecord, session: CanvasSession, committed: bool) -
         message += " (this run is read-only: canvas.draw, canvas.erase and canvas.say are not granted)"
     out["error"] = {"kind": err.kind, "message": message}
     out["next"] = "Nothing was written to the room. " + _hint(err.kind, err.message)
-    return out
-
-
-def call_records(record: RunRecord, preview: int = 400) -> list[CallRecord]:
-    """A run's capability calls as records keep them: big arguments and results cut to a preview."""
-    out = []
-    for call in record.calls:
-        cut: dict[str, Any] = {}
-        for key in ("args", "result"):
-            text = json.dumps(getattr(call, key), default=str)
-            if len(text) > preview:
-                cut[key] = text[:preview] + f"… [{len(text) - preview} more chars]"
-        out.append(call.model_copy(update=cut) if cut else call)
     return out
 
 

@@ -109,7 +109,8 @@ class EmbeddedPlacement:
         self.rooms = rooms
 
     async def start(self) -> None:
-        return None
+        """This process owns the records: runs the one before it left unfinished are marked interrupted."""
+        await self.rooms.runs.interrupt_leftovers()
 
     async def close(self) -> None:
         return None
@@ -122,7 +123,9 @@ class EmbeddedPlacement:
         return peer.submit(prompt, author=author, grant=grant, source="http", installer=installer)
 
     async def undo(self, room: str, run: AgentRun) -> list[str] | None:
-        return (await self.rooms.peer(room)).undo(run.id)
+        peer = await self.rooms.peer(room)
+        self.rooms.runs.adopt(run)  # read from the records: held while the peer marks it undone
+        return peer.undo(run.id)
 
     async def dispatch(self, change: BehaviourChange) -> Outcome:
         return await self.rooms.perform(change)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -37,9 +38,26 @@ class PromptAccepted(BaseModel):
 
 
 class RunList(BaseModel):
-    """`GET /rooms/{name}/runs`, oldest first."""
+    """`GET /rooms/{name}/runs[?limit=N&before=RUN]`: the newest `limit` runs (older than run
+    `before`), oldest first."""
 
     runs: list[RunSummary]
+    next: str | None = Field(default=None, description="more runs are older than these: pass this as `before` for them "
+                             "(absent: none)")
+
+
+PAGE = 50
+"""Runs per page of `GET /rooms/{name}/runs` by default; `MAX_PAGE` at most."""
+MAX_PAGE = 200
+
+
+def page_args(query: Mapping[str, str]) -> tuple[int, str | None]:
+    """`?limit=` (default `PAGE`, within 1..`MAX_PAGE`; anything else: the default) and `?before=`."""
+    try:
+        limit = min(max(int(query.get("limit", PAGE)), 1), MAX_PAGE)
+    except ValueError:
+        limit = PAGE
+    return limit, query.get("before") or None
 
 
 class UndoResult(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.contract.behaviour import NO_INSTALLER, Installs
 from agent.contract.canvas import CanvasSession, Quotas
-from agent.contract.codemode import CodeMode, call_records, system_prompt, tools
+from agent.contract.codemode import CodeMode, system_prompt, tools
 from agent.contract.events import BadInstall, parse_name, parse_triggers
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
@@ -199,7 +199,7 @@ class ModelLoop:
             log.exception("behaviour install failure")
             run.errors.append(f"install failure: {type(e).__name__}: {e}")
             return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Not installed. Try again."}), True
-        run.calls.extend(call_records(record))
+        run.keep_calls(record.calls)
         run.strokes.extend((compact.get("written") or {}).get("drawn", []))
         if not compact["ok"]:
             err = compact["error"]
@@ -231,7 +231,7 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
         log.exception("sandbox failure")
         run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")
         return {"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing was written. Try a simpler program."}
-    run.calls.extend(call_records(record))
+    run.keep_calls(record.calls)
     if not compact["ok"]:
         err = compact["error"]
         run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")

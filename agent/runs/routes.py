@@ -1,7 +1,7 @@
 """HTTP for prompts and run records: people ask the agent, follow its runs and undo them.
 
     POST /rooms/{name}/prompts               {"text": ...}  -> 202 {run, grant} (view token: a read-only run)
-    GET  /rooms/{name}/runs                  the room's recent runs (view token)
+    GET  /rooms/{name}/runs[?limit=&before=]  the room's recent runs, summaries, paged (view token)
     GET  /rooms/{name}/runs/{run}            one run: code, calls, strokes, reply (view token)
     POST /rooms/{name}/runs/{run}/undo       erase what one run drew (edit token)
 
@@ -16,6 +16,7 @@ agent) is the agent's placement (`agent.hosting.placement`), reached through `Ag
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from agent.contract.canvas import Grant
 from agent.contract.events import Installer
 from agent.limits.admission import PeersFull, PromptLimits, QueueFull
 from agent.limits.budget import PromptBudget
-from agent.runs.http import BadPrompt, PromptAccepted, RunList, UndoResult, display_author, parse_prompt
+from agent.runs.http import BadPrompt, PromptAccepted, UndoResult, display_author, page_args, parse_prompt
 from agent.runs.store import AgentRun, RunStore, dump_json
 from common.access import Role, TokenInfo, room_of
 from common.http import Refusal, error_response
@@ -119,12 +120,16 @@ class RunRoutes:
         return _json(PromptAccepted(run=run.id, grant=run.grant), 202)
 
     async def list_runs(self, request: Request) -> Response:
+        """A page of the room's runs as summaries, oldest first (`?limit=`, `?before=RUN` for older
+        ones): read from the records' summary column off the loop and spliced, never decoded."""
         room, _ = room_of(request)
+        limit, before = page_args(request.query_params)
         try:
-            runs = await self.agent.runs.fetch_all(room)
+            summaries, older = await self.agent.runs.page(room, limit, before)
         except Exception as e:  # cluster mode: PostgreSQL away
             return error_response(503, f"run records cannot be read now ({type(e).__name__}); try again shortly", QUEUE_RETRY_S)
-        return _json(RunList(runs=[r.summary() for r in runs]))
+        tail = f',"next":{json.dumps(older)}' if older is not None else ""
+        return Response(f'{{"runs":[{",".join(summaries)}]{tail}}}', media_type="application/json")
 
     async def _find(self, request: Request, need: Role = "view") -> tuple[str, AgentRun]:
         """The room and the run the path names; raises the `Refusal` that answers instead (401/403, 404, 503)."""

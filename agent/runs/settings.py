@@ -32,3 +32,8 @@ class AgentSettings(BaseModel):
                                   name="agent_tool_calls", ge=1)
     idle_s: float = setting(300.0, "seconds a hosted agent stays in a room without prompts (longer while its behaviours react to "
                             "people there)", name="agent_idle_s", gt=0)
+    record_bytes: int = setting(64 * 1024, "largest run record (and behaviour firing record) in bytes of JSON: calls are kept as counts "
+                                "plus the first and last 20, and past this programs, texts and stroke ids are cut", name="run_record_bytes",
+                                ge=16 * 1024)
+    room_record_bytes: int = setting(8 << 20, "bytes of run records kept per room (the oldest finished ones go first; 200 at most by count)",
+                                     name="run_room_bytes", ge=64 * 1024)

@@ -6,13 +6,13 @@ added (the undo set), token usage and errors. Bounded per room so a busy room ca
 memory without limit.
 
 Durability (optional): given `RunRecords` (`agent/runs/records.py`, the server's `<data>/runs.sqlite3`;
-in cluster mode PostgreSQL, which other nodes write too: then lookups read
-it through, `fetch`/`fetch_all`, and memory holds only the runs this node is working on),
-the store writes a record when its owner says so (`RunStore.save(run)`: when it is added,
-starts, finishes or is undone), and reads a room's records back on its first lookup, so runs
-and their undo survive a restart. Saves are coalesced to one write per event-loop tick, and
-the database work runs on one writer thread, never on the loop (`common.writebehind`). Without records
-(`inhabit agent` standalone) it is memory-only, exactly as before.
+in cluster mode PostgreSQL, which other nodes write too), the store writes a record when its
+owner says so (`RunStore.save(run)`: when it is added, starts, finishes or is undone), cut to
+its byte limit first (`agent.runs.bounded`), and memory holds only the runs being worked on and
+a few recent ones: the rest are read through, off the loop (`fetch`: one record; `page`: a page
+of summaries from their column, never decoding a record). Saves are coalesced to one write per
+event-loop tick, and the database work runs on one writer thread, never on the loop
+(`common.writebehind`). Without records (`inhabit agent` standalone) it is memory-only.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ import asyncio
 import builtins
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from agent.contract.callsample import keep_calls
 from agent.contract.canvas import Grant
+from agent.runs.bounded import SUMMARY_ERROR_CHARS, SUMMARY_ERRORS, SUMMARY_PROMPT, SUMMARY_REPLY, SUMMARY_STROKES, clip, fit
+from agent.runs.records import RunRecords, RunRow
 from agent.sandbox import CallRecord, scrub
 from canvas import new_id, now_ms
 from common.writebehind import WriteBehind
-
-if TYPE_CHECKING:
-    from agent.runs.records import RunRecords
 
 log = logging.getLogger("inhabit.agent")
 
@@ -58,10 +59,15 @@ class AgentRun(BaseModel):
     author: str = "anonymous"
     grant: Grant = "read"
     source: Source = "chat"
-    code: list[str] = Field(default_factory=list, description="every JavaScript program executed, in order")
-    calls: list[CallRecord] = Field(default_factory=list, description="capability calls made by the executed code")
+    code: list[str] = Field(default_factory=list, description="every JavaScript program executed, in order (long ones cut)")
+    calls: list[CallRecord] = Field(default_factory=list, description="a sample of the capability calls made by the executed code: the "
+                                    "first and the last (`agent.contract.callsample`), each cut to a preview")
+    call_counts: dict[str, int] = Field(default_factory=dict, description="every capability call made, counted by name")
+    calls_dropped: int = Field(default=0, description="calls left out of `calls` (counted in `call_counts`)")
     strokes: list[str] = Field(default_factory=list, description="ids of strokes the run added (undo erases these)")
     erased: list[str] = Field(default_factory=list)
+    ids_dropped: int = Field(default=0, description="stroke ids left out of `strokes`/`erased` to keep the record under its byte limit "
+                             "(undo still erases every stroke the run drew: it reads the run's tag in the room)")
     tokens: Tokens = Field(default_factory=Tokens)
     model: str | None = None
     reply: str | None = None
@@ -71,13 +77,21 @@ class AgentRun(BaseModel):
     started: int | None = None
     finished: int | None = None
 
+    def keep_calls(self, calls: Sequence[CallRecord]) -> None:
+        """Count an execute's calls and keep them in the run's bounded sample."""
+        self.calls_dropped = keep_calls(self.calls, self.call_counts, self.calls_dropped, calls)
+
     def summary(self) -> RunSummary:
-        """The list view: no code or calls."""
-        return RunSummary.model_validate(self.model_dump(include=set(RunSummary.model_fields)))
+        """The list view: no code or calls; previews of the texts, the first stroke ids (bounded)."""
+        return RunSummary(id=self.id, room=self.room, status=self.status, prompt=clip(self.prompt, SUMMARY_PROMPT), author=self.author,
+                          grant=self.grant, source=self.source, strokes=self.strokes[:SUMMARY_STROKES], drawn=len(self.strokes) + self.ids_dropped,
+                          calls=sum(self.call_counts.values()), tokens=self.tokens,
+                          errors=[clip(e, SUMMARY_ERROR_CHARS) for e in self.errors[-SUMMARY_ERRORS:]], undone=self.undone,
+                          created=self.created, finished=self.finished, reply=clip(self.reply, SUMMARY_REPLY) if self.reply is not None else None)
 
 
 class RunSummary(BaseModel):
-    """One entry of `GET /rooms/{name}/runs`: a run without its code and calls."""
+    """One entry of `GET /rooms/{name}/runs`: a run without its code and calls, its texts cut to previews."""
 
     id: str
     room: str
@@ -86,25 +100,35 @@ class RunSummary(BaseModel):
     author: str
     grant: Grant
     source: Source
-    strokes: list[str]
+    strokes: list[str] = Field(description=f"the first {SUMMARY_STROKES} ids of strokes the run added")
+    drawn: int = Field(default=0, description="how many strokes the run added")
+    calls: int = Field(default=0, description="how many capability calls it made")
     tokens: Tokens
-    errors: list[str]
+    errors: list[str] = Field(description=f"its last {SUMMARY_ERRORS} errors")
     undone: bool
     created: int
     finished: int | None = None
     reply: str | None = None
 
 
-class RunStore:
-    """Runs, newest last, at most `per_room` per room (oldest finished ones dropped); persisted
-    to `db` when one is given."""
+CACHED = 16
+"""Finished runs of a room kept in memory (the newest), when the records are in a database: the
+rest are read back from it when asked for."""
 
-    def __init__(self, per_room: int = 200, db: RunRecords | None = None) -> None:
+
+class RunStore:
+    """Runs by room. With a database (`db`): in memory only the runs in progress, the ones not yet
+    written and the newest `CACHED` finished ones per room; the rest are read from `db`, off the
+    loop (`fetch`, `page`). Without one (`inhabit agent` standalone): at most `per_room` runs per
+    room, all in memory (oldest finished ones dropped). Every record written is first cut to
+    `record_bytes` (`agent.runs.bounded.fit`)."""
+
+    def __init__(self, per_room: int = 200, db: RunRecords | None = None, record_bytes: int = 64 * 1024) -> None:
         self.per_room = per_room
         self.db = db
+        self.record_bytes = record_bytes
         self._rooms: dict[str, OrderedDict[str, AgentRun]] = {}
         self._dirty: dict[str, AgentRun] = {}
-        self._deleted: list[str] = []
         self._writer = WriteBehind(self._take, self._write, name="runs", describe=_describe, log=log) if db is not None else None
 
     @property
@@ -112,86 +136,100 @@ class RunStore:
         """Other processes write the records too (cluster mode)."""
         return self.db is not None and self.db.shared
 
-    def _room(self, room: str, create: bool = False) -> OrderedDict[str, AgentRun] | None:
-        runs = self._rooms.get(room)
-        if runs is not None or self.db is None or self.shared:
-            if runs is None and create:
-                runs = self._rooms[room] = OrderedDict()
-            return runs
-        loaded: OrderedDict[str, AgentRun] = OrderedDict()
-        for data in self.db.load(room):  # one small indexed read per room per process
-            run = _parse(data, room)
-            if run is None:
-                continue
-            if run.status in ("queued", "running"):  # its worker died with the old process
-                run.status = "failed"
-                run.errors.append(INTERRUPTED)
-                run.reply = run.reply or INTERRUPTED
-                run.finished = run.finished or now_ms()
-                self._dirty[run.id] = run
-            loaded[run.id] = run
-        if self._dirty:
-            self._schedule()
-        if loaded or create:
-            self._rooms[room] = loaded
-            return loaded
-        return None
+    def _room(self, room: str) -> OrderedDict[str, AgentRun]:
+        return self._rooms.setdefault(room, OrderedDict())
+
+    def _trim(self, runs: OrderedDict[str, AgentRun]) -> None:
+        """Drop the oldest finished runs past what memory keeps (they are in the database, or pending in `_dirty`)."""
+        keep = self.per_room if self.db is None else CACHED
+        finished = [k for k, r in runs.items() if r.status in ("done", "failed")]
+        for run_id in finished[: max(0, len(finished) - keep)]:
+            runs.pop(run_id)
 
     def add(self, run: AgentRun) -> AgentRun:
-        runs = self._room(run.room, create=True)
-        assert runs is not None
+        runs = self._room(run.room)
         runs[run.id] = run
-        while len(runs) > self.per_room:
-            oldest = next((k for k, r in runs.items() if r.status in ("done", "failed")), None)
-            if oldest is None:
-                break
-            runs.pop(oldest)
-            if self.db is not None:
-                self._dirty.pop(oldest, None)
-                self._deleted.append(oldest)
+        self._trim(runs)
+        self._rooms[run.room] = runs
         self.save(run)
         return run
 
     def get(self, room: str, run_id: str) -> AgentRun | None:
-        runs = self._room(room)
-        return runs.get(run_id) if runs is not None else None
+        """A run held in memory (in progress or recent); `fetch` reads the others."""
+        runs = self._rooms.get(room)
+        run = runs.get(run_id) if runs is not None else None
+        if run is None and (pending := self._dirty.get(run_id)) is not None and pending.room == room:
+            return pending
+        return run
 
     def list(self, room: str) -> list[AgentRun]:
-        return list((self._room(room) or {}).values())
+        """The runs of `room` held in memory, oldest first."""
+        return list((self._rooms.get(room) or {}).values())
 
     async def fetch(self, room: str, run_id: str) -> AgentRun | None:
-        """`get`; when the records are shared, a run this node does not hold is read from the
-        database (off the loop)."""
+        """`get`, else the run read and decoded from the database off the loop."""
         run = self.get(room, run_id)
-        if run is not None or not self.shared:
+        if run is not None or self.db is None:
             return run
+        return await asyncio.to_thread(self._load_one, room, run_id)
+
+    def _load_one(self, room: str, run_id: str) -> AgentRun | None:
         assert self.db is not None
-        data = await asyncio.to_thread(self.db.load_one, room, run_id)
+        data = self.db.load_one(room, run_id)
         return _parse(data, room) if data else None
 
-    async def fetch_all(self, room: str) -> builtins.list[AgentRun]:  # `list`: the method above
-        """`list`; when the records are shared, the database's, with this node's newer copies."""
-        if not self.shared:
-            return self.list(room)
-        assert self.db is not None
-        mine = dict((self._rooms.get(room) or {}).items())
-        out = [mine.pop(run.id, run) for data in await asyncio.to_thread(self.db.load, room) if (run := _parse(data, room))]
-        return out + list(mine.values())
+    async def page(self, room: str, limit: int, before: str | None = None) -> tuple[builtins.list[str], str | None]:
+        """The summaries (JSON) of the room's newest `limit` runs older than run `before` (all if
+        None), oldest first, and the cursor for the page before it (None: no older runs). From the
+        database's summary column, read off the loop and never decoded; runs this process holds
+        newer copies of, or has not written yet, from memory."""
+        held = {r.id: r for r in [*self.list(room), *(r for r in self._dirty.values() if r.room == room)]}
+        if self.db is None:
+            return _page_of(list(held.values()), limit, before)
+        rows, older = await asyncio.to_thread(self.db.summaries, room, limit, before)
+        out = [dump_json(held.pop(run_id).summary()) if run_id in held else summary for run_id, summary in rows]
+        if before is None and held:  # not written yet: newer than every row
+            known = {run_id for run_id, _ in rows}
+            fresh = [dump_json(r.summary()) for r in sorted(held.values(), key=lambda r: r.created) if r.id not in known]
+            ids = [run_id for run_id, _ in rows] + [r.id for r in sorted(held.values(), key=lambda r: r.created) if r.id not in known]
+            out += fresh
+            if len(out) > limit:
+                older, out, ids = ids[len(out) - limit], out[len(out) - limit:], ids[len(ids) - limit:]
+        return out, older
 
     def adopt(self, run: AgentRun) -> AgentRun:
-        """Hold a run read from the shared records (this node works on it now); not saved."""
-        runs = self._room(run.room, create=True)
-        assert runs is not None
-        return runs.setdefault(run.id, run)
+        """Hold a run read from the records (this process works on it now: undo, takeover); not saved."""
+        runs = self._room(run.room)
+        held = runs.setdefault(run.id, run)
+        self._trim(runs)
+        return held
 
     async def save_now(self, run: AgentRun) -> None:
         """Write `run` and wait until it is written (before another node may update it)."""
         assert self.db is not None
-        await asyncio.to_thread(self.db.write, [(run.id, run.room, run.status, dump_json(run))], [])
+        fit(run, self.record_bytes)
+        await asyncio.to_thread(self.db.write, [_row(run)], [])
+
+    async def interrupt_leftovers(self) -> None:
+        """Runs left queued or running by a process that stopped (one process owns the records:
+        embedded mode, at start-up) are marked failed, interrupted."""
+        if self.db is None:
+            return
+        for run in await asyncio.to_thread(self._unfinished):
+            run.status = "failed"
+            run.errors.append(INTERRUPTED)
+            run.reply = run.reply or INTERRUPTED
+            run.finished = run.finished or now_ms()
+            self._dirty[run.id] = run
+        self._schedule()
+
+    def _unfinished(self) -> builtins.list[AgentRun]:
+        assert self.db is not None
+        return [run for room, data in self.db.unfinished_anywhere() if (run := _parse(data, room)) is not None]
 
     def forget(self, room: str) -> None:
-        """Drop a room's records from memory (they are read back from the database on the next
-        lookup), so rooms an agent has left cost nothing. Memory-only stores keep them."""
+        """Drop a room's records from memory (they are read back from the database when asked
+        for), so rooms an agent has left cost nothing. Memory-only stores keep them."""
         if self.db is not None:
             self._rooms.pop(room, None)
 
@@ -204,16 +242,17 @@ class RunStore:
             self._schedule()
 
     def _schedule(self) -> None:
-        if self._writer is not None:
+        if self._writer is not None and self._dirty:
             self._writer.schedule()
 
     def _take(self) -> RunWrites | None:
-        if not self._dirty and not self._deleted:
+        if not self._dirty:
             return None
-        upserts: builtins.list[tuple[str, str, str, str]] = [(r.id, r.room, r.status, dump_json(r)) for r in self._dirty.values()]
-        deletes, self._deleted = self._deleted, []
+        for run in self._dirty.values():
+            fit(run, self.record_bytes)
+        upserts = [_row(r) for r in self._dirty.values()]
         self._dirty.clear()
-        return upserts, deletes
+        return upserts, []
 
     def _write(self, batch: RunWrites) -> None:
         assert self.db is not None
@@ -232,8 +271,22 @@ class RunStore:
         self.db.close()
 
 
-RunWrites = tuple[list[tuple[str, str, str, str]], list[str]]
-"""One write: upserts (id, room, status, JSON) and the ids of records to delete."""
+def _row(run: AgentRun) -> RunRow:
+    return RunRow(run.id, run.room, run.status, dump_json(run), dump_json(run.summary()), run.created)
+
+
+def _page_of(runs: builtins.list[AgentRun], limit: int, before: str | None) -> tuple[builtins.list[str], str | None]:
+    """A page of runs held in memory (oldest first), as `RunStore.page` answers."""
+    if before is not None:
+        at = next((i for i, r in enumerate(runs) if r.id == before), 0)
+        runs = runs[:at]
+    shown = runs[max(0, len(runs) - limit):]
+    older = shown[0].id if len(runs) > len(shown) else None
+    return [dump_json(r.summary()) for r in shown], older
+
+
+RunWrites = tuple[list[RunRow], list[str]]
+"""One write: upserts and the ids of records to delete."""
 
 
 def _describe(batch: RunWrites) -> str:

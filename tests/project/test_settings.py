@@ -35,8 +35,9 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
-ADDED_SINCE = {"mcp_link_sessions", "allowed_origins"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+ADDED_SINCE = {"mcp_link_sessions", "allowed_origins", "run_record_bytes", "run_room_bytes"}
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own; issue 19: run
+records bounded in bytes, each and per room)."""
 
 
 @pytest.fixture(autouse=True)

@@ -49,8 +49,8 @@ export async function whoami(cfg: PageConfig): Promise<Access | null> {
 export const sendPrompt = (cfg: PageConfig, req: PromptRequest) =>
   call<PromptAccepted>(cfg, '/prompts', postJson(req))
 
-/** Every run of the room as a summary (no code, no calls): one request for all the cards. */
-export const listRuns = (cfg: PageConfig) => call<RunList>(cfg, '/runs')
+/** The room's newest runs (as many as a room keeps) as summaries (no code, no calls): one request for all the cards. */
+export const listRuns = (cfg: PageConfig) => call<RunList>(cfg, '/runs?limit=200')
 
 /** One run's full record, with its code and calls (fetched when its card is opened). */
 export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | null> {

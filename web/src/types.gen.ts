@@ -95,13 +95,19 @@ export interface AgentRun {
   author: string
   grant: "read" | "write"
   source: "chat" | "http" | "cli" | "mcp" | "behaviour"
-  /** every JavaScript program executed, in order */
+  /** every JavaScript program executed, in order (long ones cut) */
   code: string[]
-  /** capability calls made by the executed code */
+  /** a sample of the capability calls made by the executed code: the first and the last (`agent.contract.callsample`), each cut to a preview */
   calls: CallRecord[]
+  /** every capability call made, counted by name */
+  call_counts: Record<string, number>
+  /** calls left out of `calls` (counted in `call_counts`) */
+  calls_dropped: number
   /** ids of strokes the run added (undo erases these) */
   strokes: string[]
   erased: string[]
+  /** stroke ids left out of `strokes`/`erased` to keep the record under its byte limit (undo still erases every stroke the run drew: it reads the run's tag in the room) */
+  ids_dropped: number
   tokens: Tokens
   model: string | null
   reply: string | null
@@ -112,7 +118,7 @@ export interface AgentRun {
   finished: number | null
 }
 
-/** One entry of `GET /rooms/{name}/runs`: a run without its code and calls. */
+/** One entry of `GET /rooms/{name}/runs`: a run without its code and calls, its texts cut to previews. */
 export interface RunSummary {
   id: string
   room: string
@@ -121,8 +127,14 @@ export interface RunSummary {
   author: string
   grant: "read" | "write"
   source: "chat" | "http" | "cli" | "mcp" | "behaviour"
+  /** the first 50 ids of strokes the run added */
   strokes: string[]
+  /** how many strokes the run added */
+  drawn: number
+  /** how many capability calls it made */
+  calls: number
   tokens: Tokens
+  /** its last 3 errors */
   errors: string[]
   undone: boolean
   created: number
@@ -130,9 +142,14 @@ export interface RunSummary {
   reply: string | null
 }
 
-/** `GET /rooms/{name}/runs`, oldest first. */
+/**
+ * `GET /rooms/{name}/runs[?limit=N&before=RUN]`: the newest `limit` runs (older than run
+ * `before`), oldest first.
+ */
 export interface RunList {
   runs: RunSummary[]
+  /** more runs are older than these: pass this as `before` for them (absent: none) */
+  next: string | null
 }
 
 /** `POST /rooms/{name}/runs/{id}/undo`: the strokes it erased. */
@@ -200,7 +217,12 @@ export interface Firing {
   error: { kind: "syntax" | "js" | "timeout" | "memory" | "stack" | "output" | "capability" | "quota" | "internal"; message: string; stack?: string } | null
   result: any
   console: string[]
+  /** a sample of its capability calls: the first and the last (`agent.contract.callsample`), each cut to a preview */
   calls: CallRecord[]
+  /** every capability call it made, counted by name */
+  call_counts: Record<string, number>
+  /** calls left out of `calls` (counted in `call_counts`) */
+  calls_dropped: number
   writes: Writes
   /** the reason it gave to behaviour.stop() */
   stopped: string | null
