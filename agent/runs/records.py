@@ -128,19 +128,20 @@ class RunRecords:
             return []
         return [r[0] for r in reversed(rows) if isinstance(r[0], str)]
 
-    def summaries(self, room: str, limit: int, before: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
-        """(id, summary JSON) of the room's newest `limit` runs older than run `before` (the
-        newest if None; none if `before` is not a run of the room), oldest first; and the id to
-        pass as `before` for the page before it (None: no older runs). Reads the summary column
-        only; none if a damaged file cannot be read."""
+    def summaries(self, room: str, limit: int, before: str | None = None) -> tuple[list[tuple[str, int, str]], str | None]:
+        """(id, created, summary JSON) of the room's newest `limit` runs older than run `before`
+        (the newest if None; none if `before` is not a run of the room), oldest first; and the id
+        to pass as `before` for the page before it (None: no older runs). Reads the columns only,
+        never a record (but for rows written without a summary); none if a damaged file cannot be read."""
         try:
             with self.sql.read() as c:
                 if before is None:
-                    rows = c.rows("SELECT id, summary FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, limit + 1))
+                    rows = c.rows("SELECT id, created, summary FROM runs WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, limit + 1))
                 else:
-                    rows = c.rows("SELECT id, summary FROM runs WHERE room = ? AND seq < (SELECT seq FROM runs WHERE room = ? AND id = ?) "
-                                  "ORDER BY seq DESC LIMIT ?", (room, room, before, limit + 1))
-                out = [(run_id, summary if summary else summary_of(self._data(c, run_id))[0]) for run_id, summary in rows[:limit]]
+                    rows = c.rows("SELECT id, created, summary FROM runs WHERE room = ? AND seq < "
+                                  "(SELECT seq FROM runs WHERE room = ? AND id = ?) ORDER BY seq DESC LIMIT ?", (room, room, before, limit + 1))
+                out = [(run_id, created or 0, summary if summary else summary_of(self._data(c, run_id))[0])
+                       for run_id, created, summary in rows[:limit]]
         except SqlError:
             if self.shared:
                 raise

@@ -187,14 +187,15 @@ class RunStore:
         if self.db is None:
             return _page_of(list(held.values()), limit, before)
         rows, older = await asyncio.to_thread(self.db.summaries, room, limit, before)
-        out = [dump_json(held.pop(run_id).summary()) if run_id in held else summary for run_id, summary in rows]
-        if before is None and held:  # not written yet: newer than every row
-            known = {run_id for run_id, _ in rows}
-            fresh = [dump_json(r.summary()) for r in sorted(held.values(), key=lambda r: r.created) if r.id not in known]
-            ids = [run_id for run_id, _ in rows] + [r.id for r in sorted(held.values(), key=lambda r: r.created) if r.id not in known]
-            out += fresh
+        known = {run_id for run_id, _, _ in rows}
+        out = [dump_json(held[run_id].summary()) if run_id in held else summary for run_id, _, summary in rows]
+        if before is None:  # runs not written yet (or being written) are the newest: after every row
+            since = rows[0][1] if rows and older is not None else -1
+            fresh = sorted((r for r in held.values() if r.id not in known and r.created >= since), key=lambda r: r.created)
+            ids = [run_id for run_id, _, _ in rows] + [r.id for r in fresh]
+            out += [dump_json(r.summary()) for r in fresh]
             if len(out) > limit:
-                older, out, ids = ids[len(out) - limit], out[len(out) - limit:], ids[len(ids) - limit:]
+                older, out = ids[len(out) - limit], out[len(out) - limit:]
         return out, older
 
     def adopt(self, run: AgentRun) -> AgentRun:

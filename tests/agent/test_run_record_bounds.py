@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 from agent.contract.callsample import HEAD, PREVIEW_BYTES, TAIL, sample
 from agent.runs.bounded import fit
 from agent.runs.records import RunRecords
-from agent.runs.store import AgentRun, dump_json
+from agent.runs.store import CACHED, AgentRun, RunStore, dump_json
 from agent.sandbox import CallRecord
 from canvas import Stroke
 from common.postgres import open_pool
@@ -71,12 +71,12 @@ def test_summaries_come_a_page_at_a_time_from_their_column(where: Path | Connect
     db = RunRecords.open(where)
     db.write([row(f"run-{i}") for i in range(1, 8)], [])
     page, older = db.summaries("r", 3)
-    assert [i for i, _ in page] == ["run-5", "run-6", "run-7"] and older == "run-5"
-    assert json.loads(page[0][1])["prompt"] == "run-5" and "code" not in json.loads(page[0][1])
+    assert [i for i, _, _ in page] == ["run-5", "run-6", "run-7"] and older == "run-5"
+    assert json.loads(page[0][2])["prompt"] == "run-5" and "code" not in json.loads(page[0][2]) and page[0][1] > 0
     page, older = db.summaries("r", 3, older)
-    assert [i for i, _ in page] == ["run-2", "run-3", "run-4"] and older == "run-2"
+    assert [i for i, _, _ in page] == ["run-2", "run-3", "run-4"] and older == "run-2"
     page, older = db.summaries("r", 3, older)
-    assert [i for i, _ in page] == ["run-1"] and older is None
+    assert [i for i, _, _ in page] == ["run-1"] and older is None
     assert db.summaries("r", 3, "run-nope") == ([], None) and db.summaries("empty", 3) == ([], None)
     db.close()
 
@@ -84,13 +84,28 @@ def test_summaries_come_a_page_at_a_time_from_their_column(where: Path | Connect
 def test_a_rooms_records_are_trimmed_by_bytes_oldest_finished_first(where: Path | ConnectionPool) -> None:
     db = RunRecords.open(where, room_bytes=100_000)
     db.write([row("old-running", 30_000, "running")] + [row(f"run-{i}", 30_000) for i in range(6)] + [row("other", 30_000, room="s")], [])
-    kept = [i for i, _ in db.summaries("r", 50)[0]]
+    kept = [i for i, _, _ in db.summaries("r", 50)[0]]
     assert kept == ["old-running", "run-3", "run-4", "run-5"]  # the newest finished within 100 kB; a running one is never trimmed
     with db.sql.read() as c:
         assert c.row("SELECT SUM(bytes) FROM runs WHERE room = 'r' AND status = 'done'")[0] <= 100_000
     db.write([row("huge", 200_000)], [])  # the newest record always stays, alone if need be
-    assert [i for i, _ in db.summaries("r", 50)[0]] == ["old-running", "huge"] and [i for i, _ in db.summaries("s", 5)[0]] == ["other"]
+    assert [i for i, _, _ in db.summaries("r", 50)[0]] == ["old-running", "huge"] and [i for i, _, _ in db.summaries("s", 5)[0]] == ["other"]
     db.close()
+
+
+async def test_the_store_holds_few_runs_and_pages_the_rest_from_the_database(where: Path | ConnectionPool) -> None:
+    store = RunStore(db=RunRecords.open(where), record_bytes=RECORD_BYTES)
+    runs = [store.add(AgentRun(room="r", prompt=str(i), status="done")) for i in range(60)]
+    store.flush()
+    live = store.add(AgentRun(room="r", prompt="live", status="running"))  # not written yet: still listed, newest
+    assert len(store.list("r")) == CACHED + 1  # the newest finished ones and the one in progress
+    page, older = await store.page("r", 50)
+    assert [json.loads(s)["prompt"] for s in page] == [str(i) for i in range(11, 60)] + ["live"] and older == runs[11].id
+    page, older = await store.page("r", 50, older)
+    assert [json.loads(s)["prompt"] for s in page] == [str(i) for i in range(11)] and older is None
+    assert (await store.fetch("r", runs[0].id)).prompt == "0" and store.get("r", runs[0].id) is None  # read through, not held
+    assert (await store.fetch("r", live.id)) is live
+    store.close()
 
 
 # ---- a real server: the 9999-call execute ---------------------------------------------------------
