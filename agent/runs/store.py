@@ -150,7 +150,6 @@ class RunStore:
         runs = self._room(run.room)
         runs[run.id] = run
         self._trim(runs)
-        self._rooms[run.room] = runs
         self.save(run)
         return run
 

@@ -29,6 +29,7 @@ from common.postgres import open_pool
 from wire.client import CanvasClient
 
 from support.mcp_helpers import mcp_client, payload
+from support.sql_engines import raw
 
 RECORD_BYTES = 64 * 1024
 
@@ -106,6 +107,24 @@ async def test_the_store_holds_few_runs_and_pages_the_rest_from_the_database(whe
     assert (await store.fetch("r", runs[0].id)).prompt == "0" and store.get("r", runs[0].id) is None  # read through, not held
     assert (await store.fetch("r", live.id)) is live
     store.close()
+
+
+V1 = {False: "CREATE TABLE runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, room TEXT NOT NULL, "
+             "status TEXT NOT NULL, data TEXT NOT NULL); CREATE INDEX runs_room ON runs (room, seq);",
+      True: "CREATE SCHEMA IF NOT EXISTS inhabit; CREATE TABLE inhabit.runs (seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, "
+            "room text NOT NULL, status text NOT NULL, data text NOT NULL); CREATE INDEX runs_room ON inhabit.runs (room, seq);"}
+
+
+def test_records_of_version_1_get_their_summaries_and_sizes(where: Path | ConnectionPool) -> None:
+    pg = isinstance(where, ConnectionPool)
+    old = [row("run-a", 5_000), row("run-b", 10)]
+    raw(where, "runs.sqlite3", V1[pg], [(f"INSERT INTO {'inhabit.' if pg else ''}runs (id, room, status, data) VALUES (?, ?, ?, ?)", old)])
+    db = RunRecords.open(where)
+    page, older = db.summaries("r", 10)
+    assert [(i, json.loads(s)["prompt"]) for i, _, s in page] == [("run-a", "run-a"), ("run-b", "run-b")] and older is None
+    with db.sql.read() as c:
+        assert c.rows("SELECT bytes FROM runs ORDER BY seq") == [(len(old[0][3]),), (len(old[1][3]),)]
+    db.close()
 
 
 # ---- a real server: the 9999-call execute ---------------------------------------------------------

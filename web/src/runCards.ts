@@ -166,7 +166,10 @@ export function createRunCards({ cfg, store, readOnly }: RunCardDeps) {
     $('.run-code').hidden = !s || (!!full && code.length === 0)
     $('.run-calls').hidden = !s || (!!full && calls.length === 0)
     $('.run-code summary').textContent = full && code.length > 1 ? `JavaScript (${code.length} blocks)` : 'JavaScript'
-    $('.run-calls summary').textContent = full ? `${calls.length} call${calls.length === 1 ? '' : 's'}` : 'Calls'
+    // The record keeps every call counted and a sample of them (the first and the last): say so when some are left out.
+    const total = full ? Math.max(calls.length, Object.values(full.call_counts ?? {}).reduce((a, b) => a + b, 0)) : 0
+    const shown = full && total > calls.length ? ` (the first and last ${calls.length} shown)` : ''
+    $('.run-calls summary').textContent = full ? `${total} call${total === 1 ? '' : 's'}${shown}` : 'Calls'
     const codeList = $('.code-list')
     if (codeList.childElementCount !== code.length) {
       codeList.replaceChildren(...code.map((c) => {
