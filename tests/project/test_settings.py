@@ -35,8 +35,9 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
-ADDED_SINCE = {"mcp_link_sessions", "allowed_origins"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+ADDED_SINCE = {"mcp_link_sessions", "allowed_origins", "http_reads_per_minute", "http_read_concurrency", "http_write_timeout_s"}
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own; issue 19: HTTP reads
+per link and their write timeout)."""
 
 
 @pytest.fixture(autouse=True)
