@@ -180,14 +180,19 @@ def strokes_body(room: str, view: EncodedStrokes, after: Position | None = None,
             size += 1
         n += 1
         last = pos
-        pending.append(data)
-        size += len(data)
-        if size >= CHUNK:  # whole pieces out, the rest starts the next (a long stroke spans several)
-            blob = b"".join(pending)
-            cut = len(blob) // CHUNK * CHUNK
-            for i in range(0, cut, CHUNK):
-                yield blob[i:i + CHUNK]
-            pending, size = [blob[cut:]], len(blob) - cut
+        if size + len(data) < CHUNK:
+            pending.append(data)
+            size += len(data)
+            continue
+        # whole pieces out, sliced from the view's bytes (a long stroke spans several), the rest starts the next
+        at = CHUNK - size
+        pending.append(data[:at])
+        yield b"".join(pending)
+        while len(data) - at >= CHUNK:
+            yield data[at:at + CHUNK]
+            at += CHUNK
+        pending = [data[at:]]
+        size = len(data) - at
     pending.append(b"]")
     if more and last is not None:
         pending.append(b',"next":' + to_json(cursor_of(last)))
