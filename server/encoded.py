@@ -74,10 +74,6 @@ class EncodedStrokes:
             self._built = asyncio.ensure_future(self._build())
         await asyncio.shield(self._built)
 
-    @property
-    def ready(self) -> bool:
-        return self._built is not None and self._built.done() and self._built.exception() is None
-
     async def _build(self) -> None:
         self._touched = set()
         self._subscription = self.strokes_map.observe(self._on_change)  # first: nothing slips between
