@@ -150,7 +150,8 @@ class BoundedStream(Response):
                     return  # the client left: stop encoding for nobody
                 async with asyncio.timeout(self.write_timeout_s):  # uvicorn drains the previous piece first
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async with asyncio.timeout(self.write_timeout_s):  # the last piece is waited for too
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             self.metrics.http_reads_cut += 1
             log.info("cut %s %s: the client took nothing for %.0f s", scope.get("method"), scope.get("path"), self.write_timeout_s)

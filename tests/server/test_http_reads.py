@@ -196,3 +196,23 @@ async def test_reads_per_link_are_rate_limited(server_factory):
         assert 1 <= int(r.headers["retry-after"]) <= 20 and r.json()["retry_after"] == int(r.headers["retry-after"])
         assert "3 reads a minute" in r.json()["error"]
         assert (await http.get(f"/rooms/{room}/strokes", params={"token": other})).status_code == 200, "another link reads on"
+
+
+async def test_cluster_nodes_serve_reads_from_their_encoded_view(cluster):
+    a, b = cluster.node(), cluster.node()
+    room = "clustered"
+    editor = await CanvasClient.connect(a.ws, room, a.token(room, "edit"))
+    token = b.token(room, "view")
+    try:
+        editor.doc.add_strokes([Stroke(id=f"c{i}", points=[i, i, 0.5], t=i) for i in range(3)])
+        async with httpx.AsyncClient(base_url=b.http, timeout=30) as http:
+            r = await read_all(http, room, token, 3)
+            assert r.content == StrokesResponse(room=room, strokes=editor.doc.strokes()).model_dump_json(exclude_none=True).encode()
+            editor.doc.add_strokes([Stroke(id="c9", points=[9, 9, 0.5], t=9)])  # reaches b through the room's stream
+            editor.doc.erase(["c0"])
+            deadline = time.monotonic() + 10
+            while [s["id"] for s in (await http.get(f"/rooms/{room}/strokes", params={"token": token})).json()["strokes"]] != ["c1", "c2", "c9"]:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+    finally:
+        await editor.close()
