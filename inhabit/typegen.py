@@ -41,7 +41,6 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     # what the browser sends
     (PromptRequest, "validation"),
     # what the server answers: every field is present
-    (StrokesResponse, "serialization"),
     (WhoAmI, "serialization"),
     (PromptAccepted, "serialization"),
     (CallRecord, "serialization"),
@@ -65,6 +64,8 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (RestoreResponse, "serialization"),
     # every refusal: `retry_after` is left out when it says nothing, as `document` fields are
     (ApiError, "document"),
+    # `next` only on a page that has one
+    (StrokesResponse, "document"),
 ]
 
 CONSTANTS: dict[str, Any] = {

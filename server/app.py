@@ -22,7 +22,6 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from canvas import CanvasDoc
 from common.access import Access, room_of
 from common.actor import Actor
 from common.http import Refusal, answer_refusal, error_response
@@ -30,9 +29,10 @@ from common.lapses import Lapses
 
 from .cluster.node import ClusterNode
 from .edge import BrowserEdge
-from .http import StrokesResponse, WhoAmI
+from .http import WhoAmI
 from .metrics import Exporter, Metrics
 from .plugin import Host, Plugin
+from .reads import ReadGate, strokes
 from .rooms import RoomManager, Rooms, RoomUnavailable
 from .settings import ServerSettings
 from .store import DataFolderError, Store
@@ -46,13 +46,6 @@ log = logging.getLogger("inhabit.app")
 WEB_STATIC = Path(str(resources.files("server") / "static"))
 """The built page: index.html, app.js, app.css (an installed package is always unpacked on disk)."""
 DB_FILE = "inhabit.db"
-
-
-async def strokes(request: Request) -> Response:
-    name, _ = room_of(request)
-    room = await request.app.state.rooms.get(name)
-    body = StrokesResponse(room=name, strokes=CanvasDoc(room.doc).strokes())
-    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 async def whoami(request: Request) -> Response:
@@ -169,6 +162,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     app.state.peers = peers
     app.state.rooms = rooms
     app.state.metrics = counters
+    app.state.reads = ReadGate(settings.reads)  # every link's HTTP reads: rate and in flight
     app.state.node = node
     gauges = [rooms.gauges, writer.gauges, *([node.gauges] if node else []), *(p.gauges for p in plugins)]
     app.state.exporter = Exporter(counters, *gauges)

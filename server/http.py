@@ -4,17 +4,19 @@ TypeScript types are generated from them (`python -m inhabit.typegen`). Refusals
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from canvas import Stroke
 from common.access import Role
 
 
 class StrokesResponse(BaseModel):
-    """`GET /rooms/{name}/strokes`."""
+    """`GET /rooms/{name}/strokes[?limit=N&after=CURSOR]`: the strokes oldest first (by `t`, then `id`).
+    Streamed from the room's strokes encoded once (`server.reads`)."""
 
     room: str
     strokes: list[Stroke]
+    next: str | None = Field(default=None, description="with `limit`, when more strokes follow: pass it as `after` for the next page")
 
 
 class WhoAmI(BaseModel):

@@ -27,6 +27,8 @@ COUNTERS: dict[str, str] = {
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
     "cross_origin_refused": "Browser requests and websocket upgrades refused for their Origin or Host (server.edge).",
+    "strokes_encoded": "Strokes validated and encoded for HTTP reads (once per stroke change, never per request: server.encoded).",
+    "http_reads_cut": "HTTP answers cut because their client took nothing for --http-write-timeout-s (server.reads).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -50,6 +52,8 @@ class Metrics:
     rooms_loaded: int
     rooms_unloaded: int
     cross_origin_refused: int
+    strokes_encoded: int
+    http_reads_cut: int
 
     def __init__(self) -> None:
         for name in COUNTERS:

@@ -21,6 +21,7 @@ from wire import protocol as p
 
 from .attribution import Attribution, actor_of, presence_as
 from .conn import STATE_REQUESTS, Conn, binary_frame
+from .encoded import EncodedStrokes
 from .history import History, has_pending, without_pending
 from .settings import DocBounds
 from .store import Snapshot
@@ -71,6 +72,7 @@ class Room:
         """Cluster mode: why this room was dropped (an append failed); its connections are closed."""
         self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
         self._full_step2: bytes | None = None
+        self._encoded: EncodedStrokes | None = None
 
     @property
     def stored(self) -> int:
@@ -252,6 +254,24 @@ class Room:
                 raise
             log.error("room %s: could not drop a pending update: %s", self.name, exc)
         self._full_step2 = None
+
+    # reads
+
+    async def encoded(self) -> EncodedStrokes:
+        """The strokes encoded once for HTTP reads, built by the first read, then kept in step
+        (again from scratch if the document was replaced); `drop_encoded` when the room goes."""
+        view = self._encoded
+        if view is None or view.doc is not self.doc or view.broken:
+            if view is not None:
+                view.close()
+            view = self._encoded = EncodedStrokes(self.doc, self.metrics)
+        await view.build()
+        return view
+
+    def drop_encoded(self) -> None:
+        if self._encoded is not None:
+            self._encoded.close()
+            self._encoded = None
 
     # helpers
 

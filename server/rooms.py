@@ -164,6 +164,7 @@ class RoomManager:
         if room.stored and not self.writer.unavailable:
             room.compact()  # leave a compact history behind; the writer commits it
         del self.rooms[name]
+        room.drop_encoded()
         self.metrics.rooms_unloaded += 1
         log.info("unloaded room %s", name)
 

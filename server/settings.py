@@ -65,6 +65,17 @@ class ConnectionLimits(BaseModel):
     awareness_ids: int = setting(8, "awareness client ids one connection may hold (more: close 1008)", name="awareness_ids", ge=1)
 
 
+class HttpReads(BaseModel):
+    """What one link's HTTP reads may cost everyone else (`GET /rooms/NAME/strokes`).
+
+    Settings of `inhabit serve`; `server.reads` enforces them."""
+
+    per_minute: int = setting(120, "HTTP reads of a room's strokes one link (token; its address when auth is off) may start per minute "
+                              "(bursts up to a minute's worth); more: 429 with Retry-After", name="http_reads_per_minute", ge=1)
+    concurrency: int = setting(4, "HTTP reads of a room's strokes one link may have in flight at once; more: 429 with Retry-After",
+                               name="http_read_concurrency", ge=1)
+    write_timeout_s: float = setting(10.0, "seconds an HTTP answer waits for its client to take the bytes already sent before the "
+                                     "connection is cut (a client that stops reading holds nothing)", name="http_write_timeout_s", gt=0)
 
 
 class ServerSettings(BaseModel):
@@ -89,6 +100,7 @@ class ServerSettings(BaseModel):
 
     connections: ConnectionLimits = Field(default_factory=ConnectionLimits)
     history: DocBounds = Field(default_factory=DocBounds)
+    reads: HttpReads = Field(default_factory=HttpReads)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("allowed_origins")

@@ -169,6 +169,7 @@ class ClusterRooms(RoomManager):
             self.dropped += 1
             self.metrics.rooms_unloaded += 1
             room.failed = why
+            room.drop_encoded()
             for conn in list(room.conns):
                 conn.close(p.Close.UNAVAILABLE, f"the server cannot save edits right now: {why}; reconnect")
 

@@ -35,9 +35,12 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
-ADDED_SINCE = {"mcp_link_sessions", "allowed_origins", "run_record_bytes", "run_room_bytes"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own; issue 19: run
-records bounded in bytes, each and per room)."""
+ADDED_SINCE = {
+    "mcp_link_sessions", "allowed_origins",  # issue 18: MCP sessions per link across rooms; origins besides the server's own
+    "run_record_bytes", "run_room_bytes",  # issue 19: run records bounded in bytes, each and per room
+    "http_reads_per_minute", "http_read_concurrency", "http_write_timeout_s",  # issue 19: HTTP reads per link, write timeout
+}
+"""Settings added since the settings were one flat model."""
 
 
 @pytest.fixture(autouse=True)

@@ -55,12 +55,6 @@ export interface PromptRequest {
   author?: string | null
 }
 
-/** `GET /rooms/{name}/strokes`. */
-export interface StrokesResponse {
-  room: string
-  strokes: Stroke[]
-}
-
 /** `GET /rooms/{name}/whoami`: the caller's role in the room. */
 export interface WhoAmI {
   room: string
@@ -315,4 +309,15 @@ export interface ApiError {
   error: string
   /** seconds to wait before asking again (also the `Retry-After` header) */
   retry_after?: number
+}
+
+/**
+ * `GET /rooms/{name}/strokes[?limit=N&after=CURSOR]`: the strokes oldest first (by `t`, then `id`).
+ * Streamed from the room's strokes encoded once (`server.reads`).
+ */
+export interface StrokesResponse {
+  room: string
+  strokes: Stroke[]
+  /** with `limit`, when more strokes follow: pass it as `after` for the next page */
+  next?: string
 }
