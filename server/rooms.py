@@ -7,10 +7,13 @@ pay for a reload of the document).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from .chat import ChatArchive
+from .chatlog import ChatRow
 from .history import build
 from .metrics import Metrics
 from .room import Room
@@ -34,6 +37,9 @@ class RoomStore(Protocol):
     def version(self, room: str, version_id: int) -> bytes | None: ...
     def latest_version(self, room: str) -> list[Row]: ...
     def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None: ...
+    def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]: ...
+    def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None: ...
+    def clear_chat(self, room: str) -> None: ...
 
 
 class Rooms(Protocol):
@@ -42,6 +48,9 @@ class Rooms(Protocol):
 
     rooms: dict[str, Room]
     """The rooms in memory, by name."""
+
+    chat_archive: ChatArchive
+    """Older chat lines in the store: written in order, read by `GET /rooms/NAME/chat`."""
 
     @property
     def store(self) -> RoomStore: ...
@@ -70,6 +79,7 @@ class RoomManager:
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._watchers: list[Callable[[str, int], None]] = []
+        self.chat_archive = ChatArchive(store, self.bounds.chat_kept_bytes)
 
     async def get(self, name: str) -> Room:
         """The loaded room, loading it once even if many peers arrive together."""
@@ -86,6 +96,8 @@ class RoomManager:
             if self.writer.holds(name):
                 await self.writer.flush()
             room = await self._load(name)
+            room.chat.archive = functools.partial(self.chat_archive.keep, name)
+            room.loaded()  # a room stored over its bounds is trimmed, chat first
             self.rooms[name] = room
             self.metrics.rooms_loaded += 1
             fut.set_result(room)
@@ -182,4 +194,5 @@ class RoomManager:
         for room in list(self.rooms.values()):
             if room.stored >= 50 and not self.writer.unavailable:
                 room.compact()
+        await self.chat_archive.close()
         await self.writer.close()
