@@ -35,10 +35,9 @@ from pycrdt import Array, Doc
 
 from canvas.schema import MESSAGES
 
-from .chatlog import ChatRow
+from .chatlog import ChatRow, ChatStore
 
 if TYPE_CHECKING:
-    from .rooms import RoomStore
     from .settings import DocBounds
 
 log = logging.getLogger("inhabit.chat")
@@ -177,7 +176,7 @@ class ChatArchive:
     an `asyncio.Lock` is first come, first served), so a room's log keeps the document's order;
     a read or a clear first waits for the writes queued before it."""
 
-    def __init__(self, store: RoomStore, keep_bytes: int) -> None:
+    def __init__(self, store: ChatStore, keep_bytes: int) -> None:
         self.store = store
         self.keep_bytes = keep_bytes
         self._lock = asyncio.Lock()

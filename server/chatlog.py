@@ -12,6 +12,7 @@ per room in bytes: past `keep_bytes` the oldest rows go.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from common.sql import Conn
 
@@ -45,6 +46,14 @@ class ChatRow:
 
     seq: int
     data: str
+
+
+class ChatStore(Protocol):
+    """What `server.chat.ChatArchive` asks of either store (synchronous: called off the loop)."""
+
+    def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]: ...
+    def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None: ...
+    def clear_chat(self, room: str) -> None: ...
 
 
 class ChatLog:

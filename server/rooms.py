@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .chat import ChatArchive
-from .chatlog import ChatRow
+from .chatlog import ChatStore
 from .history import build
 from .metrics import Metrics
 from .room import Room
@@ -28,18 +28,15 @@ class RoomUnavailable(Exception):
     """The room cannot be loaded now (cluster mode: Redis or PostgreSQL away); try again later."""
 
 
-class RoomStore(Protocol):
+class RoomStore(ChatStore, Protocol):
     """What the routes and the rooms ask of where rooms are kept, in either mode: `Store`
     (embedded, SQLite) or `server.cluster.snapshots.Snapshots` (cluster, PostgreSQL).
-    Synchronous: called off the loop."""
+    Synchronous: called off the loop. Both also keep older chat lines (`ChatStore`)."""
 
     def versions(self, room: str) -> list[VersionRow]: ...
     def version(self, room: str, version_id: int) -> bytes | None: ...
     def latest_version(self, room: str) -> list[Row]: ...
     def quarantine(self, room: str, bad: list[tuple[Row, str]]) -> None: ...
-    def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]: ...
-    def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None: ...
-    def clear_chat(self, room: str) -> None: ...
 
 
 class Rooms(Protocol):
