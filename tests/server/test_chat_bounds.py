@@ -182,3 +182,20 @@ async def test_an_editor_clears_the_chat_and_a_viewer_cannot(server_factory) -> 
     await probe.close()
     await writer.close()
     await asyncio.sleep(0)
+
+
+async def test_cluster_nodes_share_the_chat_log_and_its_clear(cluster) -> None:
+    a, b = cluster.node(chat_lines=8, **NO_RATE), cluster.node(chat_lines=8, **NO_RATE)
+    writer = await CanvasClient.connect(a.ws, "talk", a.token("talk", "edit"))
+    reader = await CanvasClient.connect(b.ws, "talk", b.token("talk", "view"))
+    await flood(writer, 20, text="line")
+    await reader.wait_for(lambda d: [m.id for m in d.messages()][-1:] == ["f19"] and len(d.messages()) <= 8, 20)
+    in_doc = [m.id for m in reader.doc.messages()]
+    async with httpx.AsyncClient(timeout=10) as http:
+        older = (await http.get(f"{b.http}/rooms/talk/chat", params={"token": b.token("talk", "view"), "limit": 50})).json()
+        assert [line["message"]["id"] for line in older["messages"]] + in_doc == [f"f{i}" for i in range(20)]
+        r = await http.post(f"{b.http}/rooms/talk/chat/clear", params={"token": b.token("talk", "edit")})
+        assert r.status_code == 200, r.text
+    await writer.wait_for(lambda d: not d.messages(), 20)
+    await writer.close()
+    await reader.close()
