@@ -99,7 +99,6 @@ class RoomChat:
         """Bytes of the document's chat lines, estimated from above between trims."""
         self.archive: Callable[[Archived], None] = lambda lines: None
         """Where trimmed lines go (`ChatArchive.keep` for this room, set by the rooms)."""
-        self.refused = 0
 
     def admit(self, link: str, inserted: list[tuple[int, Any]]) -> list[tuple[int, str]]:
         """Charge the lines a link's update inserted ((index, line)) to its bucket; the ones past
@@ -116,7 +115,6 @@ class RoomChat:
                 self.bytes += size
             else:
                 over.append((at, line.get("id", "") if isinstance(line, dict) else ""))
-        self.refused += len(over)
         return over
 
     def count(self, inserted: list[tuple[int, Any]]) -> None:

@@ -27,6 +27,8 @@ COUNTERS: dict[str, str] = {
     "rooms_loaded": "Rooms loaded from the store.",
     "rooms_unloaded": "Rooms unloaded after their grace period.",
     "cross_origin_refused": "Browser requests and websocket upgrades refused for their Origin or Host (server.edge).",
+    "chat_lines_refused": "Chat lines removed before anybody saw them: past their link's chat rate (server.chat).",
+    "chat_lines_trimmed": "Chat lines moved out of rooms' documents into the store, or cleared (server.chat).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -50,6 +52,8 @@ class Metrics:
     rooms_loaded: int
     rooms_unloaded: int
     cross_origin_refused: int
+    chat_lines_refused: int
+    chat_lines_trimmed: int
 
     def __init__(self) -> None:
         for name in COUNTERS:

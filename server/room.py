@@ -239,6 +239,7 @@ class Room:
         over = self.chat.admit(conn.identity if conn.actor.id else f"conn:{id(conn)}", inserted)
         removal = remove_lines(self.doc, over) if over else None
         if over:
+            self.metrics.chat_lines_refused += len(over)
             self.attribution.watch(self.doc)  # our removal, not a peer's change
         return [removal] if removal is not None else []
 
@@ -251,6 +252,7 @@ class Room:
         gone: list[tuple[str, str]] = []
         self._server_edit(lambda: gone.extend(self.chat.trim(self.doc, lines, size)))
         self.chat.archive(gone)
+        self.metrics.chat_lines_trimmed += len(gone)
         return len(gone)
 
     def clear_chat(self) -> int:
@@ -263,6 +265,7 @@ class Room:
                 del array[0:len(array)]
         self._server_edit(clear)
         self.chat.bytes = 0
+        self.metrics.chat_lines_trimmed += n
         return n
 
     def make_space(self, size: int = 0) -> bool:

@@ -123,6 +123,8 @@ async def test_the_chat_rate_bounds_a_flooder_while_another_person_chats(server_
         assert 3 <= len(passed) <= 8, passed  # 8 KiB of ~1 kB lines
         assert not {i for i in seen if i.startswith("f")} - passed  # nobody ever saw a refused line
         assert {m.id for m in flooder.doc.messages()} == passed | {"hello"}
+        metrics = httpx.get(f"{srv.http}/metrics", timeout=5).text
+        assert f"inhabit_chat_lines_refused_total {40 - len(passed)}.0" in metrics
     finally:
         for c in (flooder, alice, watcher):
             await c.close()
