@@ -270,12 +270,22 @@ class Room:
 
     def make_space(self, size: int = 0) -> bool:
         """Free the document for an edit of `size` bytes, chat first: trim it to its bounds, then
-        all of it, compacting after each; whether the edit now fits."""
+        the oldest lines it takes (with a sixteenth of the limit to spare), then all of it,
+        compacting after each; whether the edit now fits. An edit that would not fit without any
+        chat is refused with the chat left alone."""
         limit = self.bounds.max_doc_bytes
-        for keep in (None, 0):
-            if self.history.doc_bytes + size <= limit:
+        for step in ("bounds", "enough", "all"):
+            over = self.history.doc_bytes + size - limit
+            if over <= 0:
                 return True
-            if self.trim_chat(keep, keep) or self.history.bytes:
+            if step != "bounds" and over > self.chat.bytes:
+                return False  # letting the whole chat go would not make room for it
+            if step == "bounds":
+                trimmed = self.trim_chat()
+            else:
+                keep = max(0, self.chat.bytes - over - limit // 16) if step == "enough" else 0
+                trimmed = self.trim_chat(len(self.doc.get(MESSAGES, type=Array)), keep)
+            if trimmed or self.history.bytes:
                 self.compact()
         return self.history.doc_bytes + size <= limit
 
