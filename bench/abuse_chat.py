@@ -72,6 +72,6 @@ async def attack_chat_flood(ctx: Ctx, seconds: float) -> str:
     db = sum(f.stat().st_size for f in ctx.data.glob("inhabit.db*"))
     grew = doc_bytes / elapsed if elapsed else 0.0
     full = f"full after {full_at:.1f} s" if full_at is not None else (
-        f"not full (64 MiB in ~{ROOM_LIMIT / grew:.0f} s at this rate)" if grew > 0 else "not full")
+        f"not full (grew {grew / 1024:.0f} KiB/s: 64 MiB in ~{ROOM_LIMIT / grew:.0f} s)" if grew > 100 * 1024 else "not full, not growing")
     return (f"{sent / MiB:.1f} MiB of 8000-char lines in {elapsed:.0f} s from {SOCKETS} sockets of one link: room holds "
             f"{doc_bytes / MiB:.2f} MiB ({lines} lines), {full}; another editor's stroke {drawn}; inhabit.db {db / MiB:.1f} MiB")
