@@ -20,7 +20,7 @@ from agent.sandbox import CallRecord
 from agent.sandbox.capability import ts_type
 from canvas import schema
 from common.http import ApiError
-from server.http import StrokesResponse, WhoAmI
+from server.http import ChatCleared, ChatLine, ChatPage, StrokesResponse, WhoAmI
 from server.versions import RestoreResponse, VersionInfo, VersionsResponse
 from wire.protocol import NO_RETRY, Close
 
@@ -42,6 +42,9 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (PromptRequest, "validation"),
     # what the server answers: every field is present
     (WhoAmI, "serialization"),
+    (ChatLine, "serialization"),
+    (ChatPage, "serialization"),
+    (ChatCleared, "serialization"),
     (PromptAccepted, "serialization"),
     (CallRecord, "serialization"),
     (Tokens, "serialization"),

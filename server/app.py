@@ -27,6 +27,7 @@ from common.actor import Actor
 from common.http import Refusal, answer_refusal, error_response
 from common.lapses import Lapses
 
+from .chat_routes import routes as chat_routes
 from .cluster.node import ClusterNode
 from .edge import BrowserEdge
 from .http import WhoAmI
@@ -147,6 +148,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         Route("/rooms/{name}/strokes", strokes),
         Route("/rooms/{name}/whoami", whoami),
         *version_routes,
+        *chat_routes,
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/", index),

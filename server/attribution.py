@@ -102,6 +102,8 @@ class Attribution:
 
     def __init__(self) -> None:
         self.writers: OrderedDict[str, Actor] = OrderedDict()
+        self.inserted: list[tuple[int, Any]] = []
+        """(index, line) of the lines the last settled update inserted (`server.chat` charges them)."""
         self._doc: Doc | None = None
         self._events: list[Any] = []
         self._subscription: Any = None
@@ -123,8 +125,9 @@ class Attribution:
         of the cluster checked them). Returns the rewrite's update (None: none needed) and
         whether the update inserted chat lines at all."""
         if not self._events:
+            self.inserted = []
             return None, False
-        inserted = _inserted(self._events)
+        inserted = self.inserted = _inserted(self._events)
         self._events.clear()
         forged: list[tuple[int, dict[str, Any]]] = []
         for at, line in inserted:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from canvas import Stroke
+from canvas.schema import Message
 from common.access import Role
 
 
@@ -24,3 +25,25 @@ class WhoAmI(BaseModel):
 
     room: str
     role: Role
+
+
+class ChatLine(BaseModel):
+    """One older chat line, as the room's document held it, and its place in the room's log."""
+
+    seq: int = Field(description="its place in the room's chat log: pass it as `before` for the lines older than it")
+    message: Message
+
+
+class ChatPage(BaseModel):
+    """`GET /rooms/{name}/chat?before=SEQ&limit=N`: older chat lines the document let go, oldest first."""
+
+    room: str
+    messages: list[ChatLine]
+    before: int | None = Field(description="`before` for the next (older) page; null when there is none")
+
+
+class ChatCleared(BaseModel):
+    """`POST /rooms/{name}/chat/clear` (edit token): how many lines the document held (saved)."""
+
+    room: str
+    cleared: int

@@ -29,6 +29,8 @@ COUNTERS: dict[str, str] = {
     "cross_origin_refused": "Browser requests and websocket upgrades refused for their Origin or Host (server.edge).",
     "strokes_encoded": "Strokes validated and encoded for HTTP reads (once per stroke change, never per request: server.encoded).",
     "http_reads_cut": "HTTP answers cut because their client took nothing for --http-write-timeout-s (server.reads).",
+    "chat_lines_refused": "Chat lines removed before anybody saw them: past their link's chat rate (server.chat).",
+    "chat_lines_trimmed": "Chat lines moved out of rooms' documents into the store, or cleared (server.chat).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -54,6 +56,8 @@ class Metrics:
     cross_origin_refused: int
     strokes_encoded: int
     http_reads_cut: int
+    chat_lines_refused: int
+    chat_lines_trimmed: int
 
     def __init__(self) -> None:
         for name in COUNTERS:

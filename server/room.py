@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pycrdt import Doc, Map, merge_updates
+from pycrdt import Array, Doc, Map, merge_updates
 
 from canvas import CanvasDoc
-from canvas.schema import STROKES
+from canvas.schema import MESSAGES, STROKES
 from wire import protocol as p
 
-from .attribution import Attribution, actor_of, presence_as
+from .attribution import SERVER_KINDS, Attribution, actor_of, presence_as
+from .chat import RoomChat, remove_lines, transact
 from .conn import STATE_REQUESTS, Conn, binary_frame
 from .encoded import EncodedStrokes
 from .history import History, has_pending, without_pending
@@ -68,6 +69,8 @@ class Room:
         self.remote: dict[int, tuple[str, str]] = {}  # cluster: awareness id held on another node -> (identity, node)
         self.attribution = Attribution()
         """Who wrote the recent chat lines; forged agent lines and presence are rewritten."""
+        self.chat = RoomChat(self.bounds, doc)
+        """The chat's bounds: per link, and the document's share (`server.chat`)."""
         self.failed: str | None = None
         """Cluster mode: why this room was dropped (an append failed); its connections are closed."""
         self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
@@ -157,12 +160,17 @@ class Room:
                 self._drop_pending()
                 raise p.ProtocolError("update depends on updates this room never received")
             fix, chat = self.attribution.settle(self.doc, conn.actor)
-            if fix is None:
+            fixes = [fix] if fix is not None else []
+            if chat:
+                fixes.extend(self._charge_chat(conn))
+            if not fixes:
                 self._accept(payload, frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn, conn.writer if chat else "")
-            else:  # forged agent lines: others only ever see them rewritten; the sender gets the rewrite
-                merged = merge_updates(payload, fix)
+            else:  # forged agent lines, lines past the link's chat rate: others only ever see the
+                merged = merge_updates(payload, *fixes)  # fixed update; the sender gets the fix
                 self._accept(merged, p.sync_update(merged), conn, conn.writer)
-                self.after_commit(conn.send, p.sync_update(fix))
+                self.after_commit(conn.send, p.sync_update(merge_updates(*fixes)))
+            if chat and self.chat.due(self.doc):
+                self.trim_chat()
         elif kind == p.MSG_AWARENESS:
             self._awareness(conn, frame)
         elif kind == p.MSG_QUERY_AWARENESS:
@@ -203,17 +211,94 @@ class Room:
         refusal = self._refusal(0)
         if refusal is not None:
             return refusal
-        updates: list[bytes] = []
-        self.attribution.watch(self.doc)
-        sub = self.doc.observe(lambda event: updates.append(event.update))
-        try:
-            change(CanvasDoc(self.doc))
-        finally:
-            self.doc.unobserve(sub)
-            self.attribution.settle(self.doc, None)
-        for update in updates:
-            self._accept(update, p.sync_update(update), None)
+        self._server_edit(lambda: change(CanvasDoc(self.doc)))
+        if self.attribution.inserted:
+            self.chat.count(self.attribution.inserted)
+            if self.chat.due(self.doc):
+                self.trim_chat()
         return None
+
+    def _server_edit(self, change: Callable[[], object]) -> bool:
+        """Apply `change` as one server transaction, stored and broadcast; whether it changed anything."""
+        self.attribution.watch(self.doc)
+        try:
+            update = transact(self.doc, change)
+        finally:
+            self.attribution.settle(self.doc, None)
+        if update is not None:
+            self._accept(update, p.sync_update(update), None)
+        return update is not None
+
+    # chat: bounded per link and in the document (`server.chat`)
+
+    def _charge_chat(self, conn: Conn) -> list[bytes]:
+        """Charge the lines `conn`'s update inserted to its link; the removal of those past its
+        rate, to merge into the update (none for the server's own peers)."""
+        inserted = self.attribution.inserted
+        if conn.actor.kind in SERVER_KINDS:
+            self.chat.count(inserted)
+            return []
+        over = self.chat.admit(conn.identity if conn.actor.id else f"conn:{id(conn)}", inserted)
+        removal = remove_lines(self.doc, over) if over else None
+        if over:
+            self.metrics.chat_lines_refused += len(over)
+            self.attribution.watch(self.doc)  # our removal, not a peer's change
+        return [removal] if removal is not None else []
+
+    def trim_chat(self, keep_lines: int | None = None, keep_bytes: int | None = None) -> int:
+        """Move the oldest chat lines out of the document into the store, down to three quarters
+        of the chat's bounds (or to `keep_lines`/`keep_bytes`); how many went."""
+        b = self.bounds
+        lines = b.chat_lines * 3 // 4 if keep_lines is None else keep_lines
+        size = b.chat_doc_bytes * 3 // 4 if keep_bytes is None else keep_bytes
+        gone: list[tuple[str, str]] = []
+        self._server_edit(lambda: gone.extend(self.chat.trim(self.doc, lines, size)))
+        self.chat.archive(gone)
+        self.metrics.chat_lines_trimmed += len(gone)
+        return len(gone)
+
+    def clear_chat(self) -> int:
+        """Delete every chat line (an editor's clear: they are not kept); how many there were."""
+        array = self.doc.get(MESSAGES, type=Array)
+        n = len(array)
+
+        def clear() -> None:
+            if len(array):
+                del array[0:len(array)]
+        self._server_edit(clear)
+        self.chat.bytes = 0
+        self.metrics.chat_lines_trimmed += n
+        return n
+
+    def make_space(self, size: int = 0) -> bool:
+        """Free the document for an edit of `size` bytes, chat first: trim it to its bounds, then
+        the oldest lines it takes (with a sixteenth of the limit to spare), then all of it,
+        compacting after each; whether the edit now fits. An edit that would not fit without any
+        chat is refused with the chat left alone."""
+        limit = self.bounds.max_doc_bytes
+        for step in ("bounds", "enough", "all"):
+            over = self.history.doc_bytes + size - limit
+            if over <= 0:
+                return True
+            if step != "bounds" and over > self.chat.bytes:
+                return False  # letting the whole chat go would not make room for it
+            if step == "bounds":
+                trimmed = self.trim_chat()
+            else:
+                keep = max(0, self.chat.bytes - over - limit // 16) if step == "enough" else 0
+                trimmed = self.trim_chat(len(self.doc.get(MESSAGES, type=Array)), keep)
+            if trimmed or self.history.bytes:
+                self.compact()
+        return self.history.doc_bytes + size <= limit
+
+    def loaded(self) -> None:
+        """After loading: a room stored with more chat than its bounds, or over its size limit,
+        is trimmed now, so it is drawable again (a restart frees a room that filled up)."""
+        if self.writer.unavailable is not None:
+            return
+        if self.chat.due(self.doc):
+            self.trim_chat()
+        self.make_space()
 
     def _refusal(self, size: int) -> tuple[int, str] | None:
         """Why an update of `size` bytes may not be applied now, or None."""
@@ -224,7 +309,7 @@ class Room:
         if self.history.doc_bytes + size > limit:
             if self.history.bytes:  # the estimate counts overwritten content too: measure
                 self.compact()
-            if self.history.doc_bytes + size > limit:
+            if not self.make_space(size):  # the chat goes first, then the edit is refused
                 return p.Close.ROOM_FULL, f"the room's document reached its size limit of {limit} bytes: no more edits"
         return None
 
@@ -386,6 +471,7 @@ class Room:
         self.attribution.watch(self.doc)
         self.doc.apply_update(update)
         self.attribution.settle(self.doc, actor_of(writer), rewrite=False)
+        self.chat.count(self.attribution.inserted)
         self._full_step2 = None
         self.history.doc_bytes += len(update)
         self.broadcast(frame, None)

@@ -7,10 +7,13 @@ pay for a reload of the document).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from .chat import ChatArchive
+from .chatlog import ChatStore
 from .history import build
 from .metrics import Metrics
 from .room import Room
@@ -25,10 +28,10 @@ class RoomUnavailable(Exception):
     """The room cannot be loaded now (cluster mode: Redis or PostgreSQL away); try again later."""
 
 
-class RoomStore(Protocol):
+class RoomStore(ChatStore, Protocol):
     """What the routes and the rooms ask of where rooms are kept, in either mode: `Store`
     (embedded, SQLite) or `server.cluster.snapshots.Snapshots` (cluster, PostgreSQL).
-    Synchronous: called off the loop."""
+    Synchronous: called off the loop. Both also keep older chat lines (`ChatStore`)."""
 
     def versions(self, room: str) -> list[VersionRow]: ...
     def version(self, room: str, version_id: int) -> bytes | None: ...
@@ -42,6 +45,9 @@ class Rooms(Protocol):
 
     rooms: dict[str, Room]
     """The rooms in memory, by name."""
+
+    chat_archive: ChatArchive
+    """Older chat lines in the store: written in order, read by `GET /rooms/NAME/chat`."""
 
     @property
     def store(self) -> RoomStore: ...
@@ -70,6 +76,7 @@ class RoomManager:
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._watchers: list[Callable[[str, int], None]] = []
+        self.chat_archive = ChatArchive(store, self.bounds.chat_kept_bytes)
 
     async def get(self, name: str) -> Room:
         """The loaded room, loading it once even if many peers arrive together."""
@@ -86,6 +93,8 @@ class RoomManager:
             if self.writer.holds(name):
                 await self.writer.flush()
             room = await self._load(name)
+            room.chat.archive = functools.partial(self.chat_archive.keep, name)
+            room.loaded()  # a room stored over its bounds is trimmed, chat first
             self.rooms[name] = room
             self.metrics.rooms_loaded += 1
             fut.set_result(room)
@@ -183,4 +192,5 @@ class RoomManager:
         for room in list(self.rooms.values()):
             if room.stored >= 50 and not self.writer.unavailable:
                 room.compact()
+        await self.chat_archive.close()
         await self.writer.close()

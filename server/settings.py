@@ -37,7 +37,14 @@ class DocBounds(BaseModel):
                                  f"that snapshot or this many bytes, whichever is smaller (at least {MIN_COMPACT_BYTES // 1024} KiB)",
                                  name="compact_bytes", ge=64 * 1024)
     max_doc_bytes: int = setting(64 * 1024 * 1024, "a room's document size limit in bytes; an edit that would pass it closes its sender's "
-                                 "connection (4413): the room takes no more edits", name="max_doc_bytes", ge=1024 * 1024)
+                                 "connection (4413): the room takes no more edits (its chat is trimmed first)", name="max_doc_bytes", ge=1024 * 1024)
+    chat_lines: int = setting(200, "chat lines a room's document keeps; past it (or --chat-doc-bytes) the server removes the oldest, "
+                              "down to three quarters, into the store (GET /rooms/NAME/chat)", name="chat_lines", ge=1)
+    chat_doc_bytes: int = setting(256 * 1024, "bytes of chat lines a room's document keeps (see --chat-lines)", name="chat_doc_bytes", ge=1024)
+    chat_bytes_per_minute: int = setting(64 * 1024, "bytes of chat lines one link may add to a room per minute (bursts up to a minute's "
+                                         "worth); lines past it are removed before anybody else sees them", name="chat_bytes_per_minute", ge=256)
+    chat_kept_bytes: int = setting(16 * 1024 * 1024, "bytes of older chat lines kept in the store per room (the oldest go first)",
+                                   name="chat_kept_bytes", ge=0)
 
     def compact_after(self, snapshot_bytes: int) -> int:
         """Compact once the updates since the snapshot outweigh it (or `compact_bytes`): the

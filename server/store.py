@@ -7,9 +7,10 @@ decode error is swallowed by a logger. This store is small enough to prove corre
 - `updates`: append-only rows of the exact update bytes a room applied, in order;
 - `snapshots`: one row per room, the squashed state of every update deleted so far;
 - `versions`: the last few compacted states per room, so an editor can roll a wipe back;
-- `quarantine`: rows that failed to load, kept (never deleted) for a person to look at.
+- `quarantine`: rows that failed to load, kept (never deleted) for a person to look at;
+- `chat`: older chat lines the room's document let go (`server.chatlog`), bounded per room.
 
-The last two are kept as in cluster mode, by the same code (`server.kept`); the updates log is
+The last three are kept as in cluster mode, by the same code (`server.kept`); the updates log is
 SQLite's own (cluster mode's is the Redis stream), and its per-update commit stays a single
 plain INSERT on the connection.
 
@@ -32,7 +33,8 @@ from pathlib import Path
 from common.sql import SqlError, SqliteConn, SqliteSql
 from common.sqlite import open_sqlite, transaction
 
-from . import kept
+from . import chatlog, kept
+from .chatlog import ChatRow
 from .kept import Row, VersionRow
 
 __all__ = ["FULL_FLAG_ENV", "DataFolderError", "Row", "Snapshot", "Store", "VersionRow"]
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data BLOB NOT NULL,
     saved_ms INTEGER NOT NULL
 );
-""" + kept.DDL.format(**SqliteSql.types) + ";"
+""" + kept.DDL.format(**SqliteSql.types) + ";" + chatlog.DDL.format(**SqliteSql.types) + ";"
 
 INSERT_UPDATE = "INSERT INTO updates (room, data) VALUES (?, ?)"
 
@@ -102,6 +104,7 @@ class Store:
         self.path = Path(path)
         self.versions_kept = versions_kept
         self.kept = kept.Kept(versions_kept)
+        self.chat = chatlog.ChatLog()
         self._lock = threading.Lock()
         try:
             self._db = open_sqlite(self.path, SCHEMA)
@@ -161,7 +164,20 @@ class Store:
         with self._lock:
             return self.kept.version(self._conn, room, version_id)
 
+    def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]:
+        with self._lock:
+            return self.chat.page(self._conn, room, before, limit)
+
     # writing
+
+    def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None:
+        """Keep chat lines the room's document let go ((id, JSON), oldest first)."""
+        with self._lock, transaction(self._db):
+            self.chat.archive(self._conn, room, lines, keep_bytes)
+
+    def clear_chat(self, room: str) -> None:
+        with self._lock, transaction(self._db):
+            self.chat.clear(self._conn, room)
 
     def write(self, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
         """Replace the history of `snapshots`' rooms, then append updates; one transaction.

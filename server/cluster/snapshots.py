@@ -5,7 +5,8 @@
 - `versions`: the last few compacted states per room (as in SQLite, by the same code:
   `server.kept`), for rolling a wipe back; one is added only when the document changed since
   the previous snapshot.
-- `quarantine`: a snapshot or stream entry that failed to load, kept for a person to look at.
+- `quarantine`: a snapshot or stream entry that failed to load, kept for a person to look at;
+- `chat`: older chat lines the room's documents let go (as in SQLite, by the same code: `server.chatlog`).
 
 A snapshot is written only if it covers MORE of the stream than the stored one (a conditional
 upsert), so two compaction workers overlapping (a lease that expired mid-way) can never move a
@@ -21,7 +22,8 @@ from psycopg_pool import ConnectionPool
 
 from common.sql import PgSql
 
-from .. import kept
+from .. import chatlog, kept
+from ..chatlog import ChatRow
 from ..kept import Row, VersionRow
 from ..store import Snapshot
 from .streams import sid
@@ -61,7 +63,8 @@ class Snapshots:
         self.versions_kept = versions_kept
         self.sql = PgSql(pool)
         self.kept = kept.Kept(versions_kept)
-        self.sql.migrate("rooms", [self.sql.create(ROOMS_DDL + kept.DDL)])
+        self.chat = chatlog.ChatLog()
+        self.sql.migrate("rooms", [self.sql.create(ROOMS_DDL + kept.DDL), self.sql.create(chatlog.DDL)])
 
     def load(self, room: str) -> tuple[Row | None, str]:
         """The room's snapshot (None if it has none) and the stream id it covers ("0-0": none)."""
@@ -110,6 +113,18 @@ class Snapshots:
         by every load, which copies them again."""
         with self.sql.transaction() as c:
             self.kept.quarantine(c, room, bad, _now_ms())
+
+    def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]:
+        with self.sql.read() as c:
+            return self.chat.page(c, room, before, limit)
+
+    def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None:
+        with self.sql.transaction() as c:
+            self.chat.archive(c, room, lines, keep_bytes)
+
+    def clear_chat(self, room: str) -> None:
+        with self.sql.transaction() as c:
+            self.chat.clear(c, room)
 
     def close(self) -> None:
         self.pool.close()

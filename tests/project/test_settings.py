@@ -39,6 +39,7 @@ ADDED_SINCE = {
     "mcp_link_sessions", "allowed_origins",  # issue 18: MCP sessions per link across rooms; origins besides the server's own
     "run_record_bytes", "run_room_bytes",  # issue 19: run records bounded in bytes, each and per room
     "http_reads_per_minute", "http_read_concurrency", "http_write_timeout_s",  # issue 19: HTTP reads per link, write timeout
+    "chat_lines", "chat_doc_bytes", "chat_bytes_per_minute", "chat_kept_bytes",  # issue 19: chat bounds
 }
 """Settings added since the settings were one flat model."""
 

@@ -1,7 +1,8 @@
 // HTTP calls to the server (whoami, prompts, runs, behaviours), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
 import type {
-  AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, PromptAccepted, PromptRequest, RunList, UndoResult, WhoAmI,
+  AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, ChatCleared, ChatPage, PromptAccepted, PromptRequest, RunList,
+  UndoResult, WhoAmI,
 } from './types.gen'
 
 /** Why the server said no: its status (0: no answer at all), its `{"error"}` text, Retry-After. */
@@ -61,6 +62,15 @@ export async function getRun(cfg: PageConfig, id: string): Promise<AgentRun | nu
 /** Erase a run's strokes on the server, which marks the run undone. 403: view-only link; 404: no such run. */
 export const undoRun = (cfg: PageConfig, id: string) =>
   call<UndoResult>(cfg, `/runs/${encodeURIComponent(id)}/undo`, { method: 'POST' })
+
+// ---- chat: older lines the room's document let go, and clearing it -------------------------
+
+/** Older chat lines kept by the server, oldest first; `before`: the `before` of the previous page (none: the newest). */
+export const olderChat = (cfg: PageConfig, before: number | null, limit = 50) =>
+  call<ChatPage>(cfg, `/chat?limit=${limit}${before === null ? '' : `&before=${before}`}`)
+
+/** Delete every chat line of the room, for everyone (edit links; 403 for view links). */
+export const clearChat = (cfg: PageConfig) => call<ChatCleared>(cfg, '/chat/clear', { method: 'POST' })
 
 // ---- behaviours: programs the agent left running in the room ------------------------------
 

@@ -4,13 +4,18 @@
 // The list is incremental and windowed: appended messages are appended (the usual case), any
 // other change re-renders the window, and only the last WINDOW messages are in the DOM ("Show
 // earlier" widens it). A room with thousands of messages opens as fast as one with a few.
+//
+// The server keeps only the newest lines in the document (older ones go to its store): once the
+// whole document is shown, "Show older messages" pages them in from GET /rooms/NAME/chat. An
+// editor can clear the room's chat (POST /rooms/NAME/chat/clear); a line of ours the server
+// removed at once was past this link's chat rate, and a notice says so.
 import type * as Y from 'yjs'
 import type { PageConfig } from './config'
 import type { Message } from './types.gen'
 import type { StrokeStore } from './store'
 import { isMessage } from './schema'
 import { messagesOf, postMessage } from './ops'
-import { sendPrompt, type Refusal } from './api'
+import { clearChat, olderChat, sendPrompt, type Refusal } from './api'
 import { createRunCards } from './runCards'
 import { initials } from './identity'
 import { ROBOT } from './icons'
@@ -22,6 +27,8 @@ interface Deps {
   list: HTMLOListElement
   input: HTMLTextAreaElement
   form: HTMLFormElement
+  /** "Clear chat", shown to editors. */
+  clearBtn: HTMLButtonElement
   me: () => { name: string }
 }
 
@@ -32,6 +39,10 @@ const MORE = 300
 const REBUILD_MS = 50
 /** Server refusals kept as lines at the end of the list. */
 const NOTICES = 5
+/** Older lines fetched per "Show older messages". */
+const OLDER_PAGE = 50
+/** A line of ours deleted within this long of being sent was refused by the server's chat rate. */
+const REFUSED_MS = 5000
 
 const AGENT_RE = /^@agent\b/i
 const fmtTime = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
@@ -63,6 +74,35 @@ export function mountChat(d: Deps) {
   earlierBtn.dataset.testid = 'show-earlier'
   earlierBtn.onclick = () => { limit += MORE; rebuild() }
   earlier.append(earlierBtn)
+  // older lines from the server's store, above the document's
+  let olderEls: HTMLElement[] = []
+  let olderBefore: number | null | undefined // the next page's cursor; undefined: none fetched, null: no more
+  const older = document.createElement('li')
+  older.className = 'earlier'
+  const olderBtn = document.createElement('button')
+  olderBtn.dataset.testid = 'show-older'
+  olderBtn.textContent = 'Show older messages'
+  older.append(olderBtn)
+  const forgetOlder = () => { olderEls = []; olderBefore = undefined }
+  olderBtn.onclick = async () => {
+    olderBtn.disabled = true
+    const r = await olderChat(d.cfg, olderBefore ?? null, OLDER_PAGE)
+    olderBtn.disabled = false
+    if (!r.ok) { notice(`Older messages not loaded: ${r.error || `HTTP ${r.status}`}`); return }
+    const els = r.value.messages.map((line) => messageEl(line.message, false))
+    els.forEach((li) => li.classList.add('older'))
+    olderEls = [...els, ...olderEls]
+    olderBefore = r.value.before
+    const top = list.scrollHeight - list.scrollTop
+    list.replaceChildren(...header(Math.max(0, msgs.length - limit)), ...shown, ...notices)
+    list.scrollTop = list.scrollHeight - top // keep what was in view where it was
+  }
+  /** The list's head: "Show older" and the older lines (once the whole document is shown), or "Show earlier". */
+  const header = (hidden: number): HTMLElement[] => {
+    older.hidden = hidden > 0 || olderBefore === null
+    if (hidden > 0) olderEls = []
+    return [older, ...olderEls, earlier]
+  }
 
   /** Keep the list scrolled to the bottom across a change if it was there before. */
   const keepingBottom = (change: () => void) => {
@@ -83,8 +123,8 @@ export function mountChat(d: Deps) {
     shown = []
     for (const m of msgs.slice(start)) if (isMessage(m)) shown.push(messageEl(m))
     showEarlier(start)
-    const empty = shown.length === 0 && start === 0 ? [emptyEl()] : []
-    list.replaceChildren(earlier, ...empty, ...shown, ...notices)
+    const empty = shown.length === 0 && start === 0 && !olderEls.length ? [emptyEl()] : []
+    list.replaceChildren(...header(start), ...empty, ...shown, ...notices)
     runs.retain(withCard)
     if (withCard.size) runs.refresh()
   })
@@ -110,6 +150,7 @@ export function mountChat(d: Deps) {
       runs.retain(withCard)
     }
     showEarlier(msgs.length - shown.length)
+    if (msgs.length - shown.length > 0 && olderEls.length) { for (const li of olderEls) li.remove(); forgetOlder(); older.hidden = true }
   })
 
   const emptyEl = () => {
@@ -119,7 +160,7 @@ export function mountChat(d: Deps) {
     return li
   }
 
-  const messageEl = (m: Message) => {
+  const messageEl = (m: Message, cards = true) => {
     const li = document.createElement('li')
     // The server rewrites a line claiming kind 'agent' (or a behaviour) unless one of its own peers
     // wrote it (SCHEMA.md, messages), so the badge below is the server's word, not the writer's.
@@ -145,7 +186,7 @@ export function mountChat(d: Deps) {
     body.textContent = m.text
     li.append(head, body)
     if (m.behaviour) li.dataset.behaviour = m.behaviour // a behaviour's line: its card is in the Behaviours list
-    else if (m.run && !withCard.has(m.run)) {
+    else if (cards && m.run && !withCard.has(m.run)) {
       withCard.add(m.run)
       li.append(runs.card(m.run))
     }
@@ -168,13 +209,31 @@ export function mountChat(d: Deps) {
   // REBUILD_MS (a peer deleting and inserting hundreds of times a second must not freeze us).
   let length = msgs.length
   let rebuildTimer = 0
+  const sent = new Map<string, number>() // ids of our recent lines -> when sent
   msgs.observe((ev) => {
     const added = appended(ev.changes.delta as Delta, length)
     length = msgs.length
+    if (!added && sent.size) noticeRefused(ev.changes.deleted)
     if (rebuildTimer) return // the queued rebuild will show this change too
     if (added && added.length < limit) append(added)
-    else rebuildTimer = window.setTimeout(() => { rebuildTimer = 0; rebuild() }, REBUILD_MS)
+    else {
+      forgetOlder() // lines left the document for the store (or were cleared): fetch them afresh
+      rebuildTimer = window.setTimeout(() => { rebuildTimer = 0; rebuild() }, REBUILD_MS)
+    }
   })
+  /** A line we sent a moment ago, deleted: the server refused it (this link's chat rate). */
+  const noticeRefused = (deleted: Set<Y.Item>) => {
+    const now = Date.now()
+    for (const [id, t] of sent) if (now - t > REFUSED_MS) sent.delete(id)
+    let refused = 0
+    for (const item of deleted) {
+      for (const m of item.content.getContent()) {
+        const id = isMessage(m) ? m.id : undefined
+        if (id && sent.delete(id)) refused++
+      }
+    }
+    if (refused) notice(`Message not sent: you are writing faster than this room allows. Wait a moment and try again.`)
+  }
   rebuild()
 
   // ---- prompt box -------------------------------------------------------
@@ -185,7 +244,7 @@ export function mountChat(d: Deps) {
     if (readOnly && !AGENT_RE.test(text)) { input.placeholder = 'View only — only @agent questions can be sent'; return }
     input.value = ''
     const author = d.me().name
-    if (!AGENT_RE.test(text)) { postMessage(doc, { author, kind: 'human', text }); return }
+    if (!AGENT_RE.test(text)) { sent.set(postMessage(doc, { author, kind: 'human', text }).id, Date.now()); return }
     form.classList.add('sending')
     const r = await sendPrompt(d.cfg, { text, author })
     form.classList.remove('sending')
@@ -200,6 +259,17 @@ export function mountChat(d: Deps) {
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); submit() })
 
+  // ---- clearing the chat (editors) --------------------------------------
+  let editor = false
+  const showClear = () => { d.clearBtn.hidden = readOnly || !editor }
+  d.clearBtn.onclick = async () => {
+    if (!window.confirm('Delete every chat line in this room, for everyone?')) return
+    d.clearBtn.disabled = true
+    const r = await clearChat(d.cfg)
+    d.clearBtn.disabled = false
+    if (!r.ok) notice(`Chat not cleared: ${r.error || `HTTP ${r.status}`}`)
+  }
+
   return {
     /** Send what is in the prompt box (Enter; see shortcuts.ts). */
     submit,
@@ -208,7 +278,10 @@ export function mountChat(d: Deps) {
       readOnly = ro
       input.placeholder = ro ? 'View only — ask @agent a question (it may read, not draw)' : 'Chat, or type @agent to ask the agent to draw…'
       runs.renderAll()
+      showClear()
     },
+    /** This link may edit the room (whoami said so): it may clear the chat. */
+    setEditor(ok: boolean) { editor = ok; showClear() },
     /** Messages in the DOM (for the debug stats). */
     shownCount: () => shown.length,
   }

@@ -64,6 +64,7 @@ const promptInput = $<HTMLTextAreaElement>('prompt-input')
 const chat = mountChat({
   doc, cfg, store, me: () => me,
   list: $<HTMLOListElement>('messages'), form: $<HTMLFormElement>('prompt-form'), input: promptInput,
+  clearBtn: $<HTMLButtonElement>('chat-clear'),
 })
 attachKeyboard(shortcuts({ settings, history, input, chat: { field: promptInput, submit: chat.submit } }))
 const behaviours = mountBehaviours({ cfg, el: $('behaviours'), readOnly: () => readOnly })
@@ -98,6 +99,7 @@ conn.on('state', ({ state, close }) => {
 })
 whoami(cfg).then((access) => {
   if (access === 'view') setReadOnly(true)
+  else if (access === 'edit') chat.setEditor(true)
   else if (access === 'none') {
     connStatus.show('denied')
     setReadOnly(true, 'You do not have access to this room. Check your link.')

@@ -61,6 +61,27 @@ export interface WhoAmI {
   role: "view" | "edit"
 }
 
+/** One older chat line, as the room's document held it, and its place in the room's log. */
+export interface ChatLine {
+  /** its place in the room's chat log: pass it as `before` for the lines older than it */
+  seq: number
+  message: Message
+}
+
+/** `GET /rooms/{name}/chat?before=SEQ&limit=N`: older chat lines the document let go, oldest first. */
+export interface ChatPage {
+  room: string
+  messages: ChatLine[]
+  /** `before` for the next (older) page; null when there is none */
+  before: number | null
+}
+
+/** `POST /rooms/{name}/chat/clear` (edit token): how many lines the document held (saved). */
+export interface ChatCleared {
+  room: string
+  cleared: number
+}
+
 /** The answer to a prompt (202): its run id and the grant it runs with. */
 export interface PromptAccepted {
   run: string
