@@ -35,8 +35,10 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
-ADDED_SINCE = {"mcp_link_sessions", "allowed_origins"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+ADDED_SINCE = {"mcp_link_sessions", "allowed_origins",
+               "data_bytes", "room_versions_bytes", "room_runs_bytes", "room_firings_bytes", "room_ttl", "disk_sweep_s"}
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own;
+issue 19: what data may cost on disk, `common.disk`)."""
 
 
 @pytest.fixture(autouse=True)
