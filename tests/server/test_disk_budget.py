@@ -23,6 +23,7 @@ from agent.behaviours.records import Batch, BehaviourRecords
 from agent.runs.records import RunRecords
 from canvas import Stroke
 from common.disk import DAY_MS, DiskBudget, DiskLimits, folder_bytes
+from common.postgres import open_pool
 from server.cluster.snapshots import Snapshots
 from server.store import Snapshot, Store
 
@@ -260,3 +261,38 @@ async def test_room_ttl_deletes_a_room_nobody_opened(server_factory) -> None:
     assert stale_runs.json()["runs"] == []
     assert "nobody opened it for 2 days" in server.log()
 
+
+
+async def test_cluster_mode_expires_rooms_in_postgresql(cluster) -> None:
+    """Cluster mode: the stores are PostgreSQL's; `--room-ttl` (and the per-room bounds) apply,
+    `--data-bytes` does not (no folder of ours)."""
+    node = cluster.node(room_ttl=2, disk_sweep_s=0.3, snapshot_every_s=0.3, unload_grace=0.1)
+    client = await connect(node, "stale", "alice")
+    client.doc.add_strokes([_stroke(1, 20)])
+    await client.flush()
+    await client.close()
+    pool = open_pool(cluster.database_url, 1)
+    try:
+        def row(query: str) -> tuple | None:
+            with pool.connection() as conn:
+                return conn.execute(query).fetchone()
+
+        async def stored_and_unloaded() -> bool:
+            async with httpx.AsyncClient() as http:
+                loaded = (await http.get(f"{node.http}/healthz")).json()["rooms"]
+            return loaded == 0 and row("SELECT 1 FROM rooms WHERE room = 'stale'") is not None
+        await _until(stored_and_unloaded)
+        sweeps = await _metric(node, "disk_sweeps_total") or 0
+
+        async def swept() -> bool:  # the sweep after the leave has recorded it
+            return (await _metric(node, "disk_sweeps_total") or 0) >= sweeps + 2
+        await _until(swept)
+        with pool.connection() as conn:
+            conn.execute("UPDATE room_opened SET at = %s WHERE room = 'stale'", (int(time.time() * 1000) - 3 * DAY_MS,))
+
+        async def gone() -> bool:
+            return row("SELECT 1 FROM rooms WHERE room = 'stale'") is None and row("SELECT 1 FROM room_opened WHERE room = 'stale'") is None
+        await _until(gone)
+    finally:
+        pool.close()
+    assert "nobody opened it for 2 days" in node.log()
