@@ -71,7 +71,7 @@ async def attack_disk(ctx: Ctx, seconds: float) -> str:
         passes = await asyncio.gather(*(_churn(srv.ws_base, token, f"disk{i}", until) for i in range(ROOMS)))
         took = time.monotonic() - t0
         peak_disk = _on_disk(data)
-X
+        await asyncio.sleep(5.0)  # a few sweeps (the budget's tree sweeps every second; a sweep under this load takes ~1 s)
         live, disk = folder_bytes(data), _on_disk(data)
     finally:
         srv.stop()
