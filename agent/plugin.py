@@ -244,7 +244,8 @@ class AgentPlugin:
                 peer = AgentPeer(host.settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
                                  code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self._hosting,
                                  model_client=self._model_client, credential=credential,
-                                 writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget)
+                                 writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget,
+                                 history_refused=(lambda: host.disk.refusal) if host.disk is not None else None)
                 try:
                     self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
                 except BaseException:

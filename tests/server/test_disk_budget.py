@@ -21,13 +21,13 @@ from psycopg_pool import ConnectionPool
 
 from agent.behaviours.records import Batch, BehaviourRecords
 from agent.runs.records import RunRecords
-from canvas import Stroke
+from canvas import Message, Stroke
 from common.disk import DAY_MS, DiskBudget, DiskLimits, folder_bytes
 from common.postgres import open_pool
 from server.cluster.snapshots import Snapshots
 from server.store import Snapshot, Store
 
-from support.agent_helpers import connect, inhabit, post_prompt, scripted_env
+from support.agent_helpers import connect, inhabit, post_prompt, scripted_env, wait_chat, wait_run
 
 
 def _versions_store(where: Path | ConnectionPool, versions_bytes: int = 0) -> tuple[Store | Snapshots, object]:
@@ -159,33 +159,65 @@ def _stroke(n: int, points: int = 400) -> Stroke:
     return Stroke(id=f"s{n}", author="alice", color="#000000", width=2, points=[v for i in range(points) for v in (float(i % 997) + 0.25, float(n), 0.5)])
 
 
-async def test_over_budget_new_history_is_refused_while_strokes_go_through(server_factory) -> None:
-    server = server_factory(data_bytes=1000, disk_sweep_s=0.3, compact_every=5)  # an empty data folder is already past it
+def _big_stroke(n: int) -> Stroke:
+    """~270 KB in the document: 10,000 points of float64s."""
+    return Stroke(id=f"big{n}", author="alice", points=[v for j in range(10_000) for v in ((j * 0.37 + n) % 997.3, (j * 7.1) % 991.7, 0.55)])
 
-    async def refused() -> bool:
-        return await _metric(server, "disk_history_refused") == 1
-    await _until(refused)
 
-    r = await post_prompt(server, "full", "@agent draw a house")
-    assert r.status_code == 507 and "over its budget" in r.json()["error"] and "--data-bytes" in r.json()["error"], r.text
+async def _swept(server, times: int = 2) -> None:
+    """Until the server has swept `times` more times."""
+    sweeps = await _metric(server, "disk_sweeps_total") or 0
 
-    alice = await connect(server, "full", "alice")
-    bob = await connect(server, "full", "bob", role="view")
+    async def done() -> bool:
+        return (await _metric(server, "disk_sweeps_total") or 0) >= sweeps + times
+    await _until(done)
+
+
+async def test_over_budget_new_history_is_refused_while_strokes_go_through(server_factory, model_server) -> None:
+    room = "full"
+    model_server.script(room, [{"text": "Hello."}])
+    server = server_factory(env=scripted_env(model_server), data_bytes=1_000_000, disk_sweep_s=0.3, compact_every=5)
+    alice = await connect(server, room, "alice")
+    bob = await connect(server, room, "bob", role="view")
     try:
+        r = await post_prompt(server, room, "@agent hi")  # the agent joins the room (and reads its chat from then on)
+        assert r.status_code == 202, r.text
+        await wait_run(server, room, r.json()["run"])
+        for i in range(8):  # ~2 MB of current state: past the budget, and no history trimmed can help
+            alice.doc.add_strokes([_big_stroke(i)])
+
+        async def refused() -> bool:
+            return await _metric(server, "disk_history_refused") == 1
+        await _until(refused)
+
+        r = await post_prompt(server, room, "@agent draw a house")
+        assert r.status_code == 507 and "over its budget" in r.json()["error"] and "--data-bytes" in r.json()["error"], r.text
+        alice.doc.post(Message(author="alice", text="@agent draw a tree"))
+        said = await wait_chat(alice, lambda m: m.kind == "agent" and m.text.startswith("Not run:"))
+        assert "over its budget" in said.text and "drawing goes on" in said.text
+
         for i in range(12):  # past two compactions: each would keep a version
             alice.doc.add_strokes([_stroke(i, 50)])
 
         async def seen() -> bool:
-            return len(bob.doc.strokes()) == 12
+            return len(bob.doc.strokes()) == 20
         await _until(seen, 10)
     finally:
         await alice.close()
         await bob.close()
+    await _swept(server)  # versions kept before the budget was found passed are trimmed
     async with httpx.AsyncClient() as http:
-        got = (await http.get(f"{server.http}/rooms/full/strokes", params={"token": server.token("full", "view")})).json()
-        versions = (await http.get(f"{server.http}/rooms/full/versions", params={"token": server.token("full", "view")})).json()
-    assert len(got["strokes"]) == 12 and versions["versions"] == []
+        got = (await http.get(f"{server.http}/rooms/{room}/strokes", params={"token": server.token(room, "view")})).json()
+        versions = (await http.get(f"{server.http}/rooms/{room}/versions", params={"token": server.token(room, "view")})).json()
+    assert len(got["strokes"]) == 20 and versions["versions"] == []
     assert "no version kept" in server.log() and "over its budget" in server.log()
+    assert len([run for run in await _runs(server, room)]) == 1  # only the run from before
+
+
+async def _runs(server, room: str) -> list[dict]:
+    async with httpx.AsyncClient() as http:
+        r = await http.get(f"{server.http}/rooms/{room}/runs", params={"token": server.token(room, "view")})
+        return r.json()["runs"]
 
 
 DRAW_JS = "/* " + "x" * 60_000 + " */ canvas.draw({points: [[0,0],[40,40]]})"
@@ -211,11 +243,7 @@ async def test_a_disk_run_stays_under_the_data_budget(server_factory, model_serv
             await asyncio.sleep(0.05)
     finally:
         await alice.close()
-    sweeps = await _metric(server, "disk_sweeps_total") or 0
-
-    async def swept_again() -> bool:
-        return (await _metric(server, "disk_sweeps_total") or 0) >= sweeps + 2
-    await _until(swept_again)
+    await _swept(server)
     used = folder_bytes(server.data_dir)
     assert used <= budget, f"data folder {used} bytes, budget {budget}: {server.log()[-2000:]}"
     assert "trimmed for the data budget: diskrun" in server.log()
@@ -282,11 +310,7 @@ async def test_cluster_mode_expires_rooms_in_postgresql(cluster) -> None:
                 loaded = (await http.get(f"{node.http}/healthz")).json()["rooms"]
             return loaded == 0 and row("SELECT 1 FROM rooms WHERE room = 'stale'") is not None
         await _until(stored_and_unloaded)
-        sweeps = await _metric(node, "disk_sweeps_total") or 0
-
-        async def swept() -> bool:  # the sweep after the leave has recorded it
-            return (await _metric(node, "disk_sweeps_total") or 0) >= sweeps + 2
-        await _until(swept)
+        await _swept(node)  # the sweep after the leave has recorded it
         with pool.connection() as conn:
             conn.execute("UPDATE room_opened SET at = %s WHERE room = 'stale'", (int(time.time() * 1000) - 3 * DAY_MS,))
 
