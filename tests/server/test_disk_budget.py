@@ -317,6 +317,12 @@ async def test_cluster_mode_expires_rooms_in_postgresql(cluster) -> None:
         async def gone() -> bool:
             return row("SELECT 1 FROM rooms WHERE room = 'stale'") is None and row("SELECT 1 FROM room_opened WHERE room = 'stale'") is None
         await _until(gone)
+
+        runs = RunRecords.open(pool)  # `inhabit gc` with the cluster's environment: PostgreSQL's records
+        runs.write([(f"run-{i}", "gallery", "done", json.dumps({"code": "c" * 10_000})) for i in range(3)], [])
+        out = inhabit("gc", "--room-runs-bytes", "15000", env=cluster.env)
+        assert out.returncode == 0 and "runs: 20" in out.stdout and "no --data-bytes in cluster mode" in out.stdout, out.stdout + out.stderr
+        assert len(runs.load("gallery")) == 1
     finally:
         pool.close()
     assert "nobody opened it for 2 days" in node.log()
