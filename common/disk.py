@@ -215,6 +215,7 @@ class DiskBudget:
                 freed = await asyncio.to_thread(self.sweep, self.live(), touched)
             except Exception:  # a store away (PostgreSQL restarting): the next sweep tries again
                 log.exception("disk sweep failed")
+                self._touched = {**touched, **self._touched}
                 continue
             for line in freed.lines():
                 log.info("disk sweep: %s", line)
