@@ -53,6 +53,7 @@ from agent.runs.routes import RunRoutes
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from canvas import now_ms
+from common.http import Refusal
 
 log = logging.getLogger("inhabit.agent")
 
@@ -103,6 +104,9 @@ class AgentPlugin:
             run_db, behaviour_db = await self._open_records(host.cluster.pool)
             placement = ClusterPlacement(host.cluster, self, self.runs, run_db, queue=self.limits.queue)
             self._run_routes.budget.shared = SharedBuckets(host.cluster)
+        if host.disk is not None:  # their history: bounded per room, trimmed for the data budget, forgotten with expired rooms
+            host.disk.add(run_db, host.settings.disk.room_runs_bytes)
+            host.disk.add(behaviour_db, host.settings.disk.room_firings_bytes)
         store = await asyncio.to_thread(BehaviourStore, behaviour_db)
         self._hosting = Hosting(store=store, sandbox=self._code_mode.sandbox, limits=self.behaviour_limits, grant_problem=self._grant_problem,
                                 presence_of=host.presence_of)
@@ -181,6 +185,11 @@ class AgentPlugin:
     # work from the routes: wherever the room's agent is ------------------------------------------
 
     async def submit(self, room: str, text: str, *, author: str, grant: Grant, installer: Installer | None = None) -> AgentRun:
+        """Queue a prompt wherever the room's agent is; `Refusal` 507 while the data folder is over
+        its budget (a run is new history: `common.disk`)."""
+        disk = self._host.disk
+        if disk is not None and disk.refusal is not None:
+            raise Refusal(507, f"not run: {disk.refusal}")
         prompt = addressed(text, self.name) or text.strip()
         return await self.placement.submit(room, prompt, author=author, grant=grant, installer=installer)
 
@@ -235,7 +244,8 @@ class AgentPlugin:
                 peer = AgentPeer(host.settings.internal_ws, room, token=token, name=self.name, runs=self.runs,
                                  code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self._hosting,
                                  model_client=self._model_client, credential=credential,
-                                 writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget)
+                                 writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget,
+                                 history_refused=(lambda: host.disk.refusal) if host.disk is not None else None)
                 try:
                     self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
                 except BaseException:

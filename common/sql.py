@@ -118,6 +118,9 @@ class Sql(abc.ABC):
     def _migrating(self) -> contextlib.AbstractContextManager[Conn]:
         return self.transaction()
 
+    def reclaim(self) -> None:  # noqa: B027  # PostgreSQL's autovacuum reclaims dead rows on its own
+        """Hand pages freed by deletes back to the file system, where the engine needs telling."""
+
     def close(self) -> None:  # noqa: B027  # nothing to do for a pool: it is its node's, closed by the server
         """Let the database go."""
 
@@ -202,6 +205,17 @@ class SqliteSql(Sql):
             try:
                 with transaction(self._db):
                     yield self._conn
+            except sqlite3.Error as exc:
+                raise SqlError.of(exc) from exc
+
+    def reclaim(self, pages: int = 25_600) -> None:
+        """Up to `pages` free pages handed back (a file made with auto_vacuum = INCREMENTAL,
+        `common.sqlite`; an older one keeps them for reuse), then the WAL copied in and
+        truncated, so the files on disk are what they hold."""
+        with self._lock:
+            try:
+                self._db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")  # stepped to the end (`execute` frees one page)
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.Error as exc:
                 raise SqlError.of(exc) from exc
 

@@ -21,9 +21,11 @@ def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
     """A WAL-mode connection in autocommit mode (`transaction` opens transactions), usable
     from any thread under the caller's lock. synchronous=NORMAL: a committed row survives a
     process crash (kill -9), which is the durability promise; an OS crash may lose the last
-    commits."""
+    commits. A new file is made with auto_vacuum = INCREMENTAL, so pages freed by trimming its
+    history can be handed back to the file system (`common.disk`); an older file ignores it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect only before the first table
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(schema)

@@ -1,4 +1,4 @@
-"""`inhabit`: the command line (`serve`, `token`, `mcp`, `revoke`, `exec`, `agent`). `serve`'s
+"""`inhabit`: the command line (`serve`, `token`, `mcp`, `revoke`, `gc`, `exec`, `agent`). `serve`'s
 flags are generated from the settings' parts (`inhabit/settings.py`), so a setting is declared
 once and is a flag, an `INHABIT_` environment variable and a default at the same time."""
 
@@ -137,6 +137,18 @@ def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn_server.run(sockets=[listener])
     return 0 if uvicorn_server.started else 3  # uvicorn's exit status for a failed start-up
+
+
+def collect(args: argparse.Namespace) -> int:
+    """`inhabit gc`: trim history now, with `serve`'s settings (`inhabit.gc`)."""
+    from . import gc  # here: opening the stores imports what `token` and `mcp` do not need
+
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        print(f"inhabit gc: bad settings:\n{explain(exc)}", file=sys.stderr)
+        return 2
+    return gc.main(args, settings.server)
 
 
 START_ROOM = "lobby"
@@ -354,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", default="./data")
     r.add_argument("--database", default=None, metavar="URL", help="cluster mode: the PostgreSQL the servers use (default: INHABIT_DATABASE_URL)")
     r.set_defaults(func=revoke)
+
+    g = sub.add_parser("gc", help="trim old versions and records now (to the bounds, budget and --room-ttl serve uses) and print what was freed")
+    add_settings_flags(g)
+    g.add_argument("--vacuum", action="store_true", help="also rewrite the SQLite files without their free pages (only while the server is stopped)")
+    g.set_defaults(func=collect)
 
     e = sub.add_parser("exec", help="run a JavaScript file in the sandbox, print the RunRecord")
     e.add_argument("file", help="JavaScript file ('-' for stdin)")

@@ -9,6 +9,7 @@ checkout and a wheel carries), found through importlib.resources, never beside a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from common.access import Access, room_of
 from common.actor import Actor
+from common.disk import DiskBudget
 from common.http import Refusal, answer_refusal, error_response
 from common.lapses import Lapses
 
@@ -77,14 +79,14 @@ async def index(request: Request) -> Response:
     return PlainTextResponse("inhabit server is running, but the web app is not built: run `node web/build.mjs`.\n")
 
 
-def open_data(data: Path, versions_kept: int, secret: str | None = None) -> tuple[Access, Store]:
+def open_data(data: Path, versions_kept: int, secret: str | None = None, versions_bytes: int = 0) -> tuple[Access, Store]:
     """The token secret and the store, or one DataFolderError saying what is wrong with `data`."""
     try:
         data.mkdir(parents=True, exist_ok=True)
         access = Access.load(data, secret)
     except OSError as exc:
         raise DataFolderError(f"cannot use the data folder {data}: {exc.strerror or exc}") from exc
-    return access, Store(data / DB_FILE, versions_kept)
+    return access, Store(data / DB_FILE, versions_kept, versions_bytes)
 
 
 def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Starlette:
@@ -97,13 +99,21 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     node: ClusterNode | None = None
     rooms: Rooms
     writer: RoomWriter
+    limits = settings.disk
     if settings.clustered:
         node = ClusterNode(settings, counters, bounds)
         access, rooms, writer = node.access, node.rooms, node.writer
+        disk = DiskBudget(limits, node.snapshots, live=lambda: set(rooms.rooms))  # PostgreSQL: per-room bounds and expiry, no folder
+        disk.add(node.snapshots, limits.room_versions_bytes)
+        node.snapshots.kept.refused = lambda: disk.refusal
     else:
-        access, store = open_data(Path(settings.data), settings.versions_kept, secret)
+        access, store = open_data(Path(settings.data), settings.versions_kept, secret, limits.room_versions_bytes)
         writer = Writer(store)
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
+        disk = DiskBudget(limits, store, Path(settings.data), live=lambda: set(rooms.rooms))
+        disk.add(store, limits.room_versions_bytes)
+        store.kept.refused = lambda: disk.refusal
+    rooms.watch(disk.touch)  # when each room was last opened: what to trim first, and --room-ttl
     peers = ServerPeers()
 
     def presence_of(room: str, client_id: int) -> Actor | None:
@@ -117,7 +127,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
 
     lapses = Lapses(access.revoked)  # open websockets, MCP sessions, behaviours: cut when their link lapses
     host = Host(settings=settings, access=access, watch_rooms=rooms.watch, cluster=node.cluster if node else None, lapses=lapses,
-                presence_of=presence_of, peers=peers, writer_of=writer_of)
+                presence_of=presence_of, peers=peers, writer_of=writer_of, disk=disk)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -128,9 +138,15 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         lapses.start()
         for plugin in plugins:
             await plugin.startup(host)
+        sweeping = asyncio.create_task(disk.run(), name="disk-sweep")
         try:
             yield
         finally:
+            sweeping.cancel()
+            try:
+                await asyncio.to_thread(disk.remember)
+            except Exception as exc:  # PostgreSQL away: the rooms count as opened at the next sweep that finds them
+                log.warning("cannot record when rooms were opened: %s", exc)
             for plugin in reversed(plugins):
                 try:
                     await plugin.shutdown()
@@ -166,6 +182,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
     app.state.metrics = counters
     app.state.reads = ReadGate(settings.reads)  # every link's HTTP reads: rate and in flight
     app.state.node = node
-    gauges = [rooms.gauges, writer.gauges, *([node.gauges] if node else []), *(p.gauges for p in plugins)]
+    app.state.disk = disk
+    gauges = [rooms.gauges, writer.gauges, disk.gauges, *([node.gauges] if node else []), *(p.gauges for p in plugins)]
     app.state.exporter = Exporter(counters, *gauges)
     return app

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 from common.access import Access
 from common.actor import Actor
 from common.cluster import Cluster
+from common.disk import DiskBudget
 from common.lapses import Lapses
 
 from .settings import ServerSettings
@@ -74,6 +75,10 @@ class Host:
     """Who wrote a recent chat line (the last `server.attribution.WRITERS_KEPT` of a room loaded
     on this node, whichever node the writer was connected to): the link's `Actor`, from its
     token, or one of the server's own peers; None when not known."""
+    disk: DiskBudget | None = None
+    """What data may cost on disk (`common.disk`): a plugin `add`s its stores' history (bounded per
+    room, trimmed for the data budget, forgotten with expired rooms) and refuses new history
+    while `disk.refusal` says why (None: no budget here)."""
 
 
 class Plugin(Protocol):

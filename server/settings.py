@@ -1,6 +1,6 @@
 """The rooms server's settings: where it listens and keeps its data, who may edit, how long rooms
-live, and its parts: a connection's bounds (`Conn`, `websocket`), a room's history (`Room`) and
-the cluster (`common.settings`).
+live, and its parts: a connection's bounds (`Conn`, `websocket`), a room's history (`Room`), what
+the data may cost on disk (`common.disk`) and the cluster (`common.settings`).
 
 `create_app` takes `ServerSettings`; `inhabit/settings.py` composes it with the agent's parts
 and reads it once from flags and `INHABIT_*` variables (every `setting(...)` field is one of
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from common.disk import DiskLimits
 from common.settings import ClusterSettings, setting
 
 FLOOD_S = 5
@@ -108,6 +109,7 @@ class ServerSettings(BaseModel):
     connections: ConnectionLimits = Field(default_factory=ConnectionLimits)
     history: DocBounds = Field(default_factory=DocBounds)
     reads: HttpReads = Field(default_factory=HttpReads)
+    disk: DiskLimits = Field(default_factory=DiskLimits)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("allowed_origins")

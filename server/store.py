@@ -7,10 +7,12 @@ decode error is swallowed by a logger. This store is small enough to prove corre
 - `updates`: append-only rows of the exact update bytes a room applied, in order;
 - `snapshots`: one row per room, the squashed state of every update deleted so far;
 - `versions`: the last few compacted states per room, so an editor can roll a wipe back;
-- `quarantine`: rows that failed to load, kept (never deleted) for a person to look at;
-- `chat`: older chat lines the room's document let go (`server.chatlog`), bounded per room.
+- `quarantine`: rows that failed to load, kept for a person to look at (deleted with its room);
+- `chat`: older chat lines the room's document let go (`server.chatlog`), bounded per room;
+- `room_opened`: when each room was last opened (`common.disk`: what to trim first, expiry).
 
-The last three are kept as in cluster mode, by the same code (`server.kept`); the updates log is
+As a `common.disk.History`, its history is the versions (never the document); forgetting a
+room (`--room-ttl`) deletes all of it. The quarantine, versions and chat are kept as in cluster mode, by the same code (`server.kept`, `server.chatlog`); the updates log is
 SQLite's own (cluster mode's is the Redis stream), and its per-update commit stays a single
 plain INSERT on the connection.
 
@@ -27,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +56,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data BLOB NOT NULL,
     saved_ms INTEGER NOT NULL
 );
-""" + kept.DDL.format(**SqliteSql.types) + ";" + chatlog.DDL.format(**SqliteSql.types) + ";"
+""" + kept.DDL.format(**SqliteSql.types) + ";" + chatlog.DDL.format(**SqliteSql.types) + ";" + kept.OPENED_DDL + ";"
 
 INSERT_UPDATE = "INSERT INTO updates (room, data) VALUES (?, ?)"
 
@@ -97,13 +100,22 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+RECLAIM_PAGES = 25_600
+"""Free pages handed back to the file system per trim (100 MiB of 4 KiB pages), so one trim never
+holds the store for long; the rest goes at the next."""
+STORED_ROOMS = "SELECT room FROM snapshots UNION SELECT room FROM updates"
+
+
 class Store:
     """Synchronous, thread-safe access to the database (call it from a worker thread)."""
 
-    def __init__(self, path: str | Path, versions_kept: int = 10) -> None:
+    name = "versions"
+    """Its history, as `common.disk` reports it."""
+
+    def __init__(self, path: str | Path, versions_kept: int = 10, versions_bytes: int = 0) -> None:
         self.path = Path(path)
         self.versions_kept = versions_kept
-        self.kept = kept.Kept(versions_kept)
+        self.kept = kept.Kept(versions_kept, versions_bytes)
         self.chat = chatlog.ChatLog()
         self._lock = threading.Lock()
         try:
@@ -236,6 +248,54 @@ class Store:
                     db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
                 else:
                     db.execute(f"DELETE FROM {row.kind}s WHERE id = ?", (row.id,))
+
+    # its history and its rooms' openings, for `common.disk`
+
+    def usage(self) -> dict[str, int]:
+        with self._lock:
+            return self.kept.usage(self._conn)
+
+    def trim(self, room: str, keep_bytes: int) -> int:
+        with self._lock:
+            with transaction(self._db):
+                freed = self.kept.trim(self._conn, room, keep_bytes)
+            self._reclaim()
+        return freed
+
+    def forget(self, room: str) -> int:
+        """Delete the room: its document, versions, quarantined rows, older chat lines and opening."""
+        with self._lock:
+            with transaction(self._db) as db:
+                doc = db.execute("SELECT (SELECT COALESCE(SUM(length(data)), 0) FROM updates WHERE room = ?) + "
+                                 "(SELECT COALESCE(SUM(length(data)), 0) FROM snapshots WHERE room = ?)", (room, room)).fetchone()[0]
+                db.execute("DELETE FROM updates WHERE room = ?", (room,))
+                db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
+                self.chat.clear(self._conn, room)
+                freed = self.kept.forget(self._conn, room) + int(doc)
+            self._reclaim()
+        return freed
+
+    def opened(self, rooms: Iterable[str], at_ms: int) -> None:
+        with self._lock, transaction(self._db):
+            self.kept.opened(self._conn, rooms, at_ms)
+
+    def last_opened(self) -> dict[str, int]:
+        with self._lock, transaction(self._db):
+            return self.kept.last_opened(self._conn, STORED_ROOMS, now_ms())
+
+    def reclaim(self) -> None:
+        with self._lock:
+            self._reclaim()
+
+    def _reclaim(self) -> None:
+        """Hand free pages back to the file system (files made with auto_vacuum = INCREMENTAL,
+        `common.sqlite`; a no-op on older files, whose free pages are reused instead), then copy
+        the WAL in and truncate it (the writer's own checkpoints are PASSIVE and leave its size)."""
+        try:
+            self._db.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES});")  # stepped to the end (`execute` frees one page)
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("store: cannot hand free pages back: %s", exc)
 
     def _apply_full_flag(self) -> None:
         if self._full_flag is None:

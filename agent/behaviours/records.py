@@ -205,5 +205,44 @@ class BehaviourRecords:
                           "(SELECT MIN(version) FROM behaviour_firings WHERE behaviour = ?), "
                           "(SELECT MAX(version) FROM behaviour_versions WHERE behaviour = ?))", (bid, bid, bid))
 
+    # the room's history for `common.disk`: firing records (never the behaviours themselves)
+
+    name = "firings"
+
+    def usage(self) -> dict[str, int]:
+        """Characters of firing records per room (JSON, nearly all ASCII: its bytes, give or take)."""
+        rows = self._rows("SELECT b.room, SUM(length(f.data)) FROM behaviour_firings f JOIN behaviours b ON b.id = f.behaviour GROUP BY b.room")
+        return {room: int(n) for room, n in rows if n}
+
+    def trim(self, room: str, keep_bytes: int) -> int:
+        """Drop the room's oldest firing records past its newest `keep_bytes` (and the code
+        versions only they ran); what was dropped."""
+        with self.sql.transaction() as c:
+            old = c.rows("SELECT seq, n, behaviour FROM (SELECT f.seq, f.behaviour, length(f.data) AS n, SUM(length(f.data)) OVER "
+                         "(ORDER BY f.seq DESC) AS total FROM behaviour_firings f JOIN behaviours b ON b.id = f.behaviour WHERE b.room = ?) "
+                         "AS newest WHERE total > ?", (room, keep_bytes))
+            c.executemany("DELETE FROM behaviour_firings WHERE seq = ?", [(seq,) for seq, _, _ in old])
+            for bid in {b for _, _, b in old}:
+                c.execute("DELETE FROM behaviour_versions WHERE behaviour = ? AND version < COALESCE("
+                          "(SELECT MIN(version) FROM behaviour_firings WHERE behaviour = ?), "
+                          "(SELECT MAX(version) FROM behaviour_versions WHERE behaviour = ?))", (bid, bid, bid))
+        if old:
+            self.sql.reclaim()
+        return sum(int(n) for _, n, _ in old)
+
+    def forget(self, room: str) -> int:
+        """Drop the room's behaviours, their code versions and firings, and what they had seen."""
+        with self.sql.transaction() as c:
+            row = c.row("SELECT SUM(length(f.data)) FROM behaviour_firings f JOIN behaviours b ON b.id = f.behaviour WHERE b.room = ?", (room,))
+            ids = [(r[0],) for r in c.rows("SELECT id FROM behaviours WHERE room = ?", (room,))]
+            for table, column in (("behaviour_firings", "behaviour"), ("behaviour_versions", "behaviour"), ("behaviours", "id")):
+                c.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
+            c.execute("DELETE FROM behaviour_seen WHERE room = ?", (room,))
+        self.sql.reclaim()
+        return int(row[0] or 0) if row else 0
+
+    def reclaim(self) -> None:
+        self.sql.reclaim()
+
     def close(self) -> None:
         self.sql.close()

@@ -73,6 +73,11 @@ def addressed(text: str, name: str) -> str | None:
     return m.group(2).strip() or "hello"
 
 
+BUDGET_NOTE = " (chat prompts count like HTTP prompts; lines sent meanwhile are not run either)"
+HISTORY_REFUSED_S = 60.0
+"""While new history is refused, a link is told so at most once in this many seconds."""
+
+
 class AgentPeer:
     """One agent in one room: watches the chat, runs prompts one at a time, answers in chat."""
 
@@ -80,7 +85,7 @@ class AgentPeer:
                  code_mode: CodeMode | None = None, settings: AgentSettings | None = None, quotas: Quotas | None = None,
                  queue: int = 8, hosting: Hosting | None = None, model_client: ModelClient | None = None,
                  credential: str | None = None, writer_of: Callable[[str], Actor | None] | None = None,
-                 budget: PromptBudget | None = None) -> None:
+                 budget: PromptBudget | None = None, history_refused: Callable[[], str | None] | None = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
@@ -102,6 +107,7 @@ class AgentPeer:
         self._writer_of = writer_of  # chat line id -> who wrote it, as the server knows it
         self._budget = budget  # None: chat prompts are bounded by the queue only (a peer outside the server)
         self._refused: dict[str, float] = {}  # link -> until when its chat prompts are refused (said once)
+        self._history_refused = history_refused  # why no new run may be recorded now (`common.disk`), or None
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -250,6 +256,10 @@ class AgentPeer:
         may_write = not getattr(self.client, "read_only", None) and (writer is None or writer.may_edit)  # a view-token peer cannot write
         grant: Grant = "write" if may_write else "read"
         give_back = None
+        why = self._history_refused() if self._history_refused is not None else None
+        if why is not None:  # a run is new history: the data folder is over its budget
+            self._refuse_chat(writer.id if writer is not None else None, m.author, why, HISTORY_REFUSED_S, "")
+            return
         if self._budget is not None:
             link = writer.id if writer is not None else None
             refused, give_back = await self._budget.take(self.room, link, writer.role if writer is not None else "view")
@@ -263,8 +273,8 @@ class AgentPeer:
                 await give_back()
             log.info("room %s: prompt queue full, chat prompt from %s not run", self.room, m.author)
 
-    def _refuse_chat(self, link: str | None, author: str, why: str, wait: float) -> None:
-        """Say once per link (until its budget refills) why its chat prompts are not run."""
+    def _refuse_chat(self, link: str | None, author: str, why: str, wait: float, note: str = BUDGET_NOTE) -> None:
+        """Say once per link (until its budget refills, or `wait`) why its chat prompts are not run."""
         now, key = time.monotonic(), link or "?"
         for k in [k for k, until in self._refused.items() if until <= now]:
             del self._refused[k]
@@ -272,8 +282,7 @@ class AgentPeer:
             return
         self._refused[key] = now + wait
         log.info("room %s: chat prompt from %s refused: %s", self.room, author, why)
-        self.doc.post(Message(author=self.name, kind="agent", text=f"Not run: {why} (chat prompts count like HTTP prompts; "
-                                                                    f"lines sent meanwhile are not run either)"))
+        self.doc.post(Message(author=self.name, kind="agent", text=f"Not run: {why}{note}"))
 
     async def _work(self) -> None:
         while True:

@@ -195,5 +195,36 @@ class RunRecords:
                           "SUM(COALESCE(bytes, 0)) OVER (ORDER BY seq DESC) AS total FROM runs WHERE room = ?) newest_first "
                           "WHERE total > ? AND total > COALESCE(bytes, 0) AND status IN ('done', 'failed'))", (room, self.room_bytes))
 
+    # the room's history for `common.disk` (finished runs: never queued or running ones)
+
+    name = "runs"
+
+    def usage(self) -> dict[str, int]:
+        """Characters of finished records per room (JSON, nearly all ASCII: its bytes, give or take)."""
+        with self.sql.read() as c:
+            rows = c.rows("SELECT room, SUM(length(data)) FROM runs WHERE status IN ('done', 'failed') GROUP BY room")
+        return {room: int(n) for room, n in rows if n}
+
+    def trim(self, room: str, keep_bytes: int) -> int:
+        """Drop the room's oldest finished records past its newest `keep_bytes`; what was dropped."""
+        with self.sql.transaction() as c:
+            old = c.rows("SELECT seq, n FROM (SELECT seq, length(data) AS n, SUM(length(data)) OVER (ORDER BY seq DESC) AS total "
+                         "FROM runs WHERE room = ? AND status IN ('done', 'failed')) AS newest WHERE total > ?", (room, keep_bytes))
+            c.executemany("DELETE FROM runs WHERE seq = ?", [(seq,) for seq, _ in old])
+        if old:
+            self.sql.reclaim()
+        return sum(int(n) for _, n in old)
+
+    def forget(self, room: str) -> int:
+        """Drop every record of the room."""
+        with self.sql.transaction() as c:
+            row = c.row("SELECT SUM(length(data)) FROM runs WHERE room = ?", (room,))
+            c.execute("DELETE FROM runs WHERE room = ?", (room,))
+        self.sql.reclaim()
+        return int(row[0] or 0) if row else 0
+
+    def reclaim(self) -> None:
+        self.sql.reclaim()
+
     def close(self) -> None:
         self.sql.close()

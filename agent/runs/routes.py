@@ -113,6 +113,9 @@ class RunRoutes:
         except QueueFull:
             await give_back()
             return error_response(429, f"the agent has {self.limits.queue} prompts waiting in this room; try again shortly", QUEUE_RETRY_S)
+        except Refusal as e:  # e.g. 507: the data folder is over its budget (`common.disk`)
+            await give_back()
+            return e.response()
         except Exception as e:
             await give_back()
             log.exception("starting agent peer for %s", room)

@@ -67,7 +67,7 @@ class ClusterNode:
                                lease_s=part.lease_s)
         secret = settings.secret.get_secret_value() if settings.secret else None
         self.access: Access = shared_access(self.pool, secret)
-        self.snapshots = Snapshots(self.pool, settings.versions_kept)
+        self.snapshots = Snapshots(self.pool, settings.versions_kept, settings.disk.room_versions_bytes)
         self.streams = RoomStreams(self.redis, self.blocking, self.id, window_s=part.stream_window_s,
                                    max_entries=part.stream_max_entries)
         positions: dict[str, str] = {}

@@ -6,7 +6,13 @@
   `server.kept`), for rolling a wipe back; one is added only when the document changed since
   the previous snapshot.
 - `quarantine`: a snapshot or stream entry that failed to load, kept for a person to look at;
-- `chat`: older chat lines the room's documents let go (as in SQLite, by the same code: `server.chatlog`).
+- `chat`: older chat lines the room's documents let go (as in SQLite, by the same code: `server.chatlog`);
+- `room_opened`: when each room was last opened, by any node (`common.disk`).
+
+As a `common.disk.History` (the versions), it is bounded per room and by `--room-ttl` like the
+embedded store; `--data-bytes` does not apply (PostgreSQL is not a folder of ours). Forgetting a
+room deletes its rows here; entries left of its stream in Redis depend on the deleted snapshot and
+are quarantined if the room is opened again (it opens empty).
 
 A snapshot is written only if it covers MORE of the stream than the stored one (a conditional
 upsert), so two compaction workers overlapping (a lease that expired mid-way) can never move a
@@ -17,6 +23,7 @@ worker thread.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from psycopg_pool import ConnectionPool
 
@@ -58,13 +65,16 @@ def _now_ms() -> int:
 class Snapshots:
     """Synchronous, thread-safe access to the rooms' durable state (the pool hands out connections)."""
 
-    def __init__(self, pool: ConnectionPool, versions_kept: int = 10) -> None:
+    name = "versions"
+    """Its history, as `common.disk` reports it."""
+
+    def __init__(self, pool: ConnectionPool, versions_kept: int = 10, versions_bytes: int = 0) -> None:
         self.pool = pool
         self.versions_kept = versions_kept
         self.sql = PgSql(pool)
-        self.kept = kept.Kept(versions_kept)
+        self.kept = kept.Kept(versions_kept, versions_bytes)
         self.chat = chatlog.ChatLog()
-        self.sql.migrate("rooms", [self.sql.create(ROOMS_DDL + kept.DDL), self.sql.create(chatlog.DDL)])
+        self.sql.migrate("rooms", [self.sql.create(ROOMS_DDL + kept.DDL), self.sql.create(chatlog.DDL), self.sql.create(kept.OPENED_DDL)])
 
     def load(self, room: str) -> tuple[Row | None, str]:
         """The room's snapshot (None if it has none) and the stream id it covers ("0-0": none)."""
@@ -125,6 +135,35 @@ class Snapshots:
     def clear_chat(self, room: str) -> None:
         with self.sql.transaction() as c:
             self.chat.clear(c, room)
+
+    # its history and its rooms' openings, for `common.disk`
+
+    def usage(self) -> dict[str, int]:
+        with self.sql.read() as c:
+            return self.kept.usage(c)
+
+    def trim(self, room: str, keep_bytes: int) -> int:
+        with self.sql.transaction() as c:
+            return self.kept.trim(c, room, keep_bytes)
+
+    def forget(self, room: str) -> int:
+        """Delete the room's snapshot, versions, quarantined rows, older chat lines and opening."""
+        with self.sql.transaction() as c:
+            row = c.row("SELECT length(data) FROM rooms WHERE room = ?", (room,))
+            c.execute("DELETE FROM rooms WHERE room = ?", (room,))
+            self.chat.clear(c, room)
+            return self.kept.forget(c, room) + (int(row[0]) if row else 0)
+
+    def reclaim(self) -> None:
+        """PostgreSQL's autovacuum reclaims dead rows on its own."""
+
+    def opened(self, rooms: Iterable[str], at_ms: int) -> None:
+        with self.sql.transaction() as c:
+            self.kept.opened(c, rooms, at_ms)
+
+    def last_opened(self) -> dict[str, int]:
+        with self.sql.transaction() as c:
+            return self.kept.last_opened(c, "SELECT room FROM rooms", _now_ms())
 
     def close(self) -> None:
         self.pool.close()

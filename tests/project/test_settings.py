@@ -40,6 +40,7 @@ ADDED_SINCE = {
     "run_record_bytes", "run_room_bytes",  # issue 19: run records bounded in bytes, each and per room
     "http_reads_per_minute", "http_read_concurrency", "http_write_timeout_s",  # issue 19: HTTP reads per link, write timeout
     "chat_lines", "chat_doc_bytes", "chat_bytes_per_minute", "chat_kept_bytes",  # issue 19: chat bounds
+    "data_bytes", "room_versions_bytes", "room_runs_bytes", "room_firings_bytes", "room_ttl", "disk_sweep_s",  # issue 19: disk
 }
 """Settings added since the settings were one flat model."""
 
