@@ -35,8 +35,11 @@ ENV_BEFORE_THE_PARTS = {
 }
 """Every variable `inhabit serve` read when the settings were one flat model."""
 
-ADDED_SINCE = {"mcp_link_sessions", "allowed_origins"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+ADDED_SINCE = {"mcp_link_sessions", "allowed_origins",
+               "sandbox_workers", "sandbox_link_runs", "sandbox_room_runs", "sandbox_link_cpu_s", "sandbox_room_cpu_s",
+               "render_link_cpu_s", "render_room_cpu_s", "render_s"}
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own; issue 19:
+fair shares of the sandbox and the renderer)."""
 
 
 @pytest.fixture(autouse=True)
