@@ -32,9 +32,9 @@ class AgentSettings(BaseModel):
                                   name="agent_tool_calls", ge=1)
     sandbox_workers: int = setting(0, "threads that run agent programs (prompts' and MCP executes, behaviours), all rooms together; "
                                    "0: twice the cores, at most 8", name="sandbox_workers", ge=0)
-    sandbox_link_runs: int = setting(2, "programs one link may have running at once, all rooms together (a room's hosted agent "
+    sandbox_link_runs: int = setting(1, "programs one link may have running at once, all rooms together (a room's hosted agent "
                                      "counts as one link of its room); more wait their turn", name="sandbox_link_runs", ge=1)
-    sandbox_room_runs: int = setting(3, "programs one room may have running at once; more wait their turn (rooms take turns)",
+    sandbox_room_runs: int = setting(2, "programs one room may have running at once; more wait their turn (rooms take turns)",
                                      name="sandbox_room_runs", ge=1)
     sandbox_link_cpu_s: float = setting(30.0, "CPU-seconds of programs one link may run per minute, all rooms together (more: the "
                                         "execute is refused, saying when to retry)", name="sandbox_link_cpu_s", gt=0)

@@ -11,8 +11,8 @@ minutes. Here every piece of work asks for a *turn* under its `Share` (room, lin
   `'*'` link counts once across rooms) and a room at most `room_turns`.
 - A link and a room each have a CPU budget per minute (a token bucket of `*_cpu_s` seconds
   refilled over a minute), charged with the thread's CPU time of each run (`time.thread_time`,
-  which counts wasm and C code on that thread). Past it, new turns are refused at once with
-  `OverBudget`, saying when to retry; work already queued still runs.
+  which counts wasm and C code on that thread). Past it, its turns are refused with
+  `OverBudget`, saying when to retry: new ones at once, waiting ones when they come up.
 - At most `workers` turns are held server-wide: the thread count is fixed.
 
 Why our own and not a library: the executors of `concurrent.futures`/anyio are FIFO with one
@@ -57,8 +57,8 @@ class Shares:
     """How a `FairPool` is shared: threads, turns per link and per room, CPU-seconds per minute."""
 
     workers: int = 4
-    link_turns: int = 2
-    room_turns: int = 3
+    link_turns: int = 1
+    room_turns: int = 2
     link_cpu_s: float = 30.0
     room_cpu_s: float = 60.0
 
@@ -98,6 +98,7 @@ class _Bucket:
 class _Ticket:
     share: Share
     granted: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+    held: bool = False
     released: bool = False
 
 
@@ -156,8 +157,8 @@ class FairPool:
         try:
             await asyncio.wrap_future(ticket.granted)
         except BaseException:
-            if not ticket.granted.cancel():  # granted meanwhile: give it back
-                self._give_back(ticket)
+            ticket.granted.cancel()  # still waiting: it leaves the line
+            self._give_back(ticket)  # granted meanwhile: given back (nothing, if it was not)
             raise
         turn = Turn(self, ticket)
         try:
@@ -176,18 +177,24 @@ class FairPool:
 
     def _ask(self, share: Share) -> _Ticket:
         with self._lock:
-            now = time.monotonic()
-            for kind, key, capacity in (("link", share.link, self.shares.link_cpu_s), ("room", share.room, self.shares.room_cpu_s)):
-                bucket = self._buckets.get((kind, key))
-                wait = bucket.wait(now) if bucket is not None else 0.0
-                if wait > 0 and share != UNKEYED:
-                    who = "this link" if kind == "link" else f"room {share.room!r}"
-                    raise OverBudget(f"{who} used its {capacity:g} CPU-seconds a minute of the {self.name}: "
-                                     f"try again in {math.ceil(wait)} s", wait)
+            if (refused := self._refusal(share, time.monotonic())) is not None:
+                raise refused
             ticket = _Ticket(share)
             self._waiting.setdefault(share.room, OrderedDict()).setdefault(share.link, deque()).append(ticket)
             self._grant()
             return ticket
+
+    def _refusal(self, share: Share, now: float) -> OverBudget | None:
+        """Why `share` may not start work now (its link's or its room's budget is spent), or None."""
+        if share == UNKEYED:
+            return None
+        for kind, key, capacity in (("link", share.link, self.shares.link_cpu_s), ("room", share.room, self.shares.room_cpu_s)):
+            bucket = self._buckets.get((kind, key))
+            wait = bucket.wait(now) if bucket is not None else 0.0
+            if wait > 0:
+                who = "this link" if kind == "link" else f"room {share.room!r}"
+                return OverBudget(f"{who} used its {capacity:g} CPU-seconds a minute of the {self.name}: try again in {math.ceil(wait)} s", wait)
+        return None
 
     # the rotation (lock held) ---------------------------------------------------------------
 
@@ -204,8 +211,12 @@ class FairPool:
                         continue
                     while tickets and chosen is None:
                         ticket = tickets.popleft()
-                        if ticket.granted.set_running_or_notify_cancel():  # False: its waiter left
-                            chosen = ticket
+                        if not ticket.granted.set_running_or_notify_cancel():  # its waiter left
+                            continue
+                        if (refused := self._refusal(ticket.share, time.monotonic())) is not None:
+                            ticket.granted.set_exception(refused)  # its budget ran out while it waited
+                            continue
+                        chosen = ticket
                     if tickets:
                         links.move_to_end(link)  # this link goes last in its room
                     else:
@@ -220,6 +231,7 @@ class FairPool:
                     break
             if chosen is None:
                 return
+            chosen.held = True
             self._held += 1
             self._room_held[chosen.share.room] = self._room_held.get(chosen.share.room, 0) + 1
             self._link_held[chosen.share.link] = self._link_held.get(chosen.share.link, 0) + 1
@@ -227,7 +239,7 @@ class FairPool:
 
     def _give_back(self, ticket: _Ticket) -> None:
         with self._lock:
-            if ticket.released:
+            if ticket.released or not ticket.held:
                 return
             ticket.released = True
             self._held -= 1

@@ -118,3 +118,17 @@ async def test_the_sandbox_runs_in_turns_and_charges_the_share():
         assert (await sandbox.run("1 + 1", share=Share("r2", "victim"))).result == 2
     finally:
         sandbox.close()
+
+
+async def test_work_waiting_when_its_link_runs_out_of_budget_is_refused_when_it_comes_up():
+    pool = FairPool(Shares(workers=2, link_turns=1, link_cpu_s=0.2), name="renderer")
+    try:
+        first = asyncio.create_task(pool.run(Share("big", "hog"), lambda: _spin(0.3)))
+        queued = [asyncio.create_task(pool.run(Share("big", "hog"), lambda: "ran")) for _ in range(5)]
+        await _until(lambda: pool.load() == (1, 5))
+        await first
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(isinstance(o, OverBudget) for o in outcomes), outcomes
+        assert pool.load() == (0, 0)
+    finally:
+        pool.close()
