@@ -153,6 +153,8 @@ class AgentPlugin:
         out = {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
             "agent_rate_keys": (len(self._run_routes.budget), "Prompt rate-limit buckets held in memory."),
+            "sandbox_turns_held": (self.sandbox.pool.load()[0], "Sandbox turns held (programs running), all rooms together."),
+            "sandbox_turns_waiting": (self.sandbox.pool.load()[1], "Programs waiting for their room's and link's turn of the sandbox."),
             **(self._placement.gauges() if self._placement is not None else {}),
         }
         if self._hosting is not None:

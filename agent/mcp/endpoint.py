@@ -204,6 +204,7 @@ class McpPlugin:
         return {
             "mcp_sessions": (len(self.sessions), "MCP sessions open (each is a peer in its room once joined)."),
             "mcp_rate_keys": (len(self._calls), "MCP tool-call rate-limit buckets held in memory."),
+            "mcp_renders_waiting": (self.renderer.load()[1], "MCP views waiting for their room's and link's turn of the renderer."),
         }
 
     # the endpoint ------------------------------------------------------------------------
