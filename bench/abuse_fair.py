@@ -45,9 +45,16 @@ def _text(result: types.CallToolResult) -> str:
     return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
+CALL_CAP_S = 30.0
+"""A victim's call still unanswered after this long is counted at this long (the old renderer queue took minutes)."""
+
+
 async def _timed(call: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
-    await call()
+    try:
+        await asyncio.wait_for(call(), CALL_CAP_S)
+    except TimeoutError:
+        pass
     return (time.perf_counter() - started) * 1e3
 
 
@@ -90,8 +97,11 @@ async def attack_sandbox_share(ctx: Ctx, seconds: float) -> str:
         attacked = await _victim_loop(trivial, until)
         await asyncio.gather(*attack, return_exceptions=True)
     timeouts = sum('"timeout"' in a for a in answers)
-    refused = sum("try again in" in a for a in answers)
-    return f"{_figure(quiet, attacked)}; hog: {timeouts} runs to the timeout, {refused} refused of {len(answers)}"
+    refused = sum("CPU-seconds" in a for a in answers)
+    rate = sum("too many calls" in a for a in answers)
+    other = next((a for a in answers if '"timeout"' not in a and "too many" not in a), "")
+    return (f"{_figure(quiet, attacked)}; hog: {timeouts} runs to the timeout, {refused} refused for CPU, {rate} for the call rate, "
+            f"of {len(answers)}; other: {other[:150]}")
 
 
 async def _fill(ctx: Ctx, room: str, strokes: list[Stroke]) -> None:
@@ -108,33 +118,39 @@ async def attack_render_queue(ctx: Ctx, seconds: float) -> str:
     await _fill(ctx, "big", [Stroke(id=f"s{i}", points=[c for _ in range(400) for c in (rnd.uniform(0, 3000), rnd.uniform(0, 3000), 0.5)],
                                     color=f"#{rnd.randrange(1 << 24):06x}", width=rnd.uniform(2, 8)) for i in range(100)])
     await _fill(ctx, "small", [Stroke(id="line", points=[0, 0, 0.5, 300, 200, 0.5], width=4)])
-    async with AsyncExitStack() as stack:
-        victim = await stack.enter_async_context(_mcp(ctx, "small", ctx.target.token(ctx.data, "small", "view"), "victim"))
-        hog = await stack.enter_async_context(_mcp(ctx, "big", ctx.target.token(ctx.data, "big", "view"), "hog"))
+    figure, drawn, refused = "", 0, 0
+    try:
+        async with AsyncExitStack() as stack:
+            victim = await stack.enter_async_context(_mcp(ctx, "small", ctx.target.token(ctx.data, "small", "view"), "victim"))
+            hog = await stack.enter_async_context(_mcp(ctx, "big", ctx.target.token(ctx.data, "big", "view"), "hog"))
 
-        async def look() -> None:
-            await victim.call_tool("view", {"size": 400})
+            async def look() -> None:
+                await victim.call_tool("view", {"size": 400})
 
-        for _ in range(3):
-            await look()
-        quiet = [await _timed(look) for _ in range(7)]
-        until = time.monotonic() + seconds
-        answers: list[str] = []
+            for _ in range(3):
+                await look()
+            quiet = [await _timed(look) for _ in range(7)]
+            until = time.monotonic() + seconds
+            answers: list[str] = []
 
-        async def one_view() -> None:
-            while time.monotonic() < until:  # 20 kept queued: each re-issued as soon as it is answered
-                out = await hog.call_tool("view", {"size": 1024})
-                answers.append("drawn" if not out.is_error else _text(out))
+            async def one_view() -> None:
+                while time.monotonic() < until:  # 20 kept queued: each re-issued as soon as it is answered
+                    out = await hog.call_tool("view", {"size": 1024})
+                    answers.append("drawn" if not out.is_error else _text(out))
 
-        attack = [asyncio.create_task(one_view()) for _ in range(20)]
-        await asyncio.sleep(0.2)
-        attacked = await _victim_loop(look, until)
-        drawn = len([a for a in answers if a == "drawn"])
-        refused = sum("try again in" in a for a in answers)
-        for task in attack:  # the queued views are left (their answers no longer count)
-            task.cancel()
-        await asyncio.gather(*attack, return_exceptions=True)
-    return f"{_figure(quiet, attacked)}; hog: {drawn} drawn, {refused} refused (20 kept queued)"
+            attack = [asyncio.create_task(one_view()) for _ in range(20)]
+            await asyncio.sleep(0.2)
+            attacked = await _victim_loop(look, until)
+            figure = _figure(quiet, attacked)
+            drawn, refused = answers.count("drawn"), sum("CPU-seconds" in a for a in answers)
+            await asyncio.wait(attack, timeout=30)  # the hog's views still queued are left behind
+            for task in attack:
+                task.cancel()
+    except Exception as e:  # leaving with the hog's calls in flight: the SDK's client may complain
+        if not figure:
+            raise
+        figure += f" (leaving: {type(e).__name__})"
+    return f"{figure}; hog: {drawn} drawn, {refused} refused for CPU (20 kept queued)"
 
 
 ATTACKS = {"sandbox_share": attack_sandbox_share, "render_queue": attack_render_queue}

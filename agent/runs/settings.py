@@ -36,9 +36,9 @@ class AgentSettings(BaseModel):
                                      "counts as one link of its room); more wait their turn", name="sandbox_link_runs", ge=1)
     sandbox_room_runs: int = setting(2, "programs one room may have running at once; more wait their turn (rooms take turns)",
                                      name="sandbox_room_runs", ge=1)
-    sandbox_link_cpu_s: float = setting(30.0, "CPU-seconds of programs one link may run per minute, all rooms together (more: the "
+    sandbox_link_cpu_s: float = setting(10.0, "CPU-seconds of programs one link may run per minute, all rooms together (more: the "
                                         "execute is refused, saying when to retry)", name="sandbox_link_cpu_s", gt=0)
-    sandbox_room_cpu_s: float = setting(60.0, "CPU-seconds of programs one room's links may run per minute (more: the execute is "
+    sandbox_room_cpu_s: float = setting(20.0, "CPU-seconds of programs one room's links may run per minute (more: the execute is "
                                         "refused, saying when to retry)", name="sandbox_room_cpu_s", gt=0)
     idle_s: float = setting(300.0, "seconds a hosted agent stays in a room without prompts (longer while its behaviours react to "
                             "people there)", name="agent_idle_s", gt=0)

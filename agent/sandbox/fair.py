@@ -59,8 +59,8 @@ class Shares:
     workers: int = 4
     link_turns: int = 1
     room_turns: int = 2
-    link_cpu_s: float = 30.0
-    room_cpu_s: float = 60.0
+    link_cpu_s: float = 10.0
+    room_cpu_s: float = 20.0
 
 
 UNKEYED = Share("", "")
