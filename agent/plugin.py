@@ -10,7 +10,9 @@ authority), the shared token lookup (`common.access`) and the headless client
 What one token can cost (all bounds from `PromptLimits`): prompts per minute per token and per
 room (`agent.runs.routes`), a bounded queue per room with edit grants first, and a cap on
 resident peers (the idlest leaves to make room; 503 when all are busy). Each room runs one prompt at a time, so at most `peers`
-runs are in flight and one room never holds more than one of the sandbox's threads.
+runs are in flight. The sandbox (`self.sandbox`) is the server's one pool of program threads,
+shared with behaviours and MCP executes: rooms take turns, then links in a room, each within a cap
+and a CPU budget per minute (`agent.sandbox.fair`, `AgentSettings.sandbox_*`).
 
 Where a room's agent lives is the placement's (`agent.hosting.placement`), chosen once at
 start-up from `Host.cluster`: everything here on one process, or in cluster mode one agent per
@@ -52,12 +54,19 @@ from agent.runs.records import RunRecords
 from agent.runs.routes import RunRoutes
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
+from agent.sandbox import Sandbox, Shares, default_workers
 from canvas import now_ms
 from common.http import Refusal
 
 log = logging.getLogger("inhabit.agent")
 
 START_TIMEOUT_S = 10.0
+
+
+def sandbox_shares(settings: AgentSettings) -> Shares:
+    """How the server's sandbox is shared, from the agent's settings."""
+    return Shares(workers=settings.sandbox_workers or default_workers(), link_turns=settings.sandbox_link_runs,
+                  room_turns=settings.sandbox_room_runs, link_cpu_s=settings.sandbox_link_cpu_s, room_cpu_s=settings.sandbox_room_cpu_s)
 
 
 class AgentPlugin:
@@ -74,7 +83,10 @@ class AgentPlugin:
         self.runs = RunStore()
         self.peers: dict[str, AgentPeer] = {}
         self.admit = asyncio.Lock()  # peers start and leave one at a time, so the cap cannot race
-        self._code_mode = CodeMode()
+        self.sandbox = Sandbox(shares=sandbox_shares(self.model))
+        """Every program of this server runs here, rooms and links taking turns (`agent.sandbox.fair`): prompts',
+        behaviours' and MCP executes (`agent.mcp` uses it too)."""
+        self._code_mode = CodeMode(self.sandbox)
         self._model_client = ModelClient(self.model)  # one Messages API client for every room's peer, made by the first run
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
@@ -145,6 +157,8 @@ class AgentPlugin:
         out = {
             "agent_peers": (len(self.peers), "Hosted agent peers resident in rooms."),
             "agent_rate_keys": (len(self._run_routes.budget), "Prompt rate-limit buckets held in memory."),
+            "sandbox_turns_held": (self.sandbox.pool.load()[0], "Sandbox turns held (programs running), all rooms together."),
+            "sandbox_turns_waiting": (self.sandbox.pool.load()[1], "Programs waiting for their room's and link's turn of the sandbox."),
             **(self._placement.gauges() if self._placement is not None else {}),
         }
         if self._hosting is not None:

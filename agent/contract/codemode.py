@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.contract.behaviour import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
 from agent.contract.canvas import ALL_CAPS, CanvasSession, Grant, capabilities
-from agent.sandbox import Binding, Capability, ErrorKind, Limits, RunRecord, Sandbox
+from agent.sandbox import UNKEYED, Binding, Capability, ErrorKind, Limits, RunRecord, Sandbox, Share
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
@@ -260,12 +260,13 @@ class CodeMode:
         return self._refs[key]
 
     async def execute(self, code: str, session: CanvasSession, commit: Callable[[CanvasSession], None],
-                      extra: Sequence[Binding] = ()) -> tuple[dict[str, Any], RunRecord]:
-        """Run `code` against `session` (plus `extra` capabilities); on success call
-        `commit(session)` (one transaction).
+                      extra: Sequence[Binding] = (), share: Share = UNKEYED) -> tuple[dict[str, Any], RunRecord]:
+        """Run `code` against `session` (plus `extra` capabilities) in `share`'s turn of the
+        sandbox; on success call `commit(session)` (one transaction). Raises `OverBudget`
+        (nothing ran) when the share spent its CPU for the minute.
 
         Returns (compact record for the model, the sandbox RunRecord)."""
-        record = await self.sandbox.run(code, bindings=[*session.bindings(), *extra], limits=self.limits)
+        record = await self.sandbox.run(code, bindings=[*session.bindings(), *extra], limits=self.limits, share=share)
         committed = False
         if record.ok and session.dirty:
             commit(session)

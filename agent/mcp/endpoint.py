@@ -18,8 +18,12 @@ endpoint adds what is ours:
 - Bounds (`McpLimits`, `agent.mcp.settings`; who may open a session: `agent.mcp.guard`):
   sessions per room, per token in a room, for a room's view links, per token across rooms
   (429), sessions overall (the SDK: 503), the request body (the SDK: 413), tool calls per token
-  per minute (a tool error saying when to retry), one execute at a time per session, two
-  renders at once.
+  per minute (a tool error saying when to retry), one execute at a time per session.
+- Fair shares (`agent.sandbox.fair`): executes take turns of the agent's sandbox (shared with
+  prompts and behaviours) and views turns of a two-thread renderer, rooms round-robin, then the
+  links in a room; a link (its token id; a `'*'` link once across rooms) and a room each have a
+  cap on turns held and a CPU budget per minute, past which the call is a tool error saying when
+  to retry. A render has a time limit (`--render-s`).
 - Lifetime: a session's peer joins when the client says it is initialized (or at its first
   call) and leaves when the client ends the session (DELETE), once it has gone `idle_s`
   without a request, or once its token is revoked or expires. An open GET stream does not
@@ -65,7 +69,7 @@ from agent.mcp.settings import McpLimits
 from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
 from agent.runs.http import clean_name
 from agent.runs.store import RunStore
-from agent.sandbox import Sandbox
+from agent.sandbox import FairPool, OverBudget, Sandbox, Share, Shares
 from canvas import BBox
 from common.access import Access, Denied, TokenError, TokenInfo, room_of, token_of
 from common.lapses import Lapses
@@ -74,9 +78,8 @@ log = logging.getLogger("inhabit.mcp")
 
 CALLER = "inhabit.mcp.caller"
 """The scope key under which the endpoint hands a request's `Caller` to the tool handlers."""
-SANDBOX_WORKERS = 2
-"""MCP programs run on their own two threads: MCP clients cannot hold up the hosted agent's runs."""
 RENDERS = 2
+"""Threads that draw `view`s, all rooms together (a render is mostly Python and PIL: the GIL)."""
 
 
 class RunKeeper(Protocol):
@@ -84,6 +87,8 @@ class RunKeeper(Protocol):
     `GET /runs` and "Undo run" serve them like the agent's own."""
 
     runs: RunStore
+    sandbox: Sandbox
+    """The server's sandbox, shared fairly (`agent.sandbox.fair`) by prompts, behaviours and MCP executes."""
 
     def release(self, room: str) -> None:
         """The last MCP session left `room`: its records may leave memory."""
@@ -154,8 +159,9 @@ class McpPlugin:
         self.sessions: dict[str, Session] = {}
         self._opening: dict[OpeningKey, int] = {}  # sessions being opened, by what they count under (`guard`)
         self._calls = RateLimiter(self.limits.calls_per_minute)
-        self._renders = asyncio.Semaphore(RENDERS)
-        self.code_mode = CodeMode(Sandbox(workers=SANDBOX_WORKERS))
+        self.renderer = FairPool(Shares(workers=RENDERS, link_turns=1, room_turns=1, link_cpu_s=self.limits.render_link_cpu_s,
+                                        room_cpu_s=self.limits.render_room_cpu_s), name="renderer")
+        self.code_mode = CodeMode(keeper.sandbox)  # the keeper's: it closes it
         self.server: Server[Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
         self.server.add_notification_handler("notifications/initialized", types.NotificationParams, self._on_initialized)
@@ -192,12 +198,13 @@ class McpPlugin:
         for sid in list(self.sessions):
             await self._end(sid, forget=False)  # the SDK's sessions end with its manager
         await self._lifespan.aclose()
-        self.code_mode.close()
+        self.renderer.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         return {
             "mcp_sessions": (len(self.sessions), "MCP sessions open (each is a peer in its room once joined)."),
             "mcp_rate_keys": (len(self._calls), "MCP tool-call rate-limit buckets held in memory."),
+            "mcp_renders_waiting": (self.renderer.load()[1], "MCP views waiting for their room's and link's turn of the renderer."),
         }
 
     # the endpoint ------------------------------------------------------------------------
@@ -378,6 +385,12 @@ class McpPlugin:
             return False
         return True
 
+    def _share(self, caller: Caller) -> Share:
+        """Whose turn a call takes: its link (token id, so a '*' link is one link in every room);
+        with auth off everyone is the same "open" token, so there each room's callers are one link."""
+        link = caller.who.id if self._access is not None else f"{caller.who.id}@{caller.room}"
+        return Share(caller.room, link)
+
     # the MCP handlers ----------------------------------------------------------------------
 
     async def _on_initialized(self, ctx: Any, params: types.NotificationParams) -> None:
@@ -411,7 +424,10 @@ class McpPlugin:
                 code = code_arg(args)
                 peer = await self._peer(session, _client_info(ctx))
                 async with session.busy:  # one program at a time per session
-                    out = await peer.execute(code)
+                    try:
+                        out = await peer.execute(code, self._share(caller))
+                    except OverBudget as e:
+                        raise ToolError(f"not run: {e}") from None
                 return text_result(out, error=not out["ok"])
             if params.name == "view":
                 view = view_args(args)
@@ -419,8 +435,13 @@ class McpPlugin:
                 if box is not None and (problem := check_box(box)):
                     raise ToolError(problem)
                 peer = await self._peer(session, _client_info(ctx))
-                async with self._renders:
-                    return image_result(await peer.view(box, view.size))
+                try:
+                    return image_result(await peer.view(box, view.size, self.renderer, self._share(caller), self.limits.render_s))
+                except OverBudget as e:
+                    raise ToolError(f"not drawn: {e}") from None
+                except TimeoutError:
+                    raise ToolError(f"not drawn: the view took longer than {self.limits.render_s:g} s; ask for a smaller box "
+                                    "or size, or try again shortly") from None
             raise ToolError(f"unknown tool {params.name!r}; the tools are search, execute and view")
         except ToolError as e:
             return text_result(str(e), error=True)

@@ -15,8 +15,8 @@ chat (their records are in `/runs`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +26,7 @@ from agent.contract.codemode import CodeMode
 from agent.contract.render import View, render
 from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
+from agent.sandbox import FairPool, Share
 from canvas import BBox, Message, bbox, now_ms, union
 from wire.client import CanvasClient
 from wire.protocol import SERVER_PEER_HEADER
@@ -77,13 +78,14 @@ class McpPeer:
         assert self.client is not None, "start() first"
         return self.client
 
-    async def execute(self, code: str) -> dict[str, Any]:
-        """Run `code` against the room as it is now; its writes land in one transaction."""
+    async def execute(self, code: str, share: Share) -> dict[str, Any]:
+        """Run `code` against the room as it is now, in `share`'s turn of the sandbox; its writes
+        land in one transaction. `OverBudget` (nothing ran, nothing recorded) goes to the caller."""
         client = self._client
         run = AgentRun(room=self.room, prompt=_first_line(code), author=self.name, grant=self.grant, source="mcp",
                        status="running", started=now_ms())
         compact = await execute_in_run(self.code_mode, code, run, author=self.name, doc=lambda: client.doc, commit=self._commit,
-                                       quotas=self.quotas)
+                                       quotas=self.quotas, share=share)
         run.status, run.finished = ("done" if compact["ok"] else "failed"), now_ms()
         run.reply = _summary(run)
         self.runs.add(run)
@@ -102,10 +104,14 @@ class McpPeer:
         if box is not None:
             self._cursor(box.center)
 
-    async def view(self, box: BBox | None, px: int) -> View:
-        """The room (or `box` of it) as a PNG, drawn on a worker thread."""
-        strokes = self._client.doc.strokes()
-        picture = await asyncio.to_thread(render, strokes, box, px)
+    async def view(self, box: BBox | None, px: int, renderer: FairPool, share: Share, timeout_s: float) -> View:
+        """The room (or `box` of it) as a PNG, drawn on one of `renderer`'s threads in `share`'s
+        turn (rooms take turns: `agent.sandbox.fair`). Raises `OverBudget` (the share spent its
+        render time for the minute) and TimeoutError (the drawing took over `timeout_s`; its
+        thread keeps the share's turn until it ends)."""
+        async with renderer.turn(share) as turn:
+            strokes = self._client.doc.strokes()  # read when it is our turn: views waiting in line hold no copy of the room
+            picture = await turn.run(functools.partial(render, strokes, box, px), timeout_s)
         if box is not None:
             self._cursor(picture.box.center)  # people see where it is looking
         return picture

@@ -27,6 +27,11 @@ class McpLimits(BaseModel):
     calls_per_minute: int = setting(60, "MCP tool calls one token may make per minute in a room (more: a tool error saying when to retry)",
                                     name="mcp_calls_per_minute", ge=1)
     body_bytes: int = setting(256 * 1024, "largest MCP request body in bytes (bigger: 413)", name="mcp_body_bytes", ge=4096)
+    render_link_cpu_s: float = setting(10.0, "CPU-seconds of drawing one link's MCP views may take per minute, all rooms together "
+                                       "(more: a tool error saying when to retry)", name="render_link_cpu_s", gt=0)
+    render_room_cpu_s: float = setting(20.0, "CPU-seconds of drawing the MCP views of one room may take per minute (more: a tool "
+                                       "error saying when to retry)", name="render_room_cpu_s", gt=0)
+    render_s: float = setting(20.0, "seconds one MCP view may take to draw once its turn comes (more: a tool error)", name="render_s", gt=0)
 
     def link_cap(self) -> int:
         """Sessions one link may hold across rooms: its own bound, and a fair part of the server's."""

@@ -23,7 +23,7 @@ from agent.contract.codemode import CodeMode, system_prompt, tools
 from agent.contract.events import BadInstall, parse_name, parse_triggers
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
-from agent.sandbox import Binding
+from agent.sandbox import UNKEYED, Binding, OverBudget, Share
 from canvas import CanvasDoc, now_ms
 
 log = logging.getLogger("inhabit.agent")
@@ -171,8 +171,13 @@ class ModelLoop:
                 return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
             if "on" in args or "name" in args:
                 return await self._install(run, code, args, installs)
-            compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
-                                           manage=installs.manage() if installs is not None else None)
+            try:
+                compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
+                                               manage=installs.manage() if installs is not None else None, share=prompt_share(run.room))
+            except OverBudget as e:  # the room's agent spent its share of the sandbox for the minute
+                run.errors.append(f"execute #{len(run.code)}: busy: {e}")
+                return json.dumps({"ok": False, "error": {"kind": "busy", "message": str(e)},
+                                   "next": "Nothing ran. Reply without running code, or end the run and ask to be prompted again later."}), True
             return json.dumps(compact), not compact["ok"]
         return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
 
@@ -207,13 +212,22 @@ class ModelLoop:
         return json.dumps(compact), not compact["ok"]
 
 
+def prompt_share(room: str) -> Share:
+    """Whose turn of the sandbox a prompt's executes take: the room's hosted agent, as one link
+    of that room (prompts are already budgeted per asking link, `agent.limits.budget`, and a
+    room runs one at a time)."""
+    return Share(room, f"agent@{room}")
+
+
 async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
                          commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
-                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None) -> dict[str, Any]:
+                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None, share: Share = UNKEYED) -> dict[str, Any]:
     """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
     loop and MCP clients (`agent/mcp/peer.py`) share it, so their run records are alike.
     `manage`: the run's `behaviours.*` bindings and what applies their removals once the
-    program has succeeded (`Installs.manage`). Returns the compact record the caller hands its model."""
+    program has succeeded (`Installs.manage`). `share`: whose turn of the sandbox it takes
+    (`agent.sandbox.fair`); `OverBudget` (nothing ran) is raised for the caller to say so.
+    Returns the compact record the caller hands its model."""
     run.code.append(code)
     session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
     extra, removals = manage if manage is not None else ([], None)
@@ -224,9 +238,11 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
         run.erased.extend(sess.erased)
 
     try:
-        compact, record = await code_mode.execute(code, session, _commit, extra)
+        compact, record = await code_mode.execute(code, session, _commit, extra, share)
         if record.ok and removals is not None and (removed := removals()):
             compact["removed"] = removed
+    except OverBudget:
+        raise
     except Exception as e:
         log.exception("sandbox failure")
         run.errors.append(f"sandbox failure: {type(e).__name__}: {e}")

@@ -30,6 +30,16 @@ class AgentSettings(BaseModel):
                                name="agent_run_s", gt=0)
     max_tool_calls: int = setting(24, "tool calls (search + execute) per agent run, all turns together; past it the run ends",
                                   name="agent_tool_calls", ge=1)
+    sandbox_workers: int = setting(0, "threads that run agent programs (prompts' and MCP executes, behaviours), all rooms together; "
+                                   "0: twice the cores, at most 8", name="sandbox_workers", ge=0)
+    sandbox_link_runs: int = setting(1, "programs one link may have running at once, all rooms together (a room's hosted agent "
+                                     "counts as one link of its room); more wait their turn", name="sandbox_link_runs", ge=1)
+    sandbox_room_runs: int = setting(2, "programs one room may have running at once; more wait their turn (rooms take turns)",
+                                     name="sandbox_room_runs", ge=1)
+    sandbox_link_cpu_s: float = setting(10.0, "CPU-seconds of programs one link may run per minute, all rooms together (more: the "
+                                        "execute is refused, saying when to retry)", name="sandbox_link_cpu_s", gt=0)
+    sandbox_room_cpu_s: float = setting(20.0, "CPU-seconds of programs one room's links may run per minute (more: the execute is "
+                                        "refused, saying when to retry)", name="sandbox_room_cpu_s", gt=0)
     idle_s: float = setting(300.0, "seconds a hosted agent stays in a room without prompts (longer while its behaviours react to "
                             "people there)", name="agent_idle_s", gt=0)
     record_bytes: int = setting(64 * 1024, "largest run record (and behaviour firing record) in bytes of JSON: calls are kept as counts "

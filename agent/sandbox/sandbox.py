@@ -1,21 +1,22 @@
 """`Sandbox`: run agent JavaScript with granted capabilities, concurrently, off the event loop.
 
 WHY a thread pool: wasmtime calls go through ctypes, which releases the GIL while wasm runs,
-so runs on different threads execute in parallel, and the asyncio loop never blocks.
+so runs on different threads execute in parallel, and the asyncio loop never blocks. The pool
+is a `FairPool` (`agent.sandbox.fair`): a run names its `Share` (room, link) and takes turns
+with the others, within its link's and room's caps and CPU budgets.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .capability import Bindings
+from .fair import UNKEYED, FairPool, Share, Shares
 from .record import Limits, RunError, RunRecord, RunStats, well_formed
 from .runner import Run
 from .vm import VM, Snapshot
@@ -36,11 +37,17 @@ def snapshot() -> Snapshot:
     return _snap
 
 
+def default_workers() -> int:
+    """Twice the cores, at most 8: runs wait on host calls at times, but never many more threads than cores."""
+    return min(8, (os.cpu_count() or 2) * 2)
+
+
 class Sandbox:
-    def __init__(self, limits: Limits | None = None, workers: int | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, workers: int | None = None, shares: Shares | None = None) -> None:
         self.limits = limits or Limits()
-        self.workers = workers or min(8, (os.cpu_count() or 2) * 2)
-        self._pool: ThreadPoolExecutor | None = None
+        self.shares = shares or Shares(workers=workers or default_workers())
+        self.workers = self.shares.workers
+        self.pool = FairPool(self.shares, name="sandbox")
 
     def warm(self) -> None:
         """Compile/load the module and build the snapshot now rather than on first run."""
@@ -66,16 +73,12 @@ class Sandbox:
             return RunRecord(ok=False, error=error, stats=stats)
 
     async def run(self, code: str, bindings: Bindings = (), limits: Limits | None = None, clock_ms: float | None = None, *,
-                  globals: Mapping[str, Any] | None = None, collect: Sequence[str] = (), seed: int | None = None) -> RunRecord:
-        """`run_sync` on the pool, FIFO: a run queued by one caller waits behind at most the
-        runs already queued, so callers that run one program at a time share it fairly."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inhabit-sandbox")
-        loop = asyncio.get_running_loop()
+                  globals: Mapping[str, Any] | None = None, collect: Sequence[str] = (), seed: int | None = None,
+                  share: Share = UNKEYED) -> RunRecord:
+        """`run_sync` on the pool in `share`'s turn: rooms take turns, then links within a room
+        (`FairPool`). Raises `OverBudget` (nothing ran) when the share spent its CPU for the minute."""
         run = functools.partial(self.run_sync, code, bindings, limits, clock_ms, globals=globals, collect=collect, seed=seed)
-        return await loop.run_in_executor(self._pool, run)
+        return await self.pool.run(share, run)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.pool.close()

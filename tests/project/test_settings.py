@@ -41,6 +41,7 @@ ADDED_SINCE = {
     "http_reads_per_minute", "http_read_concurrency", "http_write_timeout_s",  # issue 19: HTTP reads per link, write timeout
     "chat_lines", "chat_doc_bytes", "chat_bytes_per_minute", "chat_kept_bytes",  # issue 19: chat bounds
     "data_bytes", "room_versions_bytes", "room_runs_bytes", "room_firings_bytes", "room_ttl", "disk_sweep_s",  # issue 19: disk
+    "sandbox_workers", "sandbox_link_runs", "sandbox_room_runs", "sandbox_link_cpu_s", "sandbox_room_cpu_s", "render_link_cpu_s", "render_room_cpu_s", "render_s",  # issue 19: fair shares of the sandbox and the renderer
 }
 """Settings added since the settings were one flat model."""
 
