@@ -44,7 +44,10 @@ BACKGROUND = "#fbfbfc"
 SUPERSAMPLE = 2
 POINT_BUDGET = 100_000
 """Points one picture is drawn through, at most (after one point per pixel): past it strokes are thinned evenly."""
-RENDER_S = 2.0
+CURVED_JOINTS = 20_000
+"""Joints one picture rounds, at most (Pillow draws each rounded joint in Python, ~10 µs): past
+it lines are drawn with plain joints, which their density hides."""
+RENDER_S = 5.0
 """Seconds of drawing one picture may take (checked between strokes): past it the rest is left out, with a note."""
 INK_BUDGET = 2e8
 """Pixels of ink (stroke length x width, at the drawing scale) one picture may cost, about a
@@ -117,7 +120,7 @@ def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT
     if ink > INK_BUDGET:
         px = max(MIN_PX, int(px * math.sqrt(INK_BUDGET / ink)))
     while True:
-        view = _draw(lines, k, shown, px, deadline)
+        view = _draw(lines, k, shown, px, deadline, deadline_s)
         if len(view.png) <= MAX_PNG_BYTES or px <= MIN_PX:
             return view
         px = max(MIN_PX, int(px * 0.7))
@@ -125,19 +128,18 @@ def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT
 
 def _thin(stroke: Stroke, box: BBox, k: float, step: int) -> _Line:
     """The stroke's every `step`-th point (its last always kept) at scale `k`, consecutive points
-    that fall in the same pixel merged: one point per pixel of travel."""
+    that fall in the same cell merged: one point per pixel of travel, or per half the line's
+    width when it is wider (a bend tighter than that is hidden under the line anyway)."""
     p, x0, y0 = stroke.points, box.x0, box.y0
+    c = k / max(1.0, stroke.width * k / 2)  # canvas units -> cells
     stride = 3 * step
     out: list[tuple[float, float]] = []
     last: tuple[int, int] | None = None
-    for x, y in zip(p[0::stride], p[1::stride], strict=False):
-        cell = (round((x - x0) * k), round((y - y0) * k))
-        if cell != last:
-            out.append(cell)
-            last = cell
-    end = (round((p[-3] - x0) * k), round((p[-2] - y0) * k))
-    if end != last:
-        out.append(end)
+    for x, y in zip([*p[0::stride], p[-3]], [*p[1::stride], p[-2]], strict=True):
+        at = (round((x - x0) * c), round((y - y0) * c))
+        if at != last:
+            out.append(((x - x0) * k, (y - y0) * k))
+            last = at
     return _Line(out, stroke.color, stroke.width)
 
 
@@ -145,7 +147,7 @@ def _travel(points: list[tuple[float, float]]) -> float:
     return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(points, points[1:], strict=False))
 
 
-def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float) -> View:
+def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float, limit_s: float) -> View:
     """Draw `lines` (at scale `k`) into an image `px` pixels on its longer side, until `deadline`."""
     scale = px / max(box.width, box.height)
     width, height = max(1, round(box.width * scale)), max(1, round(box.height * scale))
@@ -153,16 +155,19 @@ def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float)
     image = Image.new("RGB", (width * SUPERSAMPLE, height * SUPERSAMPLE), BACKGROUND)
     pen = ImageDraw.Draw(image)
     drawn = used = 0
+    curves = CURVED_JOINTS
     note = None
     for line in lines:
         if time.monotonic() > deadline:
-            note = (f"drew {drawn} of {len(lines)} strokes: the picture reached its time limit ({RENDER_S:g} s); "
+            note = (f"drew {drawn} of {len(lines)} strokes: the picture reached its time limit ({limit_s:g} s); "
                     "view a smaller box to see the rest")
             break
         pts = [(x * f, y * f) for x, y in line.points] if f != 1 else line.points
         w = max(1, round(line.width * scale * SUPERSAMPLE))
         if len(pts) > 1:
-            pen.line(pts, fill=line.color, width=w, joint="curve")
+            curved = w >= 3 and len(pts) <= curves  # Pillow rounds each joint in Python: a few thousand, not a room's worth
+            curves -= len(pts) if curved else 0
+            pen.line(pts, fill=line.color, width=w, joint="curve" if curved else None)
         r = w / 2
         for x, y in (pts[0], pts[-1]):  # round caps (and a dot for a one-point stroke)
             pen.ellipse((x - r, y - r, x + r, y + r), fill=line.color)
