@@ -17,6 +17,7 @@ thousands of cells).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ from canvas import BBox, CanvasDoc, Stroke, bbox
 
 CELL = 256.0
 """Canvas units a grid cell is a side: about a screenful at the page's default zoom is 16 cells."""
+LOAD_POINTS = 100_000
+"""Points `load` takes out of the document per slice (each slice ~20 ms of the loop's time)."""
 MAX_CELLS = 64
 """A stroke whose box covers more cells than this is kept in the large list."""
 
@@ -42,7 +45,8 @@ class RoomView:
     Built once per document (`follow` keeps it in step with it; `close` stops). Read on the
     event loop; `snapshot()` hands a sandbox thread its own dict."""
 
-    def __init__(self, doc: CanvasDoc) -> None:
+    def __init__(self, doc: CanvasDoc, *, read: bool = True) -> None:
+        """`read=False`: start empty (`load` reads the document in slices)."""
         self.doc = doc
         self.strokes: dict[str, Stroke] = {}
         self.views = Views()
@@ -53,8 +57,50 @@ class RoomView:
         self._large: set[str] = set()
         self._listeners: list[Change] = []
         self._subscription: Any = None
-        for s in doc.strokes():
-            self._put(s)
+        self._touched: set[str] | None = None  # while loading: ids a change reached first
+        if read:
+            for s in doc.strokes():
+                self._put(s)
+
+    @classmethod
+    async def load(cls, doc: CanvasDoc) -> RoomView:
+        """A view that follows `doc`, read without holding the event loop: the strokes are
+        taken out of the document a slice at a time (LOAD_POINTS points) and validated on a
+        worker thread, while changes arriving meanwhile are folded in as usual (and win).
+
+        Why: a big room's first read is seconds of validation, and the loop serves everyone."""
+        view = cls(doc, read=False)
+        view._touched = set()
+        view.follow()
+        try:
+            loaded: list[Stroke] = []
+            keys = list(doc.strokes_map.keys())
+            while keys:
+                raw, points = [], 0
+                while keys and points < LOAD_POINTS:
+                    value = doc.strokes_map.get(keys.pop())
+                    if isinstance(value, dict):
+                        raw.append(value)
+                        points += len(value.get("points") or ())
+                loaded += await asyncio.to_thread(_parse_all, raw)
+            touched, later = view._touched, list(view.strokes.values())
+            loaded.sort(key=lambda s: (s.t, s.id))
+            view._reset()
+            for s in [s for s in loaded if s.id not in touched] + later:
+                view._put(s)
+        except BaseException:
+            view.close()
+            raise
+        finally:
+            view._touched = None
+        return view
+
+    def _reset(self) -> None:
+        self.strokes.clear()
+        self.boxes.clear()
+        self._order.clear()
+        self._cells.clear()
+        self._large.clear()
 
     # keeping in step -------------------------------------------------------------------
 
@@ -87,6 +133,8 @@ class RoomView:
         added: list[Stroke] = []
         removed: list[str] = []
         for key, change in keys.items():
+            if self._touched is not None:
+                self._touched.add(key)
             if change.get("action") in ("add", "update"):
                 stroke = _parse(change.get("newValue"))
                 if stroke is not None and stroke.id == key:
@@ -172,6 +220,10 @@ def _cells(box: BBox) -> list[tuple[int, int]] | None:
     if (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > MAX_CELLS:
         return None
     return [(x, y) for x in range(cx0, cx1 + 1) for y in range(cy0, cy1 + 1)]
+
+
+def _parse_all(values: list[Any]) -> list[Stroke]:
+    return [s for s in map(_parse, values) if s is not None]
 
 
 def _parse(value: Any) -> Stroke | None:

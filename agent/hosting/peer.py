@@ -114,7 +114,7 @@ class AgentPeer:
         headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
                                                  color=AGENT_COLOR, presence=False, headers=headers)
-        self.view = RoomView(self.client.doc).follow()  # the room's strokes parsed once, for runs and behaviours alike
+        self.view = await RoomView.load(self.client.doc)  # the room's strokes parsed once, for runs and behaviours alike
         self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)

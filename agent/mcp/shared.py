@@ -89,7 +89,11 @@ class SharedRooms:
     async def _open(self, room: str) -> tuple[CanvasClient, RoomView]:
         reader = await CanvasClient.connect(self.ws_base, room, token=self._token_for(room), name=READER_NAME, kind="agent",
                                             presence=False)
-        return reader, RoomView(reader.doc).follow()
+        try:
+            return reader, await RoomView.load(reader.doc)
+        except BaseException:
+            await reader.close()
+            raise
 
     async def close(self) -> None:
         for room in list(self._rooms):

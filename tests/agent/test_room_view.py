@@ -187,3 +187,20 @@ async def test_the_big_room_is_parsed_once_and_its_mcp_sessions_share_one_copy(s
             print(f"execute big {big:.3f} s, small {small:.3f} s; view {took:.2f} s, boxed {boxed:.2f} s; RSS first {one:.1f} MiB, second {two:.1f} MiB")
             assert two < 0.2 * one, (round(two, 1), round(one, 1))
         await asyncio.sleep(0)
+
+
+async def test_a_view_loads_a_room_off_the_loop_and_keeps_changes_made_meanwhile() -> None:
+    rnd = random.Random(2)
+    doc = CanvasDoc()
+    doc.add_strokes([_walk(rnd, i, 10_000) for i in range(24)])  # several slices
+    loading = asyncio.create_task(RoomView.load(doc))
+    await asyncio.sleep(0)  # the load has started: changes now race it
+    doc.erase(["w0"])
+    doc.add_strokes([_walk(rnd, 50, 10), Stroke(id="w1", points=[1, 1, 0.5, 2, 2, 0.5])])
+    view = await loading
+    assert set(view.strokes) == {s.id for s in doc.strokes()} and "w0" not in view.strokes
+    assert view.strokes["w1"].points == [1, 1, 0.5, 2, 2, 0.5]  # the rewrite, not the stroke the load read
+    assert list(view.strokes)[-2:] == ["w50", "w1"]  # changes after what was there
+    doc.erase(["w2"])
+    assert "w2" not in view.strokes and len(view.query(BBox(-1e4, -1e4, 1e4, 1e4))) == len(view.strokes)
+    view.close()
