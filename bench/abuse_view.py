@@ -4,7 +4,7 @@ The reproduction: in a room of 150 strokes x 10,000 points, each MCP execute par
 room on the event loop (0.4-0.7 s), a `view` took 5-11 s, and each MCP session held its own
 ~135 MB copy of the room; a bystander's p90 went from 2 ms to 374 ms.
 
-    .venv/bin/python bench/abuse_view.py            # this tree, on its own (bench/abuse.py runs it with the others)
+    .venv/bin/python bench/abuse_view.py [--before REV]   # this tree (and REV), on its own; bench/abuse.py runs it with the others
 
 `attack_big_room_agent` builds the room as an editor, then a view link's MCP session times a
 trivial execute (its cost is the snapshot) and a `view`, and a second session's RSS is measured;
@@ -103,11 +103,16 @@ async def _median(call: Any, n: int = 3) -> float:
 
 async def attack_big_room_agent(ctx: Ctx, seconds: float) -> str:
     """A view link's MCP sessions in a 150 x 10,000-point room: execute and view times, RSS per extra session."""
+    from abuse import Bystander
+
     room = "bigroom"
     await _build(ctx, room)
     base = ctx.srv.ws_base.replace("ws://", "http://").removesuffix("/rooms")
     token = ctx.token("*", "view")
+    stop, reading = asyncio.Event(), Bystander()  # a bystander of the reading phase alone (the build costs what it writes)
+    probe = asyncio.create_task(reading.run(ctx, stop))
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        await asyncio.sleep(0.5)
         before = ctx.srv.rss()
         first = _Session(http, room, token)
         await first.open("first")
@@ -135,22 +140,38 @@ async def attack_big_room_agent(ctx: Ctx, seconds: float) -> str:
                 await s.close()
         finally:
             await first.close()
+            stop.set()
+            await probe
     picture = "image" if any(c.get("type") == "image" for c in shown.get("content", [])) else f"no image: {str(shown)[:80]}"
     return (f"execute {execute * 1000:.0f} ms, view {view:.2f} s ({picture}); first session +{one / MiB:.0f} MiB, "
-            f"each extra session +{statistics.median(extra) / MiB:.0f} MiB; {loops} box reads meanwhile")
+            f"each extra session +{statistics.median(extra) / MiB:.0f} MiB; {loops} box reads meanwhile; "
+            f"bystander while reading: {reading.summary()}")
 
 
-async def _main() -> None:
+async def _main(before: str | None) -> None:
+    import os
+    import subprocess
     import tempfile
 
     import abuse
     from abuse import ROOT, Target, run_one
 
     abuse.ATTACKS["big_room_agent"] = attack_big_room_agent  # run alone, the way bench/abuse.py runs every attack
+    os.environ.setdefault("INHABIT_QUICKJS_WASM", str(ROOT / "agent" / "sandbox" / "assets" / "quickjs.wasm"))  # an older tree has no built assets
     with tempfile.TemporaryDirectory() as tmp:
-        row = await run_one(Target("this tree", ROOT), "big_room_agent", 8.0, Path(tmp))
-    print(" | ".join(f"{k}: {v}" for k, v in row.items()))
+        targets = [Target("now", ROOT)]
+        if before:
+            tree = Path(tmp) / "before"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), before], check=True)
+            targets.insert(0, Target(f"before ({before})", tree))
+        try:
+            for target in targets:
+                row = await run_one(target, "big_room_agent", 8.0, Path(tmp))
+                print(" | ".join(f"{k}: {v}" for k, v in row.items()), flush=True)
+        finally:
+            if before:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "before")], check=False)
 
 
 if __name__ == "__main__":
-    asyncio.run(_main())
+    asyncio.run(_main(sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None))
