@@ -184,7 +184,6 @@ async def test_the_big_room_is_parsed_once_and_its_mcp_sessions_share_one_copy(s
             assert count["ok"] and count["result"] is True, count
             two = _rss(server) - before - one
             # the second session reads the first one's copy: it costs a small part of what the first did
-            print(f"execute big {big:.3f} s, small {small:.3f} s; view {took:.2f} s, boxed {boxed:.2f} s; RSS first {one:.1f} MiB, second {two:.1f} MiB")
             assert two < 0.2 * one, (round(two, 1), round(one, 1))
         await asyncio.sleep(0)
 
