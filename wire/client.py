@@ -49,8 +49,11 @@ def _call(fn: Callable[..., Any], arg: Any) -> Any:
 
 class CanvasClient:
     def __init__(self, url: str, user: dict[str, Any], reconnect: bool = True, presence: bool = True,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, document: bool = True) -> None:
         self.url = url
+        self.document = document
+        """False: a presence-only peer (its reads come from elsewhere): it never asks for the room's
+        state, drops the updates it is sent and keeps no copy of the room; `.doc` stays empty."""
         self.headers = headers or {}  # sent with every (re)connect: e.g. a server peer's credential
         self._announced = presence  # whether peers may see us (else: from the first set_awareness on)
         self.doc = CanvasDoc()
@@ -83,13 +86,15 @@ class CanvasClient:
     @classmethod
     async def connect(cls, ws_base: str, room: str, token: str | None = None, name: str = "python",
                       kind: str = "human", color: str = "#3b82f6", timeout: float = 10.0,
-                      reconnect: bool = True, presence: bool = True, headers: dict[str, str] | None = None) -> CanvasClient:
+                      reconnect: bool = True, presence: bool = True, headers: dict[str, str] | None = None,
+                      document: bool = True) -> CanvasClient:
         """Connect and wait until the first sync is complete (raises ClientError if refused).
 
         `presence=False`: announce nothing until the first `set_awareness`, e.g. so that a bot
-        is seen only once it has taken note of the room as it found it."""
+        is seen only once it has taken note of the room as it found it. `document=False`: a
+        presence-only peer (see `document`), connected once the server has admitted it."""
         url = f"{ws_base.rstrip('/')}/{room}" + (f"?token={quote(token)}" if token else "")
-        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence, headers)
+        self = cls(url, {"name": name, "color": color, "kind": kind}, reconnect, presence, headers, document)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._renew())]
         failed = loop.create_task(self._failed.wait())
@@ -296,7 +301,8 @@ class CanvasClient:
         self._ws = ws
         sender = asyncio.get_running_loop().create_task(self._sender(ws))
         try:
-            await ws.send(p.sync_step1(self._ydoc.get_state()))
+            if self.document:
+                await ws.send(p.sync_step1(self._ydoc.get_state()))
             if self._announced:
                 await ws.send(p.awareness_message(self._aw.encode_awareness_update([self.client_id])))
             async for frame in ws:
@@ -325,6 +331,11 @@ class CanvasClient:
             sub, payload = p.decode_sync(frame)
             if sub == p.SYNC_STEP1:
                 self._send(p.sync_step2(self._ydoc.get_update(payload)))
+                if not self.document:  # admitted: all a presence-only peer waits for
+                    self.synced.set()
+                    self._changed.set()
+            elif not self.document:
+                return
             else:
                 if payload != p.EMPTY_UPDATE:
                     self._apply(payload)

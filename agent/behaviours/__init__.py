@@ -2,5 +2,5 @@
 
 `model` (records), `settings` (bounds), `firing` (one sandbox run of a behaviour), `scheduler` (when
 they fire), `store` + `records` (in memory, written behind to SQLite or PostgreSQL),
-`installs` (a run's power to install), `routes` (HTTP), `mirror` (the room's strokes, parsed).
+`installs` (a run's power to install), `routes` (HTTP), the room's strokes come from `agent.contract.room_view`.
 """

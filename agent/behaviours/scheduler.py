@@ -37,16 +37,16 @@ from pydantic import ValidationError
 
 from agent.behaviours.actors import Actors
 from agent.behaviours.firing import event_global, run_firing, seed_of
-from agent.behaviours.mirror import StrokeMirror
 from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
 from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.callsample import sample
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status, firing_grant
+from agent.contract.room_view import RoomView
 from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
-from canvas import Message, now_ms
+from canvas import Message, Stroke, now_ms
 from common.actor import Actor, Role, weakest
 from wire.client import CanvasClient
 
@@ -122,14 +122,18 @@ class RoomBehaviours:
     """One room's behaviours while its agent peer is there."""
 
     def __init__(self, room: str, client: CanvasClient, hosting: Hosting, *, author: str,
-                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool], actors: Actors | None = None) -> None:
+                 ask: Callable[[Behaviour, str, list[FiringSummary]], bool], actors: Actors | None = None,
+                 view: RoomView | None = None) -> None:
         """`ask(behaviour, text, recent firings)`: wake the model; the last of `recent` is the asking
-        firing, whose grant the run gets (read when a viewer caused it)."""
+        firing, whose grant the run gets (read when a viewer caused it). `view`: the room's strokes as
+        the peer keeps them (`RoomView`, following the client's document); one is made if not given."""
         self.room, self.client, self.h, self.author = room, client, hosting, author
         self.actors = actors or Actors()
         """Who is behind each event (and how deep in a chain of behaviours each firing's writes are)."""
         self.limits = hosting.limits
-        self.mirror = StrokeMirror(client.doc)
+        self._own_view = view is None
+        self.mirror = view if view is not None else RoomView(client.doc).follow()
+        """The room's strokes, parsed once (`agent.contract.room_view`)."""
         self._ask = ask
         self._pending: dict[str, Pending] = {}
         self._rate = RateLimiter(self.limits.firings_per_minute)
@@ -145,8 +149,8 @@ class RoomBehaviours:
 
     def start(self) -> RoomBehaviours:
         doc = self.client.doc
-        strokes, messages = doc.strokes_map.observe(self._on_strokes), doc.messages_array.observe(self._on_messages)
-        self._unsubscribe = [lambda: doc.strokes_map.unobserve(strokes), lambda: doc.messages_array.unobserve(messages),
+        messages = doc.messages_array.observe(self._on_messages)
+        self._unsubscribe = [self.mirror.on_change(self._on_strokes), lambda: doc.messages_array.unobserve(messages),
                              self.client.on_presence_ids(self._on_presence)]
         # people here when the agent arrives are joining: it came because somebody did
         self._on_presence(self.client.awareness(), {})
@@ -163,6 +167,8 @@ class RoomBehaviours:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        if self._own_view:
+            self.mirror.close()
 
     def idle(self) -> bool:
         return not self.busy and not self._pending
@@ -191,11 +197,9 @@ class RoomBehaviours:
 
     # events in -----------------------------------------------------------------------
 
-    def _on_strokes(self, event: Any) -> None:
+    def _on_strokes(self, added: list[Stroke], removed: list[str], origin: Any) -> None:
         try:
-            origin = event.transaction.origin
             writer = origin[1] if isinstance(origin, tuple) and len(origin) == 3 and origin[0] == "behaviour" else None
-            added, removed = self.mirror.apply(event.keys)
             now = now_ms()
             for s in added:
                 self._offer("stroke", now, self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)

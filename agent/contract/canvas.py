@@ -195,20 +195,32 @@ class Views:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Stroke, str, BBox]] = {}
+        self._boxes: dict[str, tuple[Stroke, BBox]] = {}  # boxes alone: a box filter or `bounds` encodes nothing
 
     def entry(self, stroke: Stroke, keep: bool = True) -> tuple[str, BBox]:
         """`keep=False` for a stroke that is not in the room (yet): a run's own drawing."""
         hit = self._entries.get(stroke.id)
         if hit is not None and hit[0] is stroke:
             return hit[1], hit[2]
-        box = bbox(stroke.points)
+        box = self.box(stroke, keep)
         text = json.dumps(view(stroke, box), separators=(",", ":"), allow_nan=False)
         if keep:
             self._entries[stroke.id] = (stroke, text, box)
         return text, box
 
+    def box(self, stroke: Stroke, keep: bool = True) -> BBox:
+        """The stroke's box (its points', as its view shows), computed once."""
+        hit = self._boxes.get(stroke.id)
+        if hit is not None and hit[0] is stroke:
+            return hit[1]
+        box = bbox(stroke.points)
+        if keep:
+            self._boxes[stroke.id] = (stroke, box)
+        return box
+
     def drop(self, stroke_id: str) -> None:
         self._entries.pop(stroke_id, None)
+        self._boxes.pop(stroke_id, None)
 
 
 class CanvasSession:
@@ -253,7 +265,7 @@ class CanvasSession:
     def strokes(self, params: StrokesParams) -> RawJSON:
         f = params.filter
         box = BBox(f.box.x0, f.box.y0, f.box.x1, f.box.y1) if f is not None and f.box is not None else None
-        entry, own = self._views.entry, self._own
+        entry, box_of, own = self._views.entry, self._views.box, self._own
         out = []
         for s in self._strokes.values():
             if f is not None:
@@ -261,10 +273,9 @@ class CanvasSession:
                     continue
                 if f.kind is not None and s.kind != f.kind:
                     continue
-            text, b = entry(s, s.id not in own)
-            if box is not None and not b.intersects(box):
-                continue
-            out.append(text)
+            if box is not None and not box_of(s, s.id not in own).intersects(box):
+                continue  # encoded only if returned: a box query costs what it returns
+            out.append(entry(s, s.id not in own)[0])
         return RawJSON("[" + ",".join(out) + "]")
 
     def stroke(self, params: StrokeParams) -> RawJSON | None:
@@ -272,7 +283,7 @@ class CanvasSession:
         return RawJSON(self._views.entry(s, s.id not in self._own)[0]) if s is not None else None
 
     def bounds(self, params: NoParams) -> dict[str, float] | None:
-        boxes = [self._views.entry(s, s.id not in self._own)[1] for s in self._strokes.values()]
+        boxes = [self._views.box(s, s.id not in self._own) for s in self._strokes.values()]
         if not boxes:
             return None
         return {"x0": min(b.x0 for b in boxes), "y0": min(b.y0 for b in boxes), "x1": max(b.x1 for b in boxes), "y1": max(b.y1 for b in boxes)}

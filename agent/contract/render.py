@@ -10,18 +10,25 @@ Limits (`view`'s description and the README quote them): the image's longer side
 pixels, MIN_PX..MAX_PX (default DEFAULT_PX); the PNG is at most MAX_PNG_BYTES, and drawing
 it costs at most about INK_BUDGET pixels of ink (a busier picture is drawn smaller); the box shown is at least MIN_SIDE canvas units a
 side, so no zoom can push pixel coordinates past what the renderer handles.
+
+Cost bounded by what is drawn, not by the room: each stroke is drawn through at most one point
+per pixel it travels (consecutive points in the same pixel are one), the whole picture through
+at most POINT_BUDGET points (past it every stroke keeps every n-th point), and drawing stops
+at `deadline_s` (checked between strokes): the picture then shows what was drawn, and its
+`note` says so. A 10,000-point stroke across 300 pixels costs ~300 points, not 10,000.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from PIL import Image, ImageDraw
 
-from canvas import BBox, Stroke, bbox, length, union
+from canvas import BBox, Stroke, bbox, union
 from canvas.schema import COORD_LIMIT
 
 DEFAULT_PX = 512
@@ -35,6 +42,13 @@ EMPTY_BOX = BBox(0.0, 0.0, 800.0, 600.0)
 BACKGROUND = "#fbfbfc"
 """The page's background (web/src/styles.css --bg)."""
 SUPERSAMPLE = 2
+POINT_BUDGET = 100_000
+"""Points one picture is drawn through, at most (after one point per pixel): past it strokes are thinned evenly."""
+CURVED_JOINTS = 20_000
+"""Joints one picture rounds, at most (Pillow draws each rounded joint in Python, ~10 µs): past
+it lines are drawn with plain joints, which their density hides."""
+RENDER_S = 5.0
+"""Seconds of drawing one picture may take (checked between strokes): past it the rest is left out, with a note."""
 INK_BUDGET = 2e8
 """Pixels of ink (stroke length x width, at the drawing scale) one picture may cost, about a
 quarter of a second of Pillow's time: past it the picture is drawn smaller."""
@@ -49,16 +63,21 @@ class View(NamedTuple):
     height: int
     strokes: int
     """How many strokes touch the box (and were drawn)."""
+    points: int = 0
+    """How many points the picture was drawn through (after thinning)."""
+    note: str | None = None
+    """What the picture leaves out, if anything (the time limit was reached)."""
 
     @property
     def units_per_px(self) -> float:
         return (self.box.x1 - self.box.x0) / self.width
 
 
-def frame(strokes: Sequence[Stroke], box: BBox | None = None) -> BBox:
-    """The box to show: `box` (grown to MIN_SIDE), else every stroke with a margin."""
+def frame(strokes: Sequence[Stroke], box: BBox | None = None, around: BBox | None = None) -> BBox:
+    """The box to show: `box` (grown to MIN_SIDE), else every stroke (`around`, if the caller
+    knows their box already) with a margin."""
     if box is None:
-        around = union(bbox(s.points) for s in strokes)
+        around = around if around is not None else union(bbox(s.points) for s in strokes)
         if around is None:
             return EMPTY_BOX
         box = around.grow(max(10.0, 0.05 * max(around.width, around.height)))
@@ -76,36 +95,84 @@ def check_box(box: BBox) -> str | None:
     return None
 
 
-def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT_PX) -> View:
-    """Draw the strokes that touch the box; CPU-bound (call it off the event loop)."""
-    shown = frame(strokes, box)
+class _Line(NamedTuple):
+    """A stroke ready to draw: its points in supersampled pixels (one per pixel), colour, width in canvas units."""
+
+    points: list[tuple[float, float]]
+    color: str
+    width: float
+
+
+def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT_PX, *, around: BBox | None = None,
+           points: int = POINT_BUDGET, deadline_s: float = RENDER_S) -> View:
+    """Draw the strokes that touch the box; CPU-bound (call it off the event loop). `around`:
+    the box of every stroke, if the caller keeps it (`RoomView.bounds`); `points`: the picture's
+    point budget; `deadline_s`: the drawing's time limit."""
+    deadline = time.monotonic() + deadline_s
+    shown = frame(strokes, box, around)
     px = min(MAX_PX, max(MIN_PX, px))
     visible = [s for s in strokes if bbox(s.points).grow(s.width).intersects(shown)]
-    ink = sum(length(s.points) * s.width for s in visible)  # canvas units²; whole strokes, so at most an overestimate
-    zoom = px * SUPERSAMPLE / max(shown.width, shown.height)
-    if ink * zoom * zoom > INK_BUDGET:
-        px = max(MIN_PX, int(px * math.sqrt(INK_BUDGET / (ink * zoom * zoom))))
+    k = px * SUPERSAMPLE / max(shown.width, shown.height)
+    total = sum(len(s.points) for s in visible) // 3
+    step = max(1, math.ceil(total / max(1, points)))
+    lines = [_thin(s, shown, k, step) for s in visible]
+    ink = sum(_travel(line.points) * line.width for line in lines) * k  # supersampled pixels² at scale k
+    if ink > INK_BUDGET:
+        px = max(MIN_PX, int(px * math.sqrt(INK_BUDGET / ink)))
     while True:
-        view = _draw(visible, shown, px)
+        view = _draw(lines, k, shown, px, deadline, deadline_s)
         if len(view.png) <= MAX_PNG_BYTES or px <= MIN_PX:
             return view
         px = max(MIN_PX, int(px * 0.7))
 
 
-def _draw(strokes: Sequence[Stroke], box: BBox, px: int) -> View:
+def _thin(stroke: Stroke, box: BBox, k: float, step: int) -> _Line:
+    """The stroke's every `step`-th point (its last always kept) at scale `k`, consecutive points
+    that fall in the same cell merged: one point per pixel of travel, or per half the line's
+    width when it is wider (a bend tighter than that is hidden under the line anyway)."""
+    p, x0, y0 = stroke.points, box.x0, box.y0
+    c = k / max(1.0, stroke.width * k / 2)  # canvas units -> cells
+    stride = 3 * step
+    out: list[tuple[float, float]] = []
+    last: tuple[int, int] | None = None
+    for x, y in zip([*p[0::stride], p[-3]], [*p[1::stride], p[-2]], strict=True):
+        at = (round((x - x0) * c), round((y - y0) * c))
+        if at != last:
+            out.append(((x - x0) * k, (y - y0) * k))
+            last = at
+    return _Line(out, stroke.color, stroke.width)
+
+
+def _travel(points: list[tuple[float, float]]) -> float:
+    return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(points, points[1:], strict=False))
+
+
+def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float, limit_s: float) -> View:
+    """Draw `lines` (at scale `k`) into an image `px` pixels on its longer side, until `deadline`."""
     scale = px / max(box.width, box.height)
     width, height = max(1, round(box.width * scale)), max(1, round(box.height * scale))
-    k = scale * SUPERSAMPLE
+    f = scale * SUPERSAMPLE / k  # from the lines' scale to this picture's
     image = Image.new("RGB", (width * SUPERSAMPLE, height * SUPERSAMPLE), BACKGROUND)
     pen = ImageDraw.Draw(image)
-    for s in strokes:
-        points = [((x - box.x0) * k, (y - box.y0) * k) for x, y in s.xy()]
-        w = max(1, round(s.width * k))
-        if len(points) > 1:
-            pen.line(points, fill=s.color, width=w, joint="curve")
+    drawn = used = 0
+    curves = CURVED_JOINTS
+    note = None
+    for line in lines:
+        if time.monotonic() > deadline:
+            note = (f"drew {drawn} of {len(lines)} strokes: the picture reached its time limit ({limit_s:g} s); "
+                    "view a smaller box to see the rest")
+            break
+        pts = [(x * f, y * f) for x, y in line.points] if f != 1 else line.points
+        w = max(1, round(line.width * scale * SUPERSAMPLE))
+        if len(pts) > 1:
+            curved = w >= 3 and len(pts) <= curves  # Pillow rounds each joint in Python: a few thousand, not a room's worth
+            curves -= len(pts) if curved else 0
+            pen.line(pts, fill=line.color, width=w, joint="curve" if curved else None)
         r = w / 2
-        for x, y in (points[0], points[-1]):  # round caps (and a dot for a one-point stroke)
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=s.color)
+        for x, y in (pts[0], pts[-1]):  # round caps (and a dot for a one-point stroke)
+            pen.ellipse((x - r, y - r, x + r, y + r), fill=line.color)
+        drawn += 1
+        used += len(pts)
     out = io.BytesIO()
     image.reduce(SUPERSAMPLE).save(out, format="PNG")
-    return View(out.getvalue(), box, width, height, len(strokes))
+    return View(out.getvalue(), box, width, height, drawn, used, note)

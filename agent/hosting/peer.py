@@ -43,6 +43,7 @@ from agent.behaviours.scheduler import Hosting, RoomBehaviours
 from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
+from agent.contract.room_view import RoomView
 from agent.limits.admission import PromptQueue, QueueFull
 from agent.limits.budget import PromptBudget
 from agent.runs.loop import ModelClient, ModelLoop
@@ -92,6 +93,8 @@ class AgentPeer:
         self.loop = ModelLoop(self.code_mode, settings, client=model_client)
         self.quotas = quotas
         self.client: CanvasClient | None = None
+        self.view: RoomView | None = None
+        """The room's strokes parsed once and kept in step with the client's document (`start` makes it)."""
         self._seen: OrderedDict[str, None] = OrderedDict()  # ids of the latest chat lines looked at (bounded)
         self._queue: PromptQueue[AgentRun] = PromptQueue(queue, lambda r: r.grant)
         self._wake = asyncio.Event()
@@ -117,6 +120,7 @@ class AgentPeer:
         headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
                                                  color=AGENT_COLOR, presence=False, headers=headers)
+        self.view = await RoomView.load(self.client.doc)  # the room's strokes parsed once, for runs and behaviours alike
         self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
         self._presence(None)
         self.client.on_change(self._changed)
@@ -125,7 +129,8 @@ class AgentPeer:
             actors = Actors(run_actor=self._run_actor, presence=lambda cid: hosting.presence_of(room, cid),
                             writer=self._writer_of or (lambda message_id: None),
                             behaviour_name=lambda bid: (b.name if (b := hosting.store.get(room, bid)) is not None else None))
-            self.behaviours = RoomBehaviours(self.room, self.client, hosting, author=self.name, ask=self._behaviour_asks, actors=actors).start()
+            self.behaviours = RoomBehaviours(self.room, self.client, hosting, author=self.name, ask=self._behaviour_asks, actors=actors,
+                                             view=self.view).start()
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
         return self
 
@@ -139,6 +144,8 @@ class AgentPeer:
             with contextlib.suppress(Exception):  # what the last run or firing wrote leaves before we do
                 await self.client.flush(timeout=2)
             await self.client.close()
+        if self.view is not None:
+            self.view.close()
 
     @property
     def connected(self) -> CanvasClient:
@@ -313,7 +320,8 @@ class AgentPeer:
         self.runs.save(run)
         installer = self._installers.pop(run.id, None)
         installs = RunInstalls(self.behaviours, installer) if self.behaviours is not None and run.grant == "write" else None
-        await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas, installs=installs)
+        await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas, installs=installs,
+                            view=self.view)
         if run.status == "done":
             text = run.reply or "Done."
         else:

@@ -66,6 +66,7 @@ from agent.limits.admission import RateLimiter
 from agent.mcp.guard import OpeningKey, opening_keys, refuse_opening, transport_security
 from agent.mcp.peer import McpPeer
 from agent.mcp.settings import McpLimits
+from agent.mcp.shared import SharedRooms
 from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
 from agent.runs.http import clean_name
 from agent.runs.store import RunStore
@@ -176,6 +177,8 @@ class McpPlugin:
         self._security = TransportSecurityMiddleware()  # startup sets this server's names
         self._internal_host = "127.0.0.1"
         self._host: Any = None
+        self.shared = SharedRooms("", lambda room: None)
+        """The room copies this node's sessions share (one per room; `startup` points it at the server)."""
         self.routes: list[BaseRoute] = [Route("/rooms/{name}/mcp", endpoint=_Endpoint(self))]
 
     # the Plugin interface ----------------------------------------------------------------
@@ -186,6 +189,8 @@ class McpPlugin:
         self._host = host
         self._access = None if host.settings.open else host.access
         self._lapses = None if host.settings.open else host.lapses
+        access = self._access
+        self.shared = SharedRooms(self._ws_base, lambda room: access.mint(room, "view") if access is not None else None)
         self.manager.security_settings = transport_security(host.settings)  # read by each session's transport
         self._security = TransportSecurityMiddleware(self.manager.security_settings)
         self._internal_host = host.settings.loopback_host
@@ -199,12 +204,14 @@ class McpPlugin:
             await self._end(sid, forget=False)  # the SDK's sessions end with its manager
         await self._lifespan.aclose()
         self.renderer.close()
+        await self.shared.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         return {
             "mcp_sessions": (len(self.sessions), "MCP sessions open (each is a peer in its room once joined)."),
             "mcp_rate_keys": (len(self._calls), "MCP tool-call rate-limit buckets held in memory."),
             "mcp_renders_waiting": (self.renderer.load()[1], "MCP views waiting for their room's and link's turn of the renderer."),
+            "mcp_shared_rooms": (len(self.shared), "Rooms whose one shared copy this node's MCP sessions read."),
         }
 
     # the endpoint ------------------------------------------------------------------------
@@ -283,7 +290,7 @@ class McpPlugin:
             credential = peers.vouch(session.room, "mcp", name)
             peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
                            runs=self.keeper.runs, code_mode=self.code_mode, credential=credential,
-                           release=lambda: peers.withdraw(credential))
+                           release=lambda: peers.withdraw(credential), shared=self.shared)
             task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
         try:
             return await asyncio.shield(task)

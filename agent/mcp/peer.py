@@ -11,10 +11,17 @@ shared `RunStore` once finished, so `GET /runs` and "Undo run" serve it like any
 that drew or erased is announced in the chat with its run id, which is what makes the page
 show its card; reads and failed programs change nothing people see, so they stay out of the
 chat (their records are in `/runs`).
+
+Reads come from the room's one shared view on this node (`agent.mcp.shared`): an execute's
+snapshot is a dict copy of it and `view` draws what its spatial index finds in the box, so no
+call parses the room. A read-only session's own connection holds no copy of the room at all; an
+edit session's keeps the document its writes are made in, and after a write waits (briefly)
+until the shared view has it, so its next call reads its own writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import zlib
@@ -23,14 +30,18 @@ from typing import Any
 
 from agent.contract.canvas import CanvasSession, Grant, Quotas
 from agent.contract.codemode import CodeMode
-from agent.contract.render import View, render
+from agent.contract.render import View, frame, render
+from agent.contract.room_view import RoomView
+from agent.mcp.shared import SharedRooms
 from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
 from agent.sandbox import FairPool, Share
-from canvas import BBox, Message, bbox, now_ms, union
+from canvas import BBox, Message, Stroke, bbox, now_ms, union
 from wire.client import CanvasClient
 from wire.protocol import SERVER_PEER_HEADER
 
+OWN_WRITES_S = 2.0
+"""How long an execute that wrote waits, at most, for the shared view to show its writes."""
 COLORS = ("#0284c7", "#059669", "#d97706", "#db2777", "#0d9488", "#4f46e5")
 """Agent colours for MCP clients (the hosted agent is violet): one per client name."""
 
@@ -44,7 +55,7 @@ class McpPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None, name: str, grant: Grant, runs: RunStore,
                  code_mode: CodeMode, quotas: Quotas | None = None, credential: str | None = None,
-                 release: Callable[[], None] | None = None) -> None:
+                 release: Callable[[], None] | None = None, shared: SharedRooms | None = None) -> None:
         self.ws_base, self.room, self.token, self.name, self.grant = ws_base, room, token, name, grant
         self.credential = credential  # the server vouches for us as an MCP client's peer (presence kind "mcp")
         self._release = release
@@ -53,15 +64,22 @@ class McpPeer:
         self.quotas = quotas
         self.color = color_for(name)
         self.client: CanvasClient | None = None
+        self.shared = shared
+        """Where the room's shared view comes from (None: a view of the peer's own document)."""
+        self.room_view: RoomView | None = None
 
     async def start(self) -> McpPeer:
         headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
         try:
+            if self.shared is not None:
+                self.room_view = await self.shared.acquire(self.room)
             self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="mcp",
-                                                     color=self.color, headers=headers)
-        except BaseException:  # never joined: its credential goes now
-            if self._release is not None:
-                self._release()
+                                                     color=self.color, headers=headers,
+                                                     document=self.grant == "write" or self.shared is None)
+            if self.room_view is None:
+                self.room_view = RoomView(self.client.doc).follow()
+        except BaseException:  # never joined: its credential and its share of the room go now
+            await self._leave()
             raise
         return self
 
@@ -70,8 +88,23 @@ class McpPeer:
             if self.client is not None:
                 await self.client.close()
         finally:
-            if self._release is not None:
-                self._release()
+            await self._leave()
+
+    async def _leave(self) -> None:
+        view, self.room_view = self.room_view, None
+        if self.shared is not None:
+            if view is not None:
+                self.shared.release(self.room)
+        elif view is not None:
+            view.close()
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    @property
+    def _view(self) -> RoomView:
+        assert self.room_view is not None, "start() first"
+        return self.room_view
 
     @property
     def _client(self) -> CanvasClient:
@@ -85,7 +118,7 @@ class McpPeer:
         run = AgentRun(room=self.room, prompt=_first_line(code), author=self.name, grant=self.grant, source="mcp",
                        status="running", started=now_ms())
         compact = await execute_in_run(self.code_mode, code, run, author=self.name, doc=lambda: client.doc, commit=self._commit,
-                                       quotas=self.quotas, share=share)
+                                       quotas=self.quotas, share=share, view=self._view)
         run.status, run.finished = ("done" if compact["ok"] else "failed"), now_ms()
         run.reply = _summary(run)
         self.runs.add(run)
@@ -93,7 +126,30 @@ class McpPeer:
             client.doc.post(Message(author=self.name, kind="agent", text=f"{run.reply} (run {run.id})", run=run.id))
         with contextlib.suppress(TimeoutError):  # a stalled socket catches up when it reconnects; the room has the run
             await client.flush()
+        if run.strokes or run.erased:
+            await self._see_own(set(run.strokes), set(run.erased))
         return {"run": run.id, **compact}
+
+    async def _see_own(self, drawn: set[str], erased: set[str]) -> None:
+        """Wait (at most OWN_WRITES_S) until the shared view shows what this session wrote, so the
+        session's next call reads its own writes (they reach the view through the server)."""
+        view = self._view
+        if view.doc is self._client.doc:
+            return
+        done = asyncio.Event()
+
+        def check(*_: object) -> None:
+            if drawn.issubset(view.strokes) and not erased.intersection(view.strokes):
+                done.set()
+
+        unsubscribe = view.on_change(check)
+        try:
+            check()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OWN_WRITES_S):
+                    await done.wait()
+        finally:
+            unsubscribe()
 
     def _commit(self, session: CanvasSession) -> None:
         client = self._client
@@ -106,12 +162,15 @@ class McpPeer:
 
     async def view(self, box: BBox | None, px: int, renderer: FairPool, share: Share, timeout_s: float) -> View:
         """The room (or `box` of it) as a PNG, drawn on one of `renderer`'s threads in `share`'s
-        turn (rooms take turns: `agent.sandbox.fair`). Raises `OverBudget` (the share spent its
-        render time for the minute) and TimeoutError (the drawing took over `timeout_s`; its
-        thread keeps the share's turn until it ends)."""
+        turn (rooms take turns: `agent.sandbox.fair`) from what the shared view's index finds
+        there (no parse of the room; the render's cost is bounded by its points). Raises
+        `OverBudget` (the share spent its render time for the minute) and TimeoutError (the
+        drawing took over `timeout_s`; its thread keeps the share's turn until it ends)."""
         async with renderer.turn(share) as turn:
-            strokes = self._client.doc.strokes()  # read when it is our turn: views waiting in line hold no copy of the room
-            picture = await turn.run(functools.partial(render, strokes, box, px), timeout_s)
+            view = self._view  # read when it is our turn: views waiting in line hold no list of strokes
+            around = view.bounds()
+            strokes: list[Stroke] = view.query(frame([], box, around) if box is not None or around is not None else None)
+            picture = await turn.run(functools.partial(render, strokes, box, px, around=around), timeout_s)
         if box is not None:
             self._cursor(picture.box.center)  # people see where it is looking
         return picture

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.contract.canvas import Box, Grant
 from agent.contract.codemode import TOOLS, access, guide
-from agent.contract.render import DEFAULT_PX, MAX_PNG_BYTES, MAX_PX, MIN_PX, View
+from agent.contract.render import DEFAULT_PX, MAX_PNG_BYTES, MAX_PX, MIN_PX, POINT_BUDGET, RENDER_S, View
 
 SERVER_NAME = "inhabit"
 MAX_CODE = 32_000
@@ -50,7 +50,10 @@ VIEW_DOC = (
     "Look at the room: a PNG of the canvas, or of a box of it, drawn on the server (strokes as polylines at their "
     f"colour and width on the page's background), plus the canvas box it shows and how many canvas units one pixel is. "
     f"The image's longer side is `size` pixels (default {DEFAULT_PX}, at most {MAX_PX}); a picture past "
-    f"{MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller. Use it after drawing to check your work."
+    f"{MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller. Strokes are drawn through about one point per pixel "
+    f"they travel, at most {POINT_BUDGET:,} points a picture (past it each stroke is thinned evenly), and drawing stops "
+    f"after {RENDER_S:g} s (the answer's note says what was left out): view a box to see a busy part in detail. "
+    "Use it after drawing to check your work."
 )
 
 READ_ONLY = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -142,6 +145,8 @@ def image_result(view: View) -> types.CallToolResult:
     about = {"box": {"x0": round(b.x0, 2), "y0": round(b.y0, 2), "x1": round(b.x1, 2), "y1": round(b.y1, 2)},
              "width": view.width, "height": view.height, "units_per_px": round(view.units_per_px, 4), "strokes": view.strokes,
              "pixel": "canvas (x, y) is at pixel ((x - box.x0) / units_per_px, (y - box.y0) / units_per_px)"}
+    if view.note:
+        about["note"] = view.note
     return types.CallToolResult(content=[
         types.ImageContent(type="image", data=base64.b64encode(view.png).decode(), mime_type="image/png"),
         types.TextContent(type="text", text=json.dumps(about)),

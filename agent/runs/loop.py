@@ -21,6 +21,7 @@ from agent.contract.behaviour import NO_INSTALLER, Installs
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.codemode import CodeMode, system_prompt, tools
 from agent.contract.events import BadInstall, parse_name, parse_triggers
+from agent.contract.room_view import RoomView
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
 from agent.sandbox import UNKEYED, Binding, OverBudget, Share
@@ -74,22 +75,24 @@ class ModelLoop:
         """Shared by every peer of a server (`agent.plugin`); a peer of its own (`inhabit agent`) makes one."""
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
-                  installs: Installs | None = None) -> AgentRun:
+                  installs: Installs | None = None, view: RoomView | None = None) -> AgentRun:
         """Fill in `run`; it ends within `max_run_s` whatever the model asks for. `installs`:
-        the run's power over the room's behaviours, if it has any (never for a read grant)."""
+        the run's power over the room's behaviours, if it has any (never for a read grant).
+        `view`: the room's strokes kept parsed (executes snapshot it rather than parse `doc()`)."""
         if has_credentials():  # the client is made (the server's first run) before the run's clock starts, as it was at start-up
             with contextlib.suppress(Exception):  # a failure is reported by the run's first model call
                 await self.client.get()
         try:
             async with asyncio.timeout(self.settings.max_run_s):
-                return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None)
+                return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None,
+                                       view=view)
         except TimeoutError:
             # A sandbox run in flight finishes on its thread within its own timeout; its
             # writes are dropped with the cancelled commit.
             return _fail(run, f"This run was stopped: it took longer than {self.settings.max_run_s:g} s, the bound on one agent run.")
 
     async def _run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None,
-                   installs: Installs | None) -> AgentRun:
+                   installs: Installs | None, view: RoomView | None = None) -> AgentRun:
         s = self.settings
         run.status, run.started, run.model = "running", run.started or now_ms(), s.model
         if not has_credentials():
@@ -135,7 +138,7 @@ class ModelLoop:
                     results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": "not run: tool-call bound reached", "is_error": True})
                     continue
                 tool_calls += 1
-                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs)
+                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs, view=view)
                 if use.get("name") == "execute":
                     attempted += 1
                     executed_ok += 0 if is_error else 1
@@ -156,7 +159,7 @@ class ModelLoop:
         return run
 
     async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None],
-                    quotas: Quotas | None, installs: Installs | None) -> tuple[str, bool]:
+                    quotas: Quotas | None, installs: Installs | None, view: RoomView | None = None) -> tuple[str, bool]:
         tool, args = use.get("name"), use.get("input")
         if not isinstance(args, dict):
             args = {}
@@ -173,7 +176,7 @@ class ModelLoop:
                 return await self._install(run, code, args, installs)
             try:
                 compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
-                                               manage=installs.manage() if installs is not None else None, share=prompt_share(run.room))
+                                               manage=installs.manage() if installs is not None else None, share=prompt_share(run.room), view=view)
             except OverBudget as e:  # the room's agent spent its share of the sandbox for the minute
                 run.errors.append(f"execute #{len(run.code)}: busy: {e}")
                 return json.dumps({"ok": False, "error": {"kind": "busy", "message": str(e)},
@@ -221,15 +224,21 @@ def prompt_share(room: str) -> Share:
 
 async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
                          commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
-                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None, share: Share = UNKEYED) -> dict[str, Any]:
+                         manage: tuple[list[Binding], Callable[[], list[str]]] | None = None, share: Share = UNKEYED,
+                         view: RoomView | None = None) -> dict[str, Any]:
     """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
     loop and MCP clients (`agent/mcp/peer.py`) share it, so their run records are alike.
     `manage`: the run's `behaviours.*` bindings and what applies their removals once the
     program has succeeded (`Installs.manage`). `share`: whose turn of the sandbox it takes
     (`agent.sandbox.fair`); `OverBudget` (nothing ran) is raised for the caller to say so.
+    `view`: the room's strokes kept parsed (`RoomView`): the run's snapshot is a dict copy of it,
+    with its encoded views, instead of a parse of `doc()`.
     Returns the compact record the caller hands its model."""
     run.code.append(code)
-    session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
+    if view is not None:
+        session = CanvasSession(view.snapshot(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, views=view.views)
+    else:
+        session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
     extra, removals = manage if manage is not None else ([], None)
 
     def _commit(sess: CanvasSession) -> None:

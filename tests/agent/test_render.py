@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 
 from PIL import Image
 
@@ -31,3 +32,45 @@ def test_a_busy_room_is_drawn_smaller_within_the_byte_bound() -> None:
     assert max(view.width, view.height) < MAX_PX and len(view.png) <= MAX_PNG_BYTES and view.strokes == 200
     calm = render([Stroke(id="c", points=[0, 0, 0.5, 3000, 3000, 0.5], width=4)], None, MAX_PX)
     assert max(calm.width, calm.height) == MAX_PX
+
+
+def _ink(img: Image.Image, color: tuple[int, int, int]) -> set[tuple[int, int]]:
+    w, h = img.size
+    return {(x, y) for y in range(h) for x in range(w) if img.getpixel((x, y)) == color}
+
+
+def test_a_stroke_costs_one_point_per_pixel_of_travel_and_lands_where_it_is() -> None:
+    """A 10,000-point stroke across 1,000 canvas units is drawn through ~one point per pixel, on its path."""
+    zigzag = [c for i in range(10_000) for c in (i / 10, 300 + (i % 2) * 0.4, 0.5)]  # (0,300) -> (1000,300), jittering
+    line = Stroke(id="z", points=zigzag, color="#2f9e44", width=4)
+    far = Stroke(id="f", points=[500, 600, 0.5, 500, 700, 0.5], color="#1971c2", width=4)
+    view = render([line, far], BBox(0, 0, 1000, 1000), 500)
+    assert view.strokes == 2 and view.note is None
+    assert view.points <= 2 * 500 + 4, view.points  # was 10,002 points: now about one per output pixel
+    img = Image.open(io.BytesIO(view.png)).convert("RGB")
+    green, blue = _ink(img, (0x2F, 0x9E, 0x44)), _ink(img, (0x19, 0x71, 0xC2))
+    assert {x for x, y in green} >= set(range(2, 498)) and all(148 <= y <= 152 for x, y in green), sorted(green)[:5]
+    assert blue and all(248 <= x <= 252 and 298 <= y <= 352 for x, y in blue)
+
+
+def test_a_picture_keeps_to_its_point_budget_and_its_time_limit() -> None:
+    rnd = random.Random(5)
+    walks = []
+    for i in range(20):
+        x, y, pts = rnd.uniform(0, 2000), rnd.uniform(0, 2000), []
+        for _ in range(5_000):
+            x, y = x + rnd.uniform(-4, 4), y + rnd.uniform(-4, 4)
+            pts += (x, y, 0.5)
+        walks.append(Stroke(id=f"w{i}", points=pts, color="#e8590c", width=8))
+    t = time.perf_counter()
+    thin = render(walks, None, MAX_PX, points=2_000)
+    assert thin.strokes == 20 and thin.points <= 2_000 + 2 * 20, thin.points  # thinned evenly: every n-th point, ends kept
+    assert time.perf_counter() - t < 2.0
+    img = Image.open(io.BytesIO(thin.png)).convert("RGB")
+    for w in walks:  # each walk still shows where it starts
+        x, y = ((w.points[0] - thin.box.x0) / thin.units_per_px, (w.points[1] - thin.box.y0) / thin.units_per_px)
+        near = [img.getpixel((min(thin.width - 1, max(0, round(x) + dx)), min(thin.height - 1, max(0, round(y) + dy))))
+                for dx in (-2, -1, 0, 1, 2) for dy in (-2, -1, 0, 1, 2)]
+        assert any(r > 200 and g < 150 and b < 100 for r, g, b in near), near  # orange, blended at most with the background
+    late = render(walks, None, 256, deadline_s=0)  # past its time limit: what was drawn (nothing here), and a note
+    assert late.strokes == 0 and late.note is not None and "time limit" in late.note and late.png
