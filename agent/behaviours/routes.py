@@ -176,6 +176,7 @@ class BehaviourRoutes:
         b.status, b.reason, b.updated = status, reason, now_ms()
         if status == "active":
             b.failures = 0
+        self.h.cpu.forget(b.id)
         self.h.store.save(b)
 
     async def _undo(self, b: Behaviour, firing_id: str) -> Outcome:
