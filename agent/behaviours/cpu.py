@@ -13,9 +13,16 @@ A bucket refills at its budget per minute and holds at most `BURST_S` seconds of
 firing may start while both its buckets are out of debt, so one firing can take a bucket into
 debt (at most one run's timeout per room: a room fires one behaviour at a time), and the next
 firing of that behaviour (or of that link) waits until the debt is paid; its events stay
-pending, merged, as for the rate limit. Why not `agent.limits.admission.RateLimiter`: it counts
-whole prompts and refuses before; a firing's CPU is known only after it ran, so these buckets
-are charged after and may go into debt.
+pending, merged, as for the rate limit. A firing is charged what its behaviour's last firing
+cost as it starts (its link's last one's for a first firing), and the difference once it ran;
+and a link has at most one firing running at a time on the node (its other rooms' wait for it
+to end, woken when it does). Else a '*' link's rooms, all waiting on the same bucket, started
+together the moment it was out of debt, and on a loaded machine (where a run's wall time is
+several times its CPU time) its runs filled the sandbox's threads: another room's behaviour
+then waited for one of them to end (0.2 to 2 s rather than 10 ms).
+
+Why not `agent.limits.admission.RateLimiter`: it counts whole prompts and refuses before; a
+firing's CPU is known only after it ran, so these buckets are charged after and may go into debt.
 
 A behaviour whose firings keep waiting for `cpu_pause_s` in a row (every firing of the streak
 waited: one that did not ends it) is paused by the scheduler with a chat line saying why.
@@ -41,6 +48,11 @@ BURST_S = 10.0
 """A full bucket holds this many seconds of its refill: an idle behaviour may burst at most that much."""
 SLACK_S = 1e-6
 """Debt below this is none (float rounding of a refill that just paid it)."""
+
+LINK_TURN_S = 5.0
+"""A firing waiting for its link's running one also looks again after this long (it is woken when it ends)."""
+MAX_KEPT = 10_000
+"""Last firing costs remembered (behaviours and links): bounded memory."""
 
 Budget = Literal["behaviour", "link"]
 
@@ -72,8 +84,9 @@ class CpuBuckets:
         return 0.0 if level > -SLACK_S else -level / self.rate
 
     def charge(self, key: Hashable, seconds: float) -> None:
+        """Take `seconds` from `key`'s bucket (negative: give back what was taken ahead)."""
         now = self._clock()
-        self._buckets[key] = (self._level(key, now) - max(0.0, seconds), now)
+        self._buckets[key] = (min(self.capacity, self._level(key, now) - seconds), now)
         self._buckets.move_to_end(key)
         while self._buckets:
             oldest = next(iter(self._buckets))
@@ -106,7 +119,10 @@ class CpuBook:
         self.seconds = 0.0
         """CPU seconds charged, in all (for /metrics)."""
         self._streak: dict[str, float] = {}  # behaviour id -> when its current run of waiting firings began
+        self._last: dict[Hashable, float] = {}  # behaviour id, or link -> CPU seconds its last firing cost (what the next is charged ahead)
         self._waited: set[str] = set()  # behaviours held since their last firing
+        self._running: set[Hashable] = set()  # links with a firing running
+        self._wakers: dict[Hashable, list[Callable[[], None]]] = {}  # link -> what to call when its firing ends
 
     def __len__(self) -> int:
         """Buckets held in memory."""
@@ -116,10 +132,15 @@ class CpuBook:
     def link_of(room: str, installer: Installer) -> Hashable:
         return ("open", room) if installer.id == OPEN.id else installer.id
 
-    def check(self, b: Behaviour) -> Held:
-        """Whether `b` may fire now; if not, how long until it may, and (once it has waited
-        `cpu_pause_s` in a row) why it should pause."""
-        waits: list[tuple[float, Budget]] = [(self.behaviours.wait(b.id), "behaviour"), (self.links.wait(self.link_of(b.room, b.installer)), "link")]
+    def check(self, b: Behaviour, wake: Callable[[], None]) -> Held:
+        """Whether `b` may fire now; if not, how long until it may (`wake` is called if it may
+        sooner: its link's running firing ended), and (once it has waited `cpu_pause_s` in a row
+        for its budgets) why it should pause."""
+        link = self.link_of(b.room, b.installer)
+        if link in self._running:  # not over budget: only waiting its turn
+            self._wakers.setdefault(link, []).append(wake)
+            return Held(LINK_TURN_S)
+        waits: list[tuple[float, Budget]] = [(self.behaviours.wait(b.id), "behaviour"), (self.links.wait(link), "link")]
         wait, budget = max(waits)
         if wait <= 0:
             return FREE
@@ -130,16 +151,36 @@ class CpuBook:
             return Held(wait, budget)
         return Held(wait, budget, self._why(budget))
 
-    def fired(self, b: Behaviour, cpu_s: float) -> None:
-        """`b` fired and its run used `cpu_s`: charge it; a firing that did not wait ends a streak."""
+    def start(self, b: Behaviour) -> float:
+        """`b` starts a firing: charge what its last one cost, ahead (returned, for `fired`)."""
+        link = self.link_of(b.room, b.installer)
+        ahead = self._last.get(b.id, self._last.get(link, 0.0))
+        self._take(b.id, b.room, b.installer, ahead)
+        self._running.add(link)
+        return ahead
+
+    def fired(self, b: Behaviour, cpu_s: float, ahead: float = 0.0) -> None:
+        """`b`'s firing ran, using `cpu_s` (`ahead` of it charged by `start`); a firing that did not wait ends a streak."""
         if b.id not in self._waited:
             self._streak.pop(b.id, None)
         self._waited.discard(b.id)
-        self.charge(b.id, b.room, b.installer, cpu_s)
+        link = self.link_of(b.room, b.installer)
+        self._running.discard(link)
+        for wake in self._wakers.pop(link, ()):
+            wake()
+        self._last.pop(link, None)  # re-inserted last: the dict is kept in the order links fired
+        self._last[b.id] = self._last[link] = cpu_s
+        while len(self._last) > MAX_KEPT:
+            del self._last[next(iter(self._last))]
+        self.seconds += max(0.0, cpu_s)
+        self._take(b.id, b.room, b.installer, cpu_s - ahead)
 
     def charge(self, behaviour: str, room: str, installer: Installer, cpu_s: float) -> None:
-        """Charge a run of behaviour `behaviour` (a firing, or its install run) to its budgets."""
+        """Charge a run of behaviour `behaviour` outside its firings (its install run) to its budgets."""
         self.seconds += max(0.0, cpu_s)
+        self._take(behaviour, room, installer, cpu_s)
+
+    def _take(self, behaviour: str, room: str, installer: Installer, cpu_s: float) -> None:
         self.behaviours.charge(behaviour, cpu_s)
         self.links.charge(self.link_of(room, installer), cpu_s)
 
@@ -147,6 +188,7 @@ class CpuBook:
         """`behaviour` was resumed, paused or removed: a new streak starts from its next wait."""
         self._streak.pop(behaviour, None)
         self._waited.discard(behaviour)
+        self._last.pop(behaviour, None)
 
     def _why(self, budget: Budget) -> str:
         span = _duration(self.limits.cpu_pause_s)

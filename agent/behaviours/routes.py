@@ -166,6 +166,7 @@ class BehaviourRoutes:
             if b.status in ("paused", "failed"):
                 self._set(b, "active", None)
         elif change.op == "remove":
+            self.h.cpu.forget(b.id)
             self.h.store.remove(b)
             return Outcome.of(BehaviourRemoved(id=b.id, removed=True))
         else:

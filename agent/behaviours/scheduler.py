@@ -306,7 +306,7 @@ class RoomBehaviours:
                 continue
             wait = self._rate.wait(bid)
             if wait == 0:
-                held = self.h.cpu.check(b)
+                held = self.h.cpu.check(b, self._wake.set)
                 if held.why is not None:
                     self.h.metrics.cpu_paused += 1
                     self.set_status(b, "paused", held.why, say=f"Behaviour “{b.name}” paused: {held.why}. An editor can resume it in the panel.")
@@ -334,10 +334,15 @@ class RoomBehaviours:
         session = CanvasSession(strokes, author=self.author, run_id=fid, grant=grant, quotas=self.h.quotas, behaviour=b.id,
                                 id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
         state_before, started = b.state, now_ms()
-        out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
-                               behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
-                               state_bytes=self.limits.state_bytes)
-        self.h.cpu.fired(b, out.record.stats.cpu_ms / 1e3)
+        ahead = self.h.cpu.start(b)
+        try:
+            out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
+                                   behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
+                                   state_bytes=self.limits.state_bytes)
+        except BaseException:
+            self.h.cpu.fired(b, ahead, ahead)  # its cost unknown: what was charged ahead stays
+            raise
+        self.h.cpu.fired(b, out.record.stats.cpu_ms / 1e3, ahead)
         if self.h.store.get(self.room, b.id) is not b or b.status != "active" or b.version != version:
             return  # removed, paused or replaced while it ran: its writes are dropped
         rec = out.record

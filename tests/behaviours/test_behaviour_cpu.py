@@ -57,30 +57,34 @@ def _behaviour(bid: str, room: str, link: str) -> Behaviour:
     return Behaviour(id=bid, room=room, name=bid, on=["stroke"], code="1", installer=Installer(id=link, label=link))
 
 
+def _nothing() -> None:
+    pass
+
+
 def test_the_book_holds_a_behaviour_and_its_link_and_pauses_one_that_keeps_waiting():
     clock = Clock()
     book = CpuBook(BehaviourLimits(cpu_s_per_minute=6, link_cpu_s_per_minute=12, cpu_pause_s=30), clock=clock)
     a, b, other = _behaviour("a", "r1", "L"), _behaviour("b", "r2", "L"), _behaviour("c", "r1", "M")
-    assert book.check(a).wait == 0
+    assert book.check(a, _nothing).wait == 0
     book.fired(a, 2.0)  # a burst of 1 s (10 s of 6 s/min) and 2 s spent: 1 s in debt at 0.1 s/s
-    held = book.check(a)
+    held = book.check(a, _nothing)
     assert held.budget == "behaviour" and held.wait == pytest.approx(10.0) and held.why is None
-    assert book.check(b).wait == 0  # the link (2 s burst) is at 0: b may go
+    assert book.check(b, _nothing).wait == 0  # the link (2 s burst) is at 0: b may go
     book.fired(b, 1.0)  # the link is 1 s in debt at 0.2 s/s
-    assert book.check(b).budget == "link" and book.check(b).wait == pytest.approx(5.0)
-    assert book.check(other).wait == 0  # another link, another budget
+    assert book.check(b, _nothing).budget == "link" and book.check(b, _nothing).wait == pytest.approx(5.0)
+    assert book.check(other, _nothing).wait == 0  # another link, another budget
     clock.t += 5
-    assert book.check(b).wait == 0 and book.check(a).wait == pytest.approx(5.0)
+    assert book.check(b, _nothing).wait == 0 and book.check(a, _nothing).wait == pytest.approx(5.0)
     clock.t += 5
-    assert book.check(a).wait == 0
+    assert book.check(a, _nothing).wait == 0
     book.fired(a, 3.0)  # it had waited: its streak goes on
     clock.t += 21  # a has been waiting for 31 s in a row: pause it, saying why
-    why = book.check(a).why
+    why = book.check(a, _nothing).why
     assert why == "it used its CPU budget of 6 s a minute for 30 s"
     book.forget(a.id)  # resumed: a new streak
-    assert book.check(a).why is None
+    assert book.check(a, _nothing).why is None
     clock.t += 60  # long idle: both buckets full again, and forgotten
-    assert book.check(a).wait == 0 and book.check(b).wait == 0
+    assert book.check(a, _nothing).wait == 0 and book.check(b, _nothing).wait == 0
     book.fired(a, 0.0)
     assert len(book) <= 2
 
@@ -90,18 +94,31 @@ def test_a_firing_that_did_not_wait_ends_the_streak():
     book = CpuBook(BehaviourLimits(cpu_s_per_minute=6, link_cpu_s_per_minute=600, cpu_pause_s=30), clock=clock)
     a = _behaviour("a", "r", "L")
     book.fired(a, 2.0)
-    assert book.check(a).wait > 0
+    assert book.check(a, _nothing).wait > 0
     clock.t += 20
     book.fired(a, 3.0)  # it waited: the streak goes on
     clock.t += 15
-    assert book.check(a).why is not None
+    assert book.check(a, _nothing).why is not None
     book.forget(a.id)
     clock.t += BURST_S * 10
-    assert book.check(a).wait == 0
+    assert book.check(a, _nothing).wait == 0
     book.fired(a, 0.1)  # it did not wait: no streak
     book.fired(a, 2.0)
     clock.t += 25
-    assert book.check(a).why is None
+    assert book.check(a, _nothing).why is None
+
+
+def test_a_link_runs_one_firing_at_a_time_and_wakes_the_next():
+    book = CpuBook(BehaviourLimits(cpu_s_per_minute=600, link_cpu_s_per_minute=600, cpu_pause_s=1), clock=Clock())
+    a, b, other = _behaviour("a", "r1", "L"), _behaviour("b", "r2", "L"), _behaviour("c", "r3", "M")
+    woken: list[str] = []
+    ahead = book.start(a)
+    held = book.check(b, lambda: woken.append("b"))
+    assert held.wait > 0 and held.budget is None and held.why is None  # its turn, not its budget: never a pause
+    assert book.check(other, _nothing).wait == 0
+    book.fired(a, 0.2, ahead)
+    assert woken == ["b"] and book.check(b, _nothing).wait == 0
+    assert book.start(b) == pytest.approx(0.2)  # charged ahead what the link's last firing cost
 
 
 def test_open_mode_budgets_per_room():
@@ -203,6 +220,14 @@ async def test_a_behaviour_that_keeps_exceeding_its_budget_pauses_and_says_why(s
         await alice.close()
 
 
+async def _charged_past(server: Any, seconds: float, timeout: float = 60) -> None:
+    """Wait until behaviours have been charged `seconds` of CPU in all."""
+    deadline = time.monotonic() + timeout
+    while _metric(server, "inhabit_behaviour_cpu_seconds_total") < seconds:
+        assert time.monotonic() < deadline, "the behaviours did not spend their burst"
+        await asyncio.sleep(0.2)
+
+
 async def _reaction_s(person: CanvasClient, bid: str, samples: int) -> list[float]:
     """Seconds from a stroke drawn to the behaviour's answering stroke, `samples` times."""
     out = []
@@ -210,7 +235,7 @@ async def _reaction_s(person: CanvasClient, bid: str, samples: int) -> list[floa
         before = {s.id for s in person.doc.strokes() if s.behaviour == bid}
         t0 = time.perf_counter()
         person.doc.add_strokes([Stroke(id=new_id("v"), points=[100.0 + 10 * i, 100.0, 0.5, 105.0 + 10 * i, 110.0, 0.5], author="victim")])
-        await person.wait_for(lambda doc: {s.id for s in doc.strokes() if s.behaviour == bid} - before, 15)
+        await person.wait_for(lambda doc, seen=before: {s.id for s in doc.strokes() if s.behaviour == bid} - seen, 15)
         out.append(time.perf_counter() - t0)
         await asyncio.sleep(0.05)
     return out
@@ -218,12 +243,13 @@ async def _reaction_s(person: CanvasClient, bid: str, samples: int) -> list[floa
 
 @pytest.mark.serial
 async def test_another_rooms_behaviour_stays_quick_while_a_star_link_spends_its_budget(server_factory, model_server):
-    """The issue's figure: a '*' link's busy behaviours in several rooms made another room's
-    behaviour answer in 350 ms instead of 10 ms. With the default budgets the victim's reaction
-    stays near its quiet time."""
+    """The issue's figure: a '*' link's busy behaviours in 4 rooms made another room's behaviour
+    answer in 350 ms instead of 10 ms (here, without budgets: 0.5 to 0.9 s on a loaded machine).
+    With the default budgets the victim's median reaction stays near its quiet time (measured:
+    6-12 ms quiet, 30-40 ms loud at a load average of 8 on 2 cores)."""
     server = server_factory(env=scripted_env(model_server), max_turns=10)
     star = server.token("*", "edit")
-    victim_room, rooms = "victim", ["attack-a", "attack-b"]
+    victim_room, rooms = "victim", [f"attack-{i}" for i in range(4)]
     async with AsyncExitStack() as stack:
         victim = await CanvasClient.connect(server.ws, victim_room, token=server.token(victim_room, "edit"), name="victim", kind="human")
         stack.push_async_callback(victim.close)
@@ -238,9 +264,10 @@ async def test_another_rooms_behaviour_stays_quick_while_a_star_link_spends_its_
             await _install(server, model_server, room, star, {f"burn{i}": (BURN_JS, ["stroke"]) for i in range(8)})
         drawing = [asyncio.create_task(_draw(p)) for p in people]
         try:
-            await asyncio.sleep(4.0)  # the link's burst is spent
-            loud = statistics.median(await _reaction_s(victim, bid, 9))
+            burst = BehaviourLimits().link_cpu_s_per_minute / 60 * BURST_S
+            await _charged_past(server, burst + 1.0)  # the link's burst is spent: from here it is held to its rate
+            loud = statistics.median(await _reaction_s(victim, bid, 11))
         finally:
             for task in drawing:
                 task.cancel()
-    assert loud <= max(2 * quiet, quiet + 0.1), (loud, quiet)
+    assert loud <= max(3 * quiet, quiet + 0.15), (loud, quiet)
