@@ -37,7 +37,8 @@ ENV_BEFORE_THE_PARTS = {
 
 ADDED_SINCE = {"mcp_link_sessions", "allowed_origins", "behaviour_cpu_s_per_minute", "link_behaviour_cpu_s_per_minute",
                "behaviour_cpu_pause_s"}
-"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own)."""
+"""Settings added since (issue 18: MCP sessions per link across rooms; origins allowed besides the server's own;
+issue 19: behaviours' CPU budgets)."""
 
 
 @pytest.fixture(autouse=True)
