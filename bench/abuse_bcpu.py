@@ -4,9 +4,9 @@ link in 4 empty rooms, and another room's behaviour reaction meanwhile.
 Behaviours are installed by a model, so this attack starts its own server from the target's tree
 with the tests' scripted Messages-API server playing the model (`ctx.srv`, which has no model,
 is left alone: the row's bystander column is not this attack's figure; its result line is).
-The server runs with its default budgets, so `--before` shows the unbounded figure.
-
-    .venv/bin/python -c "import asyncio, sys; sys.path[:0] = ['bench', 'tests']; ..."  # or registered in bench/abuse.py
+The server runs with its default budgets, so `--before` shows the unbounded figure. To register
+it: `from abuse_bcpu import attack_behaviour_cpu` in bench/abuse.py's ATTACKS (it needs ~40 s
+whatever `--seconds` says: installs, the first schedules, a 20-s window).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from support.model_server import ModelServer  # noqa: E402
 if TYPE_CHECKING:
     from abuse import Ctx
 
-BURN_JS = "let x = 0; for (let i = 0; i < 3000000; i++) x += i % 7; x"
-"""~0.3 s of CPU per firing (the issue's ~0.6 s risks the 2-s run timeout on a loaded machine)."""
+BURN_JS = "let x = 0; for (let i = 0; i < 2000000; i++) x += i % 7; x"
+"""~0.2 s of CPU per firing (the issue's ~0.6 s meets the 2-s run timeout on a loaded machine: failures pause them)."""
 ECHO_JS = "for (const s of event.strokes ?? []) canvas.draw({points: [[s.bbox.x0, s.bbox.y1 + 8], [s.bbox.x1, s.bbox.y1 + 8]]}); 1"
 ROOMS = 4
 PER_ROOM = 8
@@ -69,7 +69,7 @@ async def _reactions(person: CanvasClient, samples: int) -> list[float]:
 
 
 async def attack_behaviour_cpu(ctx: Ctx, seconds: float) -> str:
-    """8 behaviours `every: 5` burning ~0.3 s each, installed by one '*' edit link in each of 4 rooms
+    """8 behaviours `every: 5` burning ~0.2 s each, installed by one '*' edit link in each of 4 rooms
     nobody is in; over 20 s (at least): the cores the server used, and another room's behaviour
     reaction (a stroke -> its echo) against its quiet time."""
     window = max(seconds, 20.0)
@@ -102,7 +102,7 @@ async def attack_behaviour_cpu(ctx: Ctx, seconds: float) -> str:
                 await victim.close()
         paused = sum(1 for bs in listed for b in bs if b["status"] != "active")
         loud.sort()
-        return (f"{ROOMS} rooms x {PER_ROOM} behaviours (every 5 s, ~0.3 s CPU each) of one '*' link: {cores:.2f} cores over {window:.0f} s "
+        return (f"{ROOMS} rooms x {PER_ROOM} behaviours (every 5 s, ~0.2 s CPU each) of one '*' link: {cores:.2f} cores over {window:.0f} s "
                 f"({paused} paused); another room's behaviour reaction p50 {statistics.median(loud):.0f} ms (quiet {quiet:.0f} ms), "
                 f"max {loud[-1]:.0f} ms")
     finally:
