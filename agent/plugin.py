@@ -171,6 +171,9 @@ class AgentPlugin:
                 "behaviour_firing_seconds_total": (m.seconds, "Seconds from event to commit, summed over firings."),
                 "behaviour_firing_seconds_p50": (m.quantile(0.5), "Median seconds from event to commit (last 1,000 firings)."),
                 "behaviour_firing_seconds_p99": (m.quantile(0.99), "99th percentile seconds from event to commit (last 1,000 firings)."),
+                "behaviour_cpu_seconds_total": (self._hosting.cpu.seconds, "CPU seconds of behaviours' runs charged to their budgets."),
+                "behaviour_cpu_paused_total": (m.cpu_paused, "Behaviours paused for using their CPU budget too long."),
+                "behaviour_cpu_buckets": (len(self._hosting.cpu), "Behaviour and link CPU buckets held in memory."),
             })
         return out
 

@@ -60,6 +60,7 @@ class RunInstalls:
         event = event_global(FiredEvent(type="install", t=t, by=installer.name, actor=installer), strokes)
         out = await run_firing(rb.h.sandbox, code, event=event, state=existing.state if existing else {}, session=session, behaviour_id=bid,
                                name=name, seed=None, clock_ms=t, limits=rb.h.run_limits, state_bytes=limits.state_bytes)
+        rb.h.cpu.charge(bid, rb.room, self.installer, out.record.stats.cpu_ms / 1e3)  # the install run costs its link too
         compact = compact_record(out.record, session, out.ok and session.dirty)
         if not out.ok:
             compact["behaviour"] = None

@@ -84,6 +84,7 @@ class Firing(BaseModel):
     stopped: str | None = Field(default=None, description="the reason it gave to behaviour.stop()")
     asked: str | None = Field(default=None, description="what it asked the model with behaviour.ask()")
     ms: float = Field(default=0.0, description="wall time of the sandbox run")
+    cpu_ms: float = Field(default=0.0, description="CPU time of the sandbox run: what the behaviour's and its link's CPU budgets were charged")
     started: int = Field(default=0, description="ms since the Unix epoch when it started (its clock reads `clock_ms`, the event's time)")
     undone: bool = False
 

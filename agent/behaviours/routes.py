@@ -166,6 +166,7 @@ class BehaviourRoutes:
             if b.status in ("paused", "failed"):
                 self._set(b, "active", None)
         elif change.op == "remove":
+            self.h.cpu.forget(b.id)
             self.h.store.remove(b)
             return Outcome.of(BehaviourRemoved(id=b.id, removed=True))
         else:
@@ -176,6 +177,7 @@ class BehaviourRoutes:
         b.status, b.reason, b.updated = status, reason, now_ms()
         if status == "active":
             b.failures = 0
+        self.h.cpu.forget(b.id)
         self.h.store.save(b)
 
     async def _undo(self, b: Behaviour, firing_id: str) -> Outcome:

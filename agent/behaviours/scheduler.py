@@ -7,7 +7,9 @@ into events for the behaviours whose triggers match, merges what arrives while a
 busy or rate-limited into its next firing, and fires them one at a time.
 
 Guards, in the order a firing meets them: its own writes never reach it (the document tags
-them with its id); a rate limit per behaviour (events wait, merged); its installer's link must
+them with its id); a rate limit per behaviour (events wait, merged); a CPU budget per behaviour
+and per installing link (`agent.behaviours.cpu`: events wait, merged, and a behaviour that keeps
+waiting for it pauses with a chat line saying why); its installer's link must
 still be valid (else it pauses); a causal chain bound: every write of a firing carries the
 firing's depth (1 + the depth of what caused it, people and schedules being 0), and a firing
 deeper than `chain` pauses its behaviour with a chat line, so behaviours that keep triggering
@@ -36,6 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.behaviours.actors import Actors
+from agent.behaviours.cpu import CpuBook
 from agent.behaviours.firing import event_global, run_firing, seed_of
 from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
 from agent.behaviours.settings import BehaviourLimits
@@ -88,6 +91,7 @@ class Metrics:
         self.failures = 0
         self.seconds = 0.0
         self.latencies: deque[float] = deque(maxlen=1000)
+        self.cpu_paused = 0
 
     def record(self, ok: bool, seconds: float) -> None:
         self.firings += 1
@@ -116,6 +120,11 @@ class Hosting:
     metrics: Metrics = field(default_factory=Metrics)
     quotas: Quotas | None = None
     run_limits: Limits | None = None
+    cpu: CpuBook = field(init=False)
+    """The CPU budgets of every room's behaviours: one book for the node, so a '*' link's rooms share one."""
+
+    def __post_init__(self) -> None:
+        self.cpu = CpuBook(self.limits)
 
 
 class RoomBehaviours:
@@ -291,7 +300,7 @@ class RoomBehaviours:
                 self.last_active = time.monotonic()
 
     def _next(self) -> tuple[tuple[Behaviour, Pending] | None, float | None]:
-        """The first waiting behaviour its rate limit lets fire, else how long until one may."""
+        """The first waiting behaviour its rate limit and CPU budgets let fire, else how long until one may."""
         soonest: float | None = None
         for bid in list(self._pending):
             b = self.h.store.get(self.room, bid)
@@ -299,6 +308,13 @@ class RoomBehaviours:
                 del self._pending[bid]  # paused, stopped or removed meanwhile: its events are void
                 continue
             wait = self._rate.wait(bid)
+            if wait == 0:
+                held = self.h.cpu.check(b, self._wake.set)
+                if held.why is not None:
+                    self.h.metrics.cpu_paused += 1
+                    self.set_status(b, "paused", held.why, say=f"Behaviour “{b.name}” paused: {held.why}. An editor can resume it in the panel.")
+                    continue
+                wait = held.wait
             if wait == 0:
                 self._rate.take(bid)
                 return (b, self._pending.pop(bid)), None
@@ -321,9 +337,15 @@ class RoomBehaviours:
         session = CanvasSession(strokes, author=self.author, run_id=fid, grant=grant, quotas=self.h.quotas, behaviour=b.id,
                                 id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
         state_before, started = b.state, now_ms()
-        out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
-                               behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
-                               state_bytes=self.limits.state_bytes)
+        ahead = self.h.cpu.start(b)
+        try:
+            out = await run_firing(self.h.sandbox, b.code, event=event_global(event, strokes), state=state_before, session=session,
+                                   behaviour_id=b.id, name=b.name, seed=seed_of(fid), clock_ms=event.t, limits=self.h.run_limits,
+                                   state_bytes=self.limits.state_bytes)
+        except BaseException:
+            self.h.cpu.fired(b, ahead, ahead)  # its cost unknown: what was charged ahead stays
+            raise
+        self.h.cpu.fired(b, out.record.stats.cpu_ms / 1e3, ahead)
         if self.h.store.get(self.room, b.id) is not b or b.status != "active" or b.version != version:
             return  # removed, paused or replaced while it ran: its writes are dropped
         rec = out.record
@@ -338,7 +360,8 @@ class RoomBehaviours:
         calls, call_counts, calls_dropped = sample(rec.calls)
         firing = Firing(id=fid, behaviour=b.id, room=self.room, version=version, event=event, state_before=state_before, seed=rec.stats.seed,
                         clock_ms=event.t, depth=depth, grant=grant, read_only=read_only, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
-                        calls=calls, call_counts=call_counts, calls_dropped=calls_dropped, ms=rec.stats.wall_ms, started=started,
+                        calls=calls, call_counts=call_counts, calls_dropped=calls_dropped, ms=rec.stats.wall_ms,
+                        cpu_ms=rec.stats.cpu_ms, started=started,
                         writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
@@ -365,6 +388,7 @@ class RoomBehaviours:
 
     def remove(self, b: Behaviour) -> None:
         self._pending.pop(b.id, None)
+        self.h.cpu.forget(b.id)
         self.h.store.remove(b)
 
     def set_status(self, b: Behaviour, status: Status, reason: str | None, *, say: str | None = None) -> None:
@@ -372,6 +396,7 @@ class RoomBehaviours:
         if status == "active":
             b.failures = 0
         self._pending.pop(b.id, None)
+        self.h.cpu.forget(b.id)
         self.h.store.save(b)
         if say:
             line = Message(author=self.author, kind="agent", text=say[:2000], behaviour=b.id)

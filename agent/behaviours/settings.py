@@ -25,5 +25,12 @@ class BehaviourLimits(BaseModel):
     firings_kept: int = setting(50, "firing records kept per behaviour", name="behaviour_firings_kept", ge=1)
     chain: int = setting(8, "firings in a row caused by behaviours' writes (no person in between) before the loop guard pauses "
                          "the behaviour", name="behaviour_chain", ge=1)
+    cpu_s_per_minute: float = setting(6.0, "CPU seconds per minute one behaviour's firings may use (past it they wait, merged)",
+                                      name="behaviour_cpu_s_per_minute", gt=0)
+    link_cpu_s_per_minute: float = setting(15.0, "CPU seconds per minute the behaviours installed by one link may use together, in "
+                                           "every room of the link (a '*' link's rooms share it; per node in cluster mode)",
+                                           name="link_behaviour_cpu_s_per_minute", gt=0)
+    cpu_pause_s: float = setting(180.0, "seconds in a row a behaviour's firings keep waiting for CPU budget before it pauses "
+                                 "(with a chat line; an editor can resume it)", name="behaviour_cpu_pause_s", gt=0)
     code_chars: int = Field(default=64_000, ge=100, description="size of a behaviour's program")
     asks_per_minute: int = Field(default=2, ge=1, description="behaviour.ask() model calls per behaviour per minute")

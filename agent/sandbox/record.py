@@ -74,6 +74,7 @@ class RunStats(BaseModel):
     console_bytes: int
     clock_ms: float = 0.0  # the frozen clock: what Date.now() returned for the whole run
     seed: int = 0  # what Math.random was seeded with: with the clock and the inputs, a run replays exactly
+    cpu_ms: float = 0.0  # CPU time of the run's thread (wasm, host calls, the record): what a CPU budget charges
 
 
 class RunRecord(BaseModel):

@@ -216,7 +216,7 @@ class Run:
 
     # ---- the run --------------------------------------------------------------------
     def execute(self, snap: Snapshot, code: str) -> RunRecord:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()  # runs on a worker thread: its CPU time is this run's
         lim = self.limits
         vm = VM.restore(snap, memory_limit_bytes=len(snap.memory) + lim.memory_bytes + STORE_SLACK)
         vm.host = self
@@ -271,7 +271,7 @@ class Run:
             calls=self._records(),
             stats=RunStats(wall_ms=round(wall, 3), start_ms=round(start_ms, 3), memory_peak_bytes=peak,
                            calls=len(self.trace) // 5, console_bytes=self.console_size,
-                           clock_ms=self.clock_ms, seed=self.seed))
+                           clock_ms=self.clock_ms, seed=self.seed, cpu_ms=round((time.thread_time() - cpu0) * 1e3, 3)))
 
     def _records(self) -> list[CallRecord]:
         t = self.trace

@@ -245,6 +245,8 @@ export interface Firing {
   asked: string | null
   /** wall time of the sandbox run */
   ms: number
+  /** CPU time of the sandbox run: what the behaviour's and its link's CPU budgets were charged */
+  cpu_ms: number
   /** ms since the Unix epoch when it started (its clock reads `clock_ms`, the event's time) */
   started: number
   undone: boolean
