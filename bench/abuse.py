@@ -59,6 +59,8 @@ class Target:
         # PYTHONSAFEPATH: the server runs from this checkout; its own tree must win over the cwd
         env = {**os.environ, "PYTHONPATH": str(self.tree), "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}
         env.pop("ANTHROPIC_API_KEY", None)  # prompts fail fast with "no model access": no model calls
+        if not (self.tree / "agent" / "sandbox" / "assets" / "quickjs.wasm").is_file():  # an older tree, never built
+            env["INHABIT_QUICKJS_WASM"] = str(ROOT / "agent" / "sandbox" / "assets" / "quickjs.wasm")
         cmd = [str(PY), "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)]
         srv = Server("ours", cmd, env, port, f"ws://127.0.0.1:{port}/rooms", data.parent / f"{self.label}-{port}.log")
         srv.start()
@@ -396,6 +398,21 @@ ATTACKS: dict[str, Callable[[Ctx, float], Awaitable[str]]] = {
 }
 
 
+def cost_attacks() -> dict[str, Callable[[Ctx, float], Awaitable[str]]]:
+    """Issue 19's attacks (every cost bounded per room and per link), one module per class:
+    imported when `main` runs, so that their `from abuse import Ctx` finds this module whole."""
+    from abuse_bcpu import attack_behaviour_cpu
+    from abuse_chat import attack_chat_flood
+    from abuse_disk import attack_disk
+    from abuse_fair import attack_render_queue, attack_sandbox_share
+    from abuse_http import attack_big_room_reads, attack_unread_strokes
+    from abuse_records import attack_run_records
+    from abuse_view import attack_big_room_agent
+    return {"run_records": attack_run_records, "sandbox_share": attack_sandbox_share, "render_queue": attack_render_queue,
+            "unread_strokes": attack_unread_strokes, "big_room_reads": attack_big_room_reads, "big_room_agent": attack_big_room_agent,
+            "behaviour_cpu": attack_behaviour_cpu, "disk": attack_disk, "chat_flood": attack_chat_flood}
+
+
 # ---- one row: fresh server, bystander, attack, RSS ------------------------------------------
 
 
@@ -432,6 +449,7 @@ def print_table(rows: list[dict[str, str]]) -> None:
 
 
 def main() -> int:
+    ATTACKS.update(cost_attacks())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", metavar="REV", help="also run the attacks against this commit (a temporary worktree)")
     ap.add_argument("--attacks", default=",".join(ATTACKS), help=f"comma-separated, from {','.join(ATTACKS)}")

@@ -4,9 +4,9 @@ link in 4 empty rooms, and another room's behaviour reaction meanwhile.
 Behaviours are installed by a model, so this attack starts its own server from the target's tree
 with the tests' scripted Messages-API server playing the model (`ctx.srv`, which has no model,
 is left alone: the row's bystander column is not this attack's figure; its result line is).
-The server runs with its default budgets, so `--before` shows the unbounded figure. To register
-it: `from abuse_bcpu import attack_behaviour_cpu` in bench/abuse.py's ATTACKS (it needs ~40 s
-whatever `--seconds` says: installs, the first schedules, a 20-s window).
+The server runs with its default budgets, so `--before` shows the unbounded figure.
+`bench/abuse.py --attacks behaviour_cpu` runs it (~40 s whatever `--seconds` says: installs, the
+first schedules, a 20-s window).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 19, item 7: the chat flood, as an attack for `bench/abuse.py` (the lead registers it).
+"""Issue 19, item 7: the chat flood, as an attack for `bench/abuse.py` (`chat_flood`).
 
 One edit link writes 8,000-character chat lines at about 2 MB/s from four sockets into one room
 (before: such a flood filled a room to its 64 MiB limit in 36 s, after which nobody could draw,
@@ -6,9 +6,7 @@ even after a restart). Reported: what it sent, what the room's document holds af
 it filled up (or the time to 64 MiB at the rate it grew), whether another editor's stroke still
 lands, and the database's size.
 
-    # until it is registered in bench/abuse.py's ATTACKS:
-    .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; import abuse, abuse_chat; \
-        abuse.ATTACKS['chat-flood'] = abuse_chat.attack_chat_flood; sys.argv[1:] = ['--attacks', 'chat-flood']; abuse.main()"
+    .venv/bin/python bench/abuse.py --attacks chat_flood [--before REV]
 """
 
 from __future__ import annotations

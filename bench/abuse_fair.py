@@ -151,7 +151,3 @@ async def attack_render_queue(ctx: Ctx, seconds: float) -> str:
             raise
         figure += f" (leaving: {type(e).__name__})"
     return f"{figure}; hog: {drawn} drawn, {refused} refused for CPU (20 kept queued)"
-
-
-ATTACKS = {"sandbox_share": attack_sandbox_share, "render_queue": attack_render_queue}
-"""For `bench/abuse.py`'s table (the lead registers them there)."""

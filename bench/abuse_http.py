@@ -1,10 +1,9 @@
 """Hostile HTTP readers (issue 19, items 3 and 4), for `bench/abuse.py`: readers that never read
 `GET /strokes` answers, and a link reading a big room's strokes over and over.
 
-    .venv/bin/python bench/abuse_http.py --attacks unread_strokes,big_room_reads [--before REV]
+    .venv/bin/python bench/abuse.py --attacks unread_strokes,big_room_reads [--before REV]
 
-(runs `bench/abuse.py`'s table with these attacks added). Only `Ctx` comes from `abuse`, and only
-for the type checker: `abuse` may import this module to register the attacks.
+Only `Ctx` comes from `abuse`, and only for the type checker: `abuse` imports this module.
 """
 
 from __future__ import annotations
@@ -163,14 +162,3 @@ async def attack_big_room_reads(ctx: Ctx, seconds: float) -> str:
     by = f"p50 {statistics.median(lat):.0f} ms, p90 {lat[int(0.9 * (len(lat) - 1))]:.0f} ms" if lat else "no sample"
     med = f"median {statistics.median(times):.2f} s" if times else "none answered"
     return f"/strokes: first {first_s:.2f} s ({status}), then {med} over {len(times)} reads, 4 at a time {statuses}; bystander while reading {by}"
-
-
-ATTACKS = {"unread_strokes": attack_unread_strokes, "big_room_reads": attack_big_room_reads}
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import abuse
-
-    abuse.ATTACKS.update(ATTACKS)
-    sys.exit(abuse.main())

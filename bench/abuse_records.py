@@ -3,7 +3,7 @@ with executes of 9,999 capability calls each (`canvas.stroke("A".repeat(380))`: 
 4.6 MB record), close their sessions (so nothing of the room is held in memory), then `GET
 /rooms/NAME/runs` is timed while the bench's bystander draws in another room.
 
-    from bench.abuse_records import attack_run_records   # registered by bench/abuse.py as "run_records"
+    .venv/bin/python bench/abuse.py --attacks run_records [--before REV]
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import time
 from typing import Any
 
 import httpx
-
-from bench.abuse import INIT, MCP_HEADERS, Ctx
+from abuse import INIT, MCP_HEADERS, Ctx
 
 ROOM = "records"
 LOOP = 'for (let i = 0; i < 9999; i++) canvas.stroke(i + "A".repeat(380)); "done"'

@@ -1,4 +1,4 @@
-"""Issue 19, item 4: a big room read by MCP sessions (registered in bench/abuse.py's attacks).
+"""Issue 19, item 4: a big room read by MCP sessions (`bench/abuse.py --attacks big_room_agent`).
 
 The reproduction: in a room of 150 strokes x 10,000 points, each MCP execute parsed the whole
 room on the event loop (0.4-0.7 s), a `view` took 5-11 s, and each MCP session held its own

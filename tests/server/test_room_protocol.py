@@ -24,10 +24,11 @@ import pytest
 from pycrdt import Awareness, Doc, Map, write_var_uint
 
 import server.conn as conn_module
-import server.room as room_module
+import server.presence as presence_module
 from server.conn import STATE_REQUESTS, Conn
 from server.metrics import Metrics
-from server.room import ID_GRACE, Room
+from server.presence import ID_GRACE
+from server.room import Room
 from server.settings import MIN_COMPACT_BYTES, ConnectionLimits, DocBounds
 from server.store import Snapshot, Store
 from server.writer import Writer
@@ -692,7 +693,7 @@ def test_ownership_passes_on_to_the_same_identity_when_the_owner_leaves():
 
 def test_a_departed_owners_id_is_reserved_to_its_identity(monkeypatch: pytest.MonkeyPatch):
     now = [1000.0]
-    monkeypatch.setattr(room_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(presence_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
     room, _ = new_room()
     a, mallory = join(room, identity="alice"), join(room, identity="mallory")
     state = json.dumps({"user": {"name": "alice"}})
