@@ -30,6 +30,7 @@ from common.http import Refusal, answer_refusal, error_response
 from common.lapses import Lapses
 
 from .chat_routes import routes as chat_routes
+from .chatlog import ChatHistory
 from .cluster.node import ClusterNode
 from .edge import BrowserEdge
 from .http import WhoAmI
@@ -105,6 +106,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         access, rooms, writer = node.access, node.rooms, node.writer
         disk = DiskBudget(limits, node.snapshots, live=lambda: set(rooms.rooms))  # PostgreSQL: per-room bounds and expiry, no folder
         disk.add(node.snapshots, limits.room_versions_bytes)
+        disk.add(ChatHistory(node.snapshots), settings.history.chat_kept_bytes)
         node.snapshots.kept.refused = lambda: disk.refusal
     else:
         access, store = open_data(Path(settings.data), settings.versions_kept, secret, limits.room_versions_bytes)
@@ -112,6 +114,7 @@ def create_app(settings: ServerSettings, plugins: Sequence[Plugin] = ()) -> Star
         rooms = RoomManager(store, writer, counters, settings.unload_grace, bounds)
         disk = DiskBudget(limits, store, Path(settings.data), live=lambda: set(rooms.rooms))
         disk.add(store, limits.room_versions_bytes)
+        disk.add(ChatHistory(store), settings.history.chat_kept_bytes)
         store.kept.refused = lambda: disk.refusal
     rooms.watch(disk.touch)  # when each room was last opened: what to trim first, and --room-ttl
     peers = ServerPeers()

@@ -49,11 +49,38 @@ class ChatRow:
 
 
 class ChatStore(Protocol):
-    """What `server.chat.ChatArchive` asks of either store (synchronous: called off the loop)."""
+    """What `server.chat.ChatArchive` and `ChatHistory` ask of either store (synchronous: called off the loop)."""
 
     def chat_page(self, room: str, before: int | None, limit: int) -> list[ChatRow]: ...
     def archive_chat(self, room: str, lines: list[tuple[str, str]], keep_bytes: int) -> None: ...
     def clear_chat(self, room: str) -> None: ...
+    def chat_usage(self) -> dict[str, int]: ...
+    def trim_chat(self, room: str, keep_bytes: int) -> int: ...
+    def reclaim(self) -> None: ...
+
+
+class ChatHistory:
+    """The kept chat lines as a `common.disk.History` ("chat"): the data budget trims a room's
+    oldest lines with its other history, and `--room-ttl` forgets them with the room."""
+
+    name = "chat"
+
+    def __init__(self, store: ChatStore) -> None:
+        self.store = store
+
+    def usage(self) -> dict[str, int]:
+        return self.store.chat_usage()
+
+    def trim(self, room: str, keep_bytes: int) -> int:
+        return self.store.trim_chat(room, keep_bytes)
+
+    def forget(self, room: str) -> int:
+        n = self.store.chat_usage().get(room, 0)
+        self.store.clear_chat(room)
+        return n
+
+    def reclaim(self) -> None:
+        self.store.reclaim()
 
 
 class ChatLog:
@@ -75,3 +102,14 @@ class ChatLog:
 
     def clear(self, c: Conn, room: str) -> None:
         c.execute("DELETE FROM chat WHERE room = ?", (room,))
+
+    def usage(self, c: Conn) -> dict[str, int]:
+        """Bytes of kept lines per room."""
+        return {room: int(n) for room, n in c.rows("SELECT room, SUM(bytes) FROM chat GROUP BY room") if n}
+
+    def trim(self, c: Conn, room: str, keep_bytes: int) -> int:
+        """Keep the room's newest `keep_bytes` of lines; the bytes dropped."""
+        before = c.row("SELECT COALESCE(SUM(bytes), 0) FROM chat WHERE room = ?", (room,))
+        c.execute(BOUND, (room, room, keep_bytes))
+        after = c.row("SELECT COALESCE(SUM(bytes), 0) FROM chat WHERE room = ?", (room,))
+        return int(before[0] if before else 0) - int(after[0] if after else 0)

@@ -191,6 +191,17 @@ class Store:
         with self._lock, transaction(self._db):
             self.chat.clear(self._conn, room)
 
+    def chat_usage(self) -> dict[str, int]:
+        with self._lock:
+            return self.chat.usage(self._conn)
+
+    def trim_chat(self, room: str, keep_bytes: int) -> int:
+        with self._lock:
+            with transaction(self._db):
+                freed = self.chat.trim(self._conn, room, keep_bytes)
+            self._reclaim()
+        return freed
+
     def write(self, appends: list[tuple[str, bytes]], snapshots: dict[str, Snapshot]) -> None:
         """Replace the history of `snapshots`' rooms, then append updates; one transaction.
 

@@ -136,6 +136,14 @@ class Snapshots:
         with self.sql.transaction() as c:
             self.chat.clear(c, room)
 
+    def chat_usage(self) -> dict[str, int]:
+        with self.sql.read() as c:
+            return self.chat.usage(c)
+
+    def trim_chat(self, room: str, keep_bytes: int) -> int:
+        with self.sql.transaction() as c:
+            return self.chat.trim(c, room, keep_bytes)
+
     # its history and its rooms' openings, for `common.disk`
 
     def usage(self) -> dict[str, int]:

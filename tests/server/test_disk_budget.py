@@ -24,6 +24,7 @@ from agent.runs.records import RunRecords
 from canvas import Message, Stroke
 from common.disk import DAY_MS, DiskBudget, DiskLimits, folder_bytes
 from common.postgres import open_pool
+from server.chatlog import ChatHistory
 from server.cluster.snapshots import Snapshots
 from server.store import Snapshot, Store
 
@@ -86,6 +87,14 @@ def test_each_store_bounds_trims_and_forgets_a_rooms_history(where: Path | Conne
     assert len(behaviours.firings("beh-1", 10)) == 1 and behaviours.code("beh-1", 1) == "code"
     behaviours.forget("a")
     assert behaviours.load_room("a") == [] and behaviours.firings("beh-1", 10) == [] and behaviours.usage() == {}
+
+    chat = ChatHistory(bounded)  # the kept chat lines: a history of their own ("chat")
+    line = json.dumps({"text": "c" * 300})
+    bounded.archive_chat("d", [(f"m{i}", line) for i in range(4)], 1 << 20)
+    assert chat.usage() == {"d": 4 * len(line)}
+    assert chat.trim("d", 2 * len(line)) == 2 * len(line)
+    assert [json.loads(r.data) for r in bounded.chat_page("d", None, 10)] == [{"text": "c" * 300}] * 2  # the newest kept
+    assert chat.forget("d") == 2 * len(line) and chat.usage() == {}
     for closing in (runs, behaviours, bounded, store):
         if isinstance(where, Path):
             closing.close()
