@@ -2,6 +2,7 @@
 
 from .document import CanvasDoc
 from .geometry import BBox, bbox, hit, length, union
-from .schema import MESSAGES, STROKES, Message, Stroke, new_id, now_ms
+from .schema import MESSAGES, STROKES, WIDGETS, Message, Stroke, Widget, new_id, now_ms
 
-__all__ = ["BBox", "CanvasDoc", "MESSAGES", "Message", "STROKES", "Stroke", "bbox", "hit", "length", "new_id", "now_ms", "union"]
+__all__ = ["BBox", "CanvasDoc", "MESSAGES", "Message", "STROKES", "Stroke", "WIDGETS", "Widget", "bbox", "hit", "length", "new_id", "now_ms",
+           "union"]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pycrdt import Array, Doc, Map
 from pydantic import ValidationError
 
-from .schema import MESSAGES, STROKES, Message, Stroke
+from .schema import MESSAGES, STROKES, WIDGETS, Message, Stroke, Widget
 
 
 class CanvasDoc:
@@ -22,6 +22,7 @@ class CanvasDoc:
         self.doc = doc if doc is not None else Doc()
         self.strokes_map: Map = self.doc.get(STROKES, type=Map)
         self.messages_array: Array = self.doc.get(MESSAGES, type=Array)
+        self.widgets_map: Map = self.doc.get(WIDGETS, type=Map)
 
     # reading
 
@@ -41,6 +42,16 @@ class CanvasDoc:
     def stroke_ids(self) -> list[str]:
         return list(self.strokes_map.keys())
 
+    def widgets(self) -> list[Widget]:
+        """The room's text and buttons, oldest first (malformed entries skipped)."""
+        out = [w for w in (_parse(Widget, v) for v in self.widgets_map.values()) if w is not None]
+        out.sort(key=lambda w: (w.t, w.id))
+        return out
+
+    def widget(self, widget_id: str) -> Widget | None:
+        value = self.widgets_map.get(widget_id)
+        return _parse(Widget, value) if value is not None else None
+
     def messages(self) -> list[Message]:
         return [m for m in (_parse(Message, v) for v in self.messages_array) if m is not None]
 
@@ -51,12 +62,22 @@ class CanvasDoc:
             for s in strokes:
                 self.strokes_map[s.id] = s.to_doc()
 
+    def put_widgets(self, widgets: Iterable[Widget], origin: object = None) -> None:
+        """Place (or replace: an update is a new version of the whole object) widgets, one transaction."""
+        with self.doc.transaction(origin=origin):
+            for w in widgets:
+                self.widgets_map[w.id] = w.to_doc()
+
     def erase(self, ids: Iterable[str], origin: object = None) -> int:
+        """Remove strokes and widgets by id (one transaction); how many were there."""
         n = 0
         with self.doc.transaction(origin=origin):
             for i in ids:
                 if i in self.strokes_map:
                     del self.strokes_map[i]
+                    n += 1
+                elif i in self.widgets_map:
+                    del self.widgets_map[i]
                     n += 1
         return n
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STROKES = "strokes"
 """Root `Y.Map`: stroke id -> stroke object (plain JSON, written once)."""
@@ -23,11 +23,23 @@ STROKES = "strokes"
 MESSAGES = "messages"
 """Root `Y.Array`: chat entries, oldest first."""
 
+WIDGETS = "widgets"
+"""Root `Y.Map`: widget id -> widget object (plain JSON): text and buttons placed in the room."""
+
 MAX_POINTS = 10_000
 """Points in one stroke. Long pen strokes are split by the client well before this."""
 
 MAX_TEXT = 8_000
 """Characters in one chat message."""
+
+MAX_WIDGET_TEXT = 2_000
+"""Characters in one text widget (a button's label: MAX_LABEL)."""
+
+MAX_LABEL = 80
+"""Characters in one button's label."""
+
+MAX_WIDGETS = 500
+"""Widgets in one room: a peer's write past it is refused like any malformed entry."""
 
 COORD_LIMIT = 1_000_000.0
 """The canvas spans -COORD_LIMIT..COORD_LIMIT on both axes. Bounded so that no stroke can make
@@ -106,6 +118,69 @@ class Stroke(BaseModel):
 
     def to_doc(self) -> dict:
         """The plain JSON object stored in the `strokes` map (no nulls)."""
+        return self.model_dump(exclude_none=True)
+
+
+WidgetType = Literal["text", "button"]
+
+
+class Widget(BaseModel):
+    """Text or a button placed in the room: a multi-line label, or a caption that fires the
+    behaviour that made it when pressed (`POST /rooms/NAME/widgets/ID/press`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(description="same as its key in `widgets`: 1-80 chars of [A-Za-z0-9_.:-]")
+    type: WidgetType = Field(description="\"text\": a label (lines split on \\n); \"button\": a caption people press")
+    x: float = Field(ge=-COORD_LIMIT, le=COORD_LIMIT, description="left edge in canvas units (y grows downwards)")
+    y: float = Field(ge=-COORD_LIMIT, le=COORD_LIMIT, description="top edge in canvas units")
+    text: str = Field(max_length=MAX_WIDGET_TEXT, description=f"the text (at most {MAX_WIDGET_TEXT:,} characters), or a button's label (at most {MAX_LABEL})")
+    size: float = Field(default=24.0, gt=0, le=1000, description="font size in canvas units, 0 < size <= 1000")
+    color: str = Field(default="#1e1e1e", description="#rrggbb")
+    author: str = Field(default="anonymous", max_length=80, description="display name of the peer that placed it")
+    kind: Kind = Field(default="human", description="who placed it")
+    run: str | None = Field(default=None, description="the agent run that placed it (agents only); undoing the run removes it")
+    behaviour: str | None = Field(default=None, description="the behaviour whose program placed it; a button's press fires this behaviour")
+    anyone: bool = Field(default=False, description="buttons: whether a view link may press it (then the firing acts with its installer's grant); "
+                         "otherwise only edit links may")
+    t: int = Field(default_factory=now_ms, description="ms since the Unix epoch when it was placed or last changed")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("widget id must be 1-80 chars of [A-Za-z0-9_.:-]")
+        return v
+
+    @field_validator("behaviour")
+    @classmethod
+    def _behaviour(cls, v: str | None) -> str | None:
+        return _tag(v)
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not _COLOR.match(v):
+            raise ValueError("color must look like #rrggbb")
+        return v.lower()
+
+    @field_validator("x", "y", "size")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if v != v or v in (math.inf, -math.inf):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _label(self) -> Widget:
+        if self.type == "button" and len(self.text) > MAX_LABEL:
+            raise ValueError(f"a button's label is at most {MAX_LABEL} characters")
+        if self.type == "button" and not self.text.strip():
+            raise ValueError("a button needs a label")
+        return self
+
+    def to_doc(self) -> dict:
+        """The plain JSON object stored in the `widgets` map (no nulls)."""
         return self.model_dump(exclude_none=True)
 
 

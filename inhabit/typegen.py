@@ -27,7 +27,7 @@ from wire.protocol import NO_RETRY, Close
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "web" / "src" / "types.gen.ts"
 SCHEMA_MD = ROOT / "canvas" / "SCHEMA.md"
-DOC_TABLES: list[type[BaseModel]] = [schema.Stroke, schema.Message]
+DOC_TABLES: list[type[BaseModel]] = [schema.Stroke, schema.Widget, schema.Message]
 """Models whose field table is generated into SCHEMA.md between BEGIN/END GENERATED markers."""
 
 Mode = Literal["validation", "serialization", "document"]
@@ -37,6 +37,7 @@ field present); document: what writers store in the room (`to_doc`: None fields 
 MODELS: list[tuple[type[BaseModel], Mode]] = [
     # the document, as `to_doc` and the browser write it: fields that default to None are absent
     (schema.Stroke, "document"),
+    (schema.Widget, "document"),
     (schema.Message, "document"),
     # what the browser sends
     (PromptRequest, "validation"),

@@ -30,6 +30,39 @@ export interface Stroke {
   t: number
 }
 
+/**
+ * Text or a button placed in the room: a multi-line label, or a caption that fires the
+ * behaviour that made it when pressed (`POST /rooms/NAME/widgets/ID/press`).
+ */
+export interface Widget {
+  /** same as its key in `widgets`: 1-80 chars of [A-Za-z0-9_.:-] */
+  id: string
+  /** "text": a label (lines split on \n); "button": a caption people press */
+  type: "text" | "button"
+  /** left edge in canvas units (y grows downwards) */
+  x: number
+  /** top edge in canvas units */
+  y: number
+  /** the text (at most 2,000 characters), or a button's label (at most 80) */
+  text: string
+  /** font size in canvas units, 0 < size <= 1000 */
+  size: number
+  /** #rrggbb */
+  color: string
+  /** display name of the peer that placed it */
+  author: string
+  /** who placed it */
+  kind: "human" | "agent"
+  /** the agent run that placed it (agents only); undoing the run removes it */
+  run?: string
+  /** the behaviour whose program placed it; a button's press fires this behaviour */
+  behaviour?: string
+  /** buttons: whether a view link may press it (then the firing acts with its installer's grant); otherwise only edit links may */
+  anyone: boolean
+  /** ms since the Unix epoch when it was placed or last changed */
+  t: number
+}
+
 /** A chat entry: people's prompts, agents' status lines and replies. */
 export interface Message {
   /** unique id */
