@@ -25,9 +25,10 @@ PersonKind = Literal["human", "agent", "mcp"]
 
 WHO_IS_WHO = (
     "Names you see: a stroke's `author` and a chat line's `author` are the display name the writer's page or client gave "
-    "(people choose it; the server does not check it); `kind` 'agent' on a stroke or line is the server's word (its agent, "
-    "an MCP client, a behaviour). In a behaviour, `event.by` is a display name and `event.actor` is who caused it as the "
-    "server knows them: `id` (their link's token id, null where the server cannot say), `name`, `kind`, `role`."
+    "(people choose it; the server does not check it). A chat line's `kind` 'agent' is the server's word (only its agent and "
+    "MCP clients may write it); a stroke's `kind`, `run` and `behaviour` are what its writer set. In a behaviour, `event.by` is "
+    "a display name and `event.actor` is who caused it as the server knows them: `id` (their link's token id, null where the "
+    "server cannot say), `name`, `kind`, `role`."
 )
 """What the model is told about names and identities (the canvas docs `search` returns)."""
 
