@@ -128,6 +128,11 @@ class CanvasClient:
         self._announced = True
         self._aw.set_local_state(cur)
 
+    def local_awareness(self) -> dict[str, Any] | None:
+        """Our own awareness state, as peers see it (None before there is one)."""
+        state = self._aw.get_local_state()
+        return dict(state) if isinstance(state, dict) else None
+
     def awareness(self) -> dict[int, dict[str, Any]]:
         """Other peers' awareness states by client id."""
         me = self.client_id

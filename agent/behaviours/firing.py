@@ -20,7 +20,7 @@ from typing import Any
 from agent.behaviours.model import FiredEvent, Firing
 from agent.contract.behaviour import ASK_CAP, STOP_CAP, AskParams, StopParams
 from agent.contract.canvas import CanvasSession, Quotas, view
-from agent.sandbox import Binding, CapabilityError, Limits, RunError, RunRecord, Sandbox
+from agent.sandbox import UNKEYED, Binding, CapabilityError, Limits, RunError, RunRecord, Sandbox, Share
 from canvas import Stroke
 
 
@@ -78,12 +78,15 @@ def event_global(event: FiredEvent, strokes: Mapping[str, Stroke]) -> dict[str, 
 
 
 async def run_firing(sandbox: Sandbox, code: str, *, event: dict[str, Any], state: dict[str, Any], session: CanvasSession,
-                     behaviour_id: str, name: str, seed: int | None, clock_ms: int, limits: Limits | None, state_bytes: int) -> Outcome:
-    """Run `code` once as a firing of behaviour `behaviour_id` (writes buffered in `session`)."""
+                     behaviour_id: str, name: str, seed: int | None, clock_ms: int, limits: Limits | None, state_bytes: int,
+                     share: Share = UNKEYED) -> Outcome:
+    """Run `code` once as a firing of behaviour `behaviour_id` (writes buffered in `session`), in
+    `share`'s turn of the sandbox (a rehearsal takes its run's; raises `OverBudget` past its budget)."""
     requests = Requests()
     bindings: list[Binding] = [*session.bindings(), (STOP_CAP, requests.on_stop), (ASK_CAP, requests.on_ask)]
     globals_ = {"event": event, "state": state, "behaviour": {"id": behaviour_id, "name": name}}
-    record = await sandbox.run(code, bindings=bindings, limits=limits, clock_ms=clock_ms, globals=globals_, collect=["state"], seed=seed)
+    record = await sandbox.run(code, bindings=bindings, limits=limits, clock_ms=clock_ms, globals=globals_, collect=["state"], seed=seed,
+                               share=share)
     new_state = None
     if record.ok:
         new_state, problem = _checked_state((record.collected or {}).get("state"), state_bytes)

@@ -16,12 +16,13 @@ from typing import Any
 
 from agent.behaviours.firing import event_global, run_firing
 from agent.behaviours.model import Behaviour, FiredEvent
+from agent.behaviours.rehearsal import Bounds, rehearse
 from agent.behaviours.scheduler import RoomBehaviours
 from agent.contract.behaviour import LIST_CAP, NO_INSTALLER, REMOVE_CAP, BehaviourInfo, RemoveParams
 from agent.contract.canvas import CanvasSession, NoParams
 from agent.contract.codemode import compact_record
-from agent.contract.events import Installer, Trigger, describe_triggers
-from agent.sandbox import Binding, RunError, RunRecord, RunStats
+from agent.contract.events import Installer, MadeUpEvent, Trigger, describe_triggers
+from agent.sandbox import Binding, RunError, RunRecord, RunStats, Share
 from canvas import new_id, now_ms
 from common.actor import Actor
 
@@ -55,7 +56,7 @@ class RunInstalls:
         t = now_ms()
         strokes = rb.mirror.snapshot()
         session = CanvasSession(strokes, author=rb.author, run_id=run_id, grant="write", quotas=rb.h.quotas, behaviour=bid,
-                                clock_ms=t, views=rb.mirror.views)
+                                clock_ms=t, views=rb.mirror.views, people=rb.people)
         installer = Actor(id=self.installer.id, name=self.installer.label, role="edit")
         event = event_global(FiredEvent(type="install", t=t, by=installer.name, actor=installer), strokes)
         out = await run_firing(rb.h.sandbox, code, event=event, state=existing.state if existing else {}, session=session, behaviour_id=bid,
@@ -81,6 +82,23 @@ class RunInstalls:
         compact["next"] = (f"{what}: “{b.name}” now runs on {describe_triggers(on)} by itself, with no model call. Reply to the user "
                            "(say how to stop it: ask you, or the panel). Execute with the same name to replace it.")
         return compact, out.record
+
+    async def rehearse(self, code: str, on: list[Trigger], name: str, events: list[MadeUpEvent], *, share: Share,
+                       anyone: bool = False) -> dict[str, Any]:
+        """The behaviour rehearsed on `events` against a copy of the room (`agent.behaviours.rehearsal`):
+        the install's rules (an edit link, the code's size), nothing written or installed."""
+        rb, limits = self.rb, self.rb.limits
+        if self.installer is None:
+            return _refused(NO_INSTALLER)[0]
+        if len(code) > limits.code_chars:
+            return _refused(f"a behaviour's program may be at most {limits.code_chars} characters")[0]
+        existing = next((b for b in rb.behaviours() if b.name == name), None)
+        installer = Actor(id=self.installer.id, name=self.installer.label, role="edit")
+        bounds = Bounds(limits=rb.h.run_limits, quotas=rb.h.quotas, state_bytes=limits.state_bytes, failures=limits.failures)
+        return await rehearse(rb.h.sandbox, code, name=name, triggers=on, events=events, strokes=rb.mirror.snapshot(), author=rb.author,
+                              installer=installer, grant="write", bounds=bounds, share=share, anyone=anyone,
+                              state=existing.state if existing else None, behaviour_id=existing.id if existing else None,
+                              people=rb.people, views=rb.mirror.views)
 
     def manage(self) -> tuple[list[Binding], Callable[[], list[str]]]:
         rb = self.rb

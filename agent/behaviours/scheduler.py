@@ -46,6 +46,7 @@ from agent.behaviours.store import BehaviourStore
 from agent.contract.callsample import sample
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status, firing_grant
+from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
 from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
@@ -181,6 +182,10 @@ class RoomBehaviours:
 
     def idle(self) -> bool:
         return not self.busy and not self._pending
+
+    def people(self) -> list[dict[str, Any]]:
+        """Who is in the room now (`canvas.people()`): the peer's presence, with the server's word on each connection."""
+        return people_in(self.client, lambda cid: self.h.presence_of(self.room, cid))
 
     def behaviours(self) -> list[Behaviour]:
         return self.h.store.list(self.room)
@@ -335,7 +340,7 @@ class RoomBehaviours:
         grant, read_only = firing_grant("edit", p.role, anyone=b.anyone)  # the installer's link is an edit link (checked above)
         strokes = self.mirror.snapshot()
         session = CanvasSession(strokes, author=self.author, run_id=fid, grant=grant, quotas=self.h.quotas, behaviour=b.id,
-                                id_prefix=fid, clock_ms=event.t, views=self.mirror.views)
+                                id_prefix=fid, clock_ms=event.t, views=self.mirror.views, people=self.people)
         state_before, started = b.state, now_ms()
         ahead = self.h.cpu.start(b)
         try:

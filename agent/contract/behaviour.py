@@ -16,8 +16,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field, TypeAdapter
 
 from agent.contract.canvas import NoParams
-from agent.contract.events import EVERY_MIN_S, EventView, Status, Trigger
-from agent.sandbox import Binding, Capability, RunRecord, declarations
+from agent.contract.events import EVERY_MIN_S, REHEARSAL_EVENTS, EventView, MadeUpEvent, Status, Trigger
+from agent.contract.people import WHO_IS_WHO
+from agent.sandbox import Binding, Capability, RunRecord, Share, declarations
 from agent.sandbox.capability import ts_type
 
 
@@ -73,7 +74,8 @@ class BehaviourInfo(BaseModel):
 EVENT = Global("event", EventView,
                "What made this firing happen. Strokes and chat lines this behaviour wrote itself never fire it. "
                "Events that arrive while it runs are merged into the next firing. `event.actor` is who caused it, as the "
-               "server knows them; `event.actor.role === 'view'`: a viewer did, and this firing is read-only.")
+               "server knows them; `event.actor.role === 'view'`: a viewer did, and this firing is read-only. `event.by` is a display name. "
+               "canvas.people() says who is in the room when the firing runs.")
 STATE = Global("state", dict[str, Any],
                "This behaviour's memory: a JSON object that persists between firings (and restarts). Mutate it "
                "(or assign a new object); it is saved when the firing succeeds. Starts as {} (a replacement keeps it).",
@@ -105,6 +107,12 @@ EXECUTE_PROPS: dict[str, Any] = {
     "name": {"type": "string", "description": "the behaviour's name; executing again with the same name replaces it"},
     "anyone": {"type": "boolean", "description": "let a viewer's event (their prompt echoed in the chat, their joining) fire it with "
                                                 "write; default false: such a firing is read-only. Only when the user asks for it"},
+    "rehearse": {"type": "array", "maxItems": REHEARSAL_EVENTS, "items": {"type": "object", "properties": {
+                     "type": {"type": "string", "enum": ["stroke", "erase", "message", "join", "leave", "every"]}}, "required": ["type"]},
+                 "description": "made-up events to rehearse the behaviour on, e.g. [{type: 'stroke', strokes: [{points: [[0,0],[9,9]]}], "
+                                "by: 'sam'}]: it runs on install and then on each, against a copy of the room, and the result shows every "
+                                "firing (writes, error with line, state). Nothing is written or installed: execute again without rehearse "
+                                "to install (search 'rehearse')"},
 }
 """`execute`'s extra inputs, offered only to runs that may install behaviours."""
 
@@ -131,7 +139,24 @@ for (const s of event.strokes ?? []) {
 }
 state.seen = (state.seen ?? 0) + (event.strokes?.length ?? 0);
 ```
-"""
+Rehearse before it goes live: add `rehearse`, made-up events of the real shapes ({type: "stroke", \
+strokes: [{points, color?, width?, author?, kind?}], by?}, {type: "erase", erased: [ids]}, \
+{type: "message", message: {text, author?}}, {type: "join"|"leave", by?}, {type: "every"}; \
+role: "view" acts as a viewer). The program runs on install, then on each event in order, against \
+a scratch copy of the room (made-up strokes added, earlier writes applied, `state` carried over). \
+The result lists each firing: the event, ok or the error with line and column, what it would \
+draw (ids, bboxes), erase and say, and the state after. Nothing is written or installed: execute \
+again without `rehearse` to install.
+```js
+// execute({name: "dots", on: ["stroke"], code: <below>, rehearse: [
+//   {type: "stroke", by: "sam", strokes: [{points: [[100, 100]]}]},
+//   {type: "stroke", by: "sam", strokes: [{points: [[200, 120]]}]}]})  -> 3 firings; the last draws a line
+for (const d of (event.strokes ?? []).filter(s => s.points.length <= 2)) {
+  if (state.last) canvas.draw({points: [state.last, d.points[0]], color: '#2d6cd1'});
+  state.last = d.points[0];
+}
+```
+Who is here: canvas.people() (name, kind, role, cursor). """ + WHO_IS_WHO + "\n"
 
 
 def behaviour_declarations() -> str:
@@ -161,6 +186,13 @@ class Installs(Protocol):
     async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str, anyone: bool = False) -> tuple[dict[str, Any], RunRecord]:
         """Run `code` once as an install firing; if it succeeds, install (or replace) it. `anyone`:
         a viewer's event may fire it with write (else such firings are read-only)."""
+        ...
+
+    async def rehearse(self, code: str, on: list[Trigger], name: str, events: list[MadeUpEvent], *, share: Share,
+                       anyone: bool = False) -> dict[str, Any]:
+        """Run `code` on its install event and then on each made-up event against a scratch copy
+        of the room, in `share`'s turn of the sandbox; nothing is written or installed. Returns
+        the tool result (`agent.behaviours.rehearsal.rehearse`)."""
         ...
 
     def manage(self) -> tuple[list[Binding], Callable[[], list[str]]]:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.contract.people import PEOPLE_CAP, People, PeopleParams
 from agent.sandbox import Binding, Capability, CapabilityError, RawJSON
 from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
 from canvas.geometry import BBox, bbox
@@ -108,7 +109,8 @@ STROKES_CAP = Capability(
     returns=list[StrokeView],
     doc="All strokes in the room (as of the start of this run, plus this run's own drawing), "
     "oldest first. Optional filter: {box: {x0,y0,x1,y1}, author, kind}. Each stroke has raw "
-    "points [[x,y],...] and its bbox, so you can analyse shapes with ordinary code.",
+    "points [[x,y],...] and its bbox, so you can analyse shapes with ordinary code. `author` is a display name "
+    "(search 'people' for who is who).",
     example="const s = canvas.strokes();\nconst long = s.filter(k => Math.hypot(k.bbox.x1 - k.bbox.x0, k.bbox.y1 - k.bbox.y0) > 200);",
 )
 STROKE_CAP = Capability(
@@ -149,7 +151,7 @@ SAY_CAP = Capability(
     example="canvas.say('Done: drew a circle at (120, 80).');",
 )
 
-READ_CAPS: tuple[Capability, ...] = (STROKES_CAP, STROKE_CAP, BOUNDS_CAP)
+READ_CAPS: tuple[Capability, ...] = (STROKES_CAP, STROKE_CAP, BOUNDS_CAP, PEOPLE_CAP)
 WRITE_CAPS: tuple[Capability, ...] = (DRAW_CAP, ERASE_CAP, SAY_CAP)
 ALL_CAPS: tuple[Capability, ...] = READ_CAPS + WRITE_CAPS
 
@@ -229,10 +231,12 @@ class CanvasSession:
     `snapshot` is the room's strokes (a dict by id is taken over as is, without a copy). By
     default the run's strokes get fresh random ids and the current time; a behaviour's firing
     passes `id_prefix` and `clock_ms` instead, so the same firing always writes the same
-    strokes (it can be replayed), and `behaviour` tags everything it writes."""
+    strokes (it can be replayed), and `behaviour` tags everything it writes. `people`: who is in the
+    room now (presence, read at call time), for `canvas.people()`; without it, that call fails."""
 
     def __init__(self, snapshot: Iterable[Stroke] | dict[str, Stroke], *, author: str, run_id: str, grant: Grant, quotas: Quotas | None = None,
-                 behaviour: str | None = None, id_prefix: str | None = None, clock_ms: int | None = None, views: Views | None = None) -> None:
+                 behaviour: str | None = None, id_prefix: str | None = None, clock_ms: int | None = None, views: Views | None = None,
+                 people: People | None = None) -> None:
         self.author = author
         self.run_id = run_id
         self.grant: Grant = grant
@@ -241,6 +245,7 @@ class CanvasSession:
         self._prefix = id_prefix
         self._clock = clock_ms
         self._views = views or Views()
+        self._people = people
         self._strokes: dict[str, Stroke] = snapshot if isinstance(snapshot, dict) else {s.id: s for s in snapshot}
         self.added: list[Stroke] = []
         self.erased: list[str] = []
@@ -287,6 +292,11 @@ class CanvasSession:
         if not boxes:
             return None
         return {"x0": min(b.x0 for b in boxes), "y0": min(b.y0 for b in boxes), "x1": max(b.x1 for b in boxes), "y1": max(b.y1 for b in boxes)}
+
+    def people(self, params: PeopleParams) -> list[dict[str, Any]]:
+        if self._people is None:
+            raise CapabilityError("canvas.people: who is here is not known to this program (it does not run in a room's peer)")
+        return self._people()
 
     def draw(self, params: DrawParams) -> str:
         spec = params.stroke
@@ -349,6 +359,7 @@ class CanvasSession:
             "canvas.strokes": self.strokes,
             "canvas.stroke": self.stroke,
             "canvas.bounds": self.bounds,
+            "canvas.people": self.people,
             "canvas.draw": self.draw,
             "canvas.erase": self.erase,
             "canvas.say": self.say,

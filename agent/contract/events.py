@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from agent.contract.canvas import Grant, StrokeView
+from canvas.schema import COORD_LIMIT, MAX_POINTS, MAX_TEXT
 from common.actor import Actor, Role, weakest
 
 EVERY_MIN_S = 5.0
@@ -90,7 +91,7 @@ def every_of(triggers: list[Trigger]) -> float | None:
 class MessageView(BaseModel):
     """A chat line as a firing sees it (`author` is the display name the line carries)."""
 
-    author: str
+    author: str = Field(description="the display name the line carries (its writer chose it); `event.actor` is who wrote it as the server knows")
     kind: Literal["human", "agent"]
     text: str
     t: int
@@ -101,7 +102,7 @@ class EventView(BaseModel):
 
     type: EventType = Field(description='"install" (the run when it is installed), a trigger name, or "every"')
     t: int = Field(description="ms since the Unix epoch when it happened; Date.now() reads this for the whole firing")
-    by: str | None = Field(default=None, description="who did it (a display name), if anyone: `actor.name`")
+    by: str | None = Field(default=None, description="who did it (a display name, as their page or client gave it), if anyone: `actor.name`")
     actor: Actor | None = Field(default=None, description=(
         "who did it as the server knows it (not as a peer wrote it): `id` (their link's id, null if not known), `name`, "
         "`kind` (human, agent, behaviour, mcp) and `role` (edit, or view: a viewer caused it, so this firing is read-only "
@@ -111,6 +112,99 @@ class EventView(BaseModel):
     message: MessageView | None = Field(default=None, description="the latest chat line")
     count: int = Field(default=1, description="how many events were merged into this firing (they arrived while it was busy)")
     dropped: int = Field(default=0, description=f"strokes left out past {EVENT_STROKES} (read them with canvas.strokes)")
+
+
+# ---- made-up events: a rehearsal (`execute` with `on` and `rehearse`) --------------------------
+
+REHEARSAL_EVENTS = 20
+"""Made-up events one rehearsal may carry (each is a firing: the run's time bound holds them too)."""
+
+
+class MadeUpStroke(BaseModel):
+    """A stroke of a made-up event, as a person would draw it (applied to the rehearsal's copy of the room)."""
+
+    model_config = ConfigDict(extra="forbid")
+    points: list[list[float]] = Field(min_length=1, max_length=MAX_POINTS, description="[[x, y], ...] or [[x, y, pressure], ...]")
+    color: str = Field(default="#1e1e1e", pattern=r"^#[0-9a-fA-F]{6}$")
+    width: float = Field(default=4.0, gt=0, le=200)
+    author: str | None = Field(default=None, max_length=80, description="display name (default: the event's `by`)")
+    kind: Literal["human", "agent"] = "human"
+
+    @field_validator("points")
+    @classmethod
+    def _pairs(cls, points: list[list[float]]) -> list[list[float]]:
+        for i, pt in enumerate(points):
+            if len(pt) not in (2, 3):
+                raise ValueError(f"point {i} must be [x, y] or [x, y, pressure]")
+            if not (abs(pt[0]) <= COORD_LIMIT and abs(pt[1]) <= COORD_LIMIT):
+                raise ValueError(f"point {i} lies outside ±{COORD_LIMIT:g} canvas units")
+        return points
+
+
+class _MadeUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str | None = Field(default=None, max_length=80, description="who did it (a display name; default 'someone')")
+    role: Role = Field(default="edit", description="their link's role: view makes the firing read-only, as a viewer's event would")
+
+
+class MadeUpStrokes(_MadeUp):
+    type: Literal["stroke"]
+    strokes: list[MadeUpStroke] = Field(min_length=1, max_length=EVENT_STROKES)
+
+
+class MadeUpErase(_MadeUp):
+    type: Literal["erase"]
+    erased: list[str] = Field(min_length=1, max_length=EVENT_STROKES, description="ids of strokes erased (from the room, or drawn earlier in the rehearsal)")
+
+
+class MadeUpLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    author: str | None = Field(default=None, max_length=80)
+    kind: Literal["human", "agent"] = "human"
+
+
+class MadeUpMessage(_MadeUp):
+    type: Literal["message"]
+    message: MadeUpLine
+
+
+class MadeUpPresence(_MadeUp):
+    type: Literal["join", "leave"]
+
+
+class MadeUpTick(_MadeUp):
+    type: Literal["every"]
+
+
+MadeUpEvent = Annotated[MadeUpStrokes | MadeUpErase | MadeUpMessage | MadeUpPresence | MadeUpTick, Field(discriminator="type")]
+_MADE_UP: TypeAdapter[MadeUpEvent] = TypeAdapter(MadeUpEvent)
+REHEARSAL_USAGE = ('rehearse must be a list of made-up events: {type: "stroke", strokes: [{points, color?, width?, author?, kind?}], by?}, '
+                   '{type: "erase", erased: [ids], by?}, {type: "message", message: {text, author?}, by?}, {type: "join"|"leave", by?}, '
+                   '{type: "every"}; each may say role: "view" (a viewer caused it)')
+
+
+def parse_rehearsal(value: Any, triggers: list[Trigger]) -> list[MadeUpEvent]:
+    """`execute`'s `rehearse`, checked: at most `REHEARSAL_EVENTS` made-up events, each of a shape
+    a real event has and of a type the triggers fire on; the error names the bad one."""
+    if not isinstance(value, list) or not value:
+        raise BadInstall(REHEARSAL_USAGE)
+    if len(value) > REHEARSAL_EVENTS:
+        raise BadInstall(f"rehearse holds at most {REHEARSAL_EVENTS} events (got {len(value)}); rehearse the cases that matter")
+    fires_on = {t if isinstance(t, str) else "every" for t in triggers}
+    out: list[MadeUpEvent] = []
+    for i, item in enumerate(value):
+        shown = json.dumps(item, default=str)[:160]
+        try:
+            event = _MADE_UP.validate_python(item)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"][1:]) or "type"  # loc[0] is the type it was read as
+            raise BadInstall(f"rehearse[{i}] {shown} is not a made-up event: {where}: {first['msg']}. {REHEARSAL_USAGE}") from None
+        if event.type not in fires_on:
+            raise BadInstall(f"rehearse[{i}] is a {event.type!r} event, but on ({describe_triggers(triggers)}) never fires on it")
+        out.append(event)
+    return out
 
 
 class Installer(BaseModel):

@@ -43,6 +43,7 @@ from agent.behaviours.scheduler import Hosting, RoomBehaviours
 from agent.contract.canvas import CanvasSession, Grant, Quotas, undo_run
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
+from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
 from agent.limits.admission import PromptQueue, QueueFull
 from agent.limits.budget import PromptBudget
@@ -90,7 +91,7 @@ class AgentPeer:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
-        self.loop = ModelLoop(self.code_mode, settings, client=model_client)
+        self.loop = ModelLoop(self.code_mode, settings, client=model_client, people=self.people)
         self.quotas = quotas
         self.client: CanvasClient | None = None
         self.view: RoomView | None = None
@@ -146,6 +147,12 @@ class AgentPeer:
             await self.client.close()
         if self.view is not None:
             self.view.close()
+
+    def people(self) -> list[dict[str, Any]]:
+        """Who is in the room now (`canvas.people()` in its runs): presence as this peer sees it, with
+        the server's word on each connection where it can give it (only for the peer it hosts)."""
+        hosting, room = self._hosting, self.room
+        return people_in(self.connected, lambda cid: hosting.presence_of(room, cid) if hosting is not None else None)
 
     @property
     def connected(self) -> CanvasClient:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -290,7 +291,8 @@ class McpPlugin:
             credential = peers.vouch(session.room, "mcp", name)
             peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
                            runs=self.keeper.runs, code_mode=self.code_mode, credential=credential,
-                           release=lambda: peers.withdraw(credential), shared=self.shared)
+                           release=lambda: peers.withdraw(credential), shared=self.shared,
+                           whose=functools.partial(self._host.presence_of, session.room))
             task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
         try:
             return await asyncio.shield(task)

@@ -30,6 +30,7 @@ from typing import Any
 
 from agent.contract.canvas import CanvasSession, Grant, Quotas
 from agent.contract.codemode import CodeMode
+from agent.contract.people import people_in
 from agent.contract.render import View, frame, render
 from agent.contract.room_view import RoomView
 from agent.mcp.shared import SharedRooms
@@ -37,6 +38,7 @@ from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
 from agent.sandbox import FairPool, Share
 from canvas import BBox, Message, Stroke, bbox, now_ms, union
+from common.actor import Actor
 from wire.client import CanvasClient
 from wire.protocol import SERVER_PEER_HEADER
 
@@ -55,7 +57,8 @@ class McpPeer:
 
     def __init__(self, ws_base: str, room: str, *, token: str | None, name: str, grant: Grant, runs: RunStore,
                  code_mode: CodeMode, quotas: Quotas | None = None, credential: str | None = None,
-                 release: Callable[[], None] | None = None, shared: SharedRooms | None = None) -> None:
+                 release: Callable[[], None] | None = None, shared: SharedRooms | None = None,
+                 whose: Callable[[int], Actor | None] | None = None) -> None:
         self.ws_base, self.room, self.token, self.name, self.grant = ws_base, room, token, name, grant
         self.credential = credential  # the server vouches for us as an MCP client's peer (presence kind "mcp")
         self._release = release
@@ -67,6 +70,12 @@ class McpPeer:
         self.shared = shared
         """Where the room's shared view comes from (None: a view of the peer's own document)."""
         self.room_view: RoomView | None = None
+        self._whose = whose or (lambda client_id: None)
+        """The server's word on whose connection holds a presence client id (`Host.presence_of`), for `canvas.people()`."""
+
+    def people(self) -> list[dict[str, Any]]:
+        """Who is in the room now, as this session's connection sees presence (`canvas.people()`)."""
+        return people_in(self._client, self._whose)
 
     async def start(self) -> McpPeer:
         headers = {SERVER_PEER_HEADER: self.credential} if self.credential else None
@@ -118,7 +127,7 @@ class McpPeer:
         run = AgentRun(room=self.room, prompt=_first_line(code), author=self.name, grant=self.grant, source="mcp",
                        status="running", started=now_ms())
         compact = await execute_in_run(self.code_mode, code, run, author=self.name, doc=lambda: client.doc, commit=self._commit,
-                                       quotas=self.quotas, share=share, view=self._view)
+                                       quotas=self.quotas, share=share, view=self._view, people=self.people)
         run.status, run.finished = ("done" if compact["ok"] else "failed"), now_ms()
         run.reply = _summary(run)
         self.runs.add(run)

@@ -20,7 +20,8 @@ from typing import Any
 from agent.contract.behaviour import NO_INSTALLER, Installs
 from agent.contract.canvas import CanvasSession, Quotas
 from agent.contract.codemode import CodeMode, system_prompt, tools
-from agent.contract.events import BadInstall, parse_name, parse_triggers
+from agent.contract.events import BadInstall, Trigger, parse_name, parse_rehearsal, parse_triggers
+from agent.contract.people import People
 from agent.contract.room_view import RoomView
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
@@ -68,8 +69,11 @@ NO_KEY = "The agent has no model access: set ANTHROPIC_API_KEY (and optionally A
 class ModelLoop:
     """Drives one run. `snapshot()` returns the room now; `commit(session)` applies a run's writes."""
 
-    def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: ModelClient | None = None) -> None:
+    def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: ModelClient | None = None,
+                 people: People | None = None) -> None:
         self.code_mode = code_mode
+        self.people = people
+        """Who is in the room now, for `canvas.people()` in executes (the peer's presence)."""
         self.settings = settings or AgentSettings()
         self.client = client or ModelClient(self.settings)
         """Shared by every peer of a server (`agent.plugin`); a peer of its own (`inhabit agent`) makes one."""
@@ -172,11 +176,12 @@ class ModelLoop:
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():
                 return _bad_input(run, "execute needs {\"code\": string} with a JavaScript program")
-            if "on" in args or "name" in args:
+            if "on" in args or "name" in args or "rehearse" in args:
                 return await self._install(run, code, args, installs)
             try:
                 compact = await execute_in_run(self.code_mode, code, run, author=name, doc=doc, commit=commit, quotas=quotas,
-                                               manage=installs.manage() if installs is not None else None, share=prompt_share(run.room), view=view)
+                                               manage=installs.manage() if installs is not None else None, share=prompt_share(run.room), view=view,
+                                               people=self.people)
             except OverBudget as e:  # the room's agent spent its share of the sandbox for the minute
                 run.errors.append(f"execute #{len(run.code)}: busy: {e}")
                 return json.dumps({"ok": False, "error": {"kind": "busy", "message": str(e)},
@@ -200,6 +205,8 @@ class ModelLoop:
         anyone = args.get("anyone", False)
         if not isinstance(anyone, bool):
             return _bad_input(run, "anyone must be true or false (true: a viewer's event may fire the behaviour with write)")
+        if args.get("rehearse") is not None:
+            return await self._rehearse(run, code, args["rehearse"], on, name, anyone, installs)
         run.code.append(code)
         try:
             compact, record = await installs.install(code, on, name, run_id=run.id, anyone=anyone)
@@ -215,6 +222,26 @@ class ModelLoop:
         return json.dumps(compact), not compact["ok"]
 
 
+    async def _rehearse(self, run: AgentRun, code: str, value: Any, on: list[Trigger], name: str, anyone: bool, installs: Installs) -> tuple[str, bool]:
+        """execute with `on` and `rehearse`: the behaviour on made-up events, against a copy of the room (one tool call of this run)."""
+        try:
+            events = parse_rehearsal(value, on)
+        except BadInstall as e:
+            return _bad_input(run, str(e))
+        run.code.append(code)
+        try:
+            out = await installs.rehearse(code, on, name, events, share=prompt_share(run.room), anyone=anyone)
+        except Exception as e:
+            log.exception("behaviour rehearsal failure")
+            run.errors.append(f"rehearsal failure: {type(e).__name__}: {e}")
+            return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Nothing ran. Try again."}), True
+        if not out["ok"]:
+            failed = next((f for f in out.get("firings", []) if f.get("error")), None)
+            why = failed["error"]["message"] if failed else (out.get("error") or {}).get("message", "not every firing ran")
+            run.errors.append(f"execute #{len(run.code)}: rehearsal: {why}")
+        return json.dumps(out), not out["ok"]
+
+
 def prompt_share(room: str) -> Share:
     """Whose turn of the sandbox a prompt's executes take: the room's hosted agent, as one link
     of that room (prompts are already budgeted per asking link, `agent.limits.budget`, and a
@@ -225,20 +252,20 @@ def prompt_share(room: str) -> Share:
 async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, author: str, doc: Callable[[], CanvasDoc],
                          commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
                          manage: tuple[list[Binding], Callable[[], list[str]]] | None = None, share: Share = UNKEYED,
-                         view: RoomView | None = None) -> dict[str, Any]:
+                         view: RoomView | None = None, people: People | None = None) -> dict[str, Any]:
     """One execute, recorded in `run` (its code, calls, strokes, erasures, errors): the model
     loop and MCP clients (`agent/mcp/peer.py`) share it, so their run records are alike.
     `manage`: the run's `behaviours.*` bindings and what applies their removals once the
     program has succeeded (`Installs.manage`). `share`: whose turn of the sandbox it takes
     (`agent.sandbox.fair`); `OverBudget` (nothing ran) is raised for the caller to say so.
     `view`: the room's strokes kept parsed (`RoomView`): the run's snapshot is a dict copy of it,
-    with its encoded views, instead of a parse of `doc()`.
+    with its encoded views, instead of a parse of `doc()`. `people`: who is in the room (`canvas.people()`).
     Returns the compact record the caller hands its model."""
     run.code.append(code)
     if view is not None:
-        session = CanvasSession(view.snapshot(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, views=view.views)
+        session = CanvasSession(view.snapshot(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, views=view.views, people=people)
     else:
-        session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas)
+        session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, people=people)
     extra, removals = manage if manage is not None else ([], None)
 
     def _commit(sess: CanvasSession) -> None:

@@ -99,7 +99,7 @@ def test_reference_is_generated_from_the_capabilities():
     assert "No match" in ref.search("zzqx")
     ro = Reference("read")
     assert "function draw" not in ro.search("") and "function strokes" in ro.search("")
-    assert len(READ_CAPS) == 3
+    assert len(READ_CAPS) == 4  # strokes, stroke, bounds and (issue 21) people
 
 
 def test_prompt_is_small_and_tools_are_two():

@@ -214,6 +214,7 @@ export interface Every {
 
 /** A chat line as a firing sees it (`author` is the display name the line carries). */
 export interface MessageView {
+  /** the display name the line carries (its writer chose it); `event.actor` is who wrote it as the server knows */
   author: string
   kind: "human" | "agent"
   text: string
