@@ -62,3 +62,6 @@ async def test_mirror_across_x_500(agent_server: LiveServer, model_server: Model
 async def test_circle_the_closed_shapes_over_mcp(agent_server: LiveServer) -> None:
     result = await circle_closed_shapes(agent_server)
     assert result.problems == [] and result.detail["circled"] == 3 and result.detail["result"] == {"closed": 3}, result
+    strokes, draw, again, say = result.detail["searches"]  # the session's searches: each section once
+    assert strokes.startswith("## canvas.strokes\n") and draw.startswith("## canvas.draw\n") and say.startswith("## canvas.say\n")
+    assert again.startswith(f"## canvas.strokes{SHOWN}")

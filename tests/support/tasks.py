@@ -333,14 +333,14 @@ async def circle_closed_shapes(server: Any, room: str = "task-circles") -> TaskR
                 result.requests += 1
                 return out
 
-            for query in ("canvas.strokes", "draw", "strokes closed", "canvas.say"):
-                await call("search", {"query": query})
+            searches = [payload(await call("search", {"query": q})) for q in ("canvas.strokes", "draw", "strokes closed", "canvas.say")]
             out = payload(await call("execute", {"code": CIRCLE_JS}))
         result.input_chars = sum(len(t) for t in texts)
         said = await wait_chat(alice, lambda m: m.kind == "agent" and "closed shapes" in m.text)
         rings = [s for s in alice.doc.strokes() if s.kind == "agent" and s.color == "#e03131"]
         around = {s.id for s in closed + open_ for r in rings if _inside(s, r)}
-        result.detail = {"circled": len(around & {s.id for s in closed}), "of": len(closed), "said": said.text, "result": out.get("result")}
+        result.detail = {"circled": len(around & {s.id for s in closed}), "of": len(closed), "said": said.text, "result": out.get("result"),
+                         "searches": searches}
         if around != {s.id for s in closed} or len(rings) != len(closed):
             result.problems.append(f"{len(rings)} red rings around {sorted(around)}; the closed shapes are {[s.id for s in closed]}")
         if "There are 3 closed shapes" not in said.text:
