@@ -57,7 +57,9 @@ ROTATED_PLAYER_JS = r"""
 // Plays O on a hand-drawn 3x3 board at any small angle: one move per X a person completes (two strokes).
 const len = s => s.points.reduce((n, p, i) => i ? n + Math.hypot(p[0] - s.points[i - 1][0], p[1] - s.points[i - 1][1]) : 0, 0);
 const fold = a => a > Math.PI / 2 ? a - Math.PI : a <= -Math.PI / 2 ? a + Math.PI : a;
-if (!state.grid) {
+const turn = (theta, [x, y]) => [x * Math.cos(theta) - y * Math.sin(theta), x * Math.sin(theta) + y * Math.cos(theta)];
+const mean = (ps, k) => ps.reduce((n, p) => n + p[k], 0) / ps.length;
+if (!state.grid) {  // the board: two long near-horizontal and two long near-vertical strokes, at a common tilt
   const human = canvas.strokes({kind: 'human'});
   const longest = Math.max(...human.map(len));
   const lines = human.filter(s => len(s) > 0.6 * longest).map(s => {
@@ -67,20 +69,18 @@ if (!state.grid) {
   const horiz = lines.filter(l => Math.abs(l.ang) < Math.PI / 4), vert = lines.filter(l => Math.abs(l.ang) >= Math.PI / 4);
   if (vert.length !== 2 || horiz.length !== 2) throw new Error(`no board: ${vert.length} vertical and ${horiz.length} horizontal lines`);
   const tilt = [...horiz.map(l => l.ang), ...vert.map(l => l.ang - Math.sign(l.ang) * Math.PI / 2)];
-  state.grid = {theta: tilt.reduce((a, b) => a + b) / tilt.length, lines: lines.map(l => l.s.id)};
+  const theta = tilt.reduce((a, b) => a + b) / tilt.length;
+  const upright = l => l.s.points.map(p => turn(-theta, p));  // in board coordinates: the lines axis-aligned
+  const [hs, vs] = [horiz.map(upright), vert.map(upright)];
+  state.grid = {
+    theta, lines: lines.map(l => l.s.id),
+    U: [Math.min(...hs.flat().map(p => p[0])), ...vs.map(p => mean(p, 0)).sort((a, b) => a - b), Math.max(...hs.flat().map(p => p[0]))],
+    V: [Math.min(...vs.flat().map(p => p[1])), ...hs.map(p => mean(p, 1)).sort((a, b) => a - b), Math.max(...vs.flat().map(p => p[1]))],
+  };
   state.board = Array(9).fill('');
 }
 const {theta, lines} = state.grid;
-const toBoard = ([x, y]) => [x * Math.cos(theta) + y * Math.sin(theta), -x * Math.sin(theta) + y * Math.cos(theta)];
-const toCanvas = ([u, v]) => [u * Math.cos(theta) - v * Math.sin(theta), u * Math.sin(theta) + v * Math.cos(theta)];
-const centre = s => { const p = s.points.map(toBoard); return [0, 1].map(k => p.reduce((n, q) => n + q[k], 0) / p.length); };
-if (!state.grid.U) {
-  const [h, v] = [0, 1].map(k => canvas.strokes().filter(s => lines.includes(s.id)).map(s => ({s, c: centre(s)}))
-    .filter(({s}) => { const p = s.points.map(toBoard); const span = j => Math.max(...p.map(q => q[j])) - Math.min(...p.map(q => q[j])); return span(k) > span(1 - k); }));
-  const ends = (ls, k) => ls.flatMap(({s}) => s.points.map(p => toBoard(p)[k]));
-  state.grid.U = [Math.min(...ends(h, 0)), ...v.map(l => l.c[0]).sort((a, b) => a - b), Math.max(...ends(h, 0))];
-  state.grid.V = [Math.min(...ends(v, 1)), ...h.map(l => l.c[1]).sort((a, b) => a - b), Math.max(...ends(v, 1))];
-}
+const centre = s => { const p = s.points.map(q => turn(-theta, q)); return [mean(p, 0), mean(p, 1)]; };
 const {U, V} = state.grid;
 const cellAt = ([u, v]) => {
   for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) if (u > U[c] && u < U[c + 1] && v > V[r] && v < V[r + 1]) return r * 3 + c;
@@ -103,7 +103,7 @@ if (!winner(board) && free.length && !inCell.some((n, k) => n === 1 && !board[k]
     && board.filter(m => m === 'X').length > board.filter(m => m === 'O').length) {
   const k = completes('O') ?? completes('X') ?? [4, 0, 2, 6, 8, 1, 3, 5, 7].find(k => !board[k]);
   const r = Math.floor(k / 3), c = k % 3, rad = 0.3 * Math.min(U[c + 1] - U[c], V[r + 1] - V[r]);
-  const [cx, cy] = toCanvas([(U[c] + U[c + 1]) / 2, (V[r] + V[r + 1]) / 2]);
+  const [cx, cy] = turn(theta, [(U[c] + U[c + 1]) / 2, (V[r] + V[r + 1]) / 2]);
   const ring = [];
   for (let i = 0; i <= 32; i++) { const a = 2 * Math.PI * i / 32; ring.push([cx + rad * Math.cos(a), cy + rad * Math.sin(a)]); }
   canvas.draw({points: ring, color: '#d12d2d', width: 5});
