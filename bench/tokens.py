@@ -1,6 +1,6 @@
 """How much the model is sent for the canvas API: Code Mode vs one JSON tool per function.
 
-Run: `.venv/bin/python bench/tokens.py`. Token counts use an offline tokenizer if one is
+Run: `.venv/bin/python bench/tokens.py [--before REV]`. Token counts use an offline tokenizer if one is
 installed (tiktoken's cl100k_base, a proxy — Claude's tokenizer is not available offline);
 otherwise they are approximated as chars / 4, and the output says which.
 
@@ -9,14 +9,24 @@ Two costs are measured:
    server's instructions and the `tools/list` result exactly as a client receives it (read off
    the wire from a real `inhabit serve` started for the purpose);
 2. per task: what the model must read to act on a room — in Code Mode the compact result of
-   the program it wrote; with JSON tools the full `canvas_strokes` result (every point).
+   the program it wrote; with JSON tools the full `canvas_strokes` result (every point);
+3. per scripted task (tests/support/tasks.py, the suite tests/agent/test_tasks.py judges): the
+   requests the model was sent and their input characters (system + tools + messages, as the
+   scripted Messages-API server received them), or for the MCP task the characters an MCP client
+   received (instructions + tool results), each run against a real `inhabit serve` of this tree
+   and, with `--before REV`, of REV (checked out into a temporary git worktree, given this
+   checkout's built sandbox engine and page). The scripted model's moves are the same for both:
+   what differs is what the server answers them with.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,11 +37,17 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the task suite's scenarios and fixtures
 
 from agent.contract.canvas import ALL_CAPS, CanvasSession, view
 from agent.contract.codemode import TOOLS, system_prompt
 from canvas import Stroke
 from common.access import Access
+
+from support.agent_helpers import scripted_env
+from support.live_server import LiveServer
+from support.model_server import ModelServer
+from support.tasks import TaskResult, run_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +120,54 @@ def mcp_wire(role: str = "edit") -> tuple[str, str]:
     return init.json()["result"]["instructions"], json.dumps(listed.json()["result"], separators=(",", ":"))
 
 
+async def _tasks_on(tree: Path, data: Path) -> list[TaskResult]:
+    model = ModelServer().start()
+    server = LiveServer(data, env=scripted_env(model), root=tree)
+    try:
+        server.start()
+        return await run_all(server, model)
+    finally:
+        server.stop()
+        model.stop()
+
+
+def scripted_tasks(before: str | None) -> list[tuple[str, TaskResult]]:
+    """(tree label, result) for each scripted task, on REV first (if any), then on this tree."""
+    out: list[tuple[str, TaskResult]] = []
+    with tempfile.TemporaryDirectory(prefix="inhabit-tokens-") as tmp_:
+        tmp = Path(tmp_)
+        trees = [("now", ROOT)]
+        if before:
+            old = tmp / "before"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(old), before], check=True)
+            for built in ("agent/sandbox/assets", "server/static"):  # git-ignored build output: the same pinned engine and page
+                shutil.copytree(ROOT / built, old / built, dirs_exist_ok=True)
+            trees.insert(0, (f"before ({before})", old))
+        try:
+            for label, tree in trees:
+                print(f"... scripted tasks on {label}", file=sys.stderr, flush=True)
+                out += [(label, r) for r in asyncio.run(_tasks_on(tree, tmp / f"data-{len(out)}"))]
+        finally:
+            if before:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "before")], check=False)
+    return out
+
+
+def print_tasks(results: list[tuple[str, TaskResult]]) -> None:
+    print("\nper scripted task (input characters: what the model was sent, all requests together)\n")
+    print(f"{'task':30} {'tree':22} {'requests':>8} {'input chars':>12} {'chars/request':>13}  judged")
+    for label, r in results:
+        verdict = "ok" if not r.problems else "WRONG: " + "; ".join(r.problems)
+        per = r.input_chars // r.requests if r.requests else 0
+        print(f"{r.task:30} {label:22} {r.requests:>8} {r.input_chars:>12} {per:>13}  {verdict}")
+    print("(the MCP task: tool calls and the characters its client received, instructions included)")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", metavar="REV", help="also run the scripted tasks against this commit (a temporary worktree)")
+    ap.add_argument("--no-tasks", action="store_true", help="only the fixed and per-task sizes, no scripted tasks")
+    args = ap.parse_args()
     count, how = counter()
     code_sys = system_prompt(name="agent", room="room", grant="write")
     code_tools = json.dumps(TOOLS)
@@ -139,6 +202,8 @@ def main() -> None:
         "\nNote: with only 6 functions the fixed costs are of the same order; Code Mode's fixed cost does not grow with the API "
         "(search returns docs on demand), and the stroke data stays in the sandbox instead of flowing through the model."
     )
+    if not args.no_tasks:
+        print_tasks(scripted_tasks(args.before))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ model reads about the API is generated from `agent.contract.canvas`, never writt
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from agent.contract.behaviour import BEHAVIOUR_GUIDE, EXECUTE_PROPS, FIRING_CAPS, FIRING_GLOBALS, MANAGE_CAPS, behaviour_declarations
-from agent.contract.canvas import ALL_CAPS, CanvasSession, Grant, capabilities
-from agent.sandbox import UNKEYED, Binding, Capability, ErrorKind, Limits, RunRecord, Sandbox, Share
+from agent.contract.behaviour import EXECUTE_PROPS
+from agent.contract.canvas import CanvasSession, Grant
+from agent.contract.reference import Reference
+from agent.sandbox import UNKEYED, Binding, ErrorKind, Limits, RunRecord, Sandbox, Share
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
@@ -110,86 +109,6 @@ def tools(*, behaviours: bool = False) -> list[dict[str, Any]]:
     search, execute = TOOLS
     schema = execute["input_schema"]
     return [search, {**execute, "input_schema": {**schema, "properties": {**schema["properties"], **EXECUTE_PROPS}}}]
-
-
-# ---- search -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    text: str
-    keywords: str
-
-
-_GUIDE = [
-    Section(
-        "Coordinates and stroke shape",
-        "Canvas units; x right, y DOWN. A stroke: {id, points: [[x,y],...], pressure?, color, width, author, kind, run?, bbox}. "
-        "Length of a stroke: sum of Math.hypot between consecutive points. A stroke is near-horizontal when its bbox is "
-        "much wider than tall, near-vertical when much taller than wide.",
-        "coordinates units y down axis bbox box shape geometry length horizontal vertical point",
-    ),
-    Section(
-        "Example: summarise the room",
-        "```js\nconst s = canvas.strokes();\n({count: s.length, bounds: canvas.bounds(),\n  strokes: s.map(k => ({id: k.id, kind: k.kind, n: k.points.length, bbox: k.bbox}))})\n```",
-        "summary summarise overview look see read list strokes bounds example",
-    ),
-    Section(
-        "Example: draw shapes",
-        "```js\nfunction circle(cx, cy, r, n = 40) { const p = []; for (let i = 0; i <= n; i++) { const a = 2 * Math.PI * i / n; p.push([cx + r * Math.cos(a), cy + r * Math.sin(a)]); } return p; }\n"
-        "const id = canvas.draw({points: circle(100, 100, 30), color: '#1e1e1e', width: 4});\n"
-        "canvas.draw({points: [[0, 0], [50, 50]]}); // a line\nid\n```",
-        "draw circle line shape polygon rectangle example write",
-    ),
-    Section(
-        "Errors and limits",
-        "A thrown error (or a TypeError for bad arguments) aborts the run and nothing is written. Each run has a time limit "
-        "(a few seconds) and quotas on strokes and points drawn; quota errors say which. Keep results small.",
-        "error errors limit limits quota timeout throw typeerror",
-    ),
-]
-
-
-def _sections(caps: tuple[Capability, ...], behaviours: bool = False) -> list[Section]:
-    out = [Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()) for cap in caps]
-    if behaviours:  # the guide first: on a tie, the earlier section wins
-        out.append(Section("Behaviours: programs that keep running", BEHAVIOUR_GUIDE,
-                           "behaviour behaviours on trigger triggers install replace remove stop event state every schedule game keep"))
-        for g in FIRING_GLOBALS:
-            out.append(Section(f"{g.name} (in a behaviour)", g.markdown(), f"{g.name} behaviour behaviours global {g.doc}".lower()))
-        for cap in FIRING_CAPS + MANAGE_CAPS:
-            out.append(Section(cap.name, cap.markdown(), f"{cap.name} {cap.name.split('.')[-1]} {cap.doc}".lower()))
-    writes = any(c.name == "canvas.draw" for c in caps)
-    return out + [g for g in _GUIDE if writes or "canvas.draw" not in g.text]
-
-
-class Reference:
-    """The searchable API reference for a grant (and, for runs that may install them, the
-    behaviour globals and functions), generated from their one definition."""
-
-    def __init__(self, grant: Grant, behaviours: bool = False) -> None:
-        self.caps = capabilities(grant)
-        self.sections = _sections(self.caps, behaviours)
-        from agent.sandbox import declarations
-
-        self.declarations = declarations(list(self.caps)) + (behaviour_declarations() if behaviours else "")
-
-    def search(self, query: str, limit: int = 4) -> str:
-        words = [w for w in re.findall(r"[a-z0-9_.]+", (query or "").lower()) if len(w) > 1]
-        if not words:
-            return "```ts\n" + self.declarations + "\n```\nSearch a name (e.g. 'draw') for docs and examples."
-        scored = []
-        for i, s in enumerate(self.sections):
-            hay = (s.title + " " + s.keywords + " " + s.text).lower()
-            score = sum(3 if w in s.title.lower() else 1 for w in words if w in hay)
-            if score:
-                scored.append((-score, i, s))
-        scored.sort()
-        if not scored:
-            missing = "" if len(self.caps) == len(ALL_CAPS) else " (this run is read-only: draw/erase/say are not granted)"
-            return f"No match for {query!r}{missing}. All declarations:\n```ts\n{self.declarations}\n```"
-        return "\n\n".join(f"## {s.title}\n{s.text}" for _, _, s in scored[:limit])
 
 
 # ---- execute ------------------------------------------------------------------------

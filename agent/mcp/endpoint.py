@@ -118,6 +118,8 @@ class Session:
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
     unwatch: Callable[[], None] | None = None
     """Stops watching its link for revocation and expiry (set once it is watched)."""
+    seen: set[str] = field(default_factory=set)
+    """The reference sections its `search` calls already returned (sent again as one line)."""
 
     @property
     def grant(self) -> Grant:
@@ -428,7 +430,7 @@ class McpPlugin:
                                 f"try again in {math.ceil(wait)} s")
             self._calls.take(key)
             if params.name == "search":
-                return text_result(self.code_mode.reference(session.grant).search(query_arg(args)))
+                return text_result(self.code_mode.reference(session.grant).search(query_arg(args), seen=session.seen))
             if params.name == "execute":
                 code = code_arg(args)
                 peer = await self._peer(session, _client_info(ctx))

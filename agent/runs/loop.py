@@ -105,6 +105,7 @@ class ModelLoop:
         system = system_prompt(name=name, room=run.room, grant=run.grant, behaviours=may_install)
         context = installs.context() if installs is not None else ""
         messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}" + (f"\n\n{context}" if context else "")}]
+        seen: set[str] = set()  # the reference sections this run's conversation already holds (`Reference.search`)
         executed_ok = 0
         attempted = 0
         tool_calls = 0
@@ -142,7 +143,8 @@ class ModelLoop:
                     results.append({"type": "tool_result", "tool_use_id": use.get("id"), "content": "not run: tool-call bound reached", "is_error": True})
                     continue
                 tool_calls += 1
-                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs, view=view)
+                out, is_error = await self._tool(use, run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs, view=view,
+                                                  seen=seen)
                 if use.get("name") == "execute":
                     attempted += 1
                     executed_ok += 0 if is_error else 1
@@ -163,7 +165,8 @@ class ModelLoop:
         return run
 
     async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None],
-                    quotas: Quotas | None, installs: Installs | None, view: RoomView | None = None) -> tuple[str, bool]:
+                    quotas: Quotas | None, installs: Installs | None, view: RoomView | None = None,
+                    seen: set[str] | None = None) -> tuple[str, bool]:
         tool, args = use.get("name"), use.get("input")
         if not isinstance(args, dict):
             args = {}
@@ -171,7 +174,7 @@ class ModelLoop:
             q = args.get("query", "")
             if not isinstance(q, str):
                 return _bad_input(run, "search needs {\"query\": string}")
-            return self.code_mode.reference(run.grant, behaviours=installs is not None).search(q), False
+            return self.code_mode.reference(run.grant, behaviours=installs is not None).search(q, seen=seen), False
         if tool == "execute":
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():

@@ -15,53 +15,30 @@ import json
 import httpx
 import pytest
 
-from canvas import Message, Stroke
+from canvas import Message
 
 from support.agent_helpers import board_strokes, connect, inhabit, post_prompt, scripted_env, wait_chat, wait_run
-from support.behaviour_helpers import ECHO_JS, PLAYER_JS, behaviours, cell_of_stroke, get, install_script, post, wait_behaviour, x_strokes
+from support.behaviour_helpers import (
+    ECHO_JS,
+    PLAYER_JS,
+    behaviours,
+    cell_of_stroke,
+    get,
+    human_move,
+    install_script,
+    marks,
+    post,
+    wait_behaviour,
+    winner,
+    x_strokes,
+)
 from support.model_server import ModelServer
-
-LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 
 
 @pytest.fixture
 def model_server(shared_model_server: ModelServer) -> ModelServer:
     """One scripted model server for the module (scripts are per room), which `agent_server` uses."""
     return shared_model_server
-
-
-def winner(board: dict[int, str]) -> str:
-    for a, b, c in LINES:
-        if board.get(a) and board.get(a) == board.get(b) == board.get(c):
-            return board[a]
-    return ""
-
-
-def human_move(board: dict[int, str]) -> int:
-    """The person's move: win, else block, else the first free cell (so the game lasts)."""
-    free = [k for k in range(9) if k not in board]
-    for mark in ("X", "O"):
-        for k in free:
-            if winner({**board, k: mark}) == mark:
-                return k
-    return free[0]
-
-
-def marks(strokes: list[Stroke], bid: str) -> dict[int, str]:
-    """The board as the strokes show it: cells holding an O of the behaviour, or an X (two strokes)."""
-    board: dict[int, str] = {}
-    xs: dict[int, int] = {}
-    for s in strokes:
-        cell = cell_of_stroke(s)
-        if cell is None:
-            continue
-        k = cell[0] * 3 + cell[1]
-        if s.behaviour == bid:
-            board[k] = "O"
-        elif s.kind == "human":
-            xs[k] = xs.get(k, 0) + 1
-    board.update({k: "X" for k, n in xs.items() if n >= 2})
-    return board
 
 
 async def test_the_agent_keeps_playing_without_a_model_call_per_move(server_factory, model_server):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -104,6 +105,46 @@ def cell_of_stroke(s: Stroke) -> tuple[int, int] | None:
     """The board cell all of a stroke's points lie in (None if they do not share one)."""
     cells = {cell_of(x, y) for x, y in s.xy()}
     return cells.pop() if len(cells) == 1 else None
+
+
+# ---- judging a game of tic-tac-toe by the room's strokes ------------------------------------------
+
+LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
+
+
+def winner(board: dict[int, str]) -> str:
+    for a, b, c in LINES:
+        if board.get(a) and board.get(a) == board.get(b) == board.get(c):
+            return board[a]
+    return ""
+
+
+def human_move(board: dict[int, str]) -> int:
+    """The person's move: win, else block, else the first free cell (so the game lasts)."""
+    free = [k for k in range(9) if k not in board]
+    for mark in ("X", "O"):
+        for k in free:
+            if winner({**board, k: mark}) == mark:
+                return k
+    return free[0]
+
+
+def marks(strokes: list[Stroke], bid: str, to_board: Callable[[Stroke], Stroke] = lambda s: s) -> dict[int, str]:
+    """The board as the strokes show it: cells holding an O of the behaviour, or an X (two strokes).
+    `to_board`: the stroke in the helpers' board coordinates (e.g. un-rotated)."""
+    board: dict[int, str] = {}
+    xs: dict[int, int] = {}
+    for s in strokes:
+        cell = cell_of_stroke(to_board(s))
+        if cell is None:
+            continue
+        k = cell[0] * 3 + cell[1]
+        if s.behaviour == bid:
+            board[k] = "O"
+        elif s.kind == "human":
+            xs[k] = xs.get(k, 0) + 1
+    board.update({k: "X" for k, n in xs.items() if n >= 2})
+    return board
 
 
 def get(server: Any, path: str, role: str = "view", room: str = "*") -> httpx.Response:

@@ -32,8 +32,10 @@ _logs = count()
 class LiveServer:
     """`inhabit serve` on a loopback port the OS picks, with its own data dir; always cleaned up."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, **config: Any) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, root: Path = ROOT, **config: Any) -> None:
         self.data_dir = Path(data_dir)
+        self.root = root
+        """The tree whose server runs (bench/tokens.py --before runs an older checkout's)."""
         self.port = 0  # known once started; a restart keeps it
         self.config = config
         self.env = env
@@ -61,11 +63,11 @@ class LiveServer:
 
     def start(self, timeout: float = 60.0) -> LiveServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(self.root) + os.pathsep + env.get("PYTHONPATH", "")
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self._args(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self._args(), cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
