@@ -7,12 +7,19 @@ link's grant, and pauses when the link expires or is revoked. A chat line's send
 known (any editor's connection may have written it), so chat prompts may remove but not install.
 `anyone` (execute's input) is the installer's explicit consent that a viewer's event may fire it
 with write (`agent.contract.events.firing_grant`); the page shows it on the behaviour's card.
+
+An install asked from elsewhere (an MCP client's `execute` with `on`: `agent.mcp`) is an
+`InstallRequest` carried to wherever the room's behaviours are held (`agent.plugin`'s placement,
+as a `BehaviourChange`) and carried out there by `install_requested`, through the same
+`RunInstalls.install` as the built-in agent's, with the asking link as the installer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from agent.behaviours.firing import event_global, run_firing
 from agent.behaviours.model import Behaviour, FiredEvent
@@ -21,9 +28,43 @@ from agent.contract.behaviour import LIST_CAP, NO_INSTALLER, REMOVE_CAP, Behavio
 from agent.contract.canvas import CanvasSession, NoParams
 from agent.contract.codemode import compact_record
 from agent.contract.events import Installer, Trigger, describe_triggers
-from agent.sandbox import Binding, RunError, RunRecord, RunStats
+from agent.sandbox import Binding, CallRecord, RunError, RunRecord, RunStats
 from canvas import new_id, now_ms
 from common.actor import Actor
+
+REHEARSAL_UNAVAILABLE = ("rehearse is not available on this server: nothing was run, installed or written. "
+                         "Execute again without rehearse to install the behaviour (its install run shows it working on the room).")
+
+
+class InstallRequest(BaseModel):
+    """An install asked by a client of another kind than the room's own agent run (an MCP client's
+    `execute` with `on`): what to install, and on whose authority (the asking edit link)."""
+
+    code: str
+    on: list[Trigger]
+    name: str
+    installer: Installer
+    run_id: str = Field(description="the asking client's run: the install run's writes carry it (its card, Undo run)")
+    anyone: bool = False
+    rehearse: list[dict[str, Any]] | None = Field(default=None, description="made-up events to rehearse instead of installing")
+
+
+class InstallAnswer(BaseModel):
+    """What an `InstallRequest` answers: the compact record its client is handed, and the install run's calls."""
+
+    compact: dict[str, Any]
+    calls: list[CallRecord] = Field(default_factory=list)
+
+
+async def install_requested(rb: RoomBehaviours | None, request: InstallRequest) -> InstallAnswer:
+    """Carry out `request` in the room whose behaviours `rb` holds (this node holds them)."""
+    if request.rehearse is not None:  # the rehearsal engine (`agent.behaviours.rehearsal`) is wired here when it lands
+        return InstallAnswer(compact=_refused(REHEARSAL_UNAVAILABLE)[0])
+    if rb is None:
+        return InstallAnswer(compact=_refused("this server does not host behaviours")[0])
+    compact, record = await RunInstalls(rb, request.installer).install(request.code, request.on, request.name, run_id=request.run_id,
+                                                                      anyone=request.anyone)
+    return InstallAnswer(compact=compact, calls=record.calls)
 
 
 class RunInstalls:
