@@ -52,7 +52,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
@@ -182,8 +182,12 @@ class McpPlugin:
             headers = {"WWW-Authenticate": 'Bearer realm="inhabit"'} if e.status == 401 else None
             return await refusal(e.status, e.message, headers=headers)(scope, receive, send)
         version = request.headers.get("mcp-protocol-version")
-        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:  # 2026-07-28 (or a version the SDK refuses)
+        if version in MODERN_PROTOCOL_VERSIONS:  # 2026-07-28: no session, the link's place in the room
             return await self.handles.serve(scope, receive, send, room, who, lambda: self.sessions.values())
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return await refusal(400, f"protocol version {version} is not served here", code=types.UNSUPPORTED_PROTOCOL_VERSION,
+                                 data={"supported": [*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS],
+                                       "requested": version})(scope, receive, send)
         sid = request.headers.get(MCP_SESSION_ID_HEADER)
         session = self.sessions.get(sid) if sid is not None else None
         if sid is not None and (session is None or session.room != room or session.who.id != who.id):

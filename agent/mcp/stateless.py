@@ -10,15 +10,14 @@ kept while requests come, and ended by the endpoint's reaper after `idle_s` with
 the link lapses. Its peer (presence, cursor, run attribution) is the handle's, so one client's
 requests are one agent in the room, however many connections they arrive on.
 
-Requests at a version the SDK does not serve (unknown strings) reach the SDK without a place: it
-answers -32022 with the versions served.
+A request that is not a POST (a GET stream does not exist at this revision) reaches the SDK
+without a place: it answers 405.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,9 +50,8 @@ class Handles:
         """Serve one stateless request in `room` from `who` (checked by the endpoint); `others()`: the
         places held otherwise (sessions), which count against the same bounds."""
         request = Request(scope, receive)
-        version = request.headers.get("mcp-protocol-version")
         handle = self.held.get((who.id, room))
-        if handle is None and request.method == "POST" and version in MODERN_PROTOCOL_VERSIONS:
+        if handle is None and request.method == "POST":
             everyone = [*others(), *self.held.values()]
             if (full := refuse_place(self.limits, len(everyone))) is not None:
                 return await refusal(503, full, headers={"Retry-After": "60"})(scope, receive, send)
@@ -63,7 +61,7 @@ class Handles:
             self.opened(handle)
         scope["user"] = principal(room, who)
         scope[CALLER] = Caller(room, who, handle)
-        if handle is None:  # not a request the SDK serves at this revision: it says why
+        if handle is None:  # not a POST: the SDK says why it is not served
             return await self.sdk(scope, receive, send)
         handle.begin()
         try:
