@@ -257,7 +257,7 @@ class AgentPlugin:
 
     async def perform(self, change: BehaviourChange) -> Outcome:
         if change.install is not None:  # an MCP client's install: through the room's peer, as its own runs install
-            peer = await self.peer(change.room)
+            peer = await self.resident(change.room)  # here: the placement sent it to this node
             answer = await install_requested(peer.behaviours, change.install)
             return Outcome(status=200, body=answer.model_dump_json())
         return await self._behaviour_routes.perform(change)
