@@ -11,7 +11,8 @@ idle bound, the admission rules of `agent.mcp.guard`, ending when its link lapse
   request of that link in that room is attributed to the one handle, and its peer leaves once it
   has gone `idle_s` without a request, or the link lapses. The revision's one server-minted value,
   `requestState` (SEP-2567), belongs to a single multi-round-trip request (input required), which
-  our tools never ask for: it names no place to key by, so the link is the key.
+  our tools never ask for: it names no place to key by, so the link is the key. With `--open`
+  there are no links (everyone is `OPEN`): a room's 2026-07-28 clients share one handle there.
 """
 
 from __future__ import annotations

@@ -63,11 +63,9 @@ VIEW_DOC = (
 )
 
 BEHAVIOURS_OVER_MCP = (
-    "With `on` (and `name`) the program is installed as a behaviour of the room, as the room's own agent installs them: it "
-    "acts with this token's authority (the token's link is its installer, shown on its card; revoking the link pauses it), "
-    "within the room's bounds on behaviours, and people pause, resume or remove it on its card (or DELETE "
-    "/rooms/NAME/behaviours/ID with an edit token). The same name replaces it. A view token cannot install. In a plain "
-    "execute over MCP, behaviours.list and behaviours.remove are not available."
+    "With `on` (and `name`) it is installed as a behaviour of the room: it acts with this token's authority (its installer, "
+    "shown on its card; revoking the token pauses it), within the room's bounds on behaviours; people pause or remove it on "
+    "its card. The same name replaces it. behaviours.list/remove are not available over MCP."
 )
 """What `execute`'s description adds for an edit link (its input schema has `on`, `name`, `anyone`, `rehearse`)."""
 
