@@ -35,6 +35,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 from starlette.routing import BaseRoute
 
+from agent.behaviours.installs import InstallAnswer, InstallRequest, install_requested
 from agent.behaviours.records import BehaviourRecords
 from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviours.scheduler import Hosting
@@ -56,7 +57,7 @@ from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
 from agent.sandbox import Sandbox, Shares, default_workers
 from canvas import now_ms
-from common.http import Refusal
+from common.http import ApiError, Refusal
 
 log = logging.getLogger("inhabit.agent")
 
@@ -216,6 +217,18 @@ class AgentPlugin:
     async def dispatch(self, change: BehaviourChange) -> Outcome:
         return await self.placement.dispatch(change)
 
+    async def install(self, room: str, request: InstallRequest) -> InstallAnswer:
+        """Install a behaviour an MCP client asked for (`agent.mcp`), wherever the room's behaviours are
+        held, as the room's own runs install them. `Refusal` when it cannot be carried out now."""
+        disk = self._host.disk
+        if disk is not None and disk.refusal is not None:
+            raise Refusal(507, f"not installed: {disk.refusal}")
+        out = await self.placement.dispatch(BehaviourChange(op="install", room=room, id=request.name, by=request.installer.label,
+                                                            install=request))
+        if out.status != 200:
+            raise Refusal(out.status, ApiError.model_validate_json(out.body).error)
+        return InstallAnswer.model_validate_json(out.body)
+
     async def resident(self, room: str) -> AgentPeer:
         """The room's peer on this node, for its behaviours (AgentElsewhere: it is on another node)."""
         return await self.placement.resident(room)
@@ -243,6 +256,10 @@ class AgentPlugin:
             await self.residency.arrive(room)
 
     async def perform(self, change: BehaviourChange) -> Outcome:
+        if change.install is not None:  # an MCP client's install: through the room's peer, as its own runs install
+            peer = await self.resident(change.room)  # here: the placement sent it to this node
+            answer = await install_requested(peer.behaviours, change.install)
+            return Outcome(status=200, body=answer.model_dump_json())
         return await self._behaviour_routes.perform(change)
 
     async def peer(self, room: str) -> AgentPeer:

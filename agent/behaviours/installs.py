@@ -7,12 +7,19 @@ link's grant, and pauses when the link expires or is revoked. A chat line's send
 known (any editor's connection may have written it), so chat prompts may remove but not install.
 `anyone` (execute's input) is the installer's explicit consent that a viewer's event may fire it
 with write (`agent.contract.events.firing_grant`); the page shows it on the behaviour's card.
+
+An install asked from elsewhere (an MCP client's `execute` with `on`: `agent.mcp`) is an
+`InstallRequest` carried to wherever the room's behaviours are held (`agent.plugin`'s placement,
+as a `BehaviourChange`) and carried out there by `install_requested`, through the same
+`RunInstalls.install` as the built-in agent's, with the asking link as the installer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from agent.behaviours.firing import event_global, run_firing
 from agent.behaviours.model import Behaviour, FiredEvent
@@ -21,10 +28,47 @@ from agent.behaviours.scheduler import RoomBehaviours
 from agent.contract.behaviour import LIST_CAP, NO_INSTALLER, REMOVE_CAP, BehaviourInfo, RemoveParams
 from agent.contract.canvas import CanvasSession, NoParams
 from agent.contract.codemode import compact_record
-from agent.contract.events import Installer, MadeUpEvent, Trigger, describe_triggers
-from agent.sandbox import Binding, RunError, RunRecord, RunStats, Share
+from agent.contract.events import BadInstall, Installer, MadeUpEvent, Trigger, describe_triggers, parse_rehearsal
+from agent.sandbox import Binding, CallRecord, RunError, RunRecord, RunStats, Share
 from canvas import new_id, now_ms
 from common.actor import Actor
+
+
+class InstallRequest(BaseModel):
+    """An install asked by a client of another kind than the room's own agent run (an MCP client's
+    `execute` with `on`): what to install, and on whose authority (the asking edit link)."""
+
+    code: str
+    on: list[Trigger]
+    name: str
+    installer: Installer
+    run_id: str = Field(description="the asking client's run: the install run's writes carry it (its card, Undo run)")
+    anyone: bool = False
+    rehearse: list[dict[str, Any]] | None = Field(default=None, description="made-up events to rehearse instead of installing")
+
+
+class InstallAnswer(BaseModel):
+    """What an `InstallRequest` answers: the compact record its client is handed, and the install run's calls."""
+
+    compact: dict[str, Any]
+    calls: list[CallRecord] = Field(default_factory=list)
+
+
+async def install_requested(rb: RoomBehaviours | None, request: InstallRequest) -> InstallAnswer:
+    """Carry out `request` in the room whose behaviours `rb` holds (this node holds them)."""
+    if rb is None:
+        return InstallAnswer(compact=_refused("this server does not host behaviours")[0])
+    if request.rehearse is not None:  # made-up events against a copy of the room: nothing installed or written
+        try:
+            events = parse_rehearsal(request.rehearse, request.on)
+        except BadInstall as e:
+            return InstallAnswer(compact=_refused(str(e))[0])
+        share = Share(rb.room, request.installer.id)  # the asking link's turn of the sandbox, as its executes take
+        return InstallAnswer(compact=await RunInstalls(rb, request.installer).rehearse(request.code, request.on, request.name, events,
+                                                                                       share=share, anyone=request.anyone))
+    compact, record = await RunInstalls(rb, request.installer).install(request.code, request.on, request.name, run_id=request.run_id,
+                                                                      anyone=request.anyone)
+    return InstallAnswer(compact=compact, calls=record.calls)
 
 
 class RunInstalls:

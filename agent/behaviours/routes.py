@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from agent.behaviours.installs import InstallRequest
 from agent.behaviours.model import Behaviour, BehaviourDetail, BehaviourList, BehaviourRemoved
 from agent.behaviours.scheduler import Hosting
 from agent.runs.http import UndoResult
@@ -37,13 +38,15 @@ def _json(model: Any) -> Response:
 
 
 class BehaviourChange(BaseModel):
-    """A change a person asked of one behaviour (authorized already, by the node that took it)."""
+    """A change a person asked of one behaviour (authorized already, by the node that took it), or
+    an install an MCP client asked for (`install`; `id` is then the behaviour's name)."""
 
-    op: Literal["pause", "resume", "remove", "undo"]
+    op: Literal["pause", "resume", "remove", "undo", "install"]
     room: str
     id: str
     by: str
     firing: str | None = None
+    install: InstallRequest | None = None
 
 
 class Outcome(BaseModel):

@@ -9,22 +9,25 @@ endpoint adds what is ours:
   route; 401 says why. The SDK also binds each session to the credential that opened it (we
   hand it the token id and the room as its principal): a session id is no use to another
   token or in another room.
-- The handshake protocol era only (sessions): a session is what a peer's presence lasts as
-  long as. A stateless 2026-07-28 request is refused with -32022 naming the versions served,
-  on which the SDK's own client falls back to `initialize`.
+- Both protocol eras. Handshake (up to 2025-11-25): a session is what a peer's presence lasts
+  as long as. 2026-07-28 (stateless, no session): a request is the work of its link's `Handle`
+  in the room (`agent.mcp.stateless`), whose peer lasts until `idle_s` without a request.
+  Presence, bounds and run attribution are keyed by the place (`agent.mcp.occupants`), never by
+  a connection. The tools themselves are `agent.mcp.calls`.
 - Where from: the SDK's transport security checks `Host` (421) and `Origin` (403) against this
   server's names (`guard.transport_security`), before anything else: a DNS-rebinding page
   reaches nothing.
-- Bounds (`McpLimits`, `agent.mcp.settings`; who may open a session: `agent.mcp.guard`):
-  sessions per room, per token in a room, for a room's view links, per token across rooms
-  (429), sessions overall (the SDK: 503), the request body (the SDK: 413), tool calls per token
-  per minute (a tool error saying when to retry), one execute at a time per session.
+- Bounds (`McpLimits`, `agent.mcp.settings`; who may open a place: `agent.mcp.guard`): places
+  (sessions and 2026-07-28 handles together) per room, per token in a room, for a room's view
+  links, per token across rooms (429), overall (503), the request body (the SDK: 413), tool
+  calls per token per minute (a tool error saying when to retry), one execute at a time per place.
 - Fair shares (`agent.sandbox.fair`): executes take turns of the agent's sandbox (shared with
   prompts and behaviours) and views turns of a two-thread renderer, rooms round-robin, then the
   links in a room; a link (its token id; a `'*'` link once across rooms) and a room each have a
   cap on turns held and a CPU budget per minute, past which the call is a tool error saying when
   to retry. A render has a time limit (`--render-s`).
-- Lifetime: a session's peer joins when the client says it is initialized (or at its first
+- Lifetime: a 2026-07-28 handle's peer joins at its first tools/list or call and leaves after
+  `idle_s` without a request or once its link lapses. A session's peer joins when the client says it is initialized (or at its first
   call) and leaves when the client ends the session (DELETE), once it has gone `idle_s`
   without a request, or once its token is revoked or expires. An open GET stream does not
   count as a request (one that nobody reads must not hold a session for good): half-way
@@ -40,99 +43,54 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from agent.contract.canvas import Grant
 from agent.contract.codemode import CodeMode
-from agent.contract.render import check_box
-from agent.limits.admission import RateLimiter
-from agent.mcp.guard import OpeningKey, opening_keys, refuse_opening, transport_security
-from agent.mcp.peer import McpPeer
+from agent.mcp.calls import CALLER, ToolCalls, caller_of, client_info
+from agent.mcp.guard import OpeningKey, opening_keys, principal, refusal, refuse_opening, refuse_place, transport_security
+from agent.mcp.occupants import Caller, Handle, Occupant, Session
+from agent.mcp.peer import Installing, McpPeer
 from agent.mcp.settings import McpLimits
 from agent.mcp.shared import SharedRooms
-from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError, code_arg, image_result, query_arg, text_result, tool_list, view_args
+from agent.mcp.stateless import Handles
+from agent.mcp.tools import INSTRUCTIONS, SERVER_NAME, ToolError
 from agent.runs.http import clean_name
 from agent.runs.store import RunStore
-from agent.sandbox import FairPool, OverBudget, Sandbox, Share, Shares
-from canvas import BBox
-from common.access import Access, Denied, TokenError, TokenInfo, room_of, token_of
+from agent.sandbox import FairPool, Sandbox, Share, Shares
+from common.access import Access, Denied, TokenError, room_of, token_of
 from common.lapses import Lapses
 
 log = logging.getLogger("inhabit.mcp")
 
-CALLER = "inhabit.mcp.caller"
-"""The scope key under which the endpoint hands a request's `Caller` to the tool handlers."""
 RENDERS = 2
 """Threads that draw `view`s, all rooms together (a render is mostly Python and PIL: the GIL)."""
 
 
-class RunKeeper(Protocol):
+class RunKeeper(Installing, Protocol):
     """Where MCP runs are recorded: the hosted agent's run store (`AgentPlugin`), so that
-    `GET /runs` and "Undo run" serve them like the agent's own."""
+    `GET /runs` and "Undo run" serve them like the agent's own; and where an MCP client's
+    behaviours are installed (`install`: wherever the room's behaviours are held)."""
 
     runs: RunStore
     sandbox: Sandbox
     """The server's sandbox, shared fairly (`agent.sandbox.fair`) by prompts, behaviours and MCP executes."""
 
     def release(self, room: str) -> None:
-        """The last MCP session left `room`: its records may leave memory."""
+        """The last MCP client left `room`: its records may leave memory."""
         ...
-
-
-@dataclass
-class Session:
-    """One MCP session: whose it is, and its peer in the room once joined."""
-
-    id: str
-    room: str
-    who: TokenInfo
-    token: str | None
-    in_flight: set[anyio.CancelScope] = field(default_factory=set)
-    """Its requests being served (an open stream included): ending the session cancels them."""
-    requests: int = 0
-    """Its requests being served other than GET streams: while any is, it is not idle."""
-    idle_since: float = field(default_factory=time.monotonic)
-    """When its last request (not a stream) started or ended."""
-    link: Any = None
-    """The SDK's `ServerSession` for it (from a handler's context): how the server pings it."""
-    ping: asyncio.Task[None] | None = None
-    peer: asyncio.Task[McpPeer] | None = None
-    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
-    unwatch: Callable[[], None] | None = None
-    """Stops watching its link for revocation and expiry (set once it is watched)."""
-    seen: set[str] = field(default_factory=set)
-    """The reference sections its `search` calls already returned (sent again as one line)."""
-
-    @property
-    def grant(self) -> Grant:
-        return "write" if self.who.role == "edit" else "read"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request, as the endpoint checked it (its session is None until one is opened)."""
-
-    room: str
-    who: TokenInfo
-    session: Session | None
 
 
 class _Endpoint:
@@ -145,15 +103,6 @@ class _Endpoint:
         await self.plugin.serve(scope, receive, send)
 
 
-def _refusal(status: int, message: str, *, code: int = types.INVALID_REQUEST, data: Any = None,
-             headers: dict[str, str] | None = None) -> Response:
-    """A JSON-RPC error body (the SDK's client shows its message) at an HTTP status."""
-    detail = types.ErrorData(code=code, message=message, **({"data": data} if data is not None else {}))
-    error = types.JSONRPCError(jsonrpc="2.0", id=None, error=detail)
-    return Response(error.model_dump_json(by_alias=True, exclude_unset=True), status_code=status, media_type="application/json",
-                    headers=headers)
-
-
 class McpPlugin:
     """The MCP endpoint as a `server.plugin.Plugin`."""
 
@@ -162,21 +111,23 @@ class McpPlugin:
         self.limits = limits or McpLimits()
         self.sessions: dict[str, Session] = {}
         self._opening: dict[OpeningKey, int] = {}  # sessions being opened, by what they count under (`guard`)
-        self._calls = RateLimiter(self.limits.calls_per_minute)
         self.renderer = FairPool(Shares(workers=RENDERS, link_turns=1, room_turns=1, link_cpu_s=self.limits.render_link_cpu_s,
                                         room_cpu_s=self.limits.render_room_cpu_s), name="renderer")
         self.code_mode = CodeMode(keeper.sandbox)  # the keeper's: it closes it
-        self.server: Server[Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=self._list_tools,
-                                          on_call_tool=self._call_tool)
+        self.calls = ToolCalls(self.limits, self.code_mode, self.renderer, keeper, self._peer, self._share)
+        self.server: Server[Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=self.calls.list_tools,
+                                          on_call_tool=self.calls.call_tool)
         self.server.add_notification_handler("notifications/initialized", types.NotificationParams, self._on_initialized)
         self.manager = StreamableHTTPSessionManager(self.server, json_response=True, session_idle_timeout=self.limits.idle_s,
                                                     max_request_body_size=self.limits.body_bytes, max_sessions=self.limits.sessions)
+        self.handles = Handles(self.limits, self.manager.handle_request, self._watch)
+        """The 2026-07-28 clients' places (a link in a room), beside the handshake era's sessions."""
         self._lifespan = contextlib.AsyncExitStack()
         self._reaper: asyncio.Task[None] | None = None
         self._ws_base = ""
         self._access: Access | None = None
         self._lapses: Lapses | None = None
-        self._ending: set[asyncio.Task[None]] = set()  # sessions being ended because their link lapsed
+        self._ending: set[asyncio.Task[None]] = set()  # places being ended because their link lapsed
         self._security = TransportSecurityMiddleware()  # startup sets this server's names
         self._internal_host = "127.0.0.1"
         self._host: Any = None
@@ -205,6 +156,8 @@ class McpPlugin:
             self._reaper.cancel()
         for sid in list(self.sessions):
             await self._end(sid, forget=False)  # the SDK's sessions end with its manager
+        for handle in self.handles:
+            await self._end_handle(handle)
         await self._lifespan.aclose()
         self.renderer.close()
         await self.shared.close()
@@ -212,7 +165,8 @@ class McpPlugin:
     def gauges(self) -> dict[str, tuple[float, str]]:
         return {
             "mcp_sessions": (len(self.sessions), "MCP sessions open (each is a peer in its room once joined)."),
-            "mcp_rate_keys": (len(self._calls), "MCP tool-call rate-limit buckets held in memory."),
+            "mcp_handles": (len(self.handles), "MCP 2026-07-28 clients' places open, one per link and room (each a peer once joined)."),
+            "mcp_rate_keys": (len(self.calls.rate), "MCP tool-call rate-limit buckets held in memory."),
             "mcp_renders_waiting": (self.renderer.load()[1], "MCP views waiting for their room's and link's turn of the renderer."),
             "mcp_shared_rooms": (len(self.shared), "Rooms whose one shared copy this node's MCP sessions read."),
         }
@@ -227,21 +181,25 @@ class McpPlugin:
             room, who = room_of(request)
         except Denied as e:  # answered in JSON-RPC's error shape, which MCP clients show
             headers = {"WWW-Authenticate": 'Bearer realm="inhabit"'} if e.status == 401 else None
-            return await _refusal(e.status, e.message, headers=headers)(scope, receive, send)
+            return await refusal(e.status, e.message, headers=headers)(scope, receive, send)
         version = request.headers.get("mcp-protocol-version")
+        if version in MODERN_PROTOCOL_VERSIONS:  # 2026-07-28: no session, the link's place in the room
+            return await self.handles.serve(scope, receive, send, room, who, lambda: self.sessions.values())
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
-            return await _refusal(400, f"protocol version {version} is not served here; use one with the initialize handshake",
-                                  code=types.UNSUPPORTED_PROTOCOL_VERSION,
-                                  data={"supported": list(HANDSHAKE_PROTOCOL_VERSIONS), "requested": version})(scope, receive, send)
+            return await refusal(400, f"protocol version {version} is not served here", code=types.UNSUPPORTED_PROTOCOL_VERSION,
+                                 data={"supported": [*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS],
+                                       "requested": version})(scope, receive, send)
         sid = request.headers.get(MCP_SESSION_ID_HEADER)
         session = self.sessions.get(sid) if sid is not None else None
         if sid is not None and (session is None or session.room != room or session.who.id != who.id):
-            return await _refusal(404, "no such MCP session here (it ended, or was opened with another token or room): "
-                                       "initialize a new one")(scope, receive, send)
+            return await refusal(404, "no such MCP session here (it ended, or was opened with another token or room): "
+                                      "initialize a new one")(scope, receive, send)
         opening = opening_keys(room, who) if sid is None and request.method == "POST" else []
-        if opening and (refused := refuse_opening(self.limits, self.sessions.values(), self._opening, room, who)):
-            return await _refusal(429, refused, headers={"Retry-After": "60"})(scope, receive, send)
-        scope["user"] = _principal(room, who)
+        if opening and (full := refuse_place(self.limits, len(self.sessions) + len(self.handles))):
+            return await refusal(503, full, headers={"Retry-After": "60"})(scope, receive, send)
+        if opening and (refused := refuse_opening(self.limits, self._places(), self._opening, room, who)):
+            return await refusal(429, refused, headers={"Retry-After": "60"})(scope, receive, send)
+        scope["user"] = principal(room, who)
         scope[CALLER] = Caller(room, who, session)
 
         response = {"started": False, "ended": False}
@@ -251,7 +209,7 @@ class McpPlugin:
                 response["started"] = True
                 new_id = dict(message.get("headers", [])).get(MCP_SESSION_ID_HEADER.encode())
                 if opening and new_id and message["status"] < 400:
-                    self._opened(Session(new_id.decode(), room, who, token_of(request)))
+                    self._opened(Session(id=new_id.decode(), room=room, who=who, token=token_of(request)))
             response["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
@@ -262,8 +220,7 @@ class McpPlugin:
             if session is not None:
                 session.in_flight.add(serving)
                 if not stream:
-                    session.requests += 1
-                    session.idle_since = time.monotonic()
+                    session.begin()
             try:
                 await self.manager.handle_request(scope, receive, send_and_register)
             finally:
@@ -274,67 +231,91 @@ class McpPlugin:
                 if session is not None:
                     session.in_flight.discard(serving)
                     if not stream:
-                        session.requests -= 1
-                        session.idle_since = time.monotonic()
+                        session.end()
         if serving.cancelled_caught and response["started"] and not response["ended"]:
             with contextlib.suppress(Exception):  # end the stream we cut short, rather than drop the connection
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         if session is not None and request.method == "DELETE":
             await self._end(session.id, forget=False)  # the SDK has ended it
 
-    # sessions and their peers ------------------------------------------------------------
+    # places and their peers ----------------------------------------------------------------
 
-    async def _peer(self, session: Session, client: types.Implementation | None) -> McpPeer:
-        """The session's peer, joining the room on first use (a failed join is tried again next time)."""
-        task = session.peer
+    def _places(self) -> Iterator[Occupant]:
+        """Every place held: sessions and 2026-07-28 handles (they count against the same bounds)."""
+        yield from self.sessions.values()
+        yield from self.handles
+
+    async def _peer(self, place: Occupant, client: types.Implementation | None) -> McpPeer:
+        """The place's peer, joining the room on first use (a failed join is tried again next time)."""
+        task = place.peer
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             name = clean_name(client.name if client else None) or "mcp-client"
-            peers = self._host.peers  # the server vouches for the session's peer as an MCP client's
-            credential = peers.vouch(session.room, "mcp", name)
-            peer = McpPeer(self._ws_base, session.room, token=session.token, name=name, grant=session.grant,
+            peers = self._host.peers  # the server vouches for the place's peer as an MCP client's
+            credential = peers.vouch(place.room, "mcp", name)
+            peer = McpPeer(self._ws_base, place.room, token=place.token, name=name, grant=place.grant,
                            runs=self.keeper.runs, code_mode=self.code_mode, credential=credential,
                            release=lambda: peers.withdraw(credential), shared=self.shared,
-                           whose=functools.partial(self._host.presence_of, session.room))
-            task = session.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
+                           whose=functools.partial(self._host.presence_of, place.room))
+            task = place.peer = asyncio.create_task(peer.start())  # bounded: connect gives up after its timeout
         try:
             return await asyncio.shield(task)
         except Exception as e:
-            raise ToolError(f"could not join room {session.room!r}: {type(e).__name__}: {e}. Try again shortly.") from None
+            raise ToolError(f"could not join room {place.room!r}: {type(e).__name__}: {e}. Try again shortly.") from None
 
     def _opened(self, session: Session) -> None:
         """A new session: kept, and ended as soon as its link is revoked or expires."""
         self.sessions[session.id] = session
-        if self._lapses is not None:
-            session.unwatch = self._lapses.watch_token(session.who, lambda why: self._lapsed(session.id, why))
+        self._watch(session)
 
-    def _lapsed(self, sid: str, why: str) -> None:
-        """The session's link was revoked or expired (called by the watcher, on the loop)."""
-        log.info("MCP session %s ends: %s", sid[:8], why)
-        task = asyncio.get_running_loop().create_task(self._end(sid))
+    def _watch(self, place: Occupant) -> None:
+        """End `place` as soon as its link is revoked or expires."""
+        if self._lapses is not None:
+            place.unwatch = self._lapses.watch_token(place.who, lambda why: self._lapsed(place, why))
+
+    def _lapsed(self, place: Occupant, why: str) -> None:
+        """The place's link was revoked or expired (called by the watcher, on the loop)."""
+        log.info("MCP %s ends: %s", place.label, why)
+        task = asyncio.get_running_loop().create_task(self._end_place(place))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
+
+    async def _end_place(self, place: Occupant) -> None:
+        if isinstance(place, Session):
+            await self._end(place.id)
+        elif isinstance(place, Handle):
+            await self._end_handle(place)
 
     async def _end(self, sid: str, *, forget: bool = True) -> None:
         """The session is over: its peer leaves the room, and (`forget`) the SDK ends it too."""
         session = self.sessions.pop(sid, None)
         if session is None:
             return
-        if session.unwatch is not None:
-            session.unwatch()
         for serving in session.in_flight:  # an open stream ends with the session
             serving.cancel()
         if session.ping is not None:
             session.ping.cancel()
         if forget:
             await self._forget(session)
-        task = session.peer
+        await self._leave(session)
+
+    async def _end_handle(self, handle: Handle) -> None:
+        """A 2026-07-28 link's place is over (idle, or its link lapsed): its peer leaves the room."""
+        if self.handles.held.get(handle.key) is handle:
+            self.handles.pop(handle.key)
+            await self._leave(handle)
+
+    async def _leave(self, place: Occupant) -> None:
+        """An ended place's peer leaves its room (and the room's records may leave memory)."""
+        if place.unwatch is not None:
+            place.unwatch()
+        task = place.peer
         if task is not None and task.done():
             if not task.cancelled() and task.exception() is None:
                 await task.result().close()
         elif task is not None:  # a join under way is let finish (a cancelled connect could leave its socket behind)
             task.add_done_callback(_leave)
-        if not any(s.room == session.room for s in self.sessions.values()):
-            self.keeper.release(session.room)
+        if not any(p.room == place.room for p in self._places()):
+            self.keeper.release(place.room)
 
     async def _forget(self, session: Session) -> None:
         """End the session in the SDK as its client would, by a DELETE (the manager has no other
@@ -342,7 +323,7 @@ class McpPlugin:
         scope: Scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "DELETE", "scheme": "http",
             "path": f"/rooms/{session.room}/mcp", "raw_path": f"/rooms/{session.room}/mcp".encode(), "query_string": b"",
-            "root_path": "", "client": None, "server": None, "user": _principal(session.room, session.who),
+            "root_path": "", "client": None, "server": None, "user": principal(session.room, session.who),
             "headers": [(b"host", self._internal_host.encode()), (MCP_SESSION_ID_HEADER.lower().encode(), session.id.encode())],
         }
 
@@ -359,20 +340,21 @@ class McpPlugin:
             log.exception("ending MCP session %s in the SDK", session.id[:8])
 
     async def _reap(self) -> None:
-        """End sessions idle for `idle_s` (no request, whatever streams are open), and those whose
-        token was revoked or expired since; ping through the open stream of one half-way idle."""
+        """End places idle for `idle_s` (no request, whatever streams are open), and those whose
+        token was revoked or expired since; ping through the open stream of a session half-way idle."""
         while True:
             await asyncio.sleep(min(5.0, self.limits.idle_s / 4))
             now = time.monotonic()
-            for s in list(self.sessions.values()):
+            for place in list(self._places()):
                 try:
-                    idle = 0.0 if s.requests else now - s.idle_since
-                    if idle > self.limits.idle_s or not self._still_valid(s):
-                        await self._end(s.id)
-                    elif idle > self.limits.idle_s / 2 and s.in_flight and s.link is not None and s.ping is None:
-                        s.ping = asyncio.create_task(self._ping(s))
+                    idle = place.idle_for(now)
+                    if idle > self.limits.idle_s or not self._still_valid(place):
+                        await self._end_place(place)
+                    elif (isinstance(place, Session) and idle > self.limits.idle_s / 2 and place.in_flight and place.link is not None
+                          and place.ping is None):
+                        place.ping = asyncio.create_task(self._ping(place))
                 except Exception:
-                    log.exception("ending MCP session %s", s.id[:8])
+                    log.exception("ending MCP %s", place.label)
 
     async def _ping(self, session: Session) -> None:
         """Ping through the session's stream; the client's answer is a request (it refreshes
@@ -387,11 +369,11 @@ class McpPlugin:
                 await asyncio.sleep(max(0.0, self.limits.idle_s - (time.monotonic() - started)))
             session.ping = None
 
-    def _still_valid(self, session: Session) -> bool:
+    def _still_valid(self, place: Occupant) -> bool:
         if self._access is None:  # auth is off
             return True
         try:
-            self._access.verify(session.token, session.room)
+            self._access.verify(place.token, place.room)
         except TokenError:
             return False
         return True
@@ -402,60 +384,15 @@ class McpPlugin:
         link = caller.who.id if self._access is not None else f"{caller.who.id}@{caller.room}"
         return Share(caller.room, link)
 
-    # the MCP handlers ----------------------------------------------------------------------
+    # the handshake era's notification ------------------------------------------------------------
 
     async def _on_initialized(self, ctx: Any, params: types.NotificationParams) -> None:
         """Join the room as soon as the client is ready, so people see it before its first call."""
-        caller = _caller(ctx)
-        if caller.session is not None:
-            caller.session.link = ctx.session
+        session = caller_of(ctx).place
+        if isinstance(session, Session):
+            session.link = ctx.session
             with contextlib.suppress(ToolError):
-                await self._peer(caller.session, _client_info(ctx))
-
-    async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        caller = _caller(ctx)
-        return types.ListToolsResult(tools=tool_list("write" if caller.who.role == "edit" else "read"))
-
-    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        caller = _caller(ctx)
-        session = caller.session
-        args = params.arguments or {}
-        try:
-            if session is None:
-                raise ToolError("tools are called within a session: initialize first")
-            key = (caller.who.id, caller.room)
-            wait = self._calls.wait(key)
-            if wait:
-                raise ToolError(f"too many calls from this token: at most {self.limits.calls_per_minute} a minute in this room; "
-                                f"try again in {math.ceil(wait)} s")
-            self._calls.take(key)
-            if params.name == "search":
-                return text_result(self.code_mode.reference(session.grant).search(query_arg(args), seen=session.seen))
-            if params.name == "execute":
-                code = code_arg(args)
-                peer = await self._peer(session, _client_info(ctx))
-                async with session.busy:  # one program at a time per session
-                    try:
-                        out = await peer.execute(code, self._share(caller))
-                    except OverBudget as e:
-                        raise ToolError(f"not run: {e}") from None
-                return text_result(out, error=not out["ok"])
-            if params.name == "view":
-                view = view_args(args)
-                box = BBox(view.box.x0, view.box.y0, view.box.x1, view.box.y1) if view.box else None
-                if box is not None and (problem := check_box(box)):
-                    raise ToolError(problem)
-                peer = await self._peer(session, _client_info(ctx))
-                try:
-                    return image_result(await peer.view(box, view.size, self.renderer, self._share(caller), self.limits.render_s))
-                except OverBudget as e:
-                    raise ToolError(f"not drawn: {e}") from None
-                except TimeoutError:
-                    raise ToolError(f"not drawn: the view took longer than {self.limits.render_s:g} s; ask for a smaller box "
-                                    "or size, or try again shortly") from None
-            raise ToolError(f"unknown tool {params.name!r}; the tools are search, execute and view")
-        except ToolError as e:
-            return text_result(str(e), error=True)
+                await self._peer(session, client_info(ctx))
 
 
 def _leave(task: asyncio.Task[McpPeer]) -> None:
@@ -468,21 +405,3 @@ def _leave(task: asyncio.Task[McpPeer]) -> None:
 
 _closing: set[asyncio.Task[None]] = set()
 """Peers on their way out (held so their tasks are not collected mid-close)."""
-
-
-def _principal(room: str, who: TokenInfo) -> AuthenticatedUser:
-    """Who the SDK binds a session to: the token (by id) in the room."""
-    return AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
-
-
-def _caller(ctx: Any) -> Caller:
-    request = getattr(ctx, "request", None)
-    caller = request.scope.get(CALLER) if isinstance(request, Request) else None
-    if not isinstance(caller, Caller):  # only our endpoint reaches the handlers; say so if that ever changes
-        raise RuntimeError("MCP request without a checked caller")
-    return caller
-
-
-def _client_info(ctx: Any) -> types.Implementation | None:
-    params = ctx.session.client_params
-    return params.client_info if params is not None else None

@@ -9,7 +9,8 @@ read and tested apart from the protocol plumbing in `endpoint`:
 - one link across all rooms (a `'*'` link too) at most `link_cap()`: `link_sessions`, and never
   more than a quarter of the server-wide `sessions`, so no single link can deny MCP to others.
   With `--open` there are no links (everyone is `OPEN`): only the room bounds apply.
-- the server-wide cap itself is the SDK's (`max_sessions`: 503).
+- sessions and 2026-07-28 link handles together at most `sessions` (503; the SDK's own
+  `max_sessions` backs it for sessions).
 
 And from where: `transport_security` gives the SDK's DNS-rebinding protection the `Host` names
 and origins of this server (`ServerSettings.trusted_hosts`, `.origins`): another `Host` gets 421,
@@ -21,7 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import Response
 
 from agent.mcp.settings import McpLimits
 from common.access import OPEN, TokenInfo
@@ -68,6 +73,29 @@ def refuse_opening(limits: McpLimits, sessions: Iterable[Held], opening: dict[Op
         if everywhere >= limits.link_cap():
             return f"this token already holds {everywhere} MCP sessions across rooms, the most one link may; {wait}"
     return None
+
+
+def refuse_place(limits: McpLimits, held: int) -> str | None:
+    """Why no new place (a session, or a 2026-07-28 link handle) may be opened anywhere now (the 503's
+    message), or None: sessions and handles together are bounded by `sessions`."""
+    if held >= limits.sessions:
+        return (f"this server holds {held} MCP clients, the most it takes ({limits.sessions}); try again once one has left "
+                f"(a client without requests leaves after {limits.idle_s:g} s)")
+    return None
+
+
+def refusal(status: int, message: str, *, code: int = types.INVALID_REQUEST, data: Any = None,
+            headers: dict[str, str] | None = None) -> Response:
+    """A JSON-RPC error body (the SDK's client shows its message) at an HTTP status."""
+    detail = types.ErrorData(code=code, message=message, **({"data": data} if data is not None else {}))
+    error = types.JSONRPCError(jsonrpc="2.0", id=None, error=detail)
+    return Response(error.model_dump_json(by_alias=True, exclude_unset=True), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def principal(room: str, who: TokenInfo) -> AuthenticatedUser:
+    """Who the SDK binds a request (and a session) to: the token (by id) in the room."""
+    return AuthenticatedUser(AccessToken(token=who.id, client_id=who.id, scopes=[who.role], subject=room))
 
 
 def transport_security(server: Any) -> TransportSecuritySettings:

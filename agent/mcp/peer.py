@@ -12,6 +12,11 @@ that drew or erased is announced in the chat with its run id, which is what make
 show its card; reads and failed programs change nothing people see, so they stay out of the
 chat (their records are in `/runs`).
 
+An execute with `on` (an edit link's) installs a behaviour: the run is recorded here as any
+execute's, and the install itself is carried out where the room's behaviours are held, by the
+room's hosted agent, exactly as the built-in agent's installs are (`Installer` = the session's
+link: the behaviour acts with its grant, pauses when it is revoked, and shows on a card).
+
 Reads come from the room's one shared view on this node (`agent.mcp.shared`): an execute's
 snapshot is a dict copy of it and `view` draws what its spatial index finds in the box, so no
 call parses the room. A read-only session's own connection holds no copy of the room at all; an
@@ -26,19 +31,23 @@ import contextlib
 import functools
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+from agent.behaviours.installs import InstallAnswer, InstallRequest
 from agent.contract.canvas import CanvasSession, Grant, Quotas
 from agent.contract.codemode import CodeMode
+from agent.contract.events import Installer
 from agent.contract.people import people_in
 from agent.contract.render import View, frame, render
 from agent.contract.room_view import RoomView
 from agent.mcp.shared import SharedRooms
+from agent.mcp.tools import InstallPlan
 from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
 from agent.sandbox import FairPool, Share
 from canvas import BBox, Message, Stroke, bbox, now_ms, union
 from common.actor import Actor
+from common.http import Refusal
 from wire.client import CanvasClient
 from wire.protocol import SERVER_PEER_HEADER
 
@@ -46,6 +55,12 @@ OWN_WRITES_S = 2.0
 """How long an execute that wrote waits, at most, for the shared view to show its writes."""
 COLORS = ("#0284c7", "#059669", "#d97706", "#db2777", "#0d9488", "#4f46e5")
 """Agent colours for MCP clients (the hosted agent is violet): one per client name."""
+
+
+class Installing(Protocol):
+    """Where an install is carried out: the agent (`agent.plugin.AgentPlugin.install`), wherever the room's behaviours are."""
+
+    async def install(self, room: str, request: InstallRequest) -> InstallAnswer: ...
 
 
 def color_for(name: str) -> str:
@@ -137,6 +152,36 @@ class McpPeer:
             await client.flush()
         if run.strokes or run.erased:
             await self._see_own(set(run.strokes), set(run.erased))
+        return {"run": run.id, **compact}
+
+    async def install(self, code: str, plan: InstallPlan, installer: Installer, keeper: Installing) -> dict[str, Any]:
+        """Install `code` as a behaviour on `plan`'s triggers with `installer`'s authority, wherever the
+        room's behaviours are held (`keeper.install`); recorded as one run of this client's."""
+        run = AgentRun(room=self.room, prompt=_first_line(code), author=self.name, grant=self.grant, source="mcp",
+                       status="running", started=now_ms())
+        run.code.append(code)
+        request = InstallRequest(code=code, on=plan.on, name=plan.name, anyone=plan.anyone, rehearse=plan.rehearse,
+                                 installer=installer, run_id=run.id)
+        try:
+            answer = await keeper.install(self.room, request)
+            compact = answer.compact
+            run.keep_calls(answer.calls)
+        except Exception as e:  # the room's agent could not be reached or started: nothing was installed
+            why = e.message if isinstance(e, Refusal) else f"{type(e).__name__}: {e}"
+            compact = {"ok": False, "error": {"kind": "busy", "message": f"the room's agent cannot install now: {why}"}, "behaviour": None,
+                       "next": "Not installed, and nothing was written. Try again shortly."}
+        run.strokes.extend((compact.get("written") or {}).get("drawn", []))
+        if not compact["ok"]:
+            err = compact.get("error") or {}
+            run.errors.append(f"install: {err.get('kind')}: {err.get('message')}")
+        run.status, run.finished = ("done" if compact["ok"] else "failed"), now_ms()
+        behaviour = compact.get("behaviour") or {}
+        run.reply = f"Installed the behaviour “{behaviour['name']}”." if compact["ok"] and behaviour else _summary(run)
+        self.runs.add(run)
+        if compact["ok"]:
+            self._client.doc.post(Message(author=self.name, kind="agent", text=f"{run.reply} (run {run.id})", run=run.id))
+        if run.strokes:
+            await self._see_own(set(run.strokes), set())
         return {"run": run.id, **compact}
 
     async def _see_own(self, drawn: set[str], erased: set[str]) -> None:

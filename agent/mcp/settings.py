@@ -14,15 +14,15 @@ from common.settings import setting
 class McpLimits(BaseModel):
     """What MCP clients may hold and do (`/rooms/NAME/mcp`: each session is a peer in its room)."""
 
-    sessions: int = setting(64, "MCP sessions open at once, all rooms together (more: 503); one link (token) holds at most a "
-                            "quarter of them (at least 1)", name="mcp_sessions", ge=1)
+    sessions: int = setting(64, "MCP sessions open at once, all rooms together, a 2026-07-28 client's link in a room counting as "
+                            "one (more: 503); one link (token) holds at most a quarter of them (at least 1)", name="mcp_sessions", ge=1)
     room_sessions: int = setting(8, "MCP sessions open at once in one room (more: 429); view links together hold at most this "
                                  "minus --mcp-token-sessions (at least 1): the rest is kept for edit links", name="mcp_room_sessions", ge=1)
     token_sessions: int = setting(4, "MCP sessions one token may hold open in a room (more: 429)", name="mcp_token_sessions", ge=1)
     link_sessions: int = setting(8, "MCP sessions one token may hold open in all rooms together (a '*' link too), and never more than "
                                  "a quarter of --mcp-sessions (more: 429)", name="mcp_link_sessions", ge=1)
-    idle_s: float = setting(600.0, "seconds an MCP session may go without a request before it ends and its peer leaves (an open stream "
-                            "does not count: the server pings through it, and a client that reads it answers, which is a request)",
+    idle_s: float = setting(600.0, "seconds an MCP session (or a 2026-07-28 client's link in a room) may go without a request before it "
+                            "ends and its peer leaves (an open stream does not count: the server pings through it, and a client that reads it answers, which is a request)",
                             name="mcp_idle_s", gt=0)
     calls_per_minute: int = setting(60, "MCP tool calls one token may make per minute in a room (more: a tool error saying when to retry)",
                                     name="mcp_calls_per_minute", ge=1)

@@ -153,10 +153,12 @@ async def test_tokens_are_checked_and_sessions_bound_to_theirs(server):
     elsewhere = RawSession(server, "r2", everywhere)
     elsewhere.id = s.id
     assert elsewhere.request("tools/list").status_code == 404
-    # the stateless 2026 protocol is refused with the versions served (the SDK's client then falls back)
+    # a protocol version not served is refused with the versions served (the 2026-07-28 revision among them:
+    # tests/mcp/test_mcp_current_revision.py), on which a client picks one
     r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}},
-                   headers={"Authorization": f"Bearer {everywhere}", "MCP-Protocol-Version": "2026-07-28"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == -32022 and "2025-11-25" in r.json()["error"]["data"]["supported"]
+                   headers={"Authorization": f"Bearer {everywhere}", "MCP-Protocol-Version": "2099-01-01"})
+    supported = r.json()["error"]["data"]["supported"]
+    assert r.status_code == 400 and r.json()["error"]["code"] == -32022 and "2025-11-25" in supported and "2026-07-28" in supported
 
 
 HOSTILE = [

@@ -27,13 +27,15 @@ def mcp_url(server: Any, room: str) -> str:
 
 @asynccontextmanager
 async def mcp_client(server: Any, room: str, *, role: str = "edit", name: str = "tester", token: str | None = None,
-                     headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
-    """An SDK client in `room` (`headers` replace the Authorization header made from the token)."""
+                     headers: dict[str, str] | None = None, mode: str = "legacy") -> AsyncIterator[Client]:
+    """An SDK client in `room` (`headers` replace the Authorization header made from the token). `mode`: the
+    SDK's connect mode: "legacy" (the initialize handshake, a session: what most tests pin), "auto" (probe the
+    2026-07-28 revision, else the handshake), or "2026-07-28" (that revision only: no session)."""
     if headers is None:
         headers = {"Authorization": f"Bearer {token or server.token(room, role)}"}
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120))
     transport = streamable_http_client(mcp_url(server, room), http_client=http)
-    async with http, Client(transport, client_info=types.Implementation(name=name, version="1.0")) as client:
+    async with http, Client(transport, client_info=types.Implementation(name=name, version="1.0"), mode=mode) as client:
         yield client
 
 
