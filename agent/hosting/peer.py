@@ -378,7 +378,6 @@ class AgentPeer:
         self._say(f"Undid the run: erased {len(ids)} stroke(s).", run_id)
         return ids
 
-
     # behaviours ------------------------------------------------------------------------
 
     def _behaviour_asks(self, b: Behaviour, text: str, recent: list[FiringSummary]) -> bool:
