@@ -55,6 +55,7 @@ from agent.runs.records import RunRecords
 from agent.runs.routes import RunRoutes
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
+from agent.runs.viewing import renderer
 from agent.sandbox import Sandbox, Shares, default_workers
 from canvas import now_ms
 from common.http import ApiError, Refusal
@@ -88,6 +89,8 @@ class AgentPlugin:
         """Every program of this server runs here, rooms and links taking turns (`agent.sandbox.fair`): prompts',
         behaviours' and MCP executes (`agent.mcp` uses it too)."""
         self._code_mode = CodeMode(self.sandbox)
+        self.renderer = renderer()
+        """Where every room's agent draws its `view`s, rooms taking turns (`agent.runs.viewing`)."""
         self._model_client = ModelClient(self.model)  # one Messages API client for every room's peer, made by the first run
         self._reaper: asyncio.Task[None] | None = None
         self._host: Any = None
@@ -153,6 +156,7 @@ class AgentPlugin:
         if self._placement is not None:  # after the records are written: another node takes the rooms over
             await self._placement.close()
         self._code_mode.close()
+        self.renderer.close()
 
     def gauges(self) -> dict[str, tuple[float, str]]:
         out = {
@@ -279,7 +283,7 @@ class AgentPlugin:
                                  code_mode=self._code_mode, settings=self.model, queue=self.limits.queue, hosting=self._hosting,
                                  model_client=self._model_client, credential=credential,
                                  writer_of=lambda message_id: host.writer_of(room, message_id), budget=self._run_routes.budget,
-                                 history_refused=(lambda: host.disk.refusal) if host.disk is not None else None)
+                                 history_refused=(lambda: host.disk.refusal) if host.disk is not None else None, renderer=self.renderer)
                 try:
                     self.peers[room] = await asyncio.wait_for(peer.start(), START_TIMEOUT_S)
                 except BaseException:

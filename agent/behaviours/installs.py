@@ -82,11 +82,6 @@ class RunInstalls:
     def can_install(self) -> bool:
         return self.installer is not None
 
-    def context(self) -> str:
-        lines = [f"- “{b.name}” (id {b.id}, on {describe_triggers(b.on)}, {b.status}{': ' + b.reason if b.reason else ''}, "
-                 f"{b.firings} firings, version {b.version})" for b in self.rb.behaviours()]
-        return "Behaviours in this room:\n" + "\n".join(lines) if lines else ""
-
     async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str, anyone: bool = False) -> tuple[dict[str, Any], RunRecord]:
         rb, limits = self.rb, self.rb.limits
         if self.installer is None:

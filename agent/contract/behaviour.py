@@ -179,10 +179,6 @@ class Installs(Protocol):
         """Whether `install` may be used (else only `manage`)."""
         ...
 
-    def context(self) -> str:
-        """The room's behaviours in a few lines, for the model's prompt."""
-        ...
-
     async def install(self, code: str, on: list[Trigger], name: str, *, run_id: str, anyone: bool = False) -> tuple[dict[str, Any], RunRecord]:
         """Run `code` once as an install firing; if it succeeds, install (or replace) it. `anyone`:
         a viewer's event may fire it with write (else such firings are read-only)."""

@@ -1,4 +1,4 @@
-"""Code Mode: the model gets two tools, `search` (the API reference) and `execute` (run JS).
+"""Code Mode: the model gets `search` (the API reference) and `execute` (run JS), and `view` to look.
 
 Why: instead of one JSON tool per canvas function, the model writes a small JavaScript
 program against typed declarations and it runs, with exactly the granted capabilities, in the
@@ -15,13 +15,14 @@ from typing import Any
 from agent.contract.behaviour import EXECUTE_PROPS
 from agent.contract.canvas import CanvasSession, Grant
 from agent.contract.reference import Reference
+from agent.contract.sight import VIEW_TOOL
 from agent.sandbox import UNKEYED, Binding, ErrorKind, Limits, RunRecord, Sandbox, Share
 
 RESULT_CHARS = 4_000
 CONSOLE_CHARS = 2_000
 
 SYSTEM_PROMPT = """\
-You are {name}, an AI peer in "{room}", a shared multiplayer drawing canvas. People draw pen \
+You are "{name}", an AI peer in "{room}", a shared multiplayer drawing canvas. People draw pen \
 strokes and chat; you see the same room state they do and act on it by writing JavaScript.
 
 {guide} Finish with a short plain-text reply for the chat (one or two sentences: what you saw \
@@ -43,6 +44,9 @@ The value of the program's last expression is sent back to you (there is no top-
 `return`; end with an expression such as `({{found, drawn}})`), with console.log output, the calls made, and any error. Each execute sees the room as it is \
 when it starts. Your drawing is applied to the room in one step when the program finishes \
 without error; if it throws, nothing is written, so fix it and execute again.
+- view(box?, size?): a PNG of the room, or of a box of it, with the box it shows and canvas units \
+per pixel. Use it to check a drawing by eye (where it is, how big, how it reads); do the analysis \
+itself (finding, measuring, counting) on the raw points in execute.
 
 Access: {access}
 
@@ -103,12 +107,13 @@ def system_prompt(*, name: str, room: str, grant: Grant, behaviours: bool = Fals
 
 
 def tools(*, behaviours: bool = False) -> list[dict[str, Any]]:
-    """The two tools; for a run that may install behaviours, `execute` also takes `on` and `name`."""
-    if not behaviours:
-        return TOOLS
+    """The hosted agent's tools: `search`, `execute` and `view` (`agent.contract.sight`); for a run
+    that may install behaviours, `execute` also takes `on` and `name`."""
     search, execute = TOOLS
-    schema = execute["input_schema"]
-    return [search, {**execute, "input_schema": {**schema, "properties": {**schema["properties"], **EXECUTE_PROPS}}}]
+    if behaviours:
+        schema = execute["input_schema"]
+        execute = {**execute, "input_schema": {**schema, "properties": {**schema["properties"], **EXECUTE_PROPS}}}
+    return [search, execute, VIEW_TOOL]
 
 
 # ---- execute ------------------------------------------------------------------------

@@ -45,11 +45,13 @@ from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
 from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
+from agent.hosting.outcomes import outcomes
 from agent.limits.admission import PromptQueue, QueueFull
 from agent.limits.budget import PromptBudget
 from agent.runs.loop import ModelClient, ModelLoop
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun, RunStore
+from agent.sandbox import FairPool
 from canvas import CanvasDoc, Message, now_ms
 from canvas.geometry import bbox, union
 from common.actor import Actor, Role
@@ -87,11 +89,12 @@ class AgentPeer:
                  code_mode: CodeMode | None = None, settings: AgentSettings | None = None, quotas: Quotas | None = None,
                  queue: int = 8, hosting: Hosting | None = None, model_client: ModelClient | None = None,
                  credential: str | None = None, writer_of: Callable[[str], Actor | None] | None = None,
-                 budget: PromptBudget | None = None, history_refused: Callable[[], str | None] | None = None) -> None:
+                 budget: PromptBudget | None = None, history_refused: Callable[[], str | None] | None = None,
+                 renderer: FairPool | None = None) -> None:
         self.ws_base, self.room, self.token, self.name = ws_base, room, token, name
         self.runs = runs or RunStore()
         self.code_mode = code_mode or CodeMode()
-        self.loop = ModelLoop(self.code_mode, settings, client=model_client, people=self.people)
+        self.loop = ModelLoop(self.code_mode, settings, client=model_client, people=self.people, renderer=renderer)
         self.quotas = quotas
         self.client: CanvasClient | None = None
         self.view: RoomView | None = None
@@ -208,7 +211,7 @@ class AgentPeer:
         run.errors.append(reason)
         self._installers.pop(run.id, None)
         self.runs.save(run)
-        self._say(f"Not run: {reason} (run {run.id})", run.id)
+        self._say(f"Not run: {reason}", run.id)
 
     def _changed(self, *_: Any) -> None:
         self._wake.set()
@@ -308,7 +311,7 @@ class AgentPeer:
                 log.exception("agent run %s", run.id)
                 run.status, run.reply = "failed", f"internal error: {type(e).__name__}: {e}"
                 run.errors.append(run.reply)
-                self._say(f"Sorry, that failed: {run.reply} (run {run.id})", run.id)
+                self._say(f"Sorry, that failed: {run.reply}", run.id)
             finally:
                 self.runs.save(run)
                 self.busy = False
@@ -322,20 +325,21 @@ class AgentPeer:
         return time.monotonic() - max(self.last_active, b.last_active if b is not None else 0.0)
 
     async def _run(self, run: AgentRun) -> None:
-        self._say(f"On it: “{_short(run.prompt)}” (run {run.id})", run.id)
+        self._say(f"On it: “{_short(run.prompt)}”", run.id)
         run.status, run.started = "running", now_ms()
         self.runs.save(run)
         installer = self._installers.pop(run.id, None)
         installs = RunInstalls(self.behaviours, installer) if self.behaviours is not None and run.grant == "write" else None
+        context = outcomes(self.behaviours.behaviours()) if self.behaviours is not None else ""
         await self.loop.run(run, name=self.name, doc=lambda: self.doc, commit=self._commit, quotas=self.quotas, installs=installs,
-                            view=self.view)
+                            view=self.view, context=context)
         if run.status == "done":
             text = run.reply or "Done."
         else:
             text = f"That did not work: {run.reply or '; '.join(run.errors)}"
             if run.errors and run.reply not in run.errors:
                 text += f" ({run.errors[-1]})"
-        self._say(f"{_short(text, 1500)} (run {run.id})", run.id)
+        self._say(_short(text, 1500), run.id)
 
     def _commit(self, session: CanvasSession) -> None:
         session.commit(self.doc)
@@ -344,6 +348,7 @@ class AgentPeer:
         self._presence(box.center if box else None)
 
     def _say(self, text: str, run_id: str) -> None:
+        """A line about a run: its `run` field links it to the run's card (no run id in the text)."""
         line = Message(author=self.name, kind="agent", text=text, run=run_id)
         self._post(line, self._run_actor(run_id))
 
@@ -377,9 +382,8 @@ class AgentPeer:
         if run is not None:
             run.undone = True
             self.runs.save(run)
-        self._say(f"Undid run {run_id}: erased {len(ids)} stroke(s).", run_id)
+        self._say(f"Undid the run: erased {len(ids)} stroke(s).", run_id)
         return ids
-
 
     # behaviours ------------------------------------------------------------------------
 

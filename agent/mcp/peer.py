@@ -8,8 +8,8 @@ is read-only at the server too, on top of its runs having no write capabilities 
 Each execute is one `AgentRun` (source "mcp", author = the client's name) recorded through
 `loop.execute_in_run`, exactly as the model loop records its executes, and added to the
 shared `RunStore` once finished, so `GET /runs` and "Undo run" serve it like any other. A run
-that drew or erased is announced in the chat with its run id, which is what makes the page
-show its card; reads and failed programs change nothing people see, so they stay out of the
+that drew or erased is announced in the chat by a line carrying its run (`Message.run`), which is
+what makes the page show its card; reads and failed programs change nothing people see, so they stay out of the
 chat (their records are in `/runs`).
 
 An execute with `on` (an edit link's) installs a behaviour: the run is recorded here as any
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -38,14 +37,15 @@ from agent.contract.canvas import CanvasSession, Grant, Quotas
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer
 from agent.contract.people import people_in
-from agent.contract.render import View, frame, render
+from agent.contract.render import View
 from agent.contract.room_view import RoomView
+from agent.contract.sight import look
 from agent.mcp.shared import SharedRooms
 from agent.mcp.tools import InstallPlan
 from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun, RunStore
 from agent.sandbox import FairPool, Share
-from canvas import BBox, Message, Stroke, bbox, now_ms, union
+from canvas import BBox, Message, bbox, now_ms, union
 from common.actor import Actor
 from common.http import Refusal
 from wire.client import CanvasClient
@@ -147,7 +147,7 @@ class McpPeer:
         run.reply = _summary(run)
         self.runs.add(run)
         if run.strokes or run.erased:
-            client.doc.post(Message(author=self.name, kind="agent", text=f"{run.reply} (run {run.id})", run=run.id))
+            client.doc.post(Message(author=self.name, kind="agent", text=run.reply, run=run.id))  # `run` links the card
         with contextlib.suppress(TimeoutError):  # a stalled socket catches up when it reconnects; the room has the run
             await client.flush()
         if run.strokes or run.erased:
@@ -215,16 +215,9 @@ class McpPeer:
             self._cursor(box.center)
 
     async def view(self, box: BBox | None, px: int, renderer: FairPool, share: Share, timeout_s: float) -> View:
-        """The room (or `box` of it) as a PNG, drawn on one of `renderer`'s threads in `share`'s
-        turn (rooms take turns: `agent.sandbox.fair`) from what the shared view's index finds
-        there (no parse of the room; the render's cost is bounded by its points). Raises
-        `OverBudget` (the share spent its render time for the minute) and TimeoutError (the
-        drawing took over `timeout_s`; its thread keeps the share's turn until it ends)."""
-        async with renderer.turn(share) as turn:
-            view = self._view  # read when it is our turn: views waiting in line hold no list of strokes
-            around = view.bounds()
-            strokes: list[Stroke] = view.query(frame([], box, around) if box is not None or around is not None else None)
-            picture = await turn.run(functools.partial(render, strokes, box, px, around=around), timeout_s)
+        """The room (or `box` of it) as a PNG from the shared view, in `share`'s turn of `renderer`
+        (`agent.contract.sight.look`: raises `OverBudget` and TimeoutError)."""
+        picture = await look(self._view, box, px, renderer, share, timeout_s)
         if box is not None:
             self._cursor(picture.box.center)  # people see where it is looking
         return picture

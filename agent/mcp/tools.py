@@ -3,25 +3,25 @@ results. No HTTP or sessions here (`agent/mcp/endpoint.py`), no room (`agent/mcp
 
 Why derived, not written: `search` and `execute` are `codemode.TOOLS` (the names,
 descriptions and argument schemas our own model is given) and the instructions are
-`codemode.guide`, so an MCP client reads what our model reads. `view` is MCP's own; its
-description quotes `agent/contract/render.py`'s limits. For an edit link, `execute` also takes
+`codemode.guide`, so an MCP client reads what our model reads. `view` is `agent.contract.sight`'s,
+the hosted agent's third tool too; its description quotes `agent/contract/render.py`'s limits. For an edit link, `execute` also takes
 `on`, `name`, `anyone` (and `rehearse`) as the built-in agent's does when it may install
 behaviours (`codemode.tools(behaviours=True)`), and `search` lists the behaviour guide.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import mcp_types as types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from agent.contract.canvas import Box, Grant
+from agent.contract.canvas import Grant
 from agent.contract.codemode import access, guide, tools
 from agent.contract.events import BadInstall, Trigger, parse_name, parse_triggers
-from agent.contract.render import DEFAULT_PX, MAX_PNG_BYTES, MAX_PX, MIN_PX, POINT_BUDGET, RENDER_S, View
+from agent.contract.render import DEFAULT_PX, View
+from agent.contract.sight import VIEW_DOC, VIEW_SCHEMA, ViewArgs, describe, png_base64
 
 SERVER_NAME = "inhabit"
 MAX_CODE = 32_000
@@ -35,32 +35,12 @@ INSTRUCTIONS = (
     "(its code, its calls and an \"Undo run\" button).\n\n"
     + guide("set by the token this client connected with: an edit token reads and writes (canvas.draw, canvas.erase, "
             "canvas.say), a view token only reads. The execute tool's description says which this session has.")
-    + "\n\nCheck your work: view(box?, size?) returns a PNG of the room, or of a box of it."
     + "\n\nBehaviours (edit tokens): to keep acting after this call (play a game, keep a rule, redraw on a schedule), give "
       "execute `on` and a `name`: the program runs now, then by itself on every matching event, with no further call. "
       "Search 'behaviour' first."
 )
 """What the client is told at initialize (the same for every room and token)."""
 
-
-class ViewArgs(BaseModel):
-    """`view`'s arguments (its input schema is generated from this model)."""
-
-    model_config = ConfigDict(extra="forbid")
-    box: Box | None = Field(default=None, description="the part of the canvas to show, {x0, y0, x1, y1} in canvas units "
-                                                        "(y grows downwards); default: every stroke, with a margin")
-    size: int = Field(default=DEFAULT_PX, ge=MIN_PX, le=MAX_PX, description=f"the image's longer side in pixels, {MIN_PX}-{MAX_PX}")
-
-
-VIEW_DOC = (
-    "Look at the room: a PNG of the canvas, or of a box of it, drawn on the server (strokes as polylines at their "
-    f"colour and width on the page's background), plus the canvas box it shows and how many canvas units one pixel is. "
-    f"The image's longer side is `size` pixels (default {DEFAULT_PX}, at most {MAX_PX}); a picture past "
-    f"{MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller. Strokes are drawn through about one point per pixel "
-    f"they travel, at most {POINT_BUDGET:,} points a picture (past it each stroke is thinned evenly), and drawing stops "
-    f"after {RENDER_S:g} s (the answer's note says what was left out): view a box to see a busy part in detail. "
-    "Use it after drawing to check your work."
-)
 
 BEHAVIOURS_OVER_MCP = (
     "With `on` (and `name`) it is installed as a behaviour of the room: it acts with this token's authority (its installer, "
@@ -92,25 +72,8 @@ def tool_list(grant: Grant) -> list[types.Tool]:
                    input_schema=_schema(execute, "code", *(INSTALL_ARGS if writes else ())),
                    annotations=types.ToolAnnotations(read_only_hint=not writes, destructive_hint=writes, idempotent_hint=False,
                                                      open_world_hint=False)),
-        types.Tool(name="view", description=VIEW_DOC, input_schema=_plain(ViewArgs.model_json_schema()), annotations=READ_ONLY),
+        types.Tool(name="view", description=VIEW_DOC, input_schema=VIEW_SCHEMA, annotations=READ_ONLY),
     ]
-
-
-def _plain(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic schema as a tool's input schema: references inlined (not every client follows
-    `$ref`), titles and the model's own docstring dropped (words the client pays for, unread)."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: walk(v) for k, v in node.items() if k not in ("title", "$defs")}
-        return [walk(v) for v in node] if isinstance(node, list) else node
-
-    out: dict[str, Any] = walk(schema)
-    out.pop("description", None)
-    return out
 
 
 def _schema(tool: dict[str, Any], *served: str) -> dict[str, Any]:
@@ -188,13 +151,7 @@ def text_result(value: Any, *, error: bool = False) -> types.CallToolResult:
 
 
 def image_result(view: View) -> types.CallToolResult:
-    b = view.box
-    about = {"box": {"x0": round(b.x0, 2), "y0": round(b.y0, 2), "x1": round(b.x1, 2), "y1": round(b.y1, 2)},
-             "width": view.width, "height": view.height, "units_per_px": round(view.units_per_px, 4), "strokes": view.strokes,
-             "pixel": "canvas (x, y) is at pixel ((x - box.x0) / units_per_px, (y - box.y0) / units_per_px)"}
-    if view.note:
-        about["note"] = view.note
     return types.CallToolResult(content=[
-        types.ImageContent(type="image", data=base64.b64encode(view.png).decode(), mime_type="image/png"),
-        types.TextContent(type="text", text=json.dumps(about)),
+        types.ImageContent(type="image", data=png_base64(view), mime_type="image/png"),
+        types.TextContent(type="text", text=json.dumps(describe(view))),
     ])

@@ -1,4 +1,4 @@
-"""The model loop (one agent run): prompt -> (search | execute)* -> reply, with the `anthropic` SDK.
+"""The model loop (one agent run): prompt -> (search | execute | view)* -> reply, with the `anthropic` SDK.
 
 Why a separate module: the loop knows nothing about websockets or HTTP. It gets a prompt, a
 way to take a fresh room snapshot and a way to commit writes, and fills in an `AgentRun`.
@@ -23,9 +23,11 @@ from agent.contract.codemode import CodeMode, system_prompt, tools
 from agent.contract.events import BadInstall, Trigger, parse_name, parse_rehearsal, parse_triggers
 from agent.contract.people import People
 from agent.contract.room_view import RoomView
+from agent.runs import viewing
 from agent.runs.settings import AgentSettings
 from agent.runs.store import AgentRun
-from agent.sandbox import UNKEYED, Binding, OverBudget, Share
+from agent.runs.viewing import Content, forget_old_pictures, view_tool
+from agent.sandbox import UNKEYED, Binding, FairPool, OverBudget, Share
 from canvas import CanvasDoc, now_ms
 
 log = logging.getLogger("inhabit.agent")
@@ -70,40 +72,43 @@ class ModelLoop:
     """Drives one run. `snapshot()` returns the room now; `commit(session)` applies a run's writes."""
 
     def __init__(self, code_mode: CodeMode, settings: AgentSettings | None = None, client: ModelClient | None = None,
-                 people: People | None = None) -> None:
+                 people: People | None = None, renderer: FairPool | None = None) -> None:
         self.code_mode = code_mode
         self.people = people
         """Who is in the room now, for `canvas.people()` in executes (the peer's presence)."""
         self.settings = settings or AgentSettings()
         self.client = client or ModelClient(self.settings)
         """Shared by every peer of a server (`agent.plugin`); a peer of its own (`inhabit agent`) makes one."""
+        self.renderer = renderer or viewing.renderer()
+        """Where `view`s are drawn: the agent plugin's, shared by every room's peer (`agent.runs.viewing`)."""
 
     async def run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None = None,
-                  installs: Installs | None = None, view: RoomView | None = None) -> AgentRun:
+                  installs: Installs | None = None, view: RoomView | None = None, context: str = "") -> AgentRun:
         """Fill in `run`; it ends within `max_run_s` whatever the model asks for. `installs`:
         the run's power over the room's behaviours, if it has any (never for a read grant).
-        `view`: the room's strokes kept parsed (executes snapshot it rather than parse `doc()`)."""
+        `view`: the room's strokes kept parsed (executes snapshot it and `view` draws from it rather
+        than parse `doc()`). `context`: what the first request says about the room besides the
+        prompt (its behaviours and how they went: `agent.hosting.outcomes`)."""
         if has_credentials():  # the client is made (the server's first run) before the run's clock starts, as it was at start-up
             with contextlib.suppress(Exception):  # a failure is reported by the run's first model call
                 await self.client.get()
         try:
             async with asyncio.timeout(self.settings.max_run_s):
                 return await self._run(run, name=name, doc=doc, commit=commit, quotas=quotas, installs=installs if run.grant == "write" else None,
-                                       view=view)
+                                       view=view, context=context)
         except TimeoutError:
             # A sandbox run in flight finishes on its thread within its own timeout; its
             # writes are dropped with the cancelled commit.
             return _fail(run, f"This run was stopped: it took longer than {self.settings.max_run_s:g} s, the bound on one agent run.")
 
     async def _run(self, run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None], quotas: Quotas | None,
-                   installs: Installs | None, view: RoomView | None = None) -> AgentRun:
+                   installs: Installs | None, view: RoomView | None = None, context: str = "") -> AgentRun:
         s = self.settings
         run.status, run.started, run.model = "running", run.started or now_ms(), s.model
         if not has_credentials():
             return _fail(run, NO_KEY)
         may_install = installs is not None and installs.can_install
         system = system_prompt(name=name, room=run.room, grant=run.grant, behaviours=may_install)
-        context = installs.context() if installs is not None else ""
         messages: list[dict[str, Any]] = [{"role": "user", "content": f"{run.author} asks: {run.prompt}" + (f"\n\n{context}" if context else "")}]
         seen: set[str] = set()  # the reference sections this run's conversation already holds (`Reference.search`)
         executed_ok = 0
@@ -117,6 +122,7 @@ class ModelLoop:
                 break
             try:
                 client = await self.client.get()
+                forget_old_pictures(messages)
                 resp = await client.messages.create(model=s.model, max_tokens=s.max_tokens, system=system, tools=tools(behaviours=may_install),
                                                            messages=messages)
             except Exception as e:
@@ -166,7 +172,7 @@ class ModelLoop:
 
     async def _tool(self, use: dict[str, Any], run: AgentRun, *, name: str, doc: Callable[[], CanvasDoc], commit: Callable[[CanvasSession], None],
                     quotas: Quotas | None, installs: Installs | None, view: RoomView | None = None,
-                    seen: set[str] | None = None) -> tuple[str, bool]:
+                    seen: set[str] | None = None) -> tuple[Content, bool]:
         tool, args = use.get("name"), use.get("input")
         if not isinstance(args, dict):
             args = {}
@@ -190,7 +196,9 @@ class ModelLoop:
                 return json.dumps({"ok": False, "error": {"kind": "busy", "message": str(e)},
                                    "next": "Nothing ran. Reply without running code, or end the run and ask to be prompted again later."}), True
             return json.dumps(compact), not compact["ok"]
-        return _bad_input(run, f"unknown tool {tool!r}; the tools are search and execute")
+        if tool == "view":
+            return await view_tool(args, run, view if view is not None else RoomView(doc()), self.renderer, prompt_share(run.room))
+        return _bad_input(run, f"unknown tool {tool!r}; the tools are search, execute and view")
 
     async def _install(self, run: AgentRun, code: str, args: dict[str, Any], installs: Installs | None) -> tuple[str, bool]:
         """execute with `on`: run the program once and install it as a behaviour of the room."""

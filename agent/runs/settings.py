@@ -28,7 +28,7 @@ class AgentSettings(BaseModel):
     max_retries: int = 1
     max_run_s: float = setting(300.0, "wall-time bound on one whole agent run (model calls and executes); past it the run is stopped",
                                name="agent_run_s", gt=0)
-    max_tool_calls: int = setting(24, "tool calls (search + execute) per agent run, all turns together; past it the run ends",
+    max_tool_calls: int = setting(24, "tool calls (search, execute, view) per agent run, all turns together; past it the run ends",
                                   name="agent_tool_calls", ge=1)
     sandbox_workers: int = setting(0, "threads that run agent programs (prompts' and MCP executes, behaviours), all rooms together; "
                                    "0: twice the cores, at most 8", name="sandbox_workers", ge=0)

@@ -78,17 +78,18 @@ async def test_agent_takes_a_turn_from_raw_strokes(agent_server, model_server):
         agent_lines = [m for m in alice.doc.messages() if m.kind == "agent"]
         for run in (run1, run2):
             lines = [m.text for m in agent_lines if m.run == run["id"]]
-            assert len(lines) == 2 and run["id"] in lines[0] and FINAL_TEXT in lines[1], lines
+            assert len(lines) == 2 and lines[0].startswith("On it: ") and FINAL_TEXT in lines[1], lines
+            assert not [t for t in lines if run["id"] in t or "(run " in t], lines  # the line's `run` links the card
 
         # the agent is a peer with presence
         peers = [s for s in observer.awareness().values() if (s.get("user") or {}).get("kind") == "agent"]
         assert peers and peers[0]["user"]["name"] == "agent"
 
-        # what the model was sent: the two Code Mode tools, a short system prompt, the fake key
+        # what the model was sent: the Code Mode tools and view, a short system prompt, the fake key
         reqs = model_server.requests_for(room)
         assert len(reqs) == 6
         assert all("test" in (q["headers"].get("x-api-key"), q["headers"].get("authorization")) or q["headers"].get("authorization") == "Bearer test" for q in reqs)
-        assert [t["name"] for t in reqs[0]["body"]["tools"]] == ["search", "execute"]
+        assert [t["name"] for t in reqs[0]["body"]["tools"]] == ["search", "execute", "view"]
         assert len(reqs[0]["body"]["system"]) < 4_400  # ~1,000 tokens
         search_result = reqs[1]["body"]["messages"][-1]["content"][0]["content"]
         assert "canvas.draw" in search_result and "canvas.strokes" in search_result

@@ -99,7 +99,7 @@ async def test_the_agent_keeps_playing_without_a_model_call_per_move(server_fact
         reqs = model_server.requests_for(room)
         assert len(reqs) == 2 and reqs[0]["body"]["messages"][0] == reqs[1]["body"]["messages"][0]
         tools = {t["name"]: t for t in reqs[0]["body"]["tools"]}
-        assert list(tools) == ["search", "execute"] and {"on", "name"} <= set(tools["execute"]["input_schema"]["properties"])
+        assert list(tools) == ["search", "execute", "view"] and {"on", "name"} <= set(tools["execute"]["input_schema"]["properties"])
         # a stopped behaviour fires no more
         n, ours = len(bob.doc.strokes()), sum(1 for s in bob.doc.strokes() if s.behaviour == bid)
         alice.doc.add_strokes(x_strokes(0, 0))

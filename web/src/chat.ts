@@ -104,11 +104,21 @@ export function mountChat(d: Deps) {
     return [older, ...olderEls, earlier]
   }
 
+  // A reader at the bottom of the chat stays there: across an append or a rebuild, and when
+  // anything shown grows later (a run card filling in once its run is fetched, the behaviours
+  // list above taking room from this one). Scrolling up unsticks it; scrolling back down sticks.
+  const nearBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 40
+  let stuck = true
+  list.addEventListener('scroll', () => { stuck = nearBottom() }, { passive: true })
+  const follow = () => { if (stuck) list.scrollTop = list.scrollHeight }
+  new ResizeObserver(follow).observe(list)
+  new MutationObserver(follow).observe(list, { childList: true, subtree: true, characterData: true, attributes: true })
+
   /** Keep the list scrolled to the bottom across a change if it was there before. */
   const keepingBottom = (change: () => void) => {
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
+    const atBottom = stuck || nearBottom()
     change()
-    if (atBottom) list.scrollTop = list.scrollHeight
+    if (atBottom) { stuck = true; list.scrollTop = list.scrollHeight }
   }
 
   const showEarlier = (hidden: number) => {
