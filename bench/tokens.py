@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the task suite's scenarios and fixtures
 
 from agent.contract.canvas import ALL_CAPS, CanvasSession, view
-from agent.contract.codemode import TOOLS, system_prompt
+from agent.contract.codemode import system_prompt, tools
 from canvas import Stroke
 from common.access import Access
 
@@ -170,11 +170,11 @@ def main() -> None:
     args = ap.parse_args()
     count, how = counter()
     code_sys = system_prompt(name="agent", room="room", grant="write")
-    code_tools = json.dumps(TOOLS)
+    code_tools = json.dumps(tools())
     classic_tools = json.dumps(json_tools())
     rows = [
         ("Code Mode: system prompt", code_sys),
-        ("Code Mode: 2 tool schemas (search, execute)", code_tools),
+        ("Code Mode: 3 tool schemas (search, execute, view)", code_tools),
         ("Code Mode: total fixed", code_sys + code_tools),
         ("JSON tools: minimal system prompt", JSON_TOOLS_SYSTEM),
         (f"JSON tools: {len(ALL_CAPS)} tool schemas", classic_tools),
