@@ -72,6 +72,8 @@ def event_global(event: FiredEvent, strokes: Mapping[str, Stroke]) -> dict[str, 
         out["erased"] = list(event.erased)
     if event.message is not None:
         out["message"] = event.message.model_dump()
+    if event.widget is not None:
+        out["widget"] = event.widget.model_dump()
     if event.dropped:
         out["dropped"] = event.dropped
     return out
