@@ -202,3 +202,43 @@ async def test_presses_are_bounded_per_link_and_a_flood_costs_one_firing(server_
         assert metric(server, "inhabit_presses_total") == 10 and metric(server, "inhabit_presses_refused_total") == 1
     finally:
         await alice.close()
+
+
+async def test_widgets_are_bounded_per_run_and_per_room():
+    """The canvas API's widget half, in process: quotas per run, the room's cap, text length,
+    update and erase, and one transaction for the whole run."""
+    from agent.contract.canvas import CanvasSession, Quotas
+    from agent.sandbox import Sandbox
+    from canvas import CanvasDoc
+    from canvas.schema import MAX_WIDGETS
+
+    sandbox = Sandbox(workers=1)
+    try:
+        doc = CanvasDoc()
+        session = CanvasSession.of(doc, author="agent", run_id="r1", grant="write", quotas=Quotas(max_widgets=3))
+        rec = await sandbox.run("for (let i = 0; i < 4; i++) canvas.text({x: i, y: 0, text: `t${i}`})", bindings=session.bindings())
+        assert not rec.ok and rec.error is not None and "at most 3 texts and buttons per run" in rec.error.message
+        rec = await sandbox.run("canvas.text({x: 0, y: 0, text: 'x'.repeat(2001)})", bindings=session.bindings())
+        assert not rec.ok and rec.error is not None and "at most 2000 characters" in rec.error.message
+
+        full = CanvasDoc()
+        full.put_widgets([Widget(id=f"w{i}", type="text", x=0, y=i, text="n") for i in range(MAX_WIDGETS)])
+        session = CanvasSession.of(full, author="agent", run_id="r2", grant="write", behaviour="bh-1")
+        rec = await sandbox.run("canvas.erase('w0'); canvas.button({x: 0, y: 0, label: 'Go'}); canvas.text({x: 0, y: 0, text: 'one too many'})",
+                                bindings=session.bindings())
+        assert not rec.ok and rec.error is not None and f"holds {MAX_WIDGETS} texts and buttons" in rec.error.message
+
+        session = CanvasSession.of(full, author="agent", run_id="r3", grant="write", behaviour="bh-1")
+        changes: list[Any] = []
+        full.doc.observe(lambda event: changes.append(event))
+        rec = await sandbox.run("canvas.erase('w0'); const b = canvas.button({x: 5, y: 5, label: 'Go', anyone: true});"
+                                "[canvas.update('w1', {text: 'changed', x: 9}), canvas.update('nope', {text: 'x'}), b]", bindings=session.bindings())
+        assert rec.ok, rec.error
+        session.commit(full)
+        assert len(changes) == 1  # the run's writes are one transaction
+        made = full.widget(rec.result[2])
+        assert made is not None and made.behaviour == "bh-1" and made.run == "r3" and made.anyone and session.widgets.made == [made.id]
+        w1 = full.widget("w1")
+        assert rec.result[:2] == [True, False] and full.widget("w0") is None and w1 is not None and (w1.text, w1.x) == ("changed", 9)
+    finally:
+        sandbox.close()
