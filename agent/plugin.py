@@ -36,6 +36,7 @@ from psycopg_pool import ConnectionPool
 from starlette.routing import BaseRoute
 
 from agent.behaviours.installs import InstallAnswer, InstallRequest, install_requested
+from agent.behaviours.presses import Presses
 from agent.behaviours.records import BehaviourRecords
 from agent.behaviours.routes import BehaviourChange, BehaviourRoutes, Outcome
 from agent.behaviours.scheduler import Hosting
@@ -101,7 +102,8 @@ class AgentPlugin:
         self._clock: asyncio.Task[None] | None = None
         self._run_routes = RunRoutes(self.limits, self)
         self._behaviour_routes = BehaviourRoutes(self)
-        self._routes: list[BaseRoute] = [*self._run_routes.routes, *self._behaviour_routes.routes]
+        self._presses = Presses(self, self.behaviour_limits)
+        self._routes: list[BaseRoute] = [*self._run_routes.routes, *self._behaviour_routes.routes, *self._presses.routes]
 
     # the Plugin interface ----------------------------------------------------------------
 
@@ -165,6 +167,7 @@ class AgentPlugin:
             "sandbox_turns_held": (self.sandbox.pool.load()[0], "Sandbox turns held (programs running), all rooms together."),
             "sandbox_turns_waiting": (self.sandbox.pool.load()[1], "Programs waiting for their room's and link's turn of the sandbox."),
             **(self._placement.gauges() if self._placement is not None else {}),
+            **self._presses.gauges(),
         }
         if self._hosting is not None:
             m = self._hosting.metrics
@@ -264,6 +267,8 @@ class AgentPlugin:
             peer = await self.resident(change.room)  # here: the placement sent it to this node
             answer = await install_requested(peer.behaviours, change.install)
             return Outcome(status=200, body=answer.model_dump_json())
+        if change.op == "press":
+            return await self._presses.perform(change)
         return await self._behaviour_routes.perform(change)
 
     async def peer(self, room: str) -> AgentPeer:

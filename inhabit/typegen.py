@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from agent.behaviours.model import BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, FiredEvent, Firing, FiringSummary, Writes
-from agent.contract.events import Every, MessageView
+from agent.behaviours.presses import PressAccepted
+from agent.contract.events import Every, MessageView, PressedWidget
 from agent.runs.http import PromptAccepted, PromptRequest, RunList, UndoResult
 from agent.runs.store import AgentRun, RunSummary, Tokens
 from agent.sandbox import CallRecord
@@ -55,6 +56,7 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (UndoResult, "serialization"),
     (Every, "serialization"),
     (MessageView, "serialization"),
+    (PressedWidget, "serialization"),
     (FiredEvent, "serialization"),
     (Writes, "serialization"),
     (Firing, "serialization"),
@@ -63,6 +65,7 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
     (BehaviourList, "serialization"),
     (BehaviourDetail, "serialization"),
     (BehaviourRemoved, "serialization"),
+    (PressAccepted, "serialization"),
     (VersionInfo, "serialization"),
     (VersionsResponse, "serialization"),
     (RestoreResponse, "serialization"),

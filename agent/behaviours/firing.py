@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from agent.behaviours.model import FiredEvent, Firing
 from agent.contract.behaviour import ASK_CAP, STOP_CAP, AskParams, StopParams
 from agent.contract.canvas import CanvasSession, Quotas, view
 from agent.sandbox import UNKEYED, Binding, CapabilityError, Limits, RunError, RunRecord, Sandbox, Share
-from canvas import Stroke
+from canvas import Stroke, Widget
 
 
 @dataclass
@@ -72,6 +72,8 @@ def event_global(event: FiredEvent, strokes: Mapping[str, Stroke]) -> dict[str, 
         out["erased"] = list(event.erased)
     if event.message is not None:
         out["message"] = event.message.model_dump()
+    if event.widget is not None:
+        out["widget"] = event.widget.model_dump()
     if event.dropped:
         out["dropped"] = event.dropped
     return out
@@ -105,15 +107,16 @@ def _checked_state(value: Any, limit: int) -> tuple[dict[str, Any] | None, str |
 
 
 async def replay(sandbox: Sandbox, firing: Firing, code: str, strokes: dict[str, Stroke], *, name: str, author: str,
-                 quotas: Quotas | None = None, limits: Limits | None = None, state_bytes: int = 1 << 20) -> Outcome:
-    """Run a recorded firing again: `code` of its version, the room's `strokes` as they were
-    when it fired (without its own writes). Its outcome's session holds the writes it would
+                 quotas: Quotas | None = None, limits: Limits | None = None, state_bytes: int = 1 << 20,
+                 widgets: Iterable[Widget] = ()) -> Outcome:
+    """Run a recorded firing again: `code` of its version, the room's `strokes` (and `widgets`) as
+    they were when it fired (without its own writes). Its outcome's session holds the writes it would
     make; with the same inputs they are the recorded ones, to the stroke id."""
     missing = [i for i in firing.event.strokes if i not in strokes]
     if missing:
         raise ValueError(f"the room given lacks strokes the event carried: {missing[:5]}")
     session = CanvasSession(dict(strokes), author=author, run_id=firing.id, grant=firing.grant, quotas=quotas, behaviour=firing.behaviour,
-                            id_prefix=firing.id, clock_ms=firing.clock_ms)
+                            id_prefix=firing.id, clock_ms=firing.clock_ms, widgets=widgets)
     return await run_firing(sandbox, code, event=event_global(firing.event, strokes), state=firing.state_before, session=session,
                             behaviour_id=firing.behaviour, name=name, seed=firing.seed, clock_ms=firing.clock_ms, limits=limits,
                             state_bytes=state_bytes)

@@ -95,7 +95,7 @@ class RunInstalls:
         t = now_ms()
         strokes = rb.mirror.snapshot()
         session = CanvasSession(strokes, author=rb.author, run_id=run_id, grant="write", quotas=rb.h.quotas, behaviour=bid,
-                                clock_ms=t, views=rb.mirror.views, people=rb.people)
+                                clock_ms=t, views=rb.mirror.views, people=rb.people, widgets=rb.client.doc.widgets())
         installer = Actor(id=self.installer.id, name=self.installer.label, role="edit")
         event = event_global(FiredEvent(type="install", t=t, by=installer.name, actor=installer), strokes)
         out = await run_firing(rb.h.sandbox, code, event=event, state=existing.state if existing else {}, session=session, behaviour_id=bid,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.contract.canvas import Grant
-from agent.contract.events import ANYONE_DOC, EventType, Installer, MessageView, Status, Trigger
+from agent.contract.events import ANYONE_DOC, EventType, Installer, MessageView, PressedWidget, Status, Trigger
 from agent.sandbox import CallRecord, RunError
 from canvas import new_id
 from common.actor import Actor
@@ -30,6 +30,7 @@ class FiredEvent(BaseModel):
     strokes: list[str] = Field(default_factory=list)
     erased: list[str] = Field(default_factory=list)
     message: MessageView | None = None
+    widget: PressedWidget | None = Field(default=None, description="press: the button pressed")
     count: int = 1
     dropped: int = 0
 
@@ -54,6 +55,8 @@ class Writes(BaseModel):
     drawn: list[str] = Field(default_factory=list, description="ids of strokes it drew (undo erases these)")
     erased: list[str] = Field(default_factory=list)
     said: list[str] = Field(default_factory=list)
+    placed: list[str] = Field(default_factory=list, description="ids of texts and buttons it placed (undo removes these)")
+    removed: list[str] = Field(default_factory=list, description="ids of texts and buttons it erased")
 
 
 class Firing(BaseModel):

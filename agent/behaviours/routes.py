@@ -28,6 +28,7 @@ from agent.behaviours.scheduler import Hosting
 from agent.runs.http import UndoResult
 from canvas import now_ms
 from common.access import room_of
+from common.actor import Actor
 from common.http import ApiError, error_response
 
 FIRINGS_SHOWN = 20
@@ -41,12 +42,15 @@ class BehaviourChange(BaseModel):
     """A change a person asked of one behaviour (authorized already, by the node that took it), or
     an install an MCP client asked for (`install`; `id` is then the behaviour's name)."""
 
-    op: Literal["pause", "resume", "remove", "undo", "install"]
+    op: Literal["pause", "resume", "remove", "undo", "install", "press"]
     room: str
     id: str
+    """The behaviour's id (a press: the button's id)."""
     by: str
     firing: str | None = None
     install: InstallRequest | None = None
+    actor: Actor | None = None
+    """A press: who pressed (their link's id, label and role)."""
 
 
 class Outcome(BaseModel):

@@ -45,7 +45,7 @@ from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.callsample import sample
 from agent.contract.canvas import CanvasSession, Quotas
-from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, Status, firing_grant
+from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, PressedWidget, Status, firing_grant
 from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
 from agent.limits.admission import RateLimiter
@@ -77,11 +77,12 @@ class Pending:
     strokes: dict[str, None] = field(default_factory=dict)
     erased: list[str] = field(default_factory=list)
     message: MessageView | None = None
+    widget: PressedWidget | None = None
     dropped: int = 0
 
     def event(self) -> FiredEvent:
         return FiredEvent(type=self.type, t=self.t, by=self.actor.name if self.actor else None, actor=self.actor, strokes=list(self.strokes), erased=self.erased, message=self.message,
-                          count=self.count, dropped=self.dropped)
+                          widget=self.widget, count=self.count, dropped=self.dropped)
 
 
 class Metrics:
@@ -252,6 +253,13 @@ class RoomBehaviours:
         if b is not None and b.status == "active":
             self._add(b, "every", now_ms(), None, 0)
 
+    def press(self, b: Behaviour, widget: PressedWidget, actor: Actor, *, anyone: bool) -> None:
+        """Someone pressed one of `b`'s buttons (`agent.behaviours.presses` checked who may): a "press"
+        event for it, merged like any other. On a button made with `anyone` a viewer's press counts as
+        its installer's (the button's visible opt-in), so the firing acts with the installer's grant;
+        `event.actor` still says who pressed."""
+        self._add(b, "press", now_ms(), actor, 0, widget=widget, role="edit" if anyone else None)
+
     def _offer(self, kind: EventType, t: int, actor: Actor | None, depth: int, writer: str | None, *, stroke: str | None = None,
                erased: list[str] | None = None, message: MessageView | None = None) -> None:
         for b in self.h.store.list(self.room):
@@ -259,13 +267,15 @@ class RoomBehaviours:
                 self._add(b, kind, t, actor, depth, stroke=stroke, erased=erased, message=message)
 
     def _add(self, b: Behaviour, kind: EventType, t: int, actor: Actor | None, depth: int, *, stroke: str | None = None,
-             erased: list[str] | None = None, message: MessageView | None = None) -> None:
+             erased: list[str] | None = None, message: MessageView | None = None, widget: PressedWidget | None = None,
+             role: Role | None = None) -> None:
+        """`role`: the role the event counts with for the firing's grant, when not its actor's."""
         p = self._pending.get(b.id)
         if p is None:
             p = self._pending[b.id] = Pending(type=kind, t=t, actor=actor)
         p.type, p.t, p.actor = kind, t, actor
         if actor is not None:
-            p.role = weakest(p.role, actor.role)
+            p.role = weakest(p.role, role or actor.role)
         p.count += 1
         p.depth = max(p.depth, depth)
         if stroke is not None:
@@ -277,6 +287,8 @@ class RoomBehaviours:
             p.erased.extend(erased[: MAX_ERASED - len(p.erased)])
         if message is not None:
             p.message = message
+        if widget is not None:
+            p.widget = widget
         self._wake.set()
 
     # firings out ---------------------------------------------------------------------
@@ -340,7 +352,8 @@ class RoomBehaviours:
         grant, read_only = firing_grant("edit", p.role, anyone=b.anyone)  # the installer's link is an edit link (checked above)
         strokes = self.mirror.snapshot()
         session = CanvasSession(strokes, author=self.author, run_id=fid, grant=grant, quotas=self.h.quotas, behaviour=b.id,
-                                id_prefix=fid, clock_ms=event.t, views=self.mirror.views, people=self.people)
+                                id_prefix=fid, clock_ms=event.t, views=self.mirror.views, people=self.people,
+                                widgets=self.client.doc.widgets())
         state_before, started = b.state, now_ms()
         ahead = self.h.cpu.start(b)
         try:
@@ -367,7 +380,8 @@ class RoomBehaviours:
                         clock_ms=event.t, depth=depth, grant=grant, read_only=read_only, ok=out.ok, error=rec.error, result=_preview(rec.result), console=_tail(rec.console),
                         calls=calls, call_counts=call_counts, calls_dropped=calls_dropped, ms=rec.stats.wall_ms,
                         cpu_ms=rec.stats.cpu_ms, started=started,
-                        writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said]) if written else Writes(),
+                        writes=Writes(drawn=[s.id for s in session.added], erased=session.erased, said=[m.text for m in session.said],
+                                      placed=list(session.widgets.made), removed=session.widgets.removed) if written else Writes(),
                         stopped=out.requests.stop if out.ok else None, asked=out.requests.ask if out.ok else None)
         b.firings, b.last, b.updated = seq, firing.summary(), now_ms()
         self._recent.setdefault(b.id, deque(maxlen=RECENT)).append(b.last)

@@ -32,5 +32,9 @@ class BehaviourLimits(BaseModel):
                                            name="link_behaviour_cpu_s_per_minute", gt=0)
     cpu_pause_s: float = setting(180.0, "seconds in a row a behaviour's firings keep waiting for CPU budget before it pauses "
                                  "(with a chat line; an editor can resume it)", name="behaviour_cpu_pause_s", gt=0)
+    presses_per_minute: int = setting(60, "button presses per minute one link may make, in all rooms (past it: 429 with Retry-After)",
+                                      name="presses_per_minute", ge=1)
+    button_presses_per_minute: int = setting(120, "presses per minute one button takes, from everyone together (past it: 429)",
+                                             name="button_presses_per_minute", ge=1)
     code_chars: int = Field(default=64_000, ge=100, description="size of a behaviour's program")
     asks_per_minute: int = Field(default=2, ge=1, description="behaviour.ask() model calls per behaviour per minute")

@@ -99,7 +99,7 @@ FIRING_CAPS = (STOP_CAP, ASK_CAP)
 MANAGE_CAPS = (LIST_CAP, REMOVE_CAP)
 
 EXECUTE_PROPS: dict[str, Any] = {
-    "on": {"type": "array", "items": {"anyOf": [{"type": "string", "enum": ["stroke", "erase", "message", "join", "leave"]},
+    "on": {"type": "array", "items": {"anyOf": [{"type": "string", "enum": ["stroke", "erase", "message", "join", "leave", "press"]},
                                                  {"type": "object", "properties": {"every": {"type": "number", "minimum": EVERY_MIN_S}},
                                                   "required": ["every"]}]},
            "description": "install the program as a behaviour of the room: it runs now (event.type 'install') and then on "
@@ -120,8 +120,9 @@ BEHAVIOUR_GUIDE = """\
 A behaviour is a program that keeps running in the room after your turn: the server runs it on \
 every matching event, with no model call, for as long as it is active. Install one with \
 execute({code, on, name}): `on` lists triggers ("stroke": strokes added by anyone but this \
-behaviour; "erase"; "message": chat lines; "join"/"leave": people arriving/leaving; \
-{"every": seconds}, at least 5). The program runs once at once with event.type "install" (so you \
+behaviour; "erase"; "message": chat lines; "join"/"leave": people arriving/leaving; "press": \
+someone pressed one of this behaviour's buttons (event.widget, event.by); {"every": seconds}, at \
+least 5). The program runs once at once with event.type "install" (so you \
 see it work on the room as it is) and, if that succeeds, it is installed; the result says its id.
 In every firing the program sees `event`, `state` (JSON that persists: keep game state there), \
 `canvas` (with your grant) and `behaviour` (id, name, stop(reason), ask(text)). Each firing is \
@@ -129,6 +130,10 @@ one transaction: if it throws nothing is written; after 3 failures in a row it p
 the event's time (Date.now() is frozen) and Math.random is seeded per firing. A behaviour never \
 fires on its own strokes; behaviours that keep triggering each other are paused.
 Authority follows the actor: a firing acts with the weaker of your installer's grant and the grant of whoever caused it (event.actor: {id, name, kind, role}). When a viewer caused it (their prompt echoed in the chat, their joining; merged events count as a viewer's if any was), canvas.draw/erase/say are unavailable and behaviour.ask() wakes a read-only run that cannot install; the same holds for any trigger. Check event.actor.role === 'view' to skip writing. Only if the user wants viewers to drive it, install with anyone: true (shown on its card).
+Buttons: canvas.button({x, y, label}) works only in a behaviour's program (its install run or a \
+firing) and belongs to that behaviour; with "press" in `on`, a press fires it with event.type \
+'press'. Edit links may press; view links only if made with anyone: true (the firing then has \
+your grant). Keep the ids of your texts and buttons in `state` and change them with canvas.update.
 Replace a behaviour: execute again with the same `name` (new code and triggers; its state and \
 id stay). Remove one: behaviours.remove(idOrName) in a program. People can pause, resume and \
 remove behaviours in the chat panel.

@@ -18,9 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.contract.box import Box
 from agent.contract.people import PEOPLE_CAP, People, PeopleParams
+from agent.contract.widgets import READ_WIDGET_CAPS, WRITE_WIDGET_CAPS, WidgetBook
 from agent.sandbox import Binding, Capability, CapabilityError, RawJSON
-from canvas import CanvasDoc, Message, Stroke, new_id, now_ms
+from canvas import CanvasDoc, Message, Stroke, Widget, new_id, now_ms
 from canvas.geometry import BBox, bbox
 from canvas.schema import COORD_LIMIT, MAX_POINTS, MAX_TEXT
 
@@ -35,19 +37,12 @@ class Quotas(BaseModel):
     max_points: int = 20_000
     max_erases: int = 500
     max_messages: int = 5
+    max_widgets: int = 50
+    """Texts and buttons placed per run."""
+    max_widget_updates: int = 200
 
 
 # ---- types the model sees -------------------------------------------------------------
-
-
-class Box(BaseModel):
-    """Axis-aligned box in canvas units (y grows downwards)."""
-
-    model_config = ConfigDict(extra="forbid")
-    x0: float
-    y0: float
-    x1: float
-    y1: float
 
 
 class StrokeFilter(BaseModel):
@@ -140,7 +135,7 @@ ERASE_CAP = Capability(
     name="canvas.erase",
     params=EraseParams,
     returns=bool,
-    doc="Erase a stroke by id; true if it existed. Needs write access. Buffered like draw.",
+    doc="Erase a stroke, a text or a button by id; true if it existed. Needs write access. Buffered like draw.",
     example="for (const s of canvas.strokes({kind: 'agent'})) canvas.erase(s.id);",
 )
 SAY_CAP = Capability(
@@ -151,8 +146,8 @@ SAY_CAP = Capability(
     example="canvas.say('Done: drew a circle at (120, 80).');",
 )
 
-READ_CAPS: tuple[Capability, ...] = (STROKES_CAP, STROKE_CAP, BOUNDS_CAP, PEOPLE_CAP)
-WRITE_CAPS: tuple[Capability, ...] = (DRAW_CAP, ERASE_CAP, SAY_CAP)
+READ_CAPS: tuple[Capability, ...] = (STROKES_CAP, STROKE_CAP, BOUNDS_CAP, PEOPLE_CAP, *READ_WIDGET_CAPS)
+WRITE_CAPS: tuple[Capability, ...] = (DRAW_CAP, ERASE_CAP, SAY_CAP, *WRITE_WIDGET_CAPS)
 ALL_CAPS: tuple[Capability, ...] = READ_CAPS + WRITE_CAPS
 
 
@@ -232,11 +227,12 @@ class CanvasSession:
     default the run's strokes get fresh random ids and the current time; a behaviour's firing
     passes `id_prefix` and `clock_ms` instead, so the same firing always writes the same
     strokes (it can be replayed), and `behaviour` tags everything it writes. `people`: who is in the
-    room now (presence, read at call time), for `canvas.people()`; without it, that call fails."""
+    room now (presence, read at call time), for `canvas.people()`; without it, that call fails.
+    `widgets`: the room's texts and buttons (`CanvasDoc.widgets()`; none given: the run sees none), kept by a `WidgetBook`."""
 
     def __init__(self, snapshot: Iterable[Stroke] | dict[str, Stroke], *, author: str, run_id: str, grant: Grant, quotas: Quotas | None = None,
                  behaviour: str | None = None, id_prefix: str | None = None, clock_ms: int | None = None, views: Views | None = None,
-                 people: People | None = None) -> None:
+                 people: People | None = None, widgets: Iterable[Widget] = ()) -> None:
         self.author = author
         self.run_id = run_id
         self.grant: Grant = grant
@@ -251,8 +247,11 @@ class CanvasSession:
         self.erased: list[str] = []
         self.said: list[Message] = []
         self._points = 0
+        self._erases = 0  # widgets erased (strokes erased are `erased`)
         self._made = 0
         self._own: set[str] = set()  # ids this run drew: not (yet) in the room, so never cached in `views`
+        self.widgets = WidgetBook(widgets, author=author, run_id=run_id, behaviour=behaviour, new_id=self._new_id, now=self._now,
+                                  max_widgets=self.quotas.max_widgets, max_updates=self.quotas.max_widget_updates)
 
     def _new_id(self, kind: str) -> str:
         self._made += 1
@@ -263,7 +262,7 @@ class CanvasSession:
 
     @classmethod
     def of(cls, doc: CanvasDoc, **kw: Any) -> CanvasSession:
-        return cls(doc.strokes(), **kw)
+        return cls(doc.strokes(), widgets=doc.widgets(), **kw)
 
     # handlers ------------------------------------------------------------------------
 
@@ -331,10 +330,13 @@ class CanvasSession:
         return stroke.id
 
     def erase(self, params: EraseParams) -> bool:
-        if len(self.erased) >= self.quotas.max_erases:
+        if len(self.erased) + self._erases >= self.quotas.max_erases:
             raise CapabilityError(f"quota: at most {self.quotas.max_erases} erases per run")
         s = self._strokes.pop(params.id, None)
         if s is None:
+            if self.widgets.erase(params.id):
+                self._erases += 1
+                return True
             return False
         if any(a.id == s.id for a in self.added):
             self.added = [a for a in self.added if a.id != s.id]
@@ -363,18 +365,23 @@ class CanvasSession:
             "canvas.draw": self.draw,
             "canvas.erase": self.erase,
             "canvas.say": self.say,
+            **self.widgets.handlers(),
         }
         return [(cap, handlers[cap.name]) for cap in capabilities(self.grant)]
 
     @property
     def dirty(self) -> bool:
-        return bool(self.added or self.erased or self.said)
+        return bool(self.added or self.erased or self.said or self.widgets.dirty)
 
     def commit(self, doc: CanvasDoc) -> None:
         """Apply the buffered writes as ONE transaction (call only after a successful run)."""
         if self.dirty:
             origin = ("behaviour", self.behaviour, self.run_id) if self.behaviour else ("agent", self.run_id)
-            doc.apply(self.added, self.erased, self.said, origin=origin)
+            with doc.doc.transaction(origin=origin):  # nested ones with the same origin join it
+                doc.apply(self.added, self.erased, self.said, origin=origin)
+                if self.widgets.dirty:
+                    doc.put_widgets(self.widgets.put.values(), origin=origin)
+                    doc.erase(self.widgets.removed, origin=origin)
 
 
 def undo_run(doc: CanvasDoc, run_id: str) -> list[str]:

@@ -30,7 +30,7 @@ and what you did). Be concise.
 """
 
 GUIDE = """\
-The room: a set of strokes (polylines of points) and a chat. Coordinates are canvas units: \
+The room: a set of strokes (polylines of points), texts and buttons (widgets), and a chat. Coordinates are canvas units: \
 x grows to the right, y grows DOWNWARDS (like a screen); a stroke's bbox is {{x0, y0, x1, y1}} \
 with x0 <= x1 and y0 <= y1. Strokes carry no meaning but their geometry, author and kind \
 (human or agent): to understand a drawing, analyse the raw points in code.
@@ -58,14 +58,14 @@ it is our model loop (inside the system prompt) or an MCP client (as the server'
 
 BEHAVIOURS = """
 Behaviours: to keep acting after this turn (play a game, keep a rule, redraw on a schedule), \
-give execute `on` (triggers: "stroke", "erase", "message", "join", "leave", {{"every": seconds}}) \
+give execute `on` (triggers: "stroke", "erase", "message", "join", "leave", "press", {{"every": seconds}}) \
 and a `name`: the program runs now, then by itself on every matching event, with no model call, \
 seeing globals `event`, `state` (JSON it keeps between firings) and `behaviour`. Search \
 'behaviour' first. The same name replaces it; behaviours.remove(name) removes it.
 """
 
-ACCESS_WRITE = "read and write (canvas.draw, canvas.erase, canvas.say are available)."
-ACCESS_READ = "read-only. canvas.draw/erase/say are NOT available; answer in your reply text."
+ACCESS_WRITE = "read and write (canvas.draw, canvas.erase, canvas.say, canvas.text, canvas.update are available)."
+ACCESS_READ = "read-only. canvas.draw/erase/say/text/button/update are NOT available; answer in your reply text."
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -139,6 +139,10 @@ def compact_record(record: RunRecord, session: CanvasSession, committed: bool) -
     if record.error is None:
         if committed:
             out["written"] = {"drawn": [s.id for s in session.added], "erased": len(session.erased), "said": len(session.said)}
+            if session.widgets.dirty:
+                out["written"]["placed"] = list(session.widgets.made)
+                out["written"]["changed"] = len(session.widgets.put) - len(session.widgets.made)
+                out["written"]["removed"] = len(session.widgets.removed)
             out["next"] = "Applied to the room. Reply to the user, or execute again to check or adjust."
         else:
             out["next"] = "Nothing was written. Reply to the user, or execute again."

@@ -22,8 +22,8 @@ EVERY_MIN_S = 5.0
 EVENT_STROKES = 100
 """Strokes one event carries at most (the rest are counted in `dropped`; read them with canvas.strokes)."""
 
-EventName = Literal["stroke", "erase", "message", "join", "leave"]
-EventType = Literal["install", "stroke", "erase", "message", "join", "leave", "every"]
+EventName = Literal["stroke", "erase", "message", "join", "leave", "press"]
+EventType = Literal["install", "stroke", "erase", "message", "join", "leave", "press", "every"]
 Status = Literal["active", "paused", "stopped", "failed"]
 """active: it fires. paused: by a person, by the loop guard, or because its installer's link
 expired or was revoked (`reason` says which). stopped: it called `behaviour.stop()`.
@@ -48,7 +48,7 @@ class BadInstall(ValueError):
 
 def parse_triggers(value: Any) -> list[Trigger]:
     """`execute`'s `on`, checked: a non-empty list of distinct triggers, at most one schedule."""
-    usage = ('on must be a list of triggers: "stroke", "erase", "message", "join", "leave" '
+    usage = ('on must be a list of triggers: "stroke", "erase", "message", "join", "leave", "press" '
              f'or {{"every": seconds}} (at least {EVERY_MIN_S:g})')
     try:
         triggers = _TRIGGERS.validate_python(value)
@@ -97,6 +97,16 @@ class MessageView(BaseModel):
     t: int
 
 
+class PressedWidget(BaseModel):
+    """The button a press was on, as the firing sees it."""
+
+    id: str
+    type: Literal["text", "button"]
+    text: str = Field(description="its label")
+    x: float
+    y: float
+
+
 class EventView(BaseModel):
     """The `event` global: what made this firing happen."""
 
@@ -110,6 +120,8 @@ class EventView(BaseModel):
     strokes: list[StrokeView] | None = Field(default=None, description="strokes added since the last firing (not by this behaviour), oldest first")
     erased: list[str] | None = Field(default=None, description="ids of strokes erased since the last firing")
     message: MessageView | None = Field(default=None, description="the latest chat line")
+    widget: PressedWidget | None = Field(default=None, description="press: the button pressed (one of this behaviour's; the latest, "
+                                         "when presses were merged); `by`/`actor` is who pressed it")
     count: int = Field(default=1, description="how many events were merged into this firing (they arrived while it was busy)")
     dropped: int = Field(default=0, description=f"strokes left out past {EVENT_STROKES} (read them with canvas.strokes)")
 

@@ -93,7 +93,7 @@ def _no_calls(run: AgentRun, over: int) -> None:
 
 def _ids(run: AgentRun, over: int) -> None:
     """Leave out the last stroke ids (erased first, then drawn) until `over` bytes are saved."""
-    for ids in (run.erased, run.strokes):
+    for ids in (run.erased, run.widgets, run.strokes):
         while ids and over > 0:
             over -= len(ids.pop().encode()) + 3  # the id, its quotes and a comma
             run.ids_dropped += 1

@@ -227,6 +227,7 @@ class ModelLoop:
             return json.dumps({"ok": False, "error": {"kind": "internal", "message": str(e)}, "next": "Not installed. Try again."}), True
         run.keep_calls(record.calls)
         run.strokes.extend((compact.get("written") or {}).get("drawn", []))
+        run.widgets.extend((compact.get("written") or {}).get("placed", []))
         if not compact["ok"]:
             err = compact["error"]
             run.errors.append(f"execute #{len(run.code)}: {err.get('kind')}: {err.get('message')}")
@@ -274,7 +275,8 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
     Returns the compact record the caller hands its model."""
     run.code.append(code)
     if view is not None:
-        session = CanvasSession(view.snapshot(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, views=view.views, people=people)
+        session = CanvasSession(view.snapshot(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, views=view.views,
+                                people=people, widgets=doc().widgets())
     else:
         session = CanvasSession.of(doc(), author=author, run_id=run.id, grant=run.grant, quotas=quotas, people=people)
     extra, removals = manage if manage is not None else ([], None)
@@ -283,6 +285,7 @@ async def execute_in_run(code_mode: CodeMode, code: str, run: AgentRun, *, autho
         commit(sess)
         run.strokes.extend(s.id for s in sess.added)
         run.erased.extend(sess.erased)
+        run.widgets.extend(sess.widgets.made)
 
     try:
         compact, record = await code_mode.execute(code, session, _commit, extra, share)

@@ -66,6 +66,7 @@ class AgentRun(BaseModel):
     calls_dropped: int = Field(default=0, description="calls left out of `calls` (counted in `call_counts`)")
     strokes: list[str] = Field(default_factory=list, description="ids of strokes the run added (undo erases these)")
     erased: list[str] = Field(default_factory=list)
+    widgets: list[str] = Field(default_factory=list, description="ids of texts and buttons the run placed (undo removes these)")
     ids_dropped: int = Field(default=0, description="stroke ids left out of `strokes`/`erased` to keep the record under its byte limit "
                              "(undo still erases every stroke the run drew: it reads the run's tag in the room)")
     tokens: Tokens = Field(default_factory=Tokens)

@@ -99,7 +99,9 @@ def test_reference_is_generated_from_the_capabilities():
     assert "No match" in ref.search("zzqx")
     ro = Reference("read")
     assert "function draw" not in ro.search("") and "function strokes" in ro.search("")
-    assert len(READ_CAPS) == 4  # strokes, stroke, bounds and (issue 21) people
+    assert "function button" not in ro.search("") and "function widgets" in ro.search("")  # issue 22: widgets are read too (and, issue 21, people)
+    assert {"canvas.strokes", "canvas.stroke", "canvas.bounds", "canvas.people", "canvas.widgets"} <= {c.name for c in READ_CAPS}
+    assert not {"canvas.draw", "canvas.erase", "canvas.say", "canvas.text", "canvas.button", "canvas.update"} & {c.name for c in READ_CAPS}
 
 
 def test_prompt_is_small_and_tools_are_two():

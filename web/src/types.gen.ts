@@ -154,6 +154,8 @@ export interface AgentRun {
   /** ids of strokes the run added (undo erases these) */
   strokes: string[]
   erased: string[]
+  /** ids of texts and buttons the run placed (undo removes these) */
+  widgets: string[]
   /** stroke ids left out of `strokes`/`erased` to keep the record under its byte limit (undo still erases every stroke the run drew: it reads the run's tag in the room) */
   ids_dropped: number
   tokens: Tokens
@@ -221,9 +223,19 @@ export interface MessageView {
   t: number
 }
 
+/** The button a press was on, as the firing sees it. */
+export interface PressedWidget {
+  id: string
+  type: "text" | "button"
+  /** its label */
+  text: string
+  x: number
+  y: number
+}
+
 /** An event as a firing record keeps it: stroke ids instead of stroke views. */
 export interface FiredEvent {
-  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
+  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "press" | "every"
   t: number
   by: string | null
   /** who caused it, as the server knows them (the latest, when events were merged) */
@@ -231,6 +243,8 @@ export interface FiredEvent {
   strokes: string[]
   erased: string[]
   message: MessageView | null
+  /** press: the button pressed */
+  widget: PressedWidget | null
   count: number
   dropped: number
 }
@@ -240,6 +254,10 @@ export interface Writes {
   drawn: string[]
   erased: string[]
   said: string[]
+  /** ids of texts and buttons it placed (undo removes these) */
+  placed: string[]
+  /** ids of texts and buttons it erased */
+  removed: string[]
 }
 
 /**
@@ -289,7 +307,7 @@ export interface Firing {
 /** One firing, in a line: when, why, whether it worked, what it wrote. */
 export interface FiringSummary {
   id: string
-  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "every"
+  type: "install" | "stroke" | "erase" | "message" | "join" | "leave" | "press" | "every"
   t: number
   ok: boolean
   grant: "read" | "write"
@@ -306,7 +324,7 @@ export interface BehaviourSummary {
   id: string
   room: string
   name: string
-  on: ("stroke" | "erase" | "message" | "join" | "leave" | Every)[]
+  on: ("stroke" | "erase" | "message" | "join" | "leave" | "press" | Every)[]
   version: number
   status: "active" | "paused" | "stopped" | "failed"
   reason: string | null
@@ -339,6 +357,11 @@ export interface BehaviourDetail {
 export interface BehaviourRemoved {
   id: string
   removed: boolean
+}
+
+/** `POST /rooms/{name}/widgets/{id}/press`: the press was taken; the behaviour fires (its writes arrive in the room). */
+export interface PressAccepted {
+  ok: boolean
 }
 
 /** One kept version of a room. */
