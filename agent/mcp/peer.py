@@ -168,9 +168,10 @@ class McpPeer:
         drawing took over `timeout_s`; its thread keeps the share's turn until it ends)."""
         async with renderer.turn(share) as turn:
             view = self._view  # read when it is our turn: views waiting in line hold no list of strokes
-            around = view.bounds()
-            strokes: list[Stroke] = view.query(frame([], box, around) if box is not None or around is not None else None)
-            picture = await turn.run(functools.partial(render, strokes, box, px, around=around), timeout_s)
+            around = view.extent()
+            shown = frame([], box, around) if box is not None or around is not None else None
+            strokes: list[Stroke] = view.query(shown)
+            picture = await turn.run(functools.partial(render, strokes, box, px, around=around, widgets=view.widgets_in(shown)), timeout_s)
         if box is not None:
             self._cursor(picture.box.center)  # people see where it is looking
         return picture

@@ -48,7 +48,7 @@ class ViewArgs(BaseModel):
 
 VIEW_DOC = (
     "Look at the room: a PNG of the canvas, or of a box of it, drawn on the server (strokes as polylines at their "
-    f"colour and width on the page's background), plus the canvas box it shows and how many canvas units one pixel is. "
+    f"colour and width on the page's background, then texts and buttons at their size), plus the canvas box it shows and how many canvas units one pixel is. "
     f"The image's longer side is `size` pixels (default {DEFAULT_PX}, at most {MAX_PX}); a picture past "
     f"{MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller. Strokes are drawn through about one point per pixel "
     f"they travel, at most {POINT_BUDGET:,} points a picture (past it each stroke is thinned evenly), and drawing stops "
@@ -144,6 +144,7 @@ def image_result(view: View) -> types.CallToolResult:
     b = view.box
     about = {"box": {"x0": round(b.x0, 2), "y0": round(b.y0, 2), "x1": round(b.x1, 2), "y1": round(b.y1, 2)},
              "width": view.width, "height": view.height, "units_per_px": round(view.units_per_px, 4), "strokes": view.strokes,
+             "widgets": view.widgets,
              "pixel": "canvas (x, y) is at pixel ((x - box.x0) / units_per_px, (y - box.y0) / units_per_px)"}
     if view.note:
         about["note"] = view.note

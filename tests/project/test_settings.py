@@ -43,6 +43,7 @@ ADDED_SINCE = {
     "data_bytes", "room_versions_bytes", "room_runs_bytes", "room_firings_bytes", "room_ttl", "disk_sweep_s",  # issue 19: disk
     "sandbox_workers", "sandbox_link_runs", "sandbox_room_runs", "sandbox_link_cpu_s", "sandbox_room_cpu_s", "render_link_cpu_s", "render_room_cpu_s", "render_s",  # issue 19: fair shares of the sandbox and the renderer
     "behaviour_cpu_s_per_minute", "link_behaviour_cpu_s_per_minute", "behaviour_cpu_pause_s",  # issue 19: behaviours' CPU budget
+    "widget_doc_bytes",  # issue 22: the bytes of a room's widgets
 }
 """Settings added since the settings were one flat model."""
 
