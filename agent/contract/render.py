@@ -58,8 +58,9 @@ CURVED_JOINTS = 20_000
 it lines are drawn with plain joints, which their density hides."""
 RENDER_S = 5.0
 """Seconds of drawing one picture may take (checked between strokes): past it the rest is left out, with a note."""
-MIN_FONT_PX = 4
-"""Text drawn smaller than this many pixels (supersampled) is a grey bar where its lines are."""
+MIN_FONT_PX = 8
+"""Text drawn smaller than this many pixels (supersampled: half as many in the picture, too small
+to read) is a grey bar where each line is, which costs a line instead of its glyphs."""
 MAX_FONT_PX = 2048
 """Larger text is drawn at this size (it overflows the picture anyway)."""
 TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "..."})
