@@ -43,14 +43,14 @@ class CanvasDoc:
         return list(self.strokes_map.keys())
 
     def widgets(self) -> list[Widget]:
-        """The room's text and buttons, oldest first (malformed entries skipped)."""
-        out = [w for w in (_parse(Widget, v) for v in self.widgets_map.values()) if w is not None]
+        """The room's text and buttons, oldest first (malformed entries skipped: invalid, or
+        filed under a key that is not their id)."""
+        out = [w for w in (_parse_widget(k, v) for k, v in self.widgets_map.items()) if w is not None]
         out.sort(key=lambda w: (w.t, w.id))
         return out
 
     def widget(self, widget_id: str) -> Widget | None:
-        value = self.widgets_map.get(widget_id)
-        return _parse(Widget, value) if value is not None else None
+        return _parse_widget(widget_id, self.widgets_map.get(widget_id))
 
     def messages(self) -> list[Message]:
         return [m for m in (_parse(Message, v) for v in self.messages_array) if m is not None]
@@ -95,6 +95,13 @@ class CanvasDoc:
                     del self.strokes_map[i]
             for m in messages:
                 self.messages_array.append(m.to_doc())
+
+
+def _parse_widget(key: str, value: object) -> Widget | None:
+    """A widget entry, if it is valid and filed under its own id (a peer cannot make one widget
+    answer for another's key)."""
+    widget = _parse(Widget, value)
+    return widget if widget is not None and widget.id == key else None
 
 
 def _parse(model, value):  # type: ignore[no-untyped-def]

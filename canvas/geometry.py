@@ -1,4 +1,4 @@
-"""Plane geometry over strokes: boxes, lengths, hit-testing. Pure functions, no document."""
+"""Plane geometry over strokes and widgets: boxes, lengths, hit-testing. Pure functions, no document."""
 
 from __future__ import annotations
 
@@ -70,3 +70,24 @@ def length(points: Sequence[float], stride: int = 3) -> float:
 def hit(box: BBox, points: Sequence[float], stride: int = 3) -> bool:
     """Does any vertex of the polyline fall inside `box`? (Eraser and selection use this.)"""
     return any(box.contains_point(points[i], points[i + 1]) for i in range(0, len(points) - 1, stride))
+
+
+CHAR_WIDTH = 0.6
+"""A character's advance, near enough, as a fraction of the font size (widgets' boxes)."""
+LINE_HEIGHT = 1.25
+"""A text line's height as a multiple of the font size."""
+BUTTON_PAD = 0.5
+"""A button's padding around its label, as a fraction of the font size (left and right; half of it above and below)."""
+
+
+def widget_box(type_: str, x: float, y: float, text: str, size: float) -> BBox:
+    """The box a widget covers, estimated from its text (no font at hand): (x, y) is its top-left
+    corner; a text's lines are `size` high each (times LINE_HEIGHT), a button is its label with
+    BUTTON_PAD around it. Box queries and the server-side renderer's frame use it; drawing it
+    measures with its font."""
+    lines = text.split("\n") if type_ == "text" else [text]
+    w = max(len(line) for line in lines) * CHAR_WIDTH * size
+    h = len(lines) * LINE_HEIGHT * size
+    if type_ == "button":
+        w, h = w + 2 * BUTTON_PAD * size, h + BUTTON_PAD * size
+    return BBox(x, y, x + w, y + h)

@@ -31,6 +31,8 @@ COUNTERS: dict[str, str] = {
     "http_reads_cut": "HTTP answers cut because their client took nothing for --http-write-timeout-s (server.reads).",
     "chat_lines_refused": "Chat lines removed before anybody saw them: past their link's chat rate (server.chat).",
     "chat_lines_trimmed": "Chat lines moved out of rooms' documents into the store, or cleared (server.chat).",
+    "widgets_refused": "Widgets removed before anybody saw them: past their room's bound (count, --widget-doc-bytes) or not a plain "
+                       "JSON object (server.widgets).",
 }
 
 Gauges = Callable[[], dict[str, tuple[float, str]]]
@@ -58,6 +60,7 @@ class Metrics:
     http_reads_cut: int
     chat_lines_refused: int
     chat_lines_trimmed: int
+    widgets_refused: int
 
     def __init__(self) -> None:
         for name in COUNTERS:

@@ -26,6 +26,7 @@ from .history import History, has_pending, without_pending
 from .presence import Presence
 from .settings import DocBounds
 from .store import Snapshot
+from .widgets import RoomWidgets
 
 if TYPE_CHECKING:
 
@@ -58,6 +59,8 @@ class Room(Presence):
         """Who wrote the recent chat lines; forged agent lines and presence are rewritten."""
         self.chat = RoomChat(self.bounds, doc)
         """The chat's bounds: per link, and the document's share (`server.chat`)."""
+        self.widgets = RoomWidgets(self.bounds.widget_doc_bytes, doc)
+        """The widgets' bound: count and bytes (`server.widgets`)."""
         self.failed: str | None = None
         """Cluster mode: why this room was dropped (an append failed); its connections are closed."""
         self._states_msg: bytes | None = None  # every awareness state as one message, built once per change
@@ -105,6 +108,7 @@ class Room(Presence):
                 conn.close(*refusal)
                 return
             self.attribution.watch(self.doc)
+            self.widgets.watch(self.doc)
             try:
                 self.doc.apply_update(payload)
             except ValueError as exc:
@@ -116,9 +120,10 @@ class Room(Presence):
             fixes = [fix] if fix is not None else []
             if chat:
                 fixes.extend(self._charge_chat(conn))
+            fixes.extend(self._bound_widgets())
             if not fixes:
                 self._accept(payload, frame if sub == p.SYNC_UPDATE else p.sync_update(payload), conn, conn.writer if chat else "")
-            else:  # forged agent lines, lines past the link's chat rate: others only ever see the
+            else:  # forged agent lines, lines past the link's chat rate, widgets past the room's: others only ever see the
                 merged = merge_updates(payload, *fixes)  # fixed update; the sender gets the fix
                 self._accept(merged, p.sync_update(merged), conn, conn.writer)
                 self.after_commit(conn.send, p.sync_update(merge_updates(*fixes)))
@@ -197,6 +202,15 @@ class Room(Presence):
             self.metrics.chat_lines_refused += len(over)
             self.attribution.watch(self.doc)  # our removal, not a peer's change
         return [removal] if removal is not None else []
+
+    def _bound_widgets(self) -> list[bytes]:
+        """The removal of the widgets a peer's update added past the room's bound, to merge into
+        the update (`server.widgets`)."""
+        removal, refused = self.widgets.settle(self.doc, self.name)
+        if removal is None:
+            return []
+        self.metrics.widgets_refused += refused
+        return [removal]
 
     def trim_chat(self, keep_lines: int | None = None, keep_bytes: int | None = None) -> int:
         """Move the oldest chat lines out of the document into the store, down to three quarters

@@ -44,6 +44,9 @@ class DocBounds(BaseModel):
     chat_doc_bytes: int = setting(256 * 1024, "bytes of chat lines a room's document keeps (see --chat-lines)", name="chat_doc_bytes", ge=1024)
     chat_bytes_per_minute: int = setting(64 * 1024, "bytes of chat lines one link may add to a room per minute (bursts up to a minute's "
                                          "worth); lines past it are removed before anybody else sees them", name="chat_bytes_per_minute", ge=256)
+    widget_doc_bytes: int = setting(256 * 1024, "bytes of widgets (text and buttons, each entry's JSON) a room's document holds, besides "
+                                    "their count (500); what an edit adds past either is removed before anybody else sees it",
+                                    name="widget_doc_bytes", ge=4096)
     chat_kept_bytes: int = setting(16 * 1024 * 1024, "bytes of older chat lines kept in the store per room (the oldest go first)",
                                    name="chat_kept_bytes", ge=0)
 

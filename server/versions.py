@@ -1,6 +1,7 @@
 """Versions: roll a wipe back. `GET /rooms/{name}/versions` lists the kept snapshots (view or
-edit token); `POST /rooms/{name}/versions/{id}/restore` (edit token) re-adds the strokes of
-that version that are missing now.
+edit token); `POST /rooms/{name}/versions/{id}/restore` (edit token) re-adds the strokes and
+widgets (text, buttons) of that version that are missing now (widgets as far as the room's
+widget bound allows: `server.widgets`).
 
 A restore rewinds nothing (CRDT-friendly): it is one ordinary edit made through the room, so
 every peer receives it like any update and later edits by others stay.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from pycrdt import Doc
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,11 +41,12 @@ class VersionsResponse(BaseModel):
 
 
 class RestoreResponse(BaseModel):
-    """`POST /rooms/{name}/versions/{id}/restore`: how many strokes came back (saved)."""
+    """`POST /rooms/{name}/versions/{id}/restore`: how many strokes and widgets came back (saved)."""
 
     room: str
     version: int
     restored: int
+    widgets: int = Field(default=0, description="widgets (text, buttons) that came back: fewer than were missing if the room's widget bound was reached")
 
 
 def _json(model: BaseModel, status: int = 200) -> Response:
@@ -67,9 +69,16 @@ async def restore(request: Request) -> Response:
     old: Doc = Doc()
     old.apply_update(data)
     room = await rooms.get(name)
-    present = set(CanvasDoc(room.doc).stroke_ids())
-    missing = [s for s in CanvasDoc(old).strokes() if s.id not in present]
-    refusal = room.edit(lambda doc: doc.add_strokes(missing)) if missing else None
+    now, then = CanvasDoc(room.doc), CanvasDoc(old)
+    present = set(now.stroke_ids())
+    missing = [s for s in then.strokes() if s.id not in present]
+    gone = {w.id: w for w in then.widgets() if w.id not in now.widgets_map}
+    widgets = [gone[v["id"]] for v in room.widgets.fit([w.to_doc() for w in gone.values()])]
+
+    def bring_back(doc: CanvasDoc) -> None:
+        doc.add_strokes(missing)
+        doc.put_widgets(widgets)
+    refusal = room.edit(bring_back) if missing or widgets else None
     if refusal is not None:
         code, reason = refusal
         return error_response(503 if code == Close.UNAVAILABLE else 413, reason)
@@ -78,7 +87,7 @@ async def restore(request: Request) -> Response:
     await saved  # answer once the restore is on disk, like any acknowledged edit
     if room.failed is not None:  # cluster mode: the append failed and the room was dropped
         return error_response(503, f"the restore was not saved: {room.failed}; try again later")
-    return _json(RestoreResponse(room=name, version=version, restored=len(missing)))
+    return _json(RestoreResponse(room=name, version=version, restored=len(missing), widgets=len(widgets)))
 
 
 routes = [

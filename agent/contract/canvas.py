@@ -385,8 +385,8 @@ class CanvasSession:
 
 
 def undo_run(doc: CanvasDoc, run_id: str) -> list[str]:
-    """Erase every stroke a run drew, in one transaction. Returns the erased ids."""
-    ids = [s.id for s in doc.strokes() if s.run == run_id]
+    """Erase every stroke and widget (text, button) a run made, in one transaction. Returns the erased ids."""
+    ids = [s.id for s in doc.strokes() if s.run == run_id] + [w.id for w in doc.widgets() if w.run == run_id]
     if ids:
         doc.erase(ids, origin=("undo", run_id))
     return ids

@@ -16,6 +16,13 @@ per pixel it travels (consecutive points in the same pixel are one), the whole p
 at most POINT_BUDGET points (past it every stroke keeps every n-th point), and drawing stops
 at `deadline_s` (checked between strokes): the picture then shows what was drawn, and its
 `note` says so. A 10,000-point stroke across 300 pixels costs ~300 points, not 10,000.
+
+Widgets are drawn over the strokes, texts then buttons (the page's layer order), with Pillow's
+bundled scalable font (`ImageFont.load_default(size=...)`, Pillow >= 10.1: no font file of
+ours to ship) at their `size` in canvas units; a button is a rounded rectangle around its label.
+Their cost is bounded too: at most MAX_WIDGETS in a room of at most MAX_WIDGET_TEXT characters
+each, only the visible part of a line is laid out (`_visible`), text smaller than MIN_FONT_PX is
+drawn as a grey bar, and the deadline is checked between widgets.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import io
 import math
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from canvas import BBox, Stroke, bbox, union
+from canvas import BBox, Stroke, Widget, bbox, union
+from canvas.geometry import BUTTON_PAD, LINE_HEIGHT, widget_box
 from canvas.schema import COORD_LIMIT
 
 DEFAULT_PX = 512
@@ -49,6 +58,13 @@ CURVED_JOINTS = 20_000
 it lines are drawn with plain joints, which their density hides."""
 RENDER_S = 5.0
 """Seconds of drawing one picture may take (checked between strokes): past it the rest is left out, with a note."""
+MIN_FONT_PX = 8
+"""Text drawn smaller than this many pixels (supersampled: half as many in the picture, too small
+to read) is a grey bar where each line is, which costs a line instead of its glyphs."""
+MAX_FONT_PX = 2048
+"""Larger text is drawn at this size (it overflows the picture anyway)."""
+TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "..."})
+"""Punctuation the bundled font lacks, drawn as its ASCII look-alike (a score "X 0 – O 0" reads)."""
 INK_BUDGET = 2e8
 """Pixels of ink (stroke length x width, at the drawing scale) one picture may cost, about a
 quarter of a second of Pillow's time: past it the picture is drawn smaller."""
@@ -67,17 +83,19 @@ class View(NamedTuple):
     """How many points the picture was drawn through (after thinning)."""
     note: str | None = None
     """What the picture leaves out, if anything (the time limit was reached)."""
+    widgets: int = 0
+    """How many widgets (text, buttons) touch the box (and were drawn)."""
 
     @property
     def units_per_px(self) -> float:
         return (self.box.x1 - self.box.x0) / self.width
 
 
-def frame(strokes: Sequence[Stroke], box: BBox | None = None, around: BBox | None = None) -> BBox:
-    """The box to show: `box` (grown to MIN_SIDE), else every stroke (`around`, if the caller
-    knows their box already) with a margin."""
+def frame(strokes: Sequence[Stroke], box: BBox | None = None, around: BBox | None = None, widgets: Sequence[Widget] = ()) -> BBox:
+    """The box to show: `box` (grown to MIN_SIDE), else every stroke and widget (`around`, if
+    the caller knows their box already) with a margin."""
     if box is None:
-        around = around if around is not None else union(bbox(s.points) for s in strokes)
+        around = around if around is not None else union([*(bbox(s.points) for s in strokes), *map(_box, widgets)])
         if around is None:
             return EMPTY_BOX
         box = around.grow(max(10.0, 0.05 * max(around.width, around.height)))
@@ -104,12 +122,13 @@ class _Line(NamedTuple):
 
 
 def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT_PX, *, around: BBox | None = None,
-           points: int = POINT_BUDGET, deadline_s: float = RENDER_S) -> View:
-    """Draw the strokes that touch the box; CPU-bound (call it off the event loop). `around`:
-    the box of every stroke, if the caller keeps it (`RoomView.bounds`); `points`: the picture's
-    point budget; `deadline_s`: the drawing's time limit."""
+           points: int = POINT_BUDGET, deadline_s: float = RENDER_S, widgets: Sequence[Widget] = ()) -> View:
+    """Draw the strokes and widgets that touch the box; CPU-bound (call it off the event loop).
+    `around`: the box of every stroke and widget, if the caller keeps it (`RoomView.extent`);
+    `points`: the picture's point budget; `deadline_s`: the drawing's time limit."""
     deadline = time.monotonic() + deadline_s
-    shown = frame(strokes, box, around)
+    shown = frame(strokes, box, around, widgets)
+    placed = sorted((w for w in widgets if _box(w).intersects(shown)), key=lambda w: w.type == "button")  # buttons above texts
     px = min(MAX_PX, max(MIN_PX, px))
     visible = [s for s in strokes if bbox(s.points).grow(s.width).intersects(shown)]
     k = px * SUPERSAMPLE / max(shown.width, shown.height)
@@ -120,7 +139,7 @@ def render(strokes: Sequence[Stroke], box: BBox | None = None, px: int = DEFAULT
     if ink > INK_BUDGET:
         px = max(MIN_PX, int(px * math.sqrt(INK_BUDGET / ink)))
     while True:
-        view = _draw(lines, k, shown, px, deadline, deadline_s)
+        view = _draw(lines, k, shown, px, deadline, deadline_s, placed)
         if len(view.png) <= MAX_PNG_BYTES or px <= MIN_PX:
             return view
         px = max(MIN_PX, int(px * 0.7))
@@ -147,8 +166,8 @@ def _travel(points: list[tuple[float, float]]) -> float:
     return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(points, points[1:], strict=False))
 
 
-def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float, limit_s: float) -> View:
-    """Draw `lines` (at scale `k`) into an image `px` pixels on its longer side, until `deadline`."""
+def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float, limit_s: float, widgets: Sequence[Widget] = ()) -> View:
+    """Draw `lines` (at scale `k`), then `widgets`, into an image `px` pixels on its longer side, until `deadline`."""
     scale = px / max(box.width, box.height)
     width, height = max(1, round(box.width * scale)), max(1, round(box.height * scale))
     f = scale * SUPERSAMPLE / k  # from the lines' scale to this picture's
@@ -173,6 +192,70 @@ def _draw(lines: Sequence[_Line], k: float, box: BBox, px: int, deadline: float,
             pen.ellipse((x - r, y - r, x + r, y + r), fill=line.color)
         drawn += 1
         used += len(pts)
+    placed = 0
+    for widget in widgets if note is None else ():
+        if time.monotonic() > deadline:
+            note = (f"drew {placed} of {len(widgets)} texts and buttons: the picture reached its time limit ({limit_s:g} s); "
+                    "view a smaller box to see the rest")
+            break
+        _widget(pen, widget, box, scale * SUPERSAMPLE, image.size)
+        placed += 1
     out = io.BytesIO()
     image.reduce(SUPERSAMPLE).save(out, format="PNG")
-    return View(out.getvalue(), box, width, height, drawn, used, note)
+    return View(out.getvalue(), box, width, height, drawn, used, note, placed)
+
+
+def _box(w: Widget) -> BBox:
+    return widget_box(w.type, w.x, w.y, w.text, w.size)
+
+
+@lru_cache(maxsize=32)
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=px)
+
+
+def _widget(pen: ImageDraw.ImageDraw, w: Widget, box: BBox, s: float, size: tuple[int, int]) -> None:
+    """Draw one widget: `s` pixels per canvas unit, `size` the image's pixels."""
+    font_px = w.size * s
+    left, top = (w.x - box.x0) * s, (w.y - box.y0) * s
+    line_px = LINE_HEIGHT * font_px
+    text = w.text.translate(TYPOGRAPHY)
+    lines = text.split("\n") if w.type == "text" else [text]
+    font = _font(min(MAX_FONT_PX, round(font_px))) if font_px >= MIN_FONT_PX else None
+    if w.type == "button":  # a rounded rectangle around its label, measured with the font it is drawn in
+        pad = BUTTON_PAD * font_px
+        label_px = font.getlength(text) if font is not None else (_box(w).width - 2 * BUTTON_PAD * w.size) * s
+        rect = (left, top, left + label_px + 2 * pad, top + line_px + pad)
+        pen.rounded_rectangle(rect, radius=max(1.0, font_px * 0.3), fill="#ffffff", outline=w.color, width=max(1, round(font_px / 12)))
+        left, top = left + pad, top + pad / 2
+    width, height = size
+    for i, line in enumerate(lines):
+        y = top + i * line_px
+        if y > height or y + line_px < 0 or not line.strip():
+            continue
+        if font is None:  # too small to read: a grey bar where the line is
+            bar = y + line_px / 2
+            pen.line((left, bar, left + len(line) * 0.5 * font_px, bar), fill="#9a9a9a", width=max(1, round(font_px / 2)))
+            continue
+        offset, visible = _visible(line, font, left, width)
+        if visible:
+            pen.text((left + offset, y), visible, fill=w.color, font=font)
+
+
+def _visible(line: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, left: float, width: int) -> tuple[float, str]:
+    """The part of `line` drawn at `left` that falls within 0..`width` pixels, and its offset
+    from `left`: a long line at a large size is laid out only where it shows (Pillow rasterises
+    the whole string it is given)."""
+    if left >= 0 and left + font.getlength(line) <= width:
+        return 0.0, line
+    x, start, offset = left, None, 0.0
+    end = len(line)
+    for i, ch in enumerate(line):
+        advance = font.getlength(ch)
+        if start is None and x + advance >= 0:
+            start, offset = i, x - left
+        if x > width:
+            end = i
+            break
+        x += advance
+    return (offset, line[start:end]) if start is not None else (0.0, "")

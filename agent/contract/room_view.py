@@ -13,6 +13,10 @@ needs, `rtree` (the well-kept library) is a C dependency we do not ship, and the
 dict operations per stroke. A stroke whose box covers more than `MAX_CELLS` cells is kept in
 a short list of large strokes scanned on every query instead (one huge stroke must not cost
 thousands of cells).
+
+Widgets (text and buttons) are kept beside the strokes, parsed once from the `widgets` map's
+events into `widgets` (the server bounds a room to `MAX_WIDGETS` of them, so a scan is cheap
+and they need no grid); a malformed one is skipped, as on every read.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.contract.canvas import Views
-from canvas import BBox, CanvasDoc, Stroke, bbox
+from canvas import BBox, CanvasDoc, Stroke, Widget, bbox
+from canvas.geometry import widget_box
 
 CELL = 256.0
 """Canvas units a grid cell is a side: about a screenful at the page's default zoom is 16 cells."""
@@ -57,10 +62,15 @@ class RoomView:
         self._large: set[str] = set()
         self._listeners: list[Change] = []
         self._subscription: Any = None
+        self.widgets: dict[str, Widget] = {}
+        """id -> the room's text and buttons (valid ones), oldest first."""
+        self.widget_boxes: dict[str, BBox] = {}
+        self._widget_subscription: Any = None
         self._touched: set[str] | None = None  # while loading: ids a change reached first
         if read:
             for s in doc.strokes():
                 self._put(s)
+            self._read_widgets()
 
     @classmethod
     async def load(cls, doc: CanvasDoc) -> RoomView:
@@ -72,6 +82,7 @@ class RoomView:
         view = cls(doc, read=False)
         view._touched = set()
         view.follow()
+        view._read_widgets()  # at most MAX_WIDGETS small objects: read at once
         try:
             loaded: list[Stroke] = []
             keys = list(doc.strokes_map.keys())
@@ -108,12 +119,17 @@ class RoomView:
         """Fold in every change of the document's strokes from now on."""
         if self._subscription is None:
             self._subscription = self.doc.strokes_map.observe(self._on_event)
+        if self._widget_subscription is None:
+            self._widget_subscription = self.doc.widgets_map.observe(self._on_widgets)
         return self
 
     def close(self) -> None:
         if self._subscription is not None:
             self.doc.strokes_map.unobserve(self._subscription)
             self._subscription = None
+        if self._widget_subscription is not None:
+            self.doc.widgets_map.unobserve(self._widget_subscription)
+            self._widget_subscription = None
         self._listeners.clear()
 
     def on_change(self, listener: Change) -> Callable[[], None]:
@@ -145,6 +161,25 @@ class RoomView:
             if self._drop(key):
                 removed.append(key)
         return added, removed
+
+    def _read_widgets(self) -> None:
+        self.widgets.clear()
+        self.widget_boxes.clear()
+        for w in self.doc.widgets():
+            self._put_widget(w)
+
+    def _on_widgets(self, event: Any) -> None:
+        for key, change in event.keys.items():
+            self.widgets.pop(key, None)
+            self.widget_boxes.pop(key, None)
+            if change.get("action") in ("add", "update"):
+                widget = _parse_widget(change.get("newValue"))
+                if widget is not None and widget.id == key:
+                    self._put_widget(widget)  # a changed widget moves to the end: the newest
+
+    def _put_widget(self, w: Widget) -> None:
+        self.widgets[w.id] = w
+        self.widget_boxes[w.id] = widget_box(w.type, w.x, w.y, w.text, w.size)
 
     def _put(self, stroke: Stroke) -> None:
         sid = stroke.id
@@ -201,6 +236,19 @@ class RoomView:
         ids.sort(key=self._order.__getitem__)
         return [self.strokes[i] for i in ids]
 
+    def widgets_in(self, box: BBox | None) -> list[Widget]:
+        """The widgets whose box meets `box` (every widget for None), oldest first."""
+        if box is None:
+            return list(self.widgets.values())
+        return [w for i, w in self.widgets.items() if self.widget_boxes[i].intersects(box)]
+
+    def extent(self) -> BBox | None:
+        """The box around every stroke and widget, or None when the room shows nothing."""
+        boxes = [b for b in (self.bounds(), *self.widget_boxes.values()) if b is not None]
+        if not boxes:
+            return None
+        return BBox(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+
     def bounds(self) -> BBox | None:
         """The box around every stroke (their drawn width included), or None when there is none."""
         boxes = iter(self.boxes.values())
@@ -224,6 +272,15 @@ def _cells(box: BBox) -> list[tuple[int, int]] | None:
 
 def _parse_all(values: list[Any]) -> list[Stroke]:
     return [s for s in map(_parse, values) if s is not None]
+
+
+def _parse_widget(value: Any) -> Widget | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Widget.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def _parse(value: Any) -> Stroke | None:

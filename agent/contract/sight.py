@@ -33,7 +33,8 @@ class ViewArgs(BaseModel):
 
 
 VIEW_DOC = (
-    "Look at the room: a PNG of the canvas, or of a box of it (strokes as polylines at their colour and width), with the "
+    "Look at the room: a PNG of the canvas, or of a box of it (strokes as polylines at their colour and width, then texts and "
+    "buttons at their size), with the "
     f"box it shows and canvas units per pixel. `size`: the longer side in pixels (default {DEFAULT_PX}, at most {MAX_PX}). "
     f"A picture past {MAX_PNG_BYTES / 2**20:g} MiB or very busy is drawn smaller; at most {POINT_BUDGET:,} points are drawn "
     f"(past it strokes are thinned) and drawing stops after {RENDER_S:g} s (the note says what was left out): view a box "
@@ -89,9 +90,10 @@ async def look(view: RoomView, box: BBox | None, px: int, renderer: FairPool, sh
     share spent its render time for the minute) and TimeoutError (the drawing took over
     `timeout_s`; its thread keeps the share's turn until it ends)."""
     async with renderer.turn(share) as turn:
-        around = view.bounds()  # read when it is our turn: views waiting in line hold no list of strokes
-        strokes = view.query(frame([], box, around) if box is not None or around is not None else None)
-        return await turn.run(functools.partial(render, strokes, box, px, around=around), timeout_s)
+        around = view.extent()  # read when it is our turn: views waiting in line hold no list of strokes
+        shown = frame([], box, around) if box is not None or around is not None else None
+        strokes = view.query(shown)
+        return await turn.run(functools.partial(render, strokes, box, px, around=around, widgets=view.widgets_in(shown)), timeout_s)
 
 
 def describe(view: View) -> dict[str, Any]:
@@ -100,6 +102,7 @@ def describe(view: View) -> dict[str, Any]:
     b = view.box
     about: dict[str, Any] = {"box": {"x0": round(b.x0, 2), "y0": round(b.y0, 2), "x1": round(b.x1, 2), "y1": round(b.y1, 2)},
                              "width": view.width, "height": view.height, "units_per_px": round(view.units_per_px, 4), "strokes": view.strokes,
+                             "widgets": view.widgets,
                              "pixel": "canvas (x, y) is at pixel ((x - box.x0) / units_per_px, (y - box.y0) / units_per_px)"}
     if view.note:
         about["note"] = view.note

@@ -9,7 +9,8 @@ import time
 from PIL import Image
 
 from agent.contract.render import EMPTY_BOX, MAX_PNG_BYTES, MAX_PX, MIN_SIDE, check_box, render
-from canvas import BBox, Stroke
+from canvas import BBox, Stroke, Widget
+from canvas.schema import MAX_WIDGET_TEXT, MAX_WIDGETS
 
 
 def test_an_empty_room_and_a_tiny_box() -> None:
@@ -74,3 +75,28 @@ def test_a_picture_keeps_to_its_point_budget_and_its_time_limit() -> None:
         assert any(r > 200 and g < 150 and b < 100 for r, g, b in near), near  # orange, blended at most with the background
     late = render(walks, None, 256, deadline_s=0)  # past its time limit: what was drawn (nothing here), and a note
     assert late.strokes == 0 and late.note is not None and "time limit" in late.note and late.png
+
+
+def test_texts_and_buttons_are_drawn_where_they_are_over_the_strokes() -> None:
+    score = Widget(id="score", type="text", x=100, y=100, text="X 0 – O 0\nsecond line", size=30, color="#1e1e1e")
+    button = Widget(id="go", type="button", x=100, y=300, text="New game", size=30, color="#1971c2")
+    under = Stroke(id="under", points=[0, 400, 0.5, 500, 400, 0.5], color="#2f9e44", width=8)
+    view = render([under], BBox(0, 0, 500, 500), 500, widgets=[score, button])
+    assert (view.strokes, view.widgets, view.note) == (1, 2, None)
+    img = Image.open(io.BytesIO(view.png)).convert("RGB")
+    inked = lambda x0, y0, x1, y1: sum(max(img.getpixel((x, y))) < 140 for y in range(y0, y1) for x in range(x0, x1))  # noqa: E731
+    assert inked(100, 100, 260, 140) > 150 and inked(100, 140, 300, 180) > 150  # both lines of the text, in its box
+    assert inked(0, 0, 95, 500) == 0 and inked(100, 185, 500, 295) == 0  # and nowhere else
+    blue = _ink(img, (0x19, 0x71, 0xC2))
+    assert blue and all(98 <= x <= 300 and 298 <= y <= 360 for x, y in blue)  # the button: outline and label in its colour
+    assert img.getpixel((105, 320))[0] > 240  # a button is filled (white), not see-through
+
+
+def test_text_is_bounded_in_time_and_too_small_text_is_a_bar() -> None:
+    """A room's worth of the longest texts at the largest size is laid out only where it shows."""
+    walls = [Widget(id=f"w{i}", type="text", x=-5e5, y=i * 1000.0, text="W" * MAX_WIDGET_TEXT, size=1000) for i in range(MAX_WIDGETS)]
+    view = render([], BBox(0, 0, 2000, 2000), MAX_PX, widgets=walls)
+    assert view.widgets == 3 and view.note is None  # the three that touch the box, drawn within the time limit
+    tiny = render([], BBox(0, 0, 10_000, 10_000), 200, widgets=[Widget(id="t", type="text", x=100, y=100, text="small print", size=10)])
+    img = Image.open(io.BytesIO(tiny.png)).convert("RGB")
+    assert tiny.widgets == 1 and any(img.getpixel((x, y)) != (0xFB, 0xFB, 0xFC) for x in range(0, 6) for y in range(0, 6))

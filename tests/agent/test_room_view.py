@@ -25,7 +25,7 @@ from agent.contract.room_view import RoomView
 from agent.runs.loop import execute_in_run
 from agent.runs.store import AgentRun
 from agent.sandbox import Sandbox
-from canvas import BBox, CanvasDoc, Stroke, bbox
+from canvas import BBox, CanvasDoc, Stroke, Widget, bbox
 from wire.client import CanvasClient
 
 from support.mcp_helpers import mcp_client, payload, picture
@@ -202,4 +202,22 @@ async def test_a_view_loads_a_room_off_the_loop_and_keeps_changes_made_meanwhile
     assert list(view.strokes)[-2:] == ["w50", "w1"]  # changes after what was there
     doc.erase(["w2"])
     assert "w2" not in view.strokes and len(view.query(BBox(-1e4, -1e4, 1e4, 1e4))) == len(view.strokes)
+    view.close()
+
+
+def test_a_view_keeps_the_rooms_valid_widgets_in_step() -> None:
+    doc = CanvasDoc()
+    doc.put_widgets([Widget(id="t1", type="text", x=0, y=0, text="one\nline two", size=20),
+                     Widget(id="b1", type="button", x=500, y=500, text="Go", size=20, behaviour="beh")])
+    doc.widgets_map["junk"] = {"id": "junk", "type": "text", "x": "nope"}
+    view = RoomView(doc).follow()
+    assert set(view.widgets) == {"t1", "b1"}
+    doc.put_widgets([Widget(id="t1", type="text", x=1000, y=0, text="moved", size=20)])  # an update moves it
+    doc.widgets_map["b1"] = {"id": "b1", "type": "button", "x": 0, "y": 0, "text": ""}  # replaced by a malformed one: gone
+    doc.widgets_map["other"] = {"id": "not-other", "type": "text", "x": 0, "y": 0, "text": "filed under another key"}
+    assert set(view.widgets) == {"t1"} and view.widgets["t1"].x == 1000
+    assert [w.id for w in view.widgets_in(BBox(990, -10, 1010, 10))] == ["t1"] and view.widgets_in(BBox(0, 0, 10, 10)) == []
+    assert view.bounds() is None and view.extent() == BBox(1000, 0, 1000 + 5 * 0.6 * 20, 1.25 * 20)
+    doc.erase(["t1"])
+    assert view.widgets == {} and view.extent() is None
     view.close()

@@ -197,3 +197,31 @@ async def test_tokens_of_one_node_work_on_another_and_revocation_reaches_all(clu
     finally:
         for c in (viewer, editor, watcher):
             await c.close()
+
+
+async def test_the_widget_bound_holds_across_nodes(cluster):
+    """The node that accepts a peer's update bounds its widgets: the other node's clients never
+    hold more than MAX_WIDGETS, and a node loading the room later reads the same."""
+    from canvas import Widget
+    from canvas.schema import MAX_WIDGETS
+
+    a, b = cluster.node(), cluster.node()
+    tok = a.token()
+    writer = await CanvasClient.connect(a.ws, "wbound", tok, name="writer")
+    watcher = await CanvasClient.connect(b.ws, "wbound", tok, name="watcher")
+    most = [0]
+    watcher.on_change(lambda d: most.__setitem__(0, max(most[0], len(d.widgets_map))))
+    try:
+        writer.doc.put_widgets(Widget(id=f"w{i}", type="text", x=i, y=0, text="hi", t=1_000 + i) for i in range(600))
+        writer.doc.add_strokes([stroke("after")])
+        await watcher.wait_for(lambda d: d.stroke("after") is not None, 20)
+        assert len(watcher.doc.widgets_map) == MAX_WIDGETS and most[0] == MAX_WIDGETS
+        await writer.wait_for(lambda d: len(d.widgets_map) == MAX_WIDGETS, 10)
+    finally:
+        await writer.close()
+        await watcher.close()
+    late = await CanvasClient.connect(cluster.node().ws, "wbound", tok)
+    try:
+        assert {w.id for w in late.doc.widgets()} == {f"w{i}" for i in range(MAX_WIDGETS)}
+    finally:
+        await late.close()

@@ -1,15 +1,20 @@
 // A real Yjs + y-websocket peer for interop tests.
-// usage: node yjs_peer.mjs WS_BASE ROOM TOKEN WRITE_ID WAIT_ID [TIMEOUT_MS]
+// usage: node yjs_peer.mjs WS_BASE ROOM TOKEN WRITE_ID WAIT_ID [TIMEOUT_MS [WIDGET_WRITE_ID WIDGET_WAIT_ID]]
 // Writes stroke WRITE_ID (unless "-"), waits for stroke WAIT_ID (unless "-") from someone else,
-// then prints one JSON line {ok, synced, strokes, awareness, waited} and exits (bounded).
+// then prints one JSON line {ok, synced, strokes, widgets, awareness, waited} and exits (bounded).
+// Widgets: writes text widget WIDGET_WRITE_ID (unless "-" or absent) with two malformed
+// neighbours, WIDGET_WRITE_ID.bad (not a valid widget) and WIDGET_WRITE_ID.ymap (a nested Y.Map,
+// not a plain object), and also waits for widget WIDGET_WAIT_ID (unless "-" or absent).
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 
-const [base, room, token, writeId, waitId, timeoutArg] = process.argv.slice(2)
+const [base, room, token, writeId, waitId, timeoutArg, widgetWriteId, widgetWaitId] = process.argv.slice(2)
 const timeoutMs = Number(timeoutArg || 10000)
 const doc = new Y.Doc()
 const strokes = doc.getMap('strokes')
+const widgets = doc.getMap('widgets')
+const given = (id) => id && id !== '-'
 const provider = new WebsocketProvider(base, room, doc, {
   WebSocketPolyfill: WebSocket,
   params: token && token !== '-' ? { token } : {},
@@ -22,6 +27,7 @@ const finish = (ok, extra = {}) => {
     ok,
     synced: provider.synced,
     strokes: Object.fromEntries(strokes.entries()),
+    widgets: Object.fromEntries(Array.from(widgets.entries()).map(([k, v]) => [k, v instanceof Y.AbstractType ? v.toJSON() : v])),
     awareness: Array.from(provider.awareness.getStates().entries())
       .filter(([id]) => id !== doc.clientID).map(([, s]) => s),
     ...extra,
@@ -37,7 +43,17 @@ provider.on('sync', (synced) => {
   if (writeId && writeId !== '-') {
     strokes.set(writeId, { id: writeId, points: [10, 20, 0.5, 30, 40, 0.7], color: '#00aa00', width: 3, author: 'yjs', kind: 'human', t: Date.now() })
   }
+  if (given(widgetWriteId)) {
+    doc.transact(() => {
+      widgets.set(widgetWriteId, { id: widgetWriteId, type: 'text', x: 50, y: 60, text: 'hello from JS\nline two', size: 20, color: '#aa00aa', author: 'yjs', kind: 'human', t: Date.now() })
+      widgets.set(widgetWriteId + '.bad', { id: widgetWriteId + '.bad', type: 'button', x: 'left', y: 0, text: '' })
+      const nested = new Y.Map()
+      widgets.set(widgetWriteId + '.ymap', nested)
+      nested.set('id', widgetWriteId + '.ymap')
+    })
+  }
   const check = () => {
+    if (given(widgetWaitId) && !widgets.has(widgetWaitId)) return false
     if (!waitId || waitId === '-' || strokes.has(waitId)) {
       clearTimeout(timer)
       // give our own write time to leave the socket before we exit
@@ -46,5 +62,8 @@ provider.on('sync', (synced) => {
     }
     return false
   }
-  if (!check()) strokes.observe(() => check())
+  if (!check()) {
+    strokes.observe(() => check())
+    widgets.observe(() => check())
+  }
 })

@@ -377,11 +377,13 @@ export interface VersionsResponse {
   versions: VersionInfo[]
 }
 
-/** `POST /rooms/{name}/versions/{id}/restore`: how many strokes came back (saved). */
+/** `POST /rooms/{name}/versions/{id}/restore`: how many strokes and widgets came back (saved). */
 export interface RestoreResponse {
   room: string
   version: number
   restored: number
+  /** widgets (text, buttons) that came back: fewer than were missing if the room's widget bound was reached */
+  widgets: number
 }
 
 /** Every refusal (4xx/5xx): a message a person can act on; 429 and 503 may also say when to ask again. */
