@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 from urllib.parse import parse_qs, urlparse
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from canvas import Stroke, Widget
 from canvas.schema import MAX_WIDGETS
 from wire.client import CanvasClient
 
+from support import ROOT
 from support.live_server import LiveServer
 from support.pages import ARTIFACTS, canvas_has_ink, open_page
 
@@ -198,17 +200,19 @@ def _pressable_buttons(server: Any, room: str) -> None:
         Widget(id="vote", type="button", x=200, y=400, text="Vote", behaviour="b-1", anyone=True))
 
 
-def _answer(page: Any, status: int, body: dict) -> list[Any]:
-    """Answer every press with `status`/`body`; the requests seen."""
-    seen: list[Any] = []
+def _answer(page: Any, status: int, body: dict) -> dict[str, Any]:
+    """Answer every press with the `status` and `body` of the returned dict (change them between
+    presses: one route for the page's life, as re-routing raced with the next press); the requests
+    it answered are in its "seen"."""
+    answer: dict[str, Any] = {"status": status, "body": body, "seen": []}
 
     def handle(route: Any) -> None:
-        seen.append(route.request)
-        route.fulfill(status=status, content_type="application/json", body=json.dumps(body),
-                      headers={"Retry-After": "7"} if status == 429 else {})
+        answer["seen"].append(route.request)
+        route.fulfill(status=answer["status"], content_type="application/json", body=json.dumps(answer["body"]),
+                      headers={"Retry-After": "7"} if answer["status"] == 429 else {})
 
     page.route("**/widgets/*/press*", handle)
-    return seen
+    return answer
 
 
 def test_clicking_a_button_presses_it_until_its_behaviour_answers(server: Any, browser: Any) -> None:
@@ -216,7 +220,7 @@ def test_clicking_a_button_presses_it_until_its_behaviour_answers(server: Any, b
     _pressable_buttons(server, room)
     page = open_page(browser, server, room)
     page.wait_for_function("window.__inhabit.stats().widgets === 2")
-    seen = _answer(page, 202, {"ok": True})
+    answer = _answer(page, 202, {"ok": True})
     x, y = center(page, "new-game")
     page.wait_for_timeout(100)
     assert canvas_has_ink(page, int(x) - 10, int(y) - 5, 20, 10)  # the button is drawn where it is
@@ -235,16 +239,14 @@ def test_clicking_a_button_presses_it_until_its_behaviour_answers(server: Any, b
 
     as_peer(server, room, firing_writes)
     page.wait_for_function("!window.__inhabit.presses.isPressed('new-game')")
-    assert len(seen) == 1
+    assert len(answer["seen"]) == 1
 
     # a refusal releases it at once, and the page says why
-    page.unroute("**/widgets/*/press*")
-    _answer(page, 409, {"error": "this button's behaviour is paused"})
+    answer.update(status=409, body={"error": "this button's behaviour is paused"})
     page.mouse.click(x, y)
     page.wait_for_selector("[data-testid=stage-notice]:has-text('paused')")
     assert not page.evaluate("window.__inhabit.presses.isPressed('new-game')")
-    page.unroute("**/widgets/*/press*")
-    _answer(page, 429, {"error": "too many presses", "retry_after": 7})
+    answer.update(status=429, body={"error": "too many presses", "retry_after": 7})
     page.mouse.click(x, y)
     page.wait_for_selector("[data-testid=stage-notice]:has-text('slow down')")
     assert "7 s" in page.inner_text("[data-testid=stage-notice]")
@@ -281,3 +283,30 @@ def test_a_viewer_presses_only_buttons_made_for_anyone(server: Any, browser: Any
     assert viewer.is_hidden("[data-testid=text-editor]")
     assert viewer.evaluate("window.__inhabit.widgetMap().size") == 2
     assert not viewer.errors
+
+
+def test_a_stock_yjs_client_and_the_page_see_each_others_text(server: Any, browser: Any) -> None:
+    room = "text-yjs"
+    page = open_page(browser, server, room)
+    peer = subprocess.Popen(["node", str(ROOT / "tests" / "js" / "yjs_widget_peer.mjs"), server.ws, room,
+                             server.token(room, "edit"), "from the page", "yjs-1", "15000"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        page.keyboard.press("t")
+        page.mouse.click(300, 300)
+        page.wait_for_selector("[data-testid=text-editor]:focus")
+        page.keyboard.type("from the page")
+        page.keyboard.press("Enter")
+        out, err = peer.communicate(timeout=30)
+    finally:
+        peer.kill()
+    seen = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"ok": False, "error": err}
+    assert seen["ok"], seen
+    [mine] = [w for w in seen["widgets"].values() if w["text"] == "from the page"]
+    assert mine["type"] == "text" and mine["kind"] == "human" and mine["size"] == 24
+    page.wait_for_function("window.__inhabit.stats().widgets === 2")
+    box = page.evaluate("window.__inhabit.widgetScreenBox('yjs-1')")
+    assert abs(box["x"] - 500) < 1 and abs(box["y"] - 520) < 1
+    page.wait_for_timeout(100)
+    assert canvas_has_ink(page, 500, 520, int(box["w"]), int(box["h"]))
+    assert not page.errors
