@@ -78,9 +78,13 @@ MODELS: list[tuple[type[BaseModel], Mode]] = [
 CONSTANTS: dict[str, Any] = {
     "STROKES": schema.STROKES,
     "MESSAGES": schema.MESSAGES,
+    "WIDGETS": schema.WIDGETS,
     "MAX_POINTS": schema.MAX_POINTS,
     "MAX_TEXT": schema.MAX_TEXT,
     "COORD_LIMIT": schema.COORD_LIMIT,
+    "MAX_WIDGET_TEXT": schema.MAX_WIDGET_TEXT,
+    "MAX_LABEL": schema.MAX_LABEL,
+    "MAX_WIDGETS": schema.MAX_WIDGETS,
 }
 
 ENUMS: dict[str, dict[str, int]] = {"Close": {c.name: int(c) for c in Close}}

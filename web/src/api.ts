@@ -1,4 +1,4 @@
-// HTTP calls to the server (whoami, prompts, runs, behaviours), typed by ./types.gen.
+// HTTP calls to the server (whoami, prompts, runs, behaviours, button presses), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
 import type {
   AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, ChatCleared, ChatPage, PromptAccepted, PromptRequest, RunList,
@@ -93,3 +93,15 @@ export const removeBehaviour = (cfg: PageConfig, id: string) =>
 /** Erase what one firing drew. */
 export const undoFiring = (cfg: PageConfig, id: string, firing: string) =>
   call<UndoResult>(cfg, `${behaviourPath(id)}/firings/${encodeURIComponent(firing)}/undo`, { method: 'POST' })
+
+// ---- widgets: a person's press on a button fires the behaviour that made it ----------------
+
+/** The server took the press: the behaviour fires (`firing`: its record, when known yet). */
+export interface PressAccepted { ok: true; firing?: unknown }
+
+/**
+ * Press a button. 403: this link may not (a view link, on a button not made with `anyone`);
+ * 409: its behaviour is paused or removed (the answer says which); 429: too many presses (Retry-After).
+ */
+export const pressWidget = (cfg: PageConfig, id: string) =>
+  call<PressAccepted>(cfg, `/widgets/${encodeURIComponent(id)}/press`, { method: 'POST' })

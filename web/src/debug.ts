@@ -5,12 +5,15 @@ import type { Awareness } from 'y-protocols/awareness'
 import type { Camera } from './camera'
 import type { Renderer } from './renderer'
 import type { StrokeStore } from './store'
+import type { WidgetStore } from './widgets'
+import type { TextEditor } from './textEditor'
+import type { Presses } from './presses'
 import type { ToolState } from './tools/state'
 import type { History } from './history'
 import type { PageConfig } from './config'
 import type { Identity } from './identity'
 import type { ConnState } from './connection'
-import { commitStroke, strokesOf } from './ops'
+import { commitStroke, strokesOf, widgetsOf } from './ops'
 
 interface Parts {
   doc: Y.Doc
@@ -19,6 +22,9 @@ interface Parts {
   camera: Camera
   renderer: Renderer
   store: StrokeStore
+  widgets: WidgetStore
+  editor: TextEditor
+  presses: Presses
   settings: ToolState
   history: History
   config: PageConfig
@@ -40,16 +46,28 @@ const pct = (a: number[], p: number) => {
 }
 
 export function exposeDebugHooks(parts: Parts) {
-  const { doc, renderer, store, camera, provider, chat } = parts
+  const { doc, renderer, store, widgets, camera, provider, chat } = parts
   window.__inhabit = {
     ...parts,
     Y,
     strokes: () => strokesOf(doc),
+    widgetMap: () => widgetsOf(doc),
+    /** Where widget `id` is drawn, in CSS pixels of the page (null: not in the room, or invalid). */
+    widgetScreenBox: (id: string) => {
+      const e = widgets.get(id)
+      if (!e) return null
+      const r = renderer.canvas.getBoundingClientRect()
+      const [x0, y0] = camera.toScreen(e.box.minX, e.box.minY)
+      const [x1, y1] = camera.toScreen(e.box.maxX, e.box.maxY)
+      return { x: r.left + x0, y: r.top + y0, w: x1 - x0, h: y1 - y0 }
+    },
     commitStroke: (s: Parameters<typeof commitStroke>[1]) => commitStroke(doc, s),
     resetFrameTimes: () => { renderer.frameTimes = [] },
     stats: () => ({
       strokes: store.entries.size,
       invalid: store.invalid.size,
+      widgets: widgets.entries.size,
+      invalidWidgets: widgets.invalid.size,
       largeStrokes: store.index.largeCount,
       indexCells: store.index.cellCount,
       messagesShown: chat.shownCount(),

@@ -1,10 +1,10 @@
-// Undo/redo of this user's own edits only (transactions with origin LOCAL).
+// Undo/redo of this user's own edits only (transactions with origin LOCAL): strokes and widgets.
 import * as Y from 'yjs'
-import { LOCAL, strokesOf } from './ops'
+import { LOCAL, strokesOf, widgetsOf } from './ops'
 import { Emitter } from './emitter'
 
 export function createHistory(doc: Y.Doc) {
-  const um = new Y.UndoManager(strokesOf(doc), {
+  const um = new Y.UndoManager([strokesOf(doc), widgetsOf(doc)], {
     trackedOrigins: new Set([LOCAL]),
     captureTimeout: 1e9, // one undo step per gesture: the caller ends steps with `boundary()`
   })

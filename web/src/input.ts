@@ -1,10 +1,13 @@
 // Pointer, touch and wheel input on the stage. Each one-pointer gesture goes to one tool
-// (./tools); two fingers pinch-zoom; the wheel zooms or (trackpad) pans.
+// (./tools): a button under the pointer takes it (but for the eraser); two fingers pinch-zoom;
+// the wheel zooms or (trackpad) pans. While a text is being written, a click away only finishes
+// it; a double-click on a text edits it.
 import type { Camera } from './camera'
 import type { LocalPresence } from './localPresence'
 import type { ToolState } from './tools/state'
 import type { Sample, Tool } from './tools/tool'
 import type { Tools } from './tools'
+import type { TextEditor } from './textEditor'
 
 interface InputDeps {
   stage: HTMLElement
@@ -12,23 +15,32 @@ interface InputDeps {
   settings: ToolState
   tools: Tools
   presence: LocalPresence
+  editor: TextEditor
 }
 
-export function attachInput({ stage, camera, settings, tools, presence }: InputDeps) {
+export function attachInput({ stage, camera, settings, tools, presence, editor }: InputDeps) {
   const pointers = new Map<number, { x: number; y: number; type: string }>()
   /** The gesture under way: which pointer drives which tool. */
   let active: { pointer: number; tool: Tool } | null = null
   let holdingPan = false // Space held down
   const pinch = createPinch(camera, pointers)
 
-  /** The tool a new gesture would use. */
-  const toolFor = (button: number): Tool =>
-    button !== 0 || holdingPan || settings.readOnly ? tools.pan : tools[settings.tool]
-  const showCursor = () => { stage.style.cursor = (active?.tool ?? toolFor(0)).cursor }
-  settings.on('change', showCursor)
+  /** The tool a new gesture at `at` would use. */
+  const toolFor = (button: number, at?: Sample): Tool => {
+    if (button !== 0 || holdingPan) return tools.pan
+    if (at && settings.tool !== 'erase' && tools.press.pressableAt(at)) return tools.press
+    return settings.readOnly ? tools.pan : tools[settings.tool]
+  }
+  /** The cursor for the gesture under way, or for one that would start at `at`. */
+  const showCursor = (at?: Sample) => {
+    const button = !active && at && !holdingPan && settings.tool !== 'erase' ? tools.press.buttonAt(at) : null
+    stage.style.cursor = active ? active.tool.cursor
+      : button ? (tools.press.pressableAt(at!) ? 'pointer' : 'not-allowed') : toolFor(0).cursor
+  }
+  settings.on('change', () => showCursor())
   showCursor()
 
-  const local = (e: PointerEvent | WheelEvent): [number, number] => {
+  const local = (e: MouseEvent): [number, number] => {
     const r = stage.getBoundingClientRect()
     return [e.clientX - r.left, e.clientY - r.top]
   }
@@ -51,17 +63,27 @@ export function attachInput({ stage, camera, settings, tools, presence }: InputD
       return
     }
     if (active || pinch.active) return
-    const tool = toolFor(e.button)
+    if (editor.finish()) { e.preventDefault(); return } // a click away finishes the text, nothing more
+    const at = sample(e)
+    const tool = toolFor(e.button, at)
     if (tool === tools.pan) e.preventDefault()
     active = { pointer: e.pointerId, tool }
-    tool.down(sample(e))
+    tool.down(at)
     showCursor()
+  })
+
+  stage.addEventListener('dblclick', (e) => {
+    if ((e.target as HTMLElement).closest('.ui')) return
+    if (settings.readOnly || holdingPan || settings.tool === 'erase') return
+    const [x, y] = local(e)
+    tools.text.editAt({ x, y, pressure: 0.5 })
   })
 
   stage.addEventListener('pointermove', (e) => {
     const [x, y] = local(e)
     const prev = pointers.get(e.pointerId)
     if (e.pointerType !== 'touch' || (!active && !pinch.active)) presence.setCursor(camera.toWorld(x, y))
+    if (!active) showCursor({ x, y, pressure: 0.5 })
     if (!prev) return
     pointers.set(e.pointerId, { x, y, type: e.pointerType })
     if (pinch.active) { pinch.update(); return }
@@ -76,7 +98,7 @@ export function attachInput({ stage, camera, settings, tools, presence }: InputD
     if (!active || active.pointer !== e.pointerId) return
     if (cancelled) active.tool.cancel(); else active.tool.up()
     active = null
-    showCursor()
+    showCursor(sample(e))
     presence.flush()
   }
   stage.addEventListener('pointerup', (e) => end(e, false))

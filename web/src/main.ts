@@ -6,6 +6,10 @@ import { connect } from './connection'
 import { lapsed, mountConnStatus } from './connStatus'
 import { Camera } from './camera'
 import { StrokeStore } from './store'
+import { WidgetStore } from './widgets'
+import { TextEditor } from './textEditor'
+import { Presses } from './presses'
+import { mountNotice } from './notice'
 import { Renderer } from './renderer'
 import { ToolState } from './tools/state'
 import { createTools } from './tools'
@@ -19,8 +23,9 @@ import { mountPresence } from './presence'
 import { mountChat } from './chat'
 import { mountBehaviours } from './behaviours'
 import { whoami } from './api'
-import { messagesOf, strokesOf } from './ops'
+import { messagesOf, strokesOf, widgetsOf } from './ops'
 import { exposeDebugHooks } from './debug'
+import { MAX_WIDGETS } from './types.gen'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -37,7 +42,8 @@ $('room-name').textContent = cfg.room
 
 const camera = new Camera()
 const store = new StrokeStore(strokesOf(doc))
-const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store)
+const widgets = new WidgetStore(widgetsOf(doc))
+const renderer = new Renderer($<HTMLCanvasElement>('canvas'), camera, store, widgets)
 const settings = new ToolState()
 const history = createHistory(doc)
 
@@ -51,14 +57,28 @@ renderer.overlays = () => {
   return ink ? [...peers.liveInks(), ink] : peers.liveInks() // ours on top
 }
 
+// ---- text and buttons: writing a text in place, pressing a button ------------
+const editor = new TextEditor({ stage: $('stage'), camera, doc, widgets, endStep: () => history.boundary() })
+editor.on('change', (boxes) => renderer.repaint(boxes))
+renderer.editing = () => editor.editing
+const presses = new Presses(cfg, doc, () => readOnly)
+renderer.buttonLook = (w) => ({ pressed: presses.isPressed(w.id), pressable: presses.allowed(w) })
+presses.on('change', () => renderer.request())
+const notice = mountNotice($('stage'))
+presses.on('refused', ({ widget, text }) => {
+  const box = widgets.get(widget.id)?.box
+  const [x, y] = box ? camera.toScreen(box.minX, box.maxY) : [renderer.size.w / 2, 60]
+  notice.show(`Not pressed: ${text}`, x, y)
+})
+
 // ---- input, tools, UI -------------------------------------------------------
 const tools = createTools({
-  doc, camera, store, settings,
+  doc, camera, store, widgets, settings,
   author: () => me.name,
   showInk: (ink) => { own.setInk(ink); renderer.request() },
   endStep: () => history.boundary(),
-})
-const input = attachInput({ stage: $('stage'), camera, settings, tools, presence: own })
+}, editor, presses, (at) => notice.show(`This room holds as many texts and buttons as it may (${MAX_WIDGETS}): erase some first.`, at.x, at.y))
+const input = attachInput({ stage: $('stage'), camera, settings, tools, presence: own, editor })
 mountToolbar($('toolbar'), settings, history)
 const promptInput = $<HTMLTextAreaElement>('prompt-input')
 const chat = mountChat({
@@ -84,7 +104,9 @@ function setReadOnly(ro: boolean, why?: string) {
   const banner = $('readonly-banner')
   banner.hidden = !ro
   banner.innerHTML = `<strong>View only.</strong> ${why ?? 'Watch, or ask @agent — drawing and chat are off.'}`
+  if (ro) editor.finish()
   settings.set({ readOnly: ro, tool: ro ? 'pan' : 'draw' })
+  renderer.request() // buttons a view link may not press look disabled
   chat.setReadOnly(ro)
   behaviours.renderAll()
 }
@@ -118,7 +140,7 @@ $('panel-toggle').onclick = () => document.body.classList.toggle('panel-hidden')
 
 // ---- test / debug hooks -----------------------------------------------------
 exposeDebugHooks({
-  doc, provider, awareness, camera, renderer, store, settings, history, config: cfg, me,
+  doc, provider, awareness, camera, renderer, store, widgets, editor, presses, settings, history, config: cfg, me,
   readOnly: () => readOnly,
   connection: () => conn.state(),
   chat,

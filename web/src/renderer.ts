@@ -1,6 +1,11 @@
 // Canvas renderer: rAF-coalesced redraws, viewport culling, cached Path2D per stroke.
+// Texts are drawn with the strokes into the scene bitmap (interleaved by age); buttons above,
+// every frame (at most MAX_WIDGETS, and their look changes while pressed).
 import type { Camera } from './camera'
 import type { StrokeStore } from './store'
+import type { WidgetStore } from './widgets'
+import { paintButton, paintText, type ButtonLook } from './widgetPaint'
+import type { Widget } from './types.gen'
 import { inkPath, type Ink } from './paths'
 import { intersects, type BBox } from './geometry'
 
@@ -17,18 +22,26 @@ export class Renderer {
   lastVisible = 0
   /** Extra inks drawn on top each frame (own stroke in progress, others' live strokes). */
   overlays: () => LiveInk[] = () => []
+  /** The text being edited in place (drawn by the editor, not here), and how a button looks. */
+  editing: () => string | null = () => null
+  buttonLook: (w: Widget) => ButtonLook = () => ({ pressed: false, pressable: true })
 
-  constructor(readonly canvas: HTMLCanvasElement, readonly camera: Camera, readonly store: StrokeStore) {
+  constructor(readonly canvas: HTMLCanvasElement, readonly camera: Camera, readonly store: StrokeStore,
+              readonly widgets: WidgetStore) {
     this.ctx = canvas.getContext('2d', { alpha: false })!
     const ro = new ResizeObserver(() => this.resize())
     ro.observe(canvas)
     this.resize()
     camera.on('change', () => this.request())
-    store.on('change', (dirty) => {
-      for (const b of dirty) this.invalidate(b)
-      const view = this.viewBox()
-      if (dirty.some((b) => intersects(b, view))) this.request()
-    })
+    store.on('change', (dirty) => this.repaint(dirty))
+    widgets.on('change', (dirty) => this.repaint(dirty))
+  }
+
+  /** These areas changed: re-render the cached scene where it covers them, redraw if they are in view. */
+  repaint(dirty: BBox[]) {
+    for (const b of dirty) this.invalidate(b)
+    const view = this.viewBox()
+    if (dirty.some((b) => intersects(b, view))) this.request()
   }
 
   private resize() {
@@ -65,6 +78,9 @@ export class Renderer {
     this.blitScene()
     const k = dpr * c.z
     ctx.setTransform(k, 0, 0, k, -c.x * k, -c.y * k)
+    for (const e of this.widgets.visible(this.viewBox(), 'button')) {
+      if (e.widget.id !== this.editing()) paintButton(ctx, e, this.buttonLook(e.widget))
+    }
     for (const ink of this.overlays()) {
       if (ink.points.length < 3) continue
       ctx.fillStyle = ink.color
@@ -108,15 +124,24 @@ export class Renderer {
     ctx.clearRect(0, 0, this.scene.width, this.scene.height)
     const k = dpr * c.z
     ctx.setTransform(k, 0, 0, k, -q.x * k, -q.y * k)
-    const visible = this.store.visible({ minX: q.x, minY: q.y, maxX: q.x + q.w, maxY: q.y + q.h })
+    const area = { minX: q.x, minY: q.y, maxX: q.x + q.w, maxY: q.y + q.h }
+    const visible = this.store.visible(area)
+    const texts = this.widgets.visible(area, 'text')
+    const editing = this.editing()
     const tiny = 1.5 / c.z // below ~1.5 screen px a stroke is a dot
     let color = ''
+    let t = 0
     for (const e of visible) {
+      for (; t < texts.length && texts[t]!.widget.t <= e.stroke.t; t++) { // older texts first: painter's order
+        if (texts[t]!.widget.id !== editing) paintText(ctx, texts[t]!)
+        color = ''
+      }
       if (e.stroke.color !== color) { color = e.stroke.color; ctx.fillStyle = color }
       const b = e.bbox
       if (b.maxX - b.minX < tiny && b.maxY - b.minY < tiny) { ctx.fillRect(b.minX, b.minY, tiny, tiny); continue }
       ctx.fill(this.store.path(e))
     }
+    for (; t < texts.length; t++) if (texts[t]!.widget.id !== editing) paintText(ctx, texts[t]!)
     this.lastVisible = visible.length
     q.valid = true
     this.sceneRenders++

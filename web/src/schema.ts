@@ -1,7 +1,7 @@
 // Runtime checks for what peers put in the room document (types: ./types.gen).
 // Any peer can write anything (the document is a CRDT: an editor's client can put any value
 // under any key), so the page validates before it renders, indexes or trusts an entry.
-import { COORD_LIMIT, MAX_POINTS, MAX_TEXT, type Message, type Stroke } from './types.gen'
+import { COORD_LIMIT, MAX_LABEL, MAX_POINTS, MAX_TEXT, MAX_WIDGET_TEXT, type Message, type Stroke, type Widget } from './types.gen'
 
 const ID_RE = /^[A-Za-z0-9_.:-]{1,80}$/
 const COLOR_RE = /^#[0-9a-fA-F]{6}$/
@@ -39,6 +39,30 @@ export function isStroke(v: unknown, key?: string): v is Stroke {
   if (!isRunId(s.run) || !isRunId(s.behaviour)) return false
   return pointsInBounds(s.points)
 }
+
+/**
+ * A text or a button (canvas.schema.Widget) as the server's readers see it: fields the model
+ * defaults (size, color, author, kind, anyone, t) filled in, anything malformed -> null, so a
+ * peer's bad entry is skipped, never drawn.
+ */
+export function parseWidget(v: unknown, key?: string): Widget | null {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return null
+  const w = { size: 24, color: '#1e1e1e', author: 'anonymous', kind: 'human', anyone: false, t: 0, ...v } as Widget
+  if (typeof w.id !== 'string' || !ID_RE.test(w.id) || (key !== undefined && key !== w.id)) return null
+  if (w.type !== 'text' && w.type !== 'button') return null
+  if (!inCanvas(w.x) || !inCanvas(w.y)) return null
+  if (typeof w.text !== 'string' || w.text.length > (w.type === 'button' ? MAX_LABEL : MAX_WIDGET_TEXT)) return null
+  if (w.type === 'button' && !w.text.trim()) return null
+  if (typeof w.size !== 'number' || !(w.size > 0 && w.size <= 1000)) return null
+  if (typeof w.color !== 'string' || !COLOR_RE.test(w.color)) return null
+  if (typeof w.author !== 'string' || w.author.length > MAX_NAME) return null
+  if (w.kind !== 'human' && w.kind !== 'agent') return null
+  if (typeof w.anyone !== 'boolean' || typeof w.t !== 'number' || !Number.isFinite(w.t)) return null
+  return isRunId(w.run) && isRunId(w.behaviour) ? w : null
+}
+
+/** A finite coordinate within the canvas (negated range: NaN fails too). */
+const inCanvas = (c: unknown) => typeof c === 'number' && c >= -COORD_LIMIT && c <= COORD_LIMIT
 
 export function isMessage(v: unknown): v is Message {
   const m = v as Message

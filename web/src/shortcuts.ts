@@ -19,6 +19,7 @@ export function shortcuts({ settings, history, input, chat }: Deps): Shortcut[] 
     { keys: ['mod+z'], press: () => { if (canEdit()) history.undo() } },
     { keys: ['mod+shift+z', 'mod+y', 'mod+shift+y'], press: () => { if (canEdit()) history.redo() } },
     { keys: ['p', 'd', 'b'], press: select('draw') },
+    { keys: ['t'], press: select('text') },
     { keys: ['e'], press: select('erase') },
     { keys: ['h'], press: select('pan') },
     // 1-8: palette colours (and the pen)

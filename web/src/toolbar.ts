@@ -1,4 +1,4 @@
-// Floating toolbar: tools, palette, widths, undo/redo (keyboard shortcuts: shortcuts.ts).
+// Floating toolbar: tools, palette, widths (a text's size too), undo/redo (keyboard shortcuts: shortcuts.ts).
 import { ICONS } from './icons'
 import { PALETTE, WIDTHS, type ToolId, type ToolState } from './tools/state'
 import type { History } from './history'
@@ -18,7 +18,7 @@ export function mountToolbar(root: HTMLElement, settings: ToolState, history: Hi
 
   const gTools = group()
   const toolBtns = new Map<ToolId, HTMLButtonElement>()
-  for (const [t, title, key] of [['draw', 'Draw', 'P'], ['erase', 'Eraser', 'E'], ['pan', 'Hand (hold Space)', 'H']] as const) {
+  for (const [t, title, key] of [['draw', 'Draw', 'P'], ['text', 'Text', 'T'], ['erase', 'Eraser', 'E'], ['pan', 'Hand (hold Space)', 'H']] as const) {
     const b = btn('tool', ICONS[t], `${title} — ${key}`, `tool-${t}`)
     b.onclick = () => settings.set({ tool: t })
     toolBtns.set(t, b)
@@ -29,7 +29,7 @@ export function mountToolbar(root: HTMLElement, settings: ToolState, history: Hi
   const colorBtns = PALETTE.map((c) => {
     const b = btn('swatch', '', `Colour ${c}`, `color-${c.slice(1)}`)
     b.style.setProperty('--c', c)
-    b.onclick = () => settings.set({ color: c, tool: 'draw' })
+    b.onclick = () => settings.set({ color: c, tool: settings.tool === 'text' ? 'text' : 'draw' })
     gColors.append(b)
     return [c, b] as const
   })

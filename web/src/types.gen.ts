@@ -2,9 +2,13 @@
 
 export const STROKES = 'strokes'
 export const MESSAGES = 'messages'
+export const WIDGETS = 'widgets'
 export const MAX_POINTS = 10000
 export const MAX_TEXT = 8000
 export const COORD_LIMIT = 1000000.0
+export const MAX_WIDGET_TEXT = 2000
+export const MAX_LABEL = 80
+export const MAX_WIDGETS = 500
 export const Close = {NORMAL: 1000, TEXT_FRAME: 1003, MALFORMED: 1007, POLICY: 1008, TOO_BIG: 1009, INTERNAL: 1011, TOO_SLOW: 1013, BAD_ROOM: 4400, BAD_TOKEN: 4401, WRONG_ROOM: 4403, ROOM_FULL: 4413, UNAVAILABLE: 4503} as const
 export const NO_RETRY: readonly number[] = [1003, 1007, 1008, 1009]
 

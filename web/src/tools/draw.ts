@@ -1,4 +1,5 @@
-// Pen: collect points while the pointer is down, commit one stroke on release.
+// Pen: collect points while the pointer is down, commit one stroke on release. A tap on a text
+// draws no dot: it may be the first half of the double-click that edits the text.
 import { commitStroke } from '../ops'
 import type { LiveInk } from '../renderer'
 import type { Sample, Tool, ToolContext } from './tool'
@@ -35,6 +36,7 @@ export class DrawTool implements Tool {
     if (!ink) return
     this.ink = null
     const ctx = this.ctx
+    if (ink.points.length === 3 && ctx.widgets.at(ink.points[0]!, ink.points[1]!, 'text')) { ctx.showInk(null); return }
     commitStroke(ctx.doc, { points: ink.points, color: ink.color, width: ink.width, author: ctx.author(), kind: 'human' })
     ctx.endStep()
     ctx.showInk(null)

@@ -3,6 +3,7 @@
 import type * as Y from 'yjs'
 import type { Camera } from '../camera'
 import type { StrokeStore } from '../store'
+import type { WidgetStore } from '../widgets'
 import type { LiveInk } from '../renderer'
 import type { ToolState } from './state'
 
@@ -26,6 +27,7 @@ export interface ToolContext {
   doc: Y.Doc
   camera: Camera
   store: StrokeStore
+  widgets: WidgetStore
   settings: ToolState
   author(): string
   /** Show this page's stroke in progress (null: none), here and to peers. */
