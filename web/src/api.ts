@@ -1,8 +1,8 @@
 // HTTP calls to the server (whoami, prompts, runs, behaviours, button presses), typed by ./types.gen.
 import { roomUrl, type PageConfig } from './config'
 import type {
-  AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, ChatCleared, ChatPage, PromptAccepted, PromptRequest, RunList,
-  UndoResult, WhoAmI,
+  AgentRun, BehaviourDetail, BehaviourList, BehaviourRemoved, BehaviourSummary, ChatCleared, ChatPage, PressAccepted, PromptAccepted, PromptRequest,
+  RunList, UndoResult, WhoAmI,
 } from './types.gen'
 
 /** Why the server said no: its status (0: no answer at all), its `{"error"}` text, Retry-After. */
@@ -95,9 +95,6 @@ export const undoFiring = (cfg: PageConfig, id: string, firing: string) =>
   call<UndoResult>(cfg, `${behaviourPath(id)}/firings/${encodeURIComponent(firing)}/undo`, { method: 'POST' })
 
 // ---- widgets: a person's press on a button fires the behaviour that made it ----------------
-
-/** The server took the press: the behaviour fires (`firing`: its record, when known yet). */
-export interface PressAccepted { ok: true; firing?: unknown }
 
 /**
  * Press a button. 403: this link may not (a view link, on a button not made with `anyone`);
