@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from support.mcp_helpers import mcp_client, payload
-from support.pages import ARTIFACTS, canvas_has_ink, open_page, strokes
+from support.pages import ARTIFACTS, canvas_has_ink, draw, open_page, strokes
 
 CIRCLE = """
 const pts = [];
@@ -86,4 +86,34 @@ def test_two_mcp_clients_and_a_page(server: Any, browser: Any) -> None:
     finally:
         clients.release()
     page.wait_for_function("document.querySelectorAll('[data-testid=avatar][data-kind=agent]').length === 0")
+    assert not page.errors
+
+
+UNDERLINE = r"""
+for (const s of event.strokes ?? []) canvas.draw({points: [[s.bbox.x0, s.bbox.y1 + 12], [s.bbox.x1, s.bbox.y1 + 12]], color: '#d12d2d', width: 4});
+"""
+
+
+def test_an_mcp_clients_behaviour_fires_on_a_stroke_drawn_in_the_browser(server: Any, browser: Any) -> None:
+    """Issue 21: an MCP client (speaking only the 2026-07-28 revision) leaves a behaviour; a person's
+    stroke drawn in the page fires it, with no further call from the client."""
+    room = "web-mcp-behaviour"
+    page = open_page(browser, server, room)
+
+    async def install() -> Any:
+        async with mcp_client(server, room, name="claude-code", mode="2026-07-28") as client:
+            return payload(await client.call_tool("execute", {"code": UNDERLINE, "on": ["stroke"], "name": "underline"}))
+
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.update(out=asyncio.run(install())))
+    t.start()
+    t.join(60)
+    out = box.get("out")
+    assert out and out["ok"] and out["behaviour"]["name"] == "underline", out
+    page.locator("[data-testid=behaviour]").filter(has_text="underline").wait_for(timeout=15000)  # its card, as any behaviour's
+
+    draw(page, 300, 300)
+    page.wait_for_function("window.__inhabit.strokes().size === 2", timeout=15000)  # the person's stroke and its underline
+    tagged = [s for s in strokes(page) if s.get("behaviour") == out["behaviour"]["id"]]
+    assert len(tagged) == 1 and tagged[0]["kind"] == "agent", strokes(page)
     assert not page.errors
