@@ -45,8 +45,9 @@ from agent.behaviours.store import BehaviourStore
 from agent.contract.canvas import Grant
 from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer
+from agent.hosting.chat_prompts import addressed
 from agent.hosting.cluster_placement import ClusterPlacement
-from agent.hosting.peer import AgentPeer, addressed
+from agent.hosting.peer import AgentPeer
 from agent.hosting.placement import EmbeddedPlacement, Placement
 from agent.hosting.residency import Residency
 from agent.limits.admission import PeersFull, PromptLimits

@@ -3,8 +3,8 @@
 Why here, in the agent peer, and not in the server: the agent is a peer like any other, so a
 behaviour sees the room exactly as people do and writes through the same path and checks. The
 peer's document emits every change with its transaction origin; `RoomBehaviours` turns them
-into events for the behaviours whose triggers match, merges what arrives while a behaviour is
-busy or rate-limited into its next firing, and fires them one at a time.
+into events for the behaviours whose triggers match (`agent.behaviours.intake`), merges what
+arrives while a behaviour is busy or rate-limited into its next firing, and fires them one at a time.
 
 Guards, in the order a firing meets them: its own writes never reach it (the document tags
 them with its id); a rate limit per behaviour (events wait, merged); a CPU budget per behaviour
@@ -35,54 +35,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from agent.behaviours.actors import Actors
 from agent.behaviours.cpu import CpuBook
 from agent.behaviours.firing import event_global, run_firing, seed_of
-from agent.behaviours.model import Behaviour, FiredEvent, Firing, FiringSummary, Writes
+from agent.behaviours.intake import Intake, Pending
+from agent.behaviours.model import Behaviour, Firing, FiringSummary, Writes
 from agent.behaviours.settings import BehaviourLimits
 from agent.behaviours.store import BehaviourStore
 from agent.contract.callsample import sample
 from agent.contract.canvas import CanvasSession, Quotas
-from agent.contract.events import EVENT_STROKES, EventType, Installer, MessageView, PressedWidget, Status, firing_grant
+from agent.contract.events import Installer, PressedWidget, Status, firing_grant
 from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
 from agent.limits.admission import RateLimiter
 from agent.sandbox import Limits, Sandbox
-from canvas import Message, Stroke, now_ms
-from common.actor import Actor, Role, weakest
+from canvas import Message, now_ms
+from common.actor import Actor
 from wire.client import CanvasClient
 
 log = logging.getLogger("inhabit.agent")
 
-MAX_ERASED = 1000
 KEPT_CHARS = 2000
 """Of a firing's result and console, what its record keeps (records are kept by the dozen)."""
 RECENT = 5
-
-
-@dataclass
-class Pending:
-    """The events waiting for one behaviour, merged into its next firing."""
-
-    type: EventType
-    t: int
-    actor: Actor | None
-    role: Role = "edit"
-    """The weakest role among the merged events' actors: a viewer among them makes the firing a viewer's."""
-    since: float = field(default_factory=time.perf_counter)
-    count: int = 0
-    depth: int = 0
-    strokes: dict[str, None] = field(default_factory=dict)
-    erased: list[str] = field(default_factory=list)
-    message: MessageView | None = None
-    widget: PressedWidget | None = None
-    dropped: int = 0
-
-    def event(self) -> FiredEvent:
-        return FiredEvent(type=self.type, t=self.t, by=self.actor.name if self.actor else None, actor=self.actor, strokes=list(self.strokes), erased=self.erased, message=self.message,
-                          widget=self.widget, count=self.count, dropped=self.dropped)
 
 
 class Metrics:
@@ -146,11 +121,12 @@ class RoomBehaviours:
         self.mirror = view if view is not None else RoomView(client.doc).follow()
         """The room's strokes, parsed once (`agent.contract.room_view`)."""
         self._ask = ask
-        self._pending: dict[str, Pending] = {}
         self._rate = RateLimiter(self.limits.firings_per_minute)
         self._asks = RateLimiter(self.limits.asks_per_minute)
         self._recent: dict[str, deque[FiringSummary]] = {}  # behaviour id -> its last few firings (for asks)
         self._wake = asyncio.Event()
+        self.intake = Intake(room, hosting.store, self.actors, self._wake.set)
+        """What waits to fire: each behaviour's events, merged (`agent.behaviours.intake`)."""
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self.busy = False
@@ -160,11 +136,11 @@ class RoomBehaviours:
 
     def start(self) -> RoomBehaviours:
         doc = self.client.doc
-        messages = doc.messages_array.observe(self._on_messages)
-        self._unsubscribe = [self.mirror.on_change(self._on_strokes), lambda: doc.messages_array.unobserve(messages),
-                             self.client.on_presence_ids(self._on_presence)]
+        messages = doc.messages_array.observe(self.intake.on_messages)
+        self._unsubscribe = [self.mirror.on_change(self.intake.on_strokes), lambda: doc.messages_array.unobserve(messages),
+                             self.client.on_presence_ids(self.intake.on_presence)]
         # people here when the agent arrives are joining: it came because somebody did
-        self._on_presence(self.client.awareness(), {})
+        self.intake.on_presence(self.client.awareness(), {})
         self._task = asyncio.create_task(self._work())
         return self
 
@@ -182,7 +158,7 @@ class RoomBehaviours:
             self.mirror.close()
 
     def idle(self) -> bool:
-        return not self.busy and not self._pending
+        return not self.busy and not self.intake.pending
 
     def people(self) -> list[dict[str, Any]]:
         """Who is in the room now (`canvas.people()`): the peer's presence, with the server's word on each connection."""
@@ -208,88 +184,22 @@ class RoomBehaviours:
         if not self._reacts_to("stroke"):
             return
         for s in [s for i, s in self.mirror.strokes.items() if i not in seen]:
-            self._offer("stroke", now_ms(), self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
+            self.intake.offer("stroke", now_ms(), self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
 
-    # events in -----------------------------------------------------------------------
-
-    def _on_strokes(self, added: list[Stroke], removed: list[str], origin: Any) -> None:
-        try:
-            writer = origin[1] if isinstance(origin, tuple) and len(origin) == 3 and origin[0] == "behaviour" else None
-            now = now_ms()
-            for s in added:
-                self._offer("stroke", now, self.actors.of_stroke(s), self.actors.depth_of(s.behaviour, s.run), s.behaviour, stroke=s.id)
-            if removed:
-                for p in self._pending.values():
-                    for i in removed:
-                        p.strokes.pop(i, None)
-                run = origin[2] if writer else None
-                self._offer("erase", now, self.actors.of_erase(writer, run), self.actors.depth_of(writer, run), writer, erased=removed)
-        except Exception:
-            log.exception("room %s: reading a strokes change for behaviours", self.room)
-
-    def _on_messages(self, event: Any) -> None:
-        try:
-            for part in event.delta:
-                for item in part.get("insert") or ():
-                    try:
-                        m = Message.model_validate(item)
-                    except (ValidationError, TypeError):
-                        continue
-                    view = MessageView(author=m.author, kind=m.kind, text=m.text, t=m.t)
-                    self._offer("message", now_ms(), self.actors.of_message(m), self.actors.depth_of(m.behaviour, m.run), m.behaviour,
-                                message=view)
-        except Exception:
-            log.exception("room %s: reading a chat change for behaviours", self.room)
-
-    def _on_presence(self, joined: dict[int, dict[str, Any]], left: dict[int, dict[str, Any]]) -> None:
-        for cid, st in joined.items():
-            self._offer("join", now_ms(), self.actors.joined(cid, st), 0, None)
-        for cid, st in left.items():
-            self._offer("leave", now_ms(), self.actors.left(cid, st), 0, None)
+    # events in (`intake`) --------------------------------------------------------------
 
     def tick(self, bid: str) -> None:
         """A schedule is due for behaviour `bid`."""
         b = self.h.store.get(self.room, bid)
         if b is not None and b.status == "active":
-            self._add(b, "every", now_ms(), None, 0)
+            self.intake.add(b, "every", now_ms(), None, 0)
 
     def press(self, b: Behaviour, widget: PressedWidget, actor: Actor, *, anyone: bool) -> None:
         """Someone pressed one of `b`'s buttons (`agent.behaviours.presses` checked who may): a "press"
         event for it, merged like any other. On a button made with `anyone` a viewer's press counts as
         its installer's (the button's visible opt-in), so the firing acts with the installer's grant;
         `event.actor` still says who pressed."""
-        self._add(b, "press", now_ms(), actor, 0, widget=widget, role="edit" if anyone else None)
-
-    def _offer(self, kind: EventType, t: int, actor: Actor | None, depth: int, writer: str | None, *, stroke: str | None = None,
-               erased: list[str] | None = None, message: MessageView | None = None) -> None:
-        for b in self.h.store.list(self.room):
-            if b.status == "active" and b.id != writer and kind in b.on:
-                self._add(b, kind, t, actor, depth, stroke=stroke, erased=erased, message=message)
-
-    def _add(self, b: Behaviour, kind: EventType, t: int, actor: Actor | None, depth: int, *, stroke: str | None = None,
-             erased: list[str] | None = None, message: MessageView | None = None, widget: PressedWidget | None = None,
-             role: Role | None = None) -> None:
-        """`role`: the role the event counts with for the firing's grant, when not its actor's."""
-        p = self._pending.get(b.id)
-        if p is None:
-            p = self._pending[b.id] = Pending(type=kind, t=t, actor=actor)
-        p.type, p.t, p.actor = kind, t, actor
-        if actor is not None:
-            p.role = weakest(p.role, role or actor.role)
-        p.count += 1
-        p.depth = max(p.depth, depth)
-        if stroke is not None:
-            if len(p.strokes) < EVENT_STROKES:
-                p.strokes[stroke] = None
-            else:
-                p.dropped += 1
-        if erased:
-            p.erased.extend(erased[: MAX_ERASED - len(p.erased)])
-        if message is not None:
-            p.message = message
-        if widget is not None:
-            p.widget = widget
-        self._wake.set()
+        self.intake.add(b, "press", now_ms(), actor, 0, widget=widget, role="edit" if anyone else None)
 
     # firings out ---------------------------------------------------------------------
 
@@ -319,10 +229,10 @@ class RoomBehaviours:
     def _next(self) -> tuple[tuple[Behaviour, Pending] | None, float | None]:
         """The first waiting behaviour its rate limit and CPU budgets let fire, else how long until one may."""
         soonest: float | None = None
-        for bid in list(self._pending):
+        for bid in list(self.intake.pending):
             b = self.h.store.get(self.room, bid)
             if b is None or b.status != "active":
-                del self._pending[bid]  # paused, stopped or removed meanwhile: its events are void
+                del self.intake.pending[bid]  # paused, stopped or removed meanwhile: its events are void
                 continue
             wait = self._rate.wait(bid)
             if wait == 0:
@@ -334,7 +244,7 @@ class RoomBehaviours:
                 wait = held.wait
             if wait == 0:
                 self._rate.take(bid)
-                return (b, self._pending.pop(bid)), None
+                return (b, self.intake.pending.pop(bid)), None
             soonest = wait if soonest is None else min(soonest, wait)
         return None, soonest
 
@@ -406,7 +316,7 @@ class RoomBehaviours:
             self._asks.take(b.id)
 
     def remove(self, b: Behaviour) -> None:
-        self._pending.pop(b.id, None)
+        self.intake.pending.pop(b.id, None)
         self.h.cpu.forget(b.id)
         self.h.store.remove(b)
 
@@ -414,7 +324,7 @@ class RoomBehaviours:
         b.status, b.reason, b.updated = status, reason, now_ms()
         if status == "active":
             b.failures = 0
-        self._pending.pop(b.id, None)
+        self.intake.pending.pop(b.id, None)
         self.h.cpu.forget(b.id)
         self.h.store.save(b)
         if say:

@@ -7,9 +7,8 @@ with a cursor, and it can run anywhere (`inhabit agent --server ...`), not only 
 Prompts come from two places: chat messages addressed to it (`@agent ...` or its name) that
 appear after it joined — written by editors, so they get the write grant — and `submit()`
 (HTTP prompts), which carry the grant decided by the caller's token role. A chat prompt counts
-against its writer's link (the server says who wrote each line: `writer_of`) in the same
-`PromptBudget` as HTTP prompts, so a link has one budget whatever the door; a refused one gets
-one chat line saying why (once per link until its budget refills), never a run. Accepted
+against its writer's link in the same `PromptBudget` as HTTP prompts (`agent.hosting.chat_prompts`
+reads the chat for them and says why one is refused), so a link has one budget whatever the door. Accepted
 prompts wait in a bounded `PromptQueue` (edit grants first, the last bound) and run one at a
 time, so a room holds at most one model loop and one sandbox run at once.
 
@@ -28,13 +27,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-
-from pydantic import ValidationError
 
 from agent.behaviours.actors import Actors
 from agent.behaviours.installs import RunInstalls
@@ -45,6 +40,7 @@ from agent.contract.codemode import CodeMode
 from agent.contract.events import Installer, describe_triggers
 from agent.contract.people import people_in
 from agent.contract.room_view import RoomView
+from agent.hosting.chat_prompts import ChatPrompts
 from agent.hosting.outcomes import outcomes
 from agent.limits.admission import PromptQueue, QueueFull
 from agent.limits.budget import PromptBudget
@@ -61,25 +57,6 @@ from wire.protocol import SERVER_PEER_HEADER
 log = logging.getLogger("inhabit.agent")
 
 AGENT_COLOR = "#7c3aed"
-SEEN_KEPT = 256
-"""Chat lines looked at per change, at most (and ids remembered): a burst bigger than this
-between two looks is read only in part, which bounds the cost of any burst."""
-
-
-def addressed(text: str, name: str) -> str | None:
-    """The prompt if `text` is addressed to the agent (`@agent ...`, `@Name ...`, `Name: ...`)."""
-    names = {"agent", name.lower()}
-    m = re.match(r"^\s*@?([\w.-]+)[,:]?\s*(.*)$", text, re.S)
-    if not m or m.group(1).lower() not in names:
-        return None
-    if not text.lstrip().startswith("@") and m.group(1).lower() == "agent":
-        return None  # plain "agent ..." is ordinary chat; "@agent" addresses us
-    return m.group(2).strip() or "hello"
-
-
-BUDGET_NOTE = " (chat prompts count like HTTP prompts; lines sent meanwhile are not run either)"
-HISTORY_REFUSED_S = 60.0
-"""While new history is refused, a link is told so at most once in this many seconds."""
 
 
 class AgentPeer:
@@ -99,9 +76,7 @@ class AgentPeer:
         self.client: CanvasClient | None = None
         self.view: RoomView | None = None
         """The room's strokes parsed once and kept in step with the client's document (`start` makes it)."""
-        self._seen: OrderedDict[str, None] = OrderedDict()  # ids of the latest chat lines looked at (bounded)
         self._queue: PromptQueue[AgentRun] = PromptQueue(queue, lambda r: r.grant)
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.busy = False
         self.last_active = time.monotonic()
@@ -112,9 +87,10 @@ class AgentPeer:
         self.credential = credential
         """What the server vouches for this peer by (`Host.peers`); None: shown as its link."""
         self._writer_of = writer_of  # chat line id -> who wrote it, as the server knows it
-        self._budget = budget  # None: chat prompts are bounded by the queue only (a peer outside the server)
-        self._refused: dict[str, float] = {}  # link -> until when its chat prompts are refused (said once)
-        self._history_refused = history_refused  # why no new run may be recorded now (`common.disk`), or None
+        self.chat = ChatPrompts(room, name, lambda: self.doc, lambda prompt, author, grant: self.submit(prompt, author=author, grant=grant, source="chat"),
+                                read_only=lambda: bool(getattr(self.client, "read_only", None)), writer_of=writer_of, budget=budget,
+                                history_refused=history_refused)
+        """The chat read for prompts (`agent.hosting.chat_prompts`)."""
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -125,9 +101,9 @@ class AgentPeer:
         self.client = await CanvasClient.connect(self.ws_base, self.room, token=self.token, name=self.name, kind="agent",
                                                  color=AGENT_COLOR, presence=False, headers=headers)
         self.view = await RoomView.load(self.client.doc)  # the room's strokes parsed once, for runs and behaviours alike
-        self._mark_seen(self._chat_tail())  # only prompts that arrive after we joined
+        self.chat.mark_read()  # only prompts that arrive after we joined
         self._presence(None)
-        self.client.on_change(self._changed)
+        self.client.on_change(self.chat.changed)
         if self._hosting is not None:
             hosting, room = self._hosting, self.room
             actors = Actors(run_actor=self._run_actor, presence=lambda cid: hosting.presence_of(room, cid),
@@ -135,7 +111,7 @@ class AgentPeer:
                             behaviour_name=lambda bid: (b.name if (b := hosting.store.get(room, bid)) is not None else None))
             self.behaviours = RoomBehaviours(self.room, self.client, hosting, author=self.name, ask=self._behaviour_asks, actors=actors,
                                              view=self.view).start()
-        self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._work())]
+        self._tasks = [asyncio.create_task(self.chat.watch()), asyncio.create_task(self._work())]
         return self
 
     async def close(self) -> None:
@@ -212,94 +188,6 @@ class AgentPeer:
         self._installers.pop(run.id, None)
         self.runs.save(run)
         self._say(f"Not run: {reason}", run.id)
-
-    def _changed(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _watch(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                for m in self._new_messages():
-                    if m.run or (m.kind == "agent" and m.author == self.name):
-                        continue  # our own lines and echoed HTTP prompts
-                    prompt = addressed(m.text, self.name)
-                    if prompt is not None:
-                        await self._chat_prompt(prompt, m)
-            except Exception:
-                log.exception("agent watcher")
-
-    def _new_messages(self) -> list[Message]:
-        """Chat lines added since the last look, oldest first. O(new lines), not O(chat): this
-        runs on every document change, strokes included, so a long chat must not tax every
-        stroke. New lines are the tail after the newest line already seen (the chat appends;
-        should old lines be trimmed, the ids still match)."""
-        new = [m for m in self._chat_tail() if m.id not in self._seen]
-        self._mark_seen(new)
-        return new
-
-    def _chat_tail(self) -> list[Message]:
-        """The chat's last lines, back to the first already seen person's line (at most SEEN_KEPT).
-
-        Lines of the agent's own (`kind: "agent"`, or with a run) do not stop the walk: they are
-        seen as soon as written here, and a person's line written at the same time may be ordered
-        before them once it arrives (Yjs orders concurrent inserts by client id)."""
-        array = self.doc.messages_array
-        n = len(array)
-        out: list[Message] = []
-        for i in range(n - 1, max(-1, n - 1 - SEEN_KEPT), -1):
-            try:
-                m = Message.model_validate(array[i])
-            except ValidationError:
-                continue
-            if m.id in self._seen:
-                if m.kind == "agent" or m.run:
-                    continue
-                break
-            out.append(m)
-        out.reverse()
-        return out
-
-    def _mark_seen(self, messages: list[Message]) -> None:
-        for m in messages:
-            self._seen[m.id] = None
-        while len(self._seen) > SEEN_KEPT:
-            self._seen.popitem(last=False)
-
-    async def _chat_prompt(self, prompt: str, m: Message) -> None:
-        """A chat line addressed to us: counted against its writer's link, then queued."""
-        writer = self._writer_of(m.id) if self._writer_of is not None else None
-        may_write = not getattr(self.client, "read_only", None) and (writer is None or writer.may_edit)  # a view-token peer cannot write
-        grant: Grant = "write" if may_write else "read"
-        give_back = None
-        why = self._history_refused() if self._history_refused is not None else None
-        if why is not None:  # a run is new history: the data folder is over its budget
-            self._refuse_chat(writer.id if writer is not None else None, m.author, why, HISTORY_REFUSED_S, "")
-            return
-        if self._budget is not None:
-            link = writer.id if writer is not None else None
-            refused, give_back = await self._budget.take(self.room, link, writer.role if writer is not None else "view")
-            if refused is not None:
-                self._refuse_chat(link, m.author, *refused)
-                return
-        try:
-            self.submit(prompt, author=m.author, grant=grant, source="chat")
-        except QueueFull:
-            if give_back is not None:
-                await give_back()
-            log.info("room %s: prompt queue full, chat prompt from %s not run", self.room, m.author)
-
-    def _refuse_chat(self, link: str | None, author: str, why: str, wait: float, note: str = BUDGET_NOTE) -> None:
-        """Say once per link (until its budget refills, or `wait`) why its chat prompts are not run."""
-        now, key = time.monotonic(), link or "?"
-        for k in [k for k, until in self._refused.items() if until <= now]:
-            del self._refused[k]
-        if key in self._refused:
-            return
-        self._refused[key] = now + wait
-        log.info("room %s: chat prompt from %s refused: %s", self.room, author, why)
-        self.doc.post(Message(author=self.name, kind="agent", text=f"Not run: {why}{note}"))
 
     async def _work(self) -> None:
         while True:

@@ -8,7 +8,7 @@ import pytest
 
 from agent.contract.canvas import ALL_CAPS, READ_CAPS, CanvasSession, Quotas, undo_run
 from agent.contract.codemode import TOOLS, CodeMode, Reference, system_prompt
-from agent.hosting.peer import addressed
+from agent.hosting.chat_prompts import addressed
 from agent.runs.store import AgentRun, RunStore
 from canvas import CanvasDoc, Stroke
 
