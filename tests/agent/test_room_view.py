@@ -199,7 +199,7 @@ async def test_a_view_loads_a_room_off_the_loop_and_keeps_changes_made_meanwhile
     view = await loading
     assert set(view.strokes) == {s.id for s in doc.strokes()} and "w0" not in view.strokes
     assert view.strokes["w1"].points == [1, 1, 0.5, 2, 2, 0.5]  # the rewrite, not the stroke the load read
-    assert list(view.strokes)[-2:] == ["w50", "w1"]  # changes after what was there
+    assert set(list(view.strokes)[-2:]) == {"w50", "w1"}  # changes after what was there (one transaction's keys come in no set order)
     doc.erase(["w2"])
     assert "w2" not in view.strokes and len(view.query(BBox(-1e4, -1e4, 1e4, 1e4))) == len(view.strokes)
     view.close()
