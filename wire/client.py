@@ -212,10 +212,10 @@ class CanvasClient:
     def _on_doc(self, event: Any) -> None:
         if not self._applying:
             self._send(p.sync_update(event.update))
-        self._changed.set()
-        if self._callbacks and not self._notify_scheduled:
+        if self._callbacks and not self._notify_scheduled:  # before waking waiters: `on_change` sees a change before `wait_for` returns
             self._notify_scheduled = True
             asyncio.get_running_loop().call_soon(self._notify)
+        self._changed.set()
 
     def _notify(self) -> None:
         self._notify_scheduled = False

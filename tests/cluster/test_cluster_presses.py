@@ -58,7 +58,7 @@ async def test_a_press_on_another_node_fires_on_the_holder(cluster, model_server
             await bob.wait_for(lambda: any(s.behaviour == btn.behaviour for s in bob.doc.strokes()), 15)
             for _ in range(100):  # the holder writes its firing records behind: B reads them from PostgreSQL
                 beh = (await http.get(f"{b.http}/rooms/{ROOM}/behaviours/{btn.behaviour}", params={"token": tok})).json()
-                if beh["firings"]:
+                if beh["firings"] and beh["behaviour"]["state"].get("n") == 1:  # its firing record and its state, both written
                     break
                 await asyncio.sleep(0.1)
             assert [f["event"]["type"] for f in beh["firings"]] == ["press"] and beh["behaviour"]["state"]["n"] == 1

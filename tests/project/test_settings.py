@@ -44,6 +44,7 @@ ADDED_SINCE = {
     "sandbox_workers", "sandbox_link_runs", "sandbox_room_runs", "sandbox_link_cpu_s", "sandbox_room_cpu_s", "render_link_cpu_s", "render_room_cpu_s", "render_s",  # issue 19: fair shares of the sandbox and the renderer
     "behaviour_cpu_s_per_minute", "link_behaviour_cpu_s_per_minute", "behaviour_cpu_pause_s",  # issue 19: behaviours' CPU budget
     "presses_per_minute", "button_presses_per_minute",  # issue 22: button presses per link and per button
+    "widget_doc_bytes",  # issue 22: a room's widgets bounded in bytes
 }
 """Settings added since the settings were one flat model."""
 
