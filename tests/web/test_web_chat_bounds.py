@@ -34,6 +34,8 @@ def test_an_editor_reads_older_lines_and_clears_the_chat_a_viewer_cannot(server_
     # the server keeps the newest lines in the document and lets the rest go to its store
     viewer.wait_for_function("window.__inhabit.doc.getArray('messages').length <= 8", timeout=10000)
     editor.wait_for_function("window.__inhabit.doc.getArray('messages').length <= 8", timeout=10000)
+    editor.wait_for_function("[...document.querySelectorAll('[data-testid=message-text]')].every((e) => e.textContent !== 'line 0')",
+                             timeout=10000)  # the panel follows the document on its next frame
     assert texts(editor)[-1] == "line 19" and "line 0" not in texts(editor)
     editor.locator("[data-testid=show-older]").click()
     editor.wait_for_function("[...document.querySelectorAll('[data-testid=message-text]')].some((e) => e.textContent === 'line 0')",
