@@ -13,9 +13,9 @@ import math
 import re
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STROKES = "strokes"
 """Root `Y.Map`: stroke id -> stroke object (plain JSON, written once)."""
@@ -58,39 +58,46 @@ def new_id(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:16]
 
 
+def _item_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError("an id must be 1-80 chars of [A-Za-z0-9_.:-]")
+    return v
+
+
+def _behaviour_id(v: str | None) -> str | None:
+    if v is not None and not _ID.fullmatch(v):
+        raise ValueError("a behaviour id is 1-80 chars of [A-Za-z0-9_.:-]")
+    return v
+
+
+def _color(v: str) -> str:
+    if not _COLOR.match(v):
+        raise ValueError("color must look like #rrggbb")
+    return v.lower()
+
+
+ItemId = Annotated[str, AfterValidator(_item_id)]
+"""A stroke's or a widget's id: its key in the room's map."""
+BehaviourId = Annotated[str | None, AfterValidator(_behaviour_id)]
+"""The behaviour that wrote an entry (strokes, widgets, chat lines)."""
+Color = Annotated[str, AfterValidator(_color)]
+"""#rrggbb, kept lower-case."""
+
+
 class Stroke(BaseModel):
     """One pen stroke: a polyline of (x, y, pressure) triplets in canvas units."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str = Field(description="same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-]")
+    id: ItemId = Field(description="same as its key in `strokes`: 1-80 chars of [A-Za-z0-9_.:-]")
     points: list[float] = Field(description="flat [x0, y0, p0, x1, y1, p1, ...]: canvas units within ±1,000,000, y grows downwards, p = pressure 0..1; at most 10,000 points")
-    color: str = Field(default="#1e1e1e", description="#rrggbb")
+    color: Color = Field(default="#1e1e1e", description="#rrggbb")
     width: float = Field(default=4.0, gt=0, le=200, description="base stroke width in canvas units, 0 < w <= 200")
     author: str = Field(default="anonymous", max_length=80, description="display name of the peer that drew it")
     kind: Kind = Field(default="human", description="who drew it")
     run: str | None = Field(default=None, description="the agent run that drew it (agents only); undoing the run erases it")
-    behaviour: str | None = Field(default=None, description="the behaviour whose program drew it (then `run` is its firing, or the run that installed it); a behaviour never fires on its own strokes")
+    behaviour: BehaviourId = Field(default=None, description="the behaviour whose program drew it (then `run` is its firing, or the run that installed it); a behaviour never fires on its own strokes")
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch when it was committed")
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError("stroke id must be 1-80 chars of [A-Za-z0-9_.:-]")
-        return v
-
-    @field_validator("behaviour")
-    @classmethod
-    def _behaviour(cls, v: str | None) -> str | None:
-        return _tag(v)
-
-    @field_validator("color")
-    @classmethod
-    def _color(cls, v: str) -> str:
-        if not _COLOR.match(v):
-            raise ValueError("color must look like #rrggbb")
-        return v.lower()
 
     @field_validator("points")
     @classmethod
@@ -130,39 +137,20 @@ class Widget(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str = Field(description="same as its key in `widgets`: 1-80 chars of [A-Za-z0-9_.:-]")
+    id: ItemId = Field(description="same as its key in `widgets`: 1-80 chars of [A-Za-z0-9_.:-]")
     type: WidgetType = Field(description="\"text\": a label (lines split on \\n); \"button\": a caption people press")
     x: float = Field(ge=-COORD_LIMIT, le=COORD_LIMIT, description="left edge in canvas units (y grows downwards)")
     y: float = Field(ge=-COORD_LIMIT, le=COORD_LIMIT, description="top edge in canvas units")
     text: str = Field(max_length=MAX_WIDGET_TEXT, description=f"the text (at most {MAX_WIDGET_TEXT:,} characters), or a button's label (at most {MAX_LABEL})")
     size: float = Field(default=24.0, gt=0, le=1000, description="font size in canvas units, 0 < size <= 1000")
-    color: str = Field(default="#1e1e1e", description="#rrggbb")
+    color: Color = Field(default="#1e1e1e", description="#rrggbb")
     author: str = Field(default="anonymous", max_length=80, description="display name of the peer that placed it")
     kind: Kind = Field(default="human", description="who placed it")
     run: str | None = Field(default=None, description="the agent run that placed it (agents only); undoing the run removes it")
-    behaviour: str | None = Field(default=None, description="the behaviour whose program placed it; a button's press fires this behaviour")
+    behaviour: BehaviourId = Field(default=None, description="the behaviour whose program placed it; a button's press fires this behaviour")
     anyone: bool = Field(default=False, description="buttons: whether a view link may press it (then the firing acts with its installer's grant); "
                          "otherwise only edit links may")
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch when it was placed or last changed")
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError("widget id must be 1-80 chars of [A-Za-z0-9_.:-]")
-        return v
-
-    @field_validator("behaviour")
-    @classmethod
-    def _behaviour(cls, v: str | None) -> str | None:
-        return _tag(v)
-
-    @field_validator("color")
-    @classmethod
-    def _color(cls, v: str) -> str:
-        if not _COLOR.match(v):
-            raise ValueError("color must look like #rrggbb")
-        return v.lower()
 
     @field_validator("x", "y", "size")
     @classmethod
@@ -197,19 +185,8 @@ class Message(BaseModel):
     t: int = Field(default_factory=now_ms, description="ms since the Unix epoch")
     run: str | None = Field(default=None, description="the agent run it belongs to, if any (its card shows the server's record of that run; "
                             "on a `human` line it is not the agent's word)")
-    behaviour: str | None = Field(default=None, description="the behaviour that said it, if any; only from the server's own peers "
+    behaviour: BehaviourId = Field(default=None, description="the behaviour that said it, if any; only from the server's own peers "
                                   "(dropped from anyone else's line)")
-
-    @field_validator("behaviour")
-    @classmethod
-    def _behaviour(cls, v: str | None) -> str | None:
-        return _tag(v)
 
     def to_doc(self) -> dict:
         return self.model_dump(exclude_none=True)
-
-
-def _tag(v: str | None) -> str | None:
-    if v is not None and not _ID.fullmatch(v):
-        raise ValueError("a behaviour id is 1-80 chars of [A-Za-z0-9_.:-]")
-    return v
