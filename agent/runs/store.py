@@ -222,7 +222,8 @@ class RunStore:
             run.reply = run.reply or INTERRUPTED
             run.finished = run.finished or now_ms()
             self._dirty[run.id] = run
-        self._schedule()
+        if self._writer is not None and self._dirty:  # written before it returns: they are in no room's memory to be read from
+            await self._writer.flush_async()
 
     def _unfinished(self) -> builtins.list[AgentRun]:
         assert self.db is not None
