@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from support import ROOT
@@ -46,3 +49,21 @@ def canvas_has_ink(page: Any, x: int, y: int, w: int, h: int) -> bool:
             return false }""",
         [x, y, w, h],
     )
+
+
+def in_thread(work: Callable[[], Awaitable[Any]], timeout: float = 150) -> Any:
+    """Run async `work` on a loop of its own and return its result (a page test's peers: Playwright's
+    sync API owns the test thread's loop)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = asyncio.run(work())
+        except BaseException as e:  # reported below
+            box["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive() and "error" not in box, box.get("error")
+    return box.get("value")

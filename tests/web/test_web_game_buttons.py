@@ -9,9 +9,6 @@ Messages-API server, headless Chromium through the page, a real Python peer; not
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,7 +18,7 @@ from canvas import Widget
 
 from support.agent_helpers import board_strokes, connect, post_prompt, scripted_env, wait_run
 from support.behaviour_helpers import human_move, install_script, marks, wait_behaviour, winner, x_strokes
-from support.pages import ARTIFACTS, canvas_has_ink, open_page
+from support.pages import ARTIFACTS, canvas_has_ink, in_thread, open_page
 from support.tasks import ROTATED_PLAYER_JS, ROTATION, rotate
 
 pytestmark = pytest.mark.timeout(180)
@@ -53,23 +50,6 @@ if (!state.grid) {""",
   canvas.say(`Game over: ${w ? w + ' wins!' : 'a draw!'} Press New game to play again.`);
 }""",
 ).replace("if (!winner(board) && free.length", "if (!state.over && event.type === 'stroke' && !winner(board) && free.length")
-
-
-def in_thread(work: Callable[[], Awaitable[Any]]) -> Any:
-    """Run async `work` on a loop of its own (Playwright's sync API owns this thread's loop)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = asyncio.run(work())
-        except BaseException as e:  # reported below
-            box["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(150)
-    assert not t.is_alive() and "error" not in box, box.get("error")
-    return box.get("value")
 
 
 def unrotate(s: Any) -> Any:

@@ -7,10 +7,8 @@ Playwright's route interception (202, or the server's refusal shapes)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import threading
 from urllib.parse import parse_qs, urlparse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +22,7 @@ from wire.client import CanvasClient
 
 from support import ROOT
 from support.live_server import LiveServer
-from support.pages import ARTIFACTS, canvas_has_ink, open_page
+from support.pages import ARTIFACTS, canvas_has_ink, in_thread, open_page
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,19 +45,7 @@ def as_peer(server: Any, room: str, act: Callable[[CanvasClient], Awaitable[Any]
         finally:
             await client.close()
 
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = asyncio.run(go())
-        except BaseException as e:  # reported below
-            box["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(60)
-    assert not t.is_alive() and "error" not in box, box.get("error")
-    return box.get("value")
+    return in_thread(go, 60)
 
 
 def peer_widgets(server: Any, room: str, until: Callable[[list[Widget]], bool]) -> list[Widget]:
