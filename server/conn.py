@@ -70,7 +70,7 @@ class Conn:
     """
 
     __slots__ = ("ws", "transport", "identity", "role", "actor", "writer", "limit_bytes", "awareness_ids", "max_ids", "max_state",
-                 "closed", "close_args", "closing", "denied", "metrics", "requests", "requests_at")
+                 "closed", "close_args", "closing", "denied", "metrics", "requests", "requests_at", "resyncing")
 
     def __init__(self, ws: Any, transport: Transport, identity: str, role: str, limits: ConnectionLimits, metrics: Metrics,
                  actor: Actor | None = None) -> None:
@@ -93,6 +93,9 @@ class Conn:
         self.metrics = metrics
         self.requests = float(STATE_REQUESTS)  # a token bucket of full-state requests
         self.requests_at = time.monotonic()
+        self.resyncing = False
+        """Set when one of its updates depended on updates the room never got: what it sends
+        until its next SyncStep2 is dropped, that SyncStep2 carries it (see `Room.handle`)."""
 
     def send(self, msg: bytes, frame: bytes | None = None) -> None:
         """Write `msg` (or its ready-made `frame`); close the connection as too slow if the

@@ -96,6 +96,10 @@ class Room(Presence):
                 else:
                     conn.policy(f"more than {STATE_REQUESTS} sync requests a minute on one connection")
                 return
+            if conn.resyncing:  # dropped: what it sent before reading our SyncStep1, its SyncStep2 carries
+                if sub != p.SYNC_STEP2:
+                    return
+                conn.resyncing = False
             if payload == p.EMPTY_UPDATE:
                 return
             if conn.role != "edit":
@@ -115,7 +119,8 @@ class Room(Presence):
                 raise p.ProtocolError(f"malformed update: {exc}") from exc
             if has_pending(payload, self.doc):
                 self._drop_pending()
-                raise p.ProtocolError("update depends on updates this room never received")
+                self._ask_again(conn)
+                return
             fix, chat = self.attribution.settle(self.doc, conn.actor)
             fixes = [fix] if fix is not None else []
             if chat:
@@ -295,6 +300,18 @@ class Room(Presence):
         if h.updates >= self.bounds.compact_every or h.bytes > self.bounds.compact_after(h.snapshot_bytes):
             self.compact()
         self.writer.after_commit(self.broadcast, msg, sender)
+
+    def _ask_again(self, conn: Conn) -> None:
+        """An update that depends on updates this room never got. An honest Yjs client sends
+        one when its live edits race ahead of the SyncStep2 that carries what the room lacks
+        (it reconnected to a node that lost its last updates; y-websocket sends edits as soon
+        as the socket opens). Refused and dropped, not fatal: ask for a SyncStep2 and drop what
+        the peer sends until it comes. Each refusal costs a rebuild of the document, so a peer
+        gets the full-state budget's worth, then is closed as before."""
+        if not conn.may_request_state():
+            raise p.ProtocolError("update depends on updates this room never received")
+        conn.resyncing = True
+        conn.send(p.sync_step1(self.doc.get_state()))
 
     def _drop_pending(self) -> None:
         """Forget an update whose dependencies are missing: the document still holds it as

@@ -31,7 +31,7 @@ class Close(IntEnum):
 
     NORMAL = 1000
     TEXT_FRAME = 1003  # text frames are not part of the protocol
-    MALFORMED = 1007  # a frame that does not decode (or an update whose dependencies never came)
+    MALFORMED = 1007  # a frame that does not decode (or updates whose dependencies never came, past the full-state budget)
     POLICY = 1008  # a per-connection bound was crossed (awareness size or ids, message rate)
     TOO_BIG = 1009  # a message over the size limit
     INTERNAL = 1011  # our bug: the message that hit it is dropped, the room goes on

@@ -5,6 +5,7 @@ data folder, and a wipe rolled back from a kept version. Real server, real clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -54,6 +55,7 @@ class RawWriter:
         self.doc.doc.observe(lambda e: self.updates.append(e.update))
         self.ws = None
         self.closed: tuple[int, str] | None = None
+        self.received: list[bytes] = []
 
     async def connect(self, url: str) -> None:
         self.ws = await websockets.connect(url, max_size=None)
@@ -61,8 +63,8 @@ class RawWriter:
 
     async def _drain(self) -> None:
         try:
-            async for _ in self.ws:
-                pass
+            async for frame in self.ws:
+                self.received.append(frame)
         except websockets.ConnectionClosed:
             pass
         self.closed = (self.ws.close_code or 0, self.ws.close_reason or "")
@@ -70,6 +72,15 @@ class RawWriter:
     async def send_stroke(self, sid: str) -> None:
         self.doc.add_strokes([stroke(sid)])
         await self.ws.send(p.sync_update(self.updates[-1]))
+
+    async def asked(self, n: int, timeout: float = 10) -> bytes:
+        """The server's `n`-th SyncStep1 (its state vector) once it has come."""
+        async with asyncio.timeout(timeout):
+            while True:
+                steps = [m for m in self.received if isinstance(m, bytes) and m[:2] == bytes([p.MSG_SYNC, p.SYNC_STEP1])]
+                if len(steps) >= n:
+                    return p.decode_sync(steps[n - 1])[1]
+                await asyncio.sleep(0.02)
 
     async def wait_closed(self, timeout: float = 10) -> tuple[int, str]:
         async with asyncio.timeout(timeout):
@@ -182,7 +193,7 @@ async def test_oversized_document_is_refused(server_factory):
     await a.close()
 
 
-async def test_update_with_missing_dependencies_is_refused_and_not_stored(server):
+async def test_update_with_missing_dependencies_is_refused_asked_again_and_not_stored(server):
     tok = server.token()
     bystander = await CanvasClient.connect(server.ws, "dep", tok)
     got: list[int] = []
@@ -196,6 +207,11 @@ async def test_update_with_missing_dependencies_is_refused_and_not_stored(server
     w = RawWriter()
     await w.connect(f"{server.ws}/dep?token={tok}")
     await w.ws.send(p.sync_update(ups[1]))
+    await w.asked(2)  # refused, and the server asks for what it lacks: an honest peer would answer
+    assert w.closed is None
+    for _ in range(5):  # a peer that answers with orphans again and again is closed: each costs a rebuild
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await w.ws.send(p.sync_step2(ups[1]))
     code, reason = await w.wait_closed()
     assert code == p.Close.MALFORMED and "never received" in reason, (code, reason)
 
@@ -215,6 +231,31 @@ async def test_update_with_missing_dependencies_is_refused_and_not_stored(server
     stored = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM updates WHERE room = 'dep'").fetchone()[0]
     db.close()
     assert stored < 10_000, f"{stored} bytes stored for a refused update"
+
+
+async def test_edits_that_race_ahead_of_the_sync_answer_are_asked_for_again_and_land(server):
+    """A client that reconnects to a node that lost its last updates sends its live edits before
+    it has read the server's SyncStep1 (y-websocket does): they depend on what the room lacks.
+    The server refuses them, drops what follows until the client's SyncStep2, which carries all
+    of it, and nothing is lost or closed."""
+    tok = server.token()
+    bystander = await CanvasClient.connect(server.ws, "race", tok)
+    w = RawWriter()
+    for sid in ("lost-a", "lost-b", "live-c", "live-d"):
+        w.doc.add_strokes([stroke(sid)])  # lost-*: sent to a node that died before storing them
+    await w.connect(f"{server.ws}/race?token={tok}")
+    await w.ws.send(p.sync_update(w.updates[2]))  # live edits, before the SyncStep1 is read
+    await w.ws.send(p.sync_update(w.updates[3]))
+    for n in (1, 2):  # the client answers each SyncStep1 it reads, as y-protocols does
+        await w.ws.send(p.sync_step2(w.doc.doc.get_update(await w.asked(n))))
+    want = {"lost-a", "lost-b", "live-c", "live-d"}
+    await bystander.wait_for(lambda d: set(d.stroke_ids()) == want, 10)
+    await w.send_stroke("after")  # and the connection goes on as usual
+    await bystander.wait_for(lambda d: "after" in d.stroke_ids(), 10)
+    assert w.closed is None
+    await w.ws.close()
+    await bystander.close()
+    assert await read_ids(server, "race") == want | {"after"}
 
 
 async def test_damaged_row_is_quarantined_and_the_room_loads(server):

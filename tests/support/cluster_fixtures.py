@@ -233,6 +233,8 @@ class Balancer:
                 return
             try:
                 await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
+            except asyncio.CancelledError:
+                return  # the balancer closing: the task ends here (asyncio logs a callback's cancellation as an error)
             finally:
                 up_w.close()
         finally:
